@@ -1,0 +1,65 @@
+"""The in-memory dataset every loader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError
+
+TASKS = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features and labels, validated.
+
+    Attributes:
+      X: ``(N, d)`` float32, every value finite.
+      y: ``(N,)``; int32 class indices ``0..C-1`` for classification, float32 for regression.
+      task: ``"classification"`` or ``"regression"``.
+      classes: original label values for classification (``classes[i]`` is the label of index
+        ``i``), ``()`` for regression.
+      feature_names: one name per column of ``X``.
+      name: where the data came from (file name or built-in name), used in reports.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    task: str = "classification"
+    classes: tuple = ()
+    feature_names: tuple = ()
+    name: str = "array"
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise DataError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.X.ndim != 2:
+            raise DataError(f"{self.name}: features must be 2-D (N, d), got shape {self.X.shape}")
+        if self.y.ndim != 1 or len(self.y) != len(self.X):
+            raise DataError(
+                f"{self.name}: labels must be 1-D with one per row; X has {len(self.X)} rows, "
+                f"y has shape {self.y.shape}"
+            )
+        if not self.feature_names:
+            object.__setattr__(self, "feature_names", tuple(f"x{i}" for i in range(self.d)))
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def d(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (0 for regression)."""
+        return len(self.classes) if self.task == "classification" else 0
+
+    def subset(self, idx: np.ndarray, name: str | None = None) -> "Dataset":
+        """Rows ``idx`` as a new dataset with the same classes and names."""
+        return Dataset(self.X[idx], self.y[idx], self.task, self.classes, self.feature_names,
+                       name or self.name, dict(self.meta))
