@@ -1,0 +1,129 @@
+"""Named tasks: every ``--model`` name resolves to the documented model and loss, options and
+loss overrides behave, unknown names say what is valid, and each task actually learns."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sgdlab._types import Model
+from sgdlab.errors import ConfigError
+from sgdlab.losses import LOSSES, encode_targets, objective
+from sgdlab.models import linear
+from sgdlab.tasks import OPEN_LOSS, TASK_MODELS, is_regression, resolve
+
+EXPECTED = {
+    "linreg": ("linear", "squared"),
+    "perceptron": ("linear", "perceptron"),
+    "logistic": ("linear", "logistic"),
+    "svm": ("linear", "hinge"),
+    "softmax": ("linear", "softmax"),
+    "multiclass_svm": ("linear", "multiclass_svm"),
+    "mlp": ("mlp", "softmax"),
+    "linear": ("linear", "softmax"),
+}
+
+
+def test_task_table():
+    assert set(TASK_MODELS) == set(EXPECTED)
+    for name, (model_name, loss_name) in EXPECTED.items():
+        model, loss = resolve(name)
+        assert isinstance(model, Model)
+        assert (model.name, loss.name) == (model_name, loss_name), name
+        assert loss is LOSSES[loss_name]
+
+
+def test_mlp_options_pass_through():
+    model, _ = resolve("mlp", hidden=(6, 4), activation="tanh")
+    p = jax.eval_shape(lambda key: model.init(key, 3, 2), jax.random.PRNGKey(0))
+    assert [lay["W"].shape for lay in p["layers"]] == [(3, 6), (6, 4), (4, 2)]
+    with pytest.raises(ConfigError, match="unknown activation 'relu6'"):
+        resolve("mlp", activation="relu6")
+    with pytest.raises(ConfigError, match="hidden layer sizes"):
+        resolve("mlp", hidden=(0,))
+
+
+def test_hidden_and_activation_ignored_for_linear_tasks():
+    model, loss = resolve("logistic", hidden=(5,), activation="tanh")
+    assert model.name == "linear" and loss.name == "logistic"
+
+
+def test_loss_override_for_open_tasks():
+    assert OPEN_LOSS == {"mlp", "linear"}
+    for name in ("mlp", "linear"):
+        _, loss = resolve(name, "multiclass_hinge")
+        assert loss.name == "multiclass_svm"
+        _, loss = resolve(name, "hinge")
+        assert loss.name == "hinge"
+
+
+def test_fixed_task_accepts_its_own_loss_or_alias():
+    assert resolve("logistic", "log")[1].name == "logistic"
+    assert resolve("svm", "hinge")[1].name == "hinge"
+    assert resolve("linreg", "mse")[1].name == "squared"
+
+
+def test_fixed_task_rejects_other_loss():
+    with pytest.raises(ConfigError, match=r"model 'logistic' always uses loss 'logistic', got "
+                                          r"loss 'hinge'; use --model linear --loss hinge"):
+        resolve("logistic", "hinge")
+
+
+def test_unknown_names():
+    with pytest.raises(ConfigError, match=r"unknown model 'sofmax'; valid models: linear, linreg, "
+                                          r"logistic, mlp, multiclass_svm, perceptron, softmax, "
+                                          r"svm"):
+        resolve("sofmax")
+    with pytest.raises(ConfigError, match=r"unknown loss 'hing'; valid losses: .*hinge"):
+        resolve("linear", "hing")
+
+
+def test_user_model():
+    custom = linear()._replace(name="mine")
+    model, loss = resolve(custom)
+    assert model is custom and loss.name == "softmax"
+    assert resolve(custom, "squared")[1].name == "squared"
+
+
+def test_is_regression():
+    assert is_regression("squared") and is_regression("mse") and is_regression(LOSSES["squared"])
+    for name in ("hinge", "perceptron", "logistic", "softmax", "multiclass_svm"):
+        assert not is_regression(name)
+    assert is_regression(resolve("linreg")[1])
+
+
+@pytest.mark.parametrize("task", sorted(EXPECTED))
+def test_every_task_learns_a_separable_problem(task):
+    """A few full-batch gradient steps on easy data reach high training accuracy (or a small
+    error for linreg): the model, loss, encoding and predict of each task fit together."""
+    rng = np.random.default_rng(0)
+    n, d = 200, 3
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    model, loss = resolve(task, hidden=(16,))
+    if loss.target_kind == "real":
+        y = (X @ np.array([1.0, -2.0, 0.5]) + 0.3).astype(np.float32)
+        n_classes = 0
+    else:
+        n_classes = 2 if loss.target_kind == "sign" else 3
+        score = X[:, 0] if n_classes == 2 else X[:, 0] + 0.8 * X[:, 1]
+        y = (np.digitize(score, [0.0]) if n_classes == 2
+             else np.digitize(score, [-0.6, 0.6])).astype(np.int32)
+    targets = encode_targets(loss, y, n_classes)
+    params = model.init(jax.random.PRNGKey(0), d, loss.n_outputs(n_classes))
+    Xj, w = jnp.asarray(X), jnp.ones(n)
+
+    @jax.jit
+    def train(p):
+        def step(p, _):
+            g = jax.grad(lambda q: objective(model.apply, loss, q, Xj, targets, w, 1e-4))(p)
+            return jax.tree_util.tree_map(lambda a, b: a - 0.2 * b, p, g), None
+        return jax.lax.scan(step, p, None, length=300)[0]
+
+    params = train(params)
+    pred = np.asarray(loss.predict(model.apply(params, Xj)))
+    if loss.target_kind == "real":
+        assert np.mean((pred - y) ** 2) < 1e-3
+    else:
+        assert np.mean(pred == y) > 0.9
