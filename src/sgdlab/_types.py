@@ -23,8 +23,8 @@ class Model(NamedTuple):
 
     ``init(key, n_in, n_out) -> params`` draws initial parameters;
     ``apply(params, X) -> outputs`` maps a batch ``X: (B, d)`` to scores ``(B, k)``.
-    ``name`` is used in reports; ``weight_paths`` is not needed: L2 applies to every leaf whose
-    name does not start with ``b`` (biases), see :func:`sgdlab.losses.l2_penalty`.
+    ``name`` is used in reports. L2 applies to every leaf except those under a dict key ``"b"``
+    (biases), see :func:`sgdlab.losses.l2_penalty`.
     """
 
     name: str

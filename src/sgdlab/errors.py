@@ -25,4 +25,5 @@ class RunDirError(SgdlabError):
 
 def choices_message(what: str, given: str, valid) -> str:
     """``unknown model 'sofmax'; valid: linear, mlp, ...`` with the valid names sorted."""
-    return f"unknown {what} {given!r}; valid {what}s: {', '.join(sorted(valid))}"
+    plural = what + ("es" if what.endswith("s") else "s")
+    return f"unknown {what} {given!r}; valid {plural}: {', '.join(sorted(valid))}"

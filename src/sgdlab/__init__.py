@@ -1,0 +1,24 @@
+"""sgdlab: mini-batch gradient descent, measured.
+
+The public API at a glance::
+
+    result = sgdlab.fit(X, y, model="softmax", batch_size=32, epochs=30, lr=0.1)
+    result.history, result.predict(X), result.score(X, y)
+"""
+
+from ._types import Loss as Loss
+from ._types import Model as Model
+from ._types import TrainState as TrainState
+from .api import fit as fit
+from .data import Dataset as Dataset
+from .data import load_data as load_data
+from .engine import EvalSchedule as EvalSchedule
+from .engine import FitResult as FitResult
+from .engine import History as History
+from .engine import TrainConfig as TrainConfig
+from .engine import train as train
+from .errors import ConfigError as ConfigError
+from .errors import DataError as DataError
+from .errors import SgdlabError as SgdlabError
+
+__version__ = "0.1.0"

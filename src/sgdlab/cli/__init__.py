@@ -1,0 +1,1 @@
+"""The command line. Importing the library never imports this package."""

@@ -1,0 +1,110 @@
+"""Options shared by several verbs, the config-file merge, and terminal output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tomllib
+from pathlib import Path
+
+from ..engine import TrainConfig
+from ..errors import ConfigError
+
+Formatter = argparse.RawDescriptionHelpFormatter
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data",
+                   help="built-in name (digits, blobs, gaussian, linreg, xor, mnist-like; "
+                        "'blobs:n=5000,d=20' sets parameters) or a .csv/.tsv/.parquet/.npy/.npz "
+                        "file (default: digits)")
+    g.add_argument("--label-column", help="label column of a CSV/Parquet file, by name or "
+                                          "0-based index (default: the last column)")
+    g.add_argument("--task", choices=["classification", "regression"],
+                   help="override the inferred task")
+    g.add_argument("--validation-fraction", type=float, help="held-out share (default 0.2)")
+    g.add_argument("--test-fraction", type=float, help="share kept for a final test score")
+    g.add_argument("--no-standardize", dest="standardize", action="store_const", const=False,
+                   help="do not z-score the features")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="softmax (default), logistic, svm, perceptron, "
+                                   "multiclass_svm, linreg, linear, mlp")
+    g.add_argument("--loss", help="override the model's loss: squared, hinge, perceptron, "
+                                  "logistic, softmax, multiclass_svm")
+    g.add_argument("--hidden", help="MLP hidden widths, e.g. 256,128 (default 128)")
+    g.add_argument("--activation", help="MLP activation: relu, tanh, sigmoid, gelu, leaky_relu")
+    g.add_argument("--l2", type=float, help="L2 strength lambda (biases are not penalised)")
+
+
+def add_optim_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
+    g = p.add_argument_group("optimisation")
+    if batch:
+        g.add_argument("--batch-size", type=int, help="examples per step (default 32)")
+    g.add_argument("--lr", type=float, help="learning rate (default 0.1)")
+    g.add_argument("--optimizer", help="sgd (default), momentum, nesterov, adam")
+    g.add_argument("--momentum", type=float, help="momentum coefficient (default 0.9)")
+    g.add_argument("--schedule", help="learning-rate schedule: constant, cosine, step, "
+                                      "inverse-time, exponential")
+    g.add_argument("--sampling", help="shuffle (default), replacement, sequential")
+    g.add_argument("--drop-last", action="store_const", const=True,
+                   help="drop the last partial batch of each epoch")
+    g.add_argument("--gradient", help="autodiff (default), or another registered method")
+    g.add_argument("--seed", type=int, help="seed for split, init and batch order (default 0)")
+
+
+def add_stop_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("stopping and evaluation")
+    g.add_argument("--epochs", type=float, help="passes over the training data (default 10)")
+    g.add_argument("--max-steps", type=int, help="stop after this many steps")
+    g.add_argument("--max-time", help="stop after this much training time, e.g. 60s, 5min")
+    g.add_argument("--target-accuracy", "--target", dest="target", type=float,
+                   help="stop when validation accuracy (R^2 for regression) reaches this")
+    g.add_argument("--eval-every", help="evaluation schedule: '500 steps', '2s', '1 epoch', "
+                                        "combined with commas (default '1 epoch')")
+    g.add_argument("--chunk-steps", type=int, help="steps per compiled call (default: auto)")
+
+
+CONFIG_KEYS = ("model", "loss", "hidden", "activation", "batch_size", "sampling", "drop_last",
+               "lr", "optimizer", "momentum", "schedule", "l2", "gradient", "epochs",
+               "max_steps", "max_time", "target", "eval_every", "chunk_steps",
+               "validation_fraction", "test_fraction", "standardize", "seed")
+
+
+def read_config_file(path: str | None) -> dict:
+    """Settings from a TOML file (top level, or a [train] table)."""
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    data = data.get("train", data)
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def config_from_args(args, file_settings: dict | None = None, **overrides) -> TrainConfig:
+    """Defaults < config file < command-line flags that were given."""
+    settings = dict(file_settings or {})
+    data_keys = {"data", "label_column", "task"}
+    for k in data_keys:
+        settings.pop(k, None)
+    for key in CONFIG_KEYS:
+        v = getattr(args, key, None)
+        if v is not None:
+            settings[key] = v
+    settings.update(overrides)
+    try:
+        return TrainConfig.from_dict(settings)
+    except TypeError as e:
+        raise ConfigError(f"bad setting: {e}") from None
+
+
+def default_out(verb: str) -> str:
+    return str(Path("runs") / f"{verb}-{time.strftime('%Y%m%d-%H%M%S')}")

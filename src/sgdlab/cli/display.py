@@ -1,0 +1,79 @@
+"""Terminal output: a live progress bar for training and a final summary table (rich)."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+class TrainProgress:
+    """A callback for :func:`sgdlab.engine.train` that drives a rich progress bar."""
+
+    def __init__(self, config, data, label: str = "train"):
+        self.config, self.label = config, label
+        self.stats = {"val": "-", "loss": "-", "rate": "-"}
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, transient=False)
+        self.task = None
+        self.max_time = config.max_time
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def __call__(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "start":
+            total = event["total_steps"]
+            self.by_time = total is None
+            self.task = self.progress.add_task(
+                self.label, total=total if total else (self.max_time or None), info="compiling")
+            self.spe = event["steps_per_epoch"]
+        elif kind == "chunk" and self.task is not None:
+            secs = event["train_seconds"]
+            self.stats["loss"] = f"{event['loss']:.4g}"
+            self.stats["rate"] = f"{event['examples'] / secs:,.0f} ex/s" if secs > 0 else "-"
+            done = secs if self.by_time else event["step"]
+            info = (f"epoch {event['epoch']:.2f} step {event['step']} "
+                    f"loss {self.stats['loss']} val {self.stats['val']} {self.stats['rate']}")
+            self.progress.update(self.task, completed=done, info=info)
+        elif kind == "row":
+            row = event["row"]
+            for key in ("val_accuracy", "val_r2"):
+                if key in row and not math.isnan(row[key]):
+                    self.stats["val"] = f"{row[key]:.4f}"
+
+
+def print_summary(result, out: str | None = None) -> None:
+    """A two-column table of the run's final figures."""
+    s = result.summary()
+    table = Table(title=f"{result.model.name} / {result.loss.name}, batch "
+                        f"{result.config.batch_size}, lr {result.config.lr:g}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [("status", s["status"]), ("steps", s["steps"]), ("epochs", f"{s['epochs']:.2f}"),
+            ("examples seen", f"{s['examples']:,}"),
+            ("train loss", s.get("train_loss")), ("validation loss", s.get("val_loss")),
+            ("validation accuracy", s.get("val_accuracy")), ("validation R^2", s.get("val_r2")),
+            ("test accuracy", s.get("test_accuracy")), ("test R^2", s.get("test_r2")),
+            ("training seconds", s["train_seconds"]), ("evaluation seconds", s["eval_seconds"]),
+            ("compile seconds", s["compile_seconds"]),
+            ("examples / second", s["examples_per_second"])]
+    for name, value in rows:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        table.add_row(name, value if isinstance(value, str) else f"{value:,.4g}")
+    if out:
+        table.caption = f"run directory: {out}"
+    Console().print(table)

@@ -1,0 +1,46 @@
+"""``sgdlab`` command line: one verb per job, each with ``--help`` and examples.
+
+Every user mistake (an :class:`~sgdlab.errors.SgdlabError`) is printed as one message and exits
+with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import SgdlabError
+
+#: verb -> module under sgdlab.cli with ``register(subparsers)`` and ``run(args) -> int``
+VERBS = {"train": "train"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sgdlab",
+        description="Mini-batch gradient descent, measured: train models and find the batch "
+                    "size and learning rate that reach a target accuracy fastest here.",
+        epilog="Run 'sgdlab VERB --help' for a verb's options and examples.")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    for verb, module in VERBS.items():
+        importlib.import_module(f"sgdlab.cli.{module}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SgdlabError as e:
+        print(f"sgdlab {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sgdlab {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""The host loop: compile once, then call the chunk kernel and decide between calls.
+
+Between two compiled calls the host decides whether to evaluate (on the schedule), log, or
+stop; it never runs Python per optimisation step. Time is read only after
+``block_until_ready``, and split into training, evaluation and compilation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._types import Loss, Model, TrainState
+from ..data.dataset import Dataset
+from ..data.sampling import BatchPlan
+from ..data.split import Standardizer
+from ..errors import ConfigError, DataError
+from ..grad import value_and_grad_for
+from ..losses import encode_targets
+from ..optim import make_optimizer
+from ..tasks import resolve
+from .chunk import compile_chunk, make_chunk_fn
+from .config import TrainConfig
+from .evaluate import compile_evaluator, make_evaluator, metrics_from_sums, to_blocks
+from .history import History
+from .result import FitResult
+
+#: examples per compiled call when nothing else bounds the chunk: big enough that the
+#: per-call dispatch (~0.1 ms) is noise, small enough that time-based triggers stay prompt.
+CHUNK_EXAMPLES = 16384
+MAX_CHUNK_STEPS = 4096
+
+Callback = Callable[[dict], None]
+
+
+def resolve_model(config: TrainConfig, model=None, loss=None, n_classes: int = 0):
+    """``(Model, Loss)`` from the config's names, or user-supplied objects."""
+    if model is None and isinstance(config.model, str):
+        return resolve(config.model, config.loss, hidden=config.hidden,
+                       activation=config.activation)
+    from ..losses import get_loss
+    from ..models import get_model
+    m = get_model(model if model is not None else config.model)
+    return m, get_loss(loss if loss is not None else (config.loss or "softmax"))
+
+
+def choose_chunk_steps(config: TrainConfig, steps_per_epoch: int, total_steps: int | None) -> int:
+    """Steps per compiled call, aligned with the evaluation schedule where possible."""
+    if config.chunk_steps:
+        return config.chunk_steps
+    k = min(MAX_CHUNK_STEPS, max(1, math.ceil(CHUNK_EXAMPLES / config.batch_size)))
+    sched = config.eval_schedule
+    if sched.every_steps:
+        k = min(k, sched.every_steps)
+    if sched.every_epochs:
+        k = min(k, max(1, math.ceil(sched.every_epochs * steps_per_epoch)))
+    if total_steps:
+        k = min(k, total_steps)
+    return max(1, k)
+
+
+def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, *,
+          model: Model | None = None, loss: Loss | None = None,
+          callback: Callback | None = None, standardizer: Standardizer | None = None
+          ) -> FitResult:
+    """Train ``config`` on ``train_data``; evaluate on ``validation`` by the schedule.
+
+    ``train_data.X`` is ``(N, d)``; if ``config.standardize`` the features are z-scored with
+    statistics of ``train_data`` only (or the given ``standardizer``). ``callback`` receives
+    ``{"event": "start"|"chunk"|"row"|"end", ...}`` dicts (for progress displays).
+    """
+    wall0 = time.perf_counter()
+    model_, loss_ = resolve_model(config, model, loss, train_data.n_classes)
+    regression = loss_.target_kind == "real"
+    _check_task(train_data, loss_, regression)
+    if config.batch_size > train_data.n:
+        raise ConfigError(f"batch size {config.batch_size} is larger than the number of "
+                          f"training examples ({train_data.n}); use --batch-size "
+                          f"{train_data.n} for full-batch gradient descent")
+
+    if config.standardize and standardizer is None:
+        standardizer = Standardizer().fit(train_data.X)
+    prep = (lambda X: standardizer.transform(X)) if standardizer is not None else \
+        (lambda X: np.asarray(X, np.float32))
+    n_classes = train_data.n_classes
+    n_out = loss_.n_outputs(max(n_classes, 1))
+
+    X = jax.device_put(prep(train_data.X))
+    T = jax.device_put(np.asarray(encode_targets(loss_, train_data.y, n_classes)))
+    plan = BatchPlan(train_data.n, config.batch_size, config.sampling, config.seed,
+                     config.drop_last)
+    spe = plan.steps_per_epoch
+    total = _total_steps(config, spe)
+    K = choose_chunk_steps(config, spe, total)
+
+    params = model_.init(jax.random.PRNGKey(config.seed), train_data.d, n_out)
+    optimizer = make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
+                               schedule=config.schedule, total_steps=total or 10_000)
+    state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+
+    t0 = time.perf_counter()
+    vg = value_and_grad_for(config.gradient, model_, loss_, config.l2)
+    run = compile_chunk(make_chunk_fn(vg, optimizer), state, X, T, K, config.batch_size)
+    evaluator = None
+    if validation is not None:
+        vdata = to_blocks(prep(validation.X),
+                          np.asarray(encode_targets(loss_, validation.y, n_classes)),
+                          np.asarray(validation.y))
+        evaluator = compile_evaluator(make_evaluator(model_, loss_, config.l2, regression),
+                                      params, vdata)
+    compile_seconds = time.perf_counter() - t0
+
+    def evaluate(params) -> dict:
+        if evaluator is None:
+            return {}
+        sums, pen = evaluator(params, vdata.X, vdata.T, vdata.Y, vdata.W)
+        return metrics_from_sums(np.asarray(sums), float(pen), regression)
+
+    metric = "val_r2" if regression else "val_accuracy"
+    sched = config.eval_schedule
+    history = History()
+    clock = {"train": 0.0, "eval": 0.0}
+    examples = 0
+    since_row = [0.0, 0]  # sum of step losses, number of steps since the last row
+
+    def add_row(step: int) -> dict:
+        t = time.perf_counter()
+        row = {"step": step, "epoch": step / spe, "examples": examples,
+               "train_seconds": clock["train"]}
+        row["train_loss"] = since_row[0] / since_row[1] if since_row[1] else math.nan
+        row.update(evaluate(state.params))
+        clock["eval"] += time.perf_counter() - t
+        row["eval_seconds"] = clock["eval"]
+        row["wall_seconds"] = time.perf_counter() - wall0
+        since_row[:] = [0.0, 0]
+        history.append(row)
+        if callback:
+            callback({"event": "row", "row": row})
+        return row
+
+    if callback:
+        callback({"event": "start", "steps_per_epoch": spe, "total_steps": total,
+                  "chunk_steps": K, "compile_seconds": compile_seconds,
+                  "max_time": config.max_time})
+    add_row(0)
+    step, status, bad_step = 0, "completed", None
+    last_eval = {"step": 0, "time": 0.0}
+    while True:
+        n = K if total is None else min(K, total - step)
+        n = min(n, _steps_to_boundary(step, sched, spe))
+        t = time.perf_counter()
+        idx, w = plan.take(n, pad_to=K)
+        state, losses, first_bad = run(state, X, T, idx, w, np.int32(n))
+        losses = np.asarray(losses)  # waits for the chunk: the clock reads a finished result
+        first_bad = int(first_bad)
+        clock["train"] += time.perf_counter() - t
+        done_n = n if first_bad < 0 else first_bad - step
+        since_row[0] += float(losses[:done_n].sum())
+        since_row[1] += done_n
+        examples += int(w[:done_n].sum())
+        step += done_n
+        if callback:
+            callback({"event": "chunk", "step": step, "epoch": step / spe,
+                      "train_seconds": clock["train"], "examples": examples,
+                      "loss": float(losses[:done_n].mean()) if done_n else math.nan})
+        if first_bad >= 0:
+            status, bad_step = "diverged", first_bad + 1
+            add_row(step)
+            break
+        at_end = (total is not None and step >= total) or \
+            (config.max_time is not None and clock["train"] >= config.max_time)
+        if at_end or _due(step, clock["train"], sched, spe, last_eval):
+            row = add_row(step)
+            last_eval.update(step=step, time=clock["train"])
+            if config.target is not None and row.get(metric, -math.inf) >= config.target:
+                status = "target_reached"
+                break
+        if at_end:
+            if total is None or step < total:
+                status = "max_time"
+            break
+
+    message = ""
+    if status == "diverged":
+        message = (f"training diverged at step {bad_step}: the loss or the parameters became "
+                   f"NaN/inf with learning rate {config.lr:g}; try a smaller learning rate "
+                   f"(e.g. --lr {config.lr / 10:g}). Parameters are the last finite ones.")
+    result = FitResult(
+        params=state.params, model=model_, loss=loss_, config=config, history=history,
+        status=status, task=train_data.task, classes=train_data.classes,
+        standardizer=standardizer, steps=step, epochs=step / spe, examples=examples,
+        steps_per_epoch=spe, train_seconds=clock["train"], eval_seconds=clock["eval"],
+        compile_seconds=compile_seconds, wall_seconds=time.perf_counter() - wall0,
+        diverged_at_step=bad_step, message=message, opt_state=state.opt_state,
+        extra={"chunk_steps": K})
+    if callback:
+        callback({"event": "end", "result": result})
+    return result
+
+
+def _total_steps(config: TrainConfig, spe: int) -> int | None:
+    totals = []
+    if config.epochs is not None:
+        totals.append(max(1, math.ceil(config.epochs * spe - 1e-9)))
+    if config.max_steps is not None:
+        totals.append(config.max_steps)
+    return min(totals) if totals else None
+
+
+def _epoch_marks(step: int, every_epochs: float, spe: int) -> int:
+    """How many epoch-schedule boundaries ``ceil(m * E * spe)``, m >= 1, lie at or before step."""
+    return math.floor(step / (every_epochs * spe) + 1e-9)
+
+
+def _steps_to_boundary(step: int, sched, spe: int) -> int:
+    """Steps until the next step- or epoch-based evaluation (time triggers are checked after).
+
+    Boundaries are absolute (every multiple of N steps, of E epochs), so an extra evaluation
+    triggered by time does not shift them.
+    """
+    gaps = [MAX_CHUNK_STEPS * 1024]
+    if sched.every_steps:
+        gaps.append((step // sched.every_steps + 1) * sched.every_steps - step)
+    if sched.every_epochs:
+        m = _epoch_marks(step, sched.every_epochs, spe) + 1
+        gaps.append(math.ceil(m * sched.every_epochs * spe - 1e-9) - step)
+    return max(1, min(gaps))
+
+
+def _due(step: int, train_seconds: float, sched, spe: int, last: dict) -> bool:
+    """Has a boundary been crossed since the last evaluation, or has its time come?"""
+    if sched.every_steps and step // sched.every_steps > last["step"] // sched.every_steps:
+        return True
+    if sched.every_epochs and _epoch_marks(step, sched.every_epochs, spe) > \
+            _epoch_marks(last["step"], sched.every_epochs, spe):
+        return True
+    return bool(sched.every_seconds and train_seconds - last["time"] >= sched.every_seconds)
+
+
+def _check_task(data: Dataset, loss: Loss, regression: bool) -> None:
+    if regression and data.task != "regression":
+        if data.task == "classification" and data.n_classes:
+            return  # class indices used as real targets: allowed (e.g. linear regression on 0/1)
+    if not regression and data.task == "regression":
+        raise DataError(f"loss {loss.name!r} needs class labels but {data.name!r} has real-valued "
+                        "labels; use --model linreg (squared loss) or pass --task "
+                        "classification if the labels are classes")

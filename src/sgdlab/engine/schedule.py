@@ -1,0 +1,92 @@
+"""When to evaluate: a schedule decoupled from the parameter updates.
+
+The source texts' advice: checking the loss on the whole evaluation set is expensive, so do it
+every N steps or every T seconds, never on a subset. A schedule is written as text, parts
+joined by commas, any of which triggers an evaluation:
+
+    "500 steps"   every 500 optimisation steps
+    "2s", "5 min" every 2 seconds / 5 minutes of *training* time (evaluation time excluded)
+    "1 epoch"     every epoch ("0.5 epochs" is allowed)
+    "end"         only once, at the end (always included)
+
+>>> EvalSchedule.parse("500 steps, 30s")
+EvalSchedule(every_steps=500, every_seconds=30.0, every_epochs=None)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+_UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+          "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+          "h": 3600.0, "hour": 3600.0, "hours": 3600.0}
+_PART = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*([a-z]*)\s*$")
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """Seconds from ``"60s"``, ``"2 min"``, ``"1h"`` or a plain number of seconds."""
+    if text is None or isinstance(text, (int, float)):
+        if text is not None and text <= 0:
+            raise ConfigError(f"a duration must be > 0 seconds, got {text}")
+        return None if text is None else float(text)
+    m = _PART.match(str(text).lower())
+    if not m or (m.group(2) and m.group(2) not in _UNITS):
+        raise ConfigError(f"cannot read duration {text!r}; write e.g. '60s', '5 min' or '1h'")
+    value = float(m.group(1)) * _UNITS.get(m.group(2) or "s", 1.0)
+    if value <= 0:
+        raise ConfigError(f"a duration must be > 0, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class EvalSchedule:
+    """Evaluation triggers; ``None`` means the trigger is off. The end always evaluates."""
+
+    every_steps: int | None = None
+    every_seconds: float | None = None
+    every_epochs: float | None = None
+
+    @classmethod
+    def parse(cls, spec: "str | EvalSchedule | None") -> "EvalSchedule":
+        if isinstance(spec, EvalSchedule):
+            return spec
+        if spec is None:
+            return cls(every_epochs=1.0)
+        steps = seconds = epochs = None
+        for part in str(spec).lower().split(","):
+            part = part.strip()
+            if part in ("", "end"):
+                continue
+            m = _PART.match(part)
+            if not m:
+                raise ConfigError(
+                    f"cannot read evaluation schedule part {part!r}; write e.g. '500 steps', "
+                    "'30s', '1 epoch' or 'end', joined by commas")
+            value, unit = float(m.group(1)), m.group(2)
+            if value <= 0:
+                raise ConfigError(f"evaluation interval must be > 0, got {part!r}")
+            if unit in ("", "step", "steps"):
+                if value != int(value):
+                    raise ConfigError(f"a number of steps must be whole, got {part!r}")
+                steps = int(value)
+            elif unit in ("epoch", "epochs", "ep"):
+                epochs = value
+            elif unit in _UNITS:
+                seconds = value * _UNITS[unit]
+            else:
+                raise ConfigError(f"unknown unit {unit!r} in evaluation schedule {spec!r}; "
+                                  "use steps, epochs, s, min or h")
+        return cls(steps, seconds, epochs)
+
+    def describe(self) -> str:
+        parts = []
+        if self.every_steps:
+            parts.append(f"{self.every_steps} steps")
+        if self.every_seconds:
+            parts.append(f"{self.every_seconds:g}s")
+        if self.every_epochs:
+            parts.append(f"{self.every_epochs:g} epoch" + ("s" if self.every_epochs != 1 else ""))
+        return ", ".join(parts + ["end"])

@@ -1,0 +1,8 @@
+"""Optimisers (optax transformations) and learning-rate scaling with batch size."""
+
+from .optimizers import OPTIMIZERS as OPTIMIZERS
+from .optimizers import SCHEDULES as SCHEDULES
+from .optimizers import make_optimizer as make_optimizer
+from .optimizers import make_schedule as make_schedule
+from .scaling import LR_SCALINGS as LR_SCALINGS
+from .scaling import scaled_lr as scaled_lr

@@ -1,0 +1,1 @@
+"""Reports: plots, run directories, HTML. Nothing here does numerics."""

@@ -1,0 +1,106 @@
+"""``sgdlab train`` end to end, and every bad input as a message with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sgdlab.cli.main import main
+
+
+def run_cli(*args, cwd=None):
+    """Run the real console entry point in a subprocess (exit code, stdout, stderr)."""
+    p = subprocess.run([sys.executable, "-m", "sgdlab.cli.main", *args], capture_output=True,
+                       text=True, cwd=cwd, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_train_digits_writes_run_dir(tmp_path):
+    out = tmp_path / "d1"
+    code = main(["train", "--data", "digits", "--model", "softmax", "--batch-size", "32",
+                 "--epochs", "3", "--lr", "0.1", "--seed", "0", "--out", str(out), "--quiet"])
+    assert code == 0
+    for name in ("config.json", "history.csv", "metrics.json", "params.npz",
+                 "curves_epoch.png", "curves_time.png"):
+        assert (out / name).is_file(), name
+    import pandas as pd
+    h = pd.read_csv(out / "history.csv")
+    assert list(h["epoch"]) == [0.0, 1.0, 2.0, 3.0]
+    assert h["val_accuracy"].iloc[-1] > 0.9
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["status"] == "completed" and m["environment"]["cpu_count"] >= 1
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["batch_size"] == 32 and cfg["data"] == "digits"
+    with np.load(out / "params.npz", allow_pickle=False) as z:
+        assert z["W"].shape == (64, 10)
+
+
+def test_config_file_and_flag_override(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text('[train]\nmodel = "mlp"\nhidden = [16]\nepochs = 1\nlr = 0.5\nbatch_size = 64\n')
+    out = tmp_path / "r"
+    assert main(["train", "--config", str(toml), "--lr", "0.05", "--out", str(out),
+                 "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"] == "mlp" and cfg["lr"] == 0.05 and cfg["hidden"] == [16]
+
+
+def test_progress_and_summary_are_printed(tmp_path):
+    code, out, err = run_cli("train", "--epochs", "2", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    assert "validation accuracy" in out
+    assert "Traceback" not in err
+
+
+def _csv(tmp_path, text, name="d.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+BAD_INPUTS = [
+    (lambda t: ["--data", str(t / "missing.csv")], "not found"),
+    (lambda t: ["--data", _csv(t, "a,b,y\n1,2,0\n3,x,1\n")], "line 3"),
+    (lambda t: ["--data", _csv(t, "a,b,y\n1,nan,0\n3,4,1\n")], "NaN"),
+    (lambda t: ["--data", _csv(t, "a,b,y\n1,2,0\n3,4,1\n"), "--label-column", "species"],
+     "species"),
+    (lambda t: ["--model", "svm"], "needs 2 classes"),
+    (lambda t: ["--batch-size", "0"], "batch size"),
+    (lambda t: ["--batch-size", "100000"], "larger than the number of training examples"),
+    (lambda t: ["--lr", "0"], "learning rate must be"),
+    (lambda t: ["--lr", "-1"], "learning rate must be"),
+    (lambda t: ["--model", "sofmax"], "valid"),
+    (lambda t: ["--loss", "hinj"], "valid"),
+    (lambda t: ["--eval-every", "sometimes"], "evaluation schedule"),
+    (lambda t: ["--config", str(t / "nope.toml")], "config file not found"),
+]
+
+
+@pytest.mark.parametrize("make_args,needle", BAD_INPUTS)
+def test_bad_input_exit_2_no_traceback(tmp_path, make_args, needle, capsys):
+    code = main(["train", "--quiet", "--epochs", "1", "--out", str(tmp_path / "o"),
+                 *make_args(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_bad_input_in_a_real_process(tmp_path):
+    code, _, err = run_cli("train", "--model", "nonsense", "--out", str(tmp_path / "o"))
+    assert code == 2 and "valid" in err and "Traceback" not in err
+
+
+def test_divergence_exit_1_with_message(tmp_path, capsys):
+    code = main(["train", "--model", "mlp", "--lr", "1e6", "--no-standardize", "--epochs", "3",
+                 "--quiet", "--out", str(tmp_path / "o")])
+    assert code == 1
+    assert "diverged at step" in capsys.readouterr().err
+    assert (tmp_path / "o" / "history.csv").is_file()
+
+
+def test_help_has_examples():
+    code, out, _ = run_cli("train", "--help")
+    assert code == 0 and "examples:" in out and "--eval-every" in out
