@@ -1,0 +1,17 @@
+"""Data: loaders for files and arrays, built-in and synthetic datasets, splits, scaling.
+
+Every loader returns a validated :class:`Dataset` (``X: (N, d)`` float32, ``y: (N,)``).
+"""
+
+from .builtin import digits as digits
+from .dataset import Dataset as Dataset
+from .loaders import from_arrays as from_arrays
+from .loaders import load_csv as load_csv
+from .loaders import load_data as load_data
+from .loaders import load_npy as load_npy
+from .loaders import load_npz as load_npz
+from .loaders import load_parquet as load_parquet
+from .split import Splits as Splits
+from .split import Standardizer as Standardizer
+from .split import split as split
+from .synthetic import GENERATORS as GENERATORS
