@@ -94,7 +94,7 @@ def test_bad_input_in_a_real_process(tmp_path):
 
 
 def test_divergence_exit_1_with_message(tmp_path, capsys):
-    code = main(["train", "--model", "mlp", "--lr", "1e6", "--no-standardize", "--epochs", "3",
+    code = main(["train", "--model", "linreg", "--lr", "10", "--epochs", "3",
                  "--quiet", "--out", str(tmp_path / "o")])
     assert code == 1
     assert "diverged at step" in capsys.readouterr().err
