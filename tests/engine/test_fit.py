@@ -253,3 +253,18 @@ def test_regression_labels_with_classification_loss_refused():
     from sgdlab.data import GENERATORS
     with pytest.raises(DataError, match="real-valued"):
         train(GENERATORS["linreg"](), None, TrainConfig(model="softmax"))
+
+
+def test_two_continued_one_epoch_calls_equal_one_two_epoch_call(digits_split):
+    tr, va, _ = digits_split
+    cfg = TrainConfig(model="mlp", hidden=(16,), batch_size=64, optimizer="momentum", lr=0.05)
+    whole = train(tr, va, cfg.replace(epochs=2))
+    first = train(tr, va, cfg.replace(epochs=1))
+    from sgdlab import TrainState
+    start = TrainState(first.params, first.opt_state, first.steps)
+    second = train(tr, va, cfg.replace(epochs=2), start=start,
+                   position={"epoch": 1, "step_in_epoch": 0})
+    assert second.steps == whole.steps
+    for a, b in zip(jax.tree_util.tree_leaves(whole.params),
+                    jax.tree_util.tree_leaves(second.params)):
+        assert np.array_equal(np.asarray(a), np.asarray(b))

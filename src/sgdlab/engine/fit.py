@@ -66,13 +66,19 @@ def choose_chunk_steps(config: TrainConfig, steps_per_epoch: int, total_steps: i
 
 def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, *,
           model: Model | None = None, loss: Loss | None = None,
-          callback: Callback | None = None, standardizer: Standardizer | None = None
-          ) -> FitResult:
+          callback: Callback | None = None, standardizer: Standardizer | None = None,
+          start: TrainState | None = None, position: dict | None = None) -> FitResult:
     """Train ``config`` on ``train_data``; evaluate on ``validation`` by the schedule.
 
     ``train_data.X`` is ``(N, d)``; if ``config.standardize`` the features are z-scored with
     statistics of ``train_data`` only (or the given ``standardizer``). ``callback`` receives
-    ``{"event": "start"|"chunk"|"row"|"end", ...}`` dicts (for progress displays).
+    ``{"event": "start"|"chunk"|"row"|"end", ...}`` dicts (for progress displays); a "row"
+    event also carries the current ``params``.
+
+    Continuing a run: ``start`` is a :class:`TrainState` to continue from (its ``step`` counts
+    on) and ``position`` the batch plan's ``{"epoch", "step_in_epoch"}``. ``config.epochs`` and
+    ``config.max_steps`` are totals counted from step 0, so two calls of one epoch each, the
+    second continuing the first, equal one call of two epochs.
     """
     wall0 = time.perf_counter()
     model_, loss_ = resolve_model(config, model, loss, train_data.n_classes)
@@ -93,7 +99,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     X = jax.device_put(prep(train_data.X))
     T = jax.device_put(np.asarray(encode_targets(loss_, train_data.y, n_classes)))
     plan = BatchPlan(train_data.n, config.batch_size, config.sampling, config.seed,
-                     config.drop_last)
+                     config.drop_last, **(position or {}))
     spe = plan.steps_per_epoch
     total = _total_steps(config, spe)
     K = choose_chunk_steps(config, spe, total)
@@ -102,6 +108,9 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     optimizer = make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
                                schedule=config.schedule, total_steps=total or 10_000)
     state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+    if start is not None:
+        _check_compatible(start, state)
+        state = jax.tree_util.tree_map(jnp.asarray, start)
 
     t0 = time.perf_counter()
     vg = value_and_grad_for(config.gradient, model_, loss_, config.l2)
@@ -140,16 +149,16 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         since_row[:] = [0.0, 0]
         history.append(row)
         if callback:
-            callback({"event": "row", "row": row})
+            callback({"event": "row", "row": row, "params": state.params})
         return row
 
     if callback:
         callback({"event": "start", "steps_per_epoch": spe, "total_steps": total,
                   "chunk_steps": K, "compile_seconds": compile_seconds,
                   "max_time": config.max_time})
-    add_row(0)
-    step, status, bad_step = 0, "completed", None
-    last_eval = {"step": 0, "time": 0.0}
+    step, status, bad_step = int(state.step), "completed", None
+    add_row(step)
+    last_eval = {"step": step, "time": 0.0}
     while True:
         n = K if total is None else min(K, total - step)
         n = min(n, _steps_to_boundary(step, sched, spe))
@@ -201,6 +210,15 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     if callback:
         callback({"event": "end", "result": result})
     return result
+
+
+def _check_compatible(start: TrainState, fresh: TrainState) -> None:
+    a = jax.tree_util.tree_map(jnp.shape, (start.params, start.opt_state))
+    b = jax.tree_util.tree_map(jnp.shape, (fresh.params, fresh.opt_state))
+    if jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b) or \
+            jax.tree_util.tree_leaves(a) != jax.tree_util.tree_leaves(b):
+        raise ConfigError("cannot continue from the given state: its parameter or optimiser "
+                          "shapes differ from this configuration's model and data")
 
 
 def _total_steps(config: TrainConfig, spe: int) -> int | None:
