@@ -26,7 +26,7 @@ from ..optim import make_optimizer
 from ..tasks import resolve
 from .chunk import compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
-from .evaluate import compile_evaluator, make_evaluator, metrics_from_sums, to_blocks
+from .evaluate import compile_evaluator, make_evaluator, metrics_from_stats, to_blocks
 from .history import History
 from .result import FitResult
 
@@ -129,16 +129,17 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         vdata = to_blocks(prep(validation.X),
                           np.asarray(encode_targets(loss_, validation.y, n_classes)),
                           np.asarray(validation.y))
-        evaluator = compile_evaluator(make_evaluator(model_, loss_, config.l2, regression),
-                                      params, vdata)
+        center = float(np.mean(train_data.y)) if regression else 0.0
+        evaluator = compile_evaluator(
+            make_evaluator(model_, loss_, config.l2, regression, center), params, vdata)
     compile_seconds = time.perf_counter() - t0
     extra_compile = [0.0]
 
     def evaluate(params) -> dict:
         if evaluator is None:
             return {}
-        sums, pen = evaluator(params, vdata.X, vdata.T, vdata.Y, vdata.W)
-        return metrics_from_sums(np.asarray(sums), float(pen), regression)
+        stats, pen = evaluator(params, vdata.X, vdata.T, vdata.Y, vdata.W)
+        return metrics_from_stats(np.asarray(stats), float(pen), regression)
 
     metric = "val_r2" if regression else "val_accuracy"
     sched = config.eval_schedule
