@@ -57,8 +57,9 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
     """Minimise the training objective of ``config``'s model by random search.
 
     ``config`` supplies the model, loss, ``l2``, ``seed``, ``standardize``, ``max_time``,
-    ``target`` (stop when the validation metric reaches it) and ``eval_every`` (only its
-    ``N steps`` = N attempts and ``T s`` parts; otherwise a row every call). ``search`` gives the
+    ``target`` (stop when the validation metric reaches it) and ``eval_every`` (its
+    ``N steps`` part sets the call size, N attempts; with a ``T s`` part a row is written when T
+    seconds of search time have passed; otherwise a row every call). ``search`` gives the
     mode and budget. The start point is the model's initialisation (global search replaces it
     by its first better draw). ``callback`` receives the same events as
     :func:`sgdlab.engine.train`.
@@ -131,6 +132,8 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
                   "chunk_steps": G * per_gen, "compile_seconds": compile_seconds,
                   "max_time": config.max_time})
     gens, status = 0, "completed"
+    every_seconds = config.eval_schedule.every_seconds
+    last_row_time = 0.0
     add_row(0, loss0)
     while total_gens is None or gens < total_gens:
         n = G if total_gens is None else min(G, total_gens - gens)
@@ -143,11 +146,15 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
             callback({"event": "chunk", "step": gens * per_gen, "epoch": float(gens * per_gen),
                       "train_seconds": clock["train"],
                       "examples": gens * per_gen * train_data.n, "loss": current})
-        row = add_row(gens * per_gen, current)
-        if config.target is not None and row.get(metric, -math.inf) >= config.target:
-            status = "target_reached"
-            break
-        if config.max_time is not None and clock["train"] >= config.max_time:
+        out_of_time = config.max_time is not None and clock["train"] >= config.max_time
+        at_end = out_of_time or (total_gens is not None and gens >= total_gens)
+        if at_end or not every_seconds or clock["train"] - last_row_time >= every_seconds:
+            row = add_row(gens * per_gen, current)
+            last_row_time = clock["train"]
+            if config.target is not None and row.get(metric, -math.inf) >= config.target:
+                status = "target_reached"
+                break
+        if out_of_time:
             if total_gens is None or gens < total_gens:
                 status = "max_time"
             break
