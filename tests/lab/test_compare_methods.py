@@ -19,11 +19,11 @@ BUDGET = 0.2
 def comparison(digits_ds):
     parts = split(digits_ds, validation=0.2, seed=0)
     return compare_methods(parts.train, parts.validation, budget=BUDGET,
-                           methods=["random-local", "sgd-1", "full-batch"], trace_steps=40)
+                           methods=["sgd-1", "full-batch"], trace_steps=40)
 
 
 def test_every_method_gets_the_same_training_time(comparison):
-    assert [r["method"] for r in comparison.rows] == ["random-local", "sgd-1", "full-batch"]
+    assert [r["method"] for r in comparison.rows] == ["sgd-1", "full-batch"]
     for r in comparison.rows:
         # Each run stops at the first check after its budget is spent.
         assert r["status"] == "max_time" and r["train_seconds"] >= BUDGET
@@ -32,7 +32,7 @@ def test_every_method_gets_the_same_training_time(comparison):
     n_train = comparison.settings["n_train"]
     assert by["sgd-1"]["examples"] == by["sgd-1"]["steps"]
     assert by["full-batch"]["examples"] == by["full-batch"]["steps"] * n_train
-    assert by["sgd-1"]["val_accuracy"] > by["random-local"]["val_accuracy"]
+    assert by["sgd-1"]["steps"] > by["full-batch"]["steps"]   # cheaper steps, more of them
 
 
 def test_batch_one_zig_zags_and_full_batch_descends_smoothly(comparison):
@@ -42,14 +42,13 @@ def test_batch_one_zig_zags_and_full_batch_descends_smoothly(comparison):
     ups = np.sum(np.diff(sgd1) > 0)
     assert ups >= 10                                   # batch 1 goes up again and again
     assert np.sum(np.abs(np.diff(sgd1))) > 5 * np.sum(np.abs(np.diff(full)))
-    assert "random-local" not in comparison.traces
 
 
 def test_run_directory_holds_table_histories_and_plots(comparison, tmp_path):
     import pandas as pd
     out = write_comparison(tmp_path / "cmp", comparison, data_name="digits")
     table = pd.read_csv(out / "comparison.csv")
-    assert list(table["method"]) == ["random-local", "sgd-1", "full-batch"]
+    assert list(table["method"]) == ["sgd-1", "full-batch"]
     assert {"val_accuracy", "time_to_target", "steps", "examples"} <= set(table.columns)
     for name in ("accuracy_vs_time.png", "loss_vs_steps.png", "metrics.json",
                  "history_sgd-1.csv", "trace_full-batch.csv"):

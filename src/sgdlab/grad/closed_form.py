@@ -126,7 +126,9 @@ def closed_form_value_and_grad(model: Model, loss: Loss, l2: float):
         n = jnp.maximum(jnp.sum(w), 1.0)
         G = (w / n)[:, None] * dS                                   # (B, k)
         J = jnp.sum(w * values) / n
-        gW = X.T @ G
+        # X^T G as one contraction over the batch axis; spelling it ``X.T @ G`` made XLA on the
+        # CPU copy the transposed X every step (6x slower than autodiff for the hinge, B = 512).
+        gW = jax.lax.dot_general(X, G, (((0,), (0,)), ((), ())))
         if not (isinstance(l2, (int, float)) and l2 == 0):
             J = J + l2 * 0.5 * jnp.sum(W * W)
             gW = gW + l2 * W
