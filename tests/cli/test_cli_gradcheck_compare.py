@@ -40,3 +40,13 @@ def test_compare_methods_bad_input_exits_2(tmp_path, capsys):
     assert "unknown method 'newton'" in capsys.readouterr().err
     assert main(["compare-methods", "--budget", "soon", "--out", str(tmp_path)]) == 2
     assert "cannot read duration 'soon'" in capsys.readouterr().err
+
+
+def test_train_with_closed_form_and_numerical_gradients(tmp_path):
+    for kind in ("closed-form", "numerical"):
+        out = tmp_path / kind
+        assert main(["train", "--gradient", kind, "--epochs", "1", "--out", str(out),
+                     "--quiet"]) == 0
+        cfg = json.loads((out / "config.json").read_text())
+        assert cfg["gradient"] == kind
+        assert pd.read_csv(out / "history.csv")["val_accuracy"].iloc[-1] > 0.8
