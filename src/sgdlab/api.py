@@ -28,7 +28,7 @@ def as_dataset(X, y=None, *, label_column=None, task=None, name="array") -> Data
 def fit(X, y=None, *, validation=None, test=None, out: str | os.PathLike | None = None,
         model=None, loss=None, callback=None, config: TrainConfig | None = None,
         method: str = "sgd", **settings) -> FitResult:
-    """Train a model with mini-batch gradient descent.
+    """Train a model with mini-batch gradient descent (or random search: ``method=``).
 
     Args:
       X, y: features ``(N, d)`` and labels ``(N,)``; or a :class:`Dataset`; or a data spec

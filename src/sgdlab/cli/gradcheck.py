@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import Formatter, add_data_options, add_model_options, default_out
+from .common import Formatter, add_data_options, add_model_options
 
 EXAMPLES = """\
 examples:
@@ -88,7 +88,7 @@ def run(args) -> int:
     print_gradcheck(report, f"{model.name} / {loss.name}, {args.gradient} vs centred "
                             f"differences, {len(rows)} examples")
     if args.out:
-        out = prepare_dir(args.out or default_out("gradcheck"))
+        out = prepare_dir(args.out)
         write_json_atomic(out / "gradcheck.json", {
             "passed": report.passed, "h": report.h, "tolerance": report.tolerance,
             "objective": report.value, "gradient": args.gradient, "model": model.name,
