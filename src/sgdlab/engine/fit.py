@@ -26,7 +26,7 @@ from ..optim import make_optimizer
 from ..tasks import resolve
 from .chunk import compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
-from .evaluate import compile_evaluator, make_evaluator, metrics_from_stats, to_blocks
+from .evaluate import Validator
 from .history import History
 from .result import FitResult
 
@@ -124,22 +124,16 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                                          config.batch_size))
             extra_compile[0] += time.perf_counter() - t
         return checked[0](*args)
-    evaluator = None
+    validator = None
     if validation is not None:
-        vdata = to_blocks(prep(validation.X),
-                          np.asarray(encode_targets(loss_, validation.y, n_classes)),
-                          np.asarray(validation.y))
         center = float(np.mean(train_data.y)) if regression else 0.0
-        evaluator = compile_evaluator(
-            make_evaluator(model_, loss_, config.l2, regression, center), params, vdata)
+        validator = Validator(model_, loss_, config.l2, validation.X, validation.y, n_classes,
+                              params, prep=prep, center=center)
     compile_seconds = time.perf_counter() - t0
     extra_compile = [0.0]
 
     def evaluate(params) -> dict:
-        if evaluator is None:
-            return {}
-        stats, pen = evaluator(params, vdata.X, vdata.T, vdata.Y, vdata.W)
-        return metrics_from_stats(np.asarray(stats), float(pen), regression)
+        return validator(params) if validator is not None else {}
 
     metric = "val_r2" if regression else "val_accuracy"
     sched = config.eval_schedule
