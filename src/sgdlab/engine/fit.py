@@ -141,6 +141,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     clock = {"train": 0.0, "eval": 0.0}
     examples = 0
     since_row = [0.0, 0]  # sum of step losses, number of steps since the last row
+    step_losses: list[np.ndarray] = []  # every step's mini-batch objective, in order
 
     def add_row(step: int) -> dict:
         t = time.perf_counter()
@@ -178,6 +179,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
             losses, first_bad = np.asarray(losses), int(first_bad)
         clock["train"] += time.perf_counter() - t - (extra_compile[0] - compiled_before)
         done_n = n if first_bad < 0 else first_bad - step
+        step_losses.append(losses[:done_n].copy())
         since_row[0] += float(losses[:done_n].sum())
         since_row[1] += done_n
         examples += int(w[:done_n].sum())
@@ -215,6 +217,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         steps_per_epoch=spe, train_seconds=clock["train"], eval_seconds=clock["eval"],
         compile_seconds=compile_seconds + extra_compile[0], wall_seconds=time.perf_counter() - wall0,
         diverged_at_step=bad_step, message=message, opt_state=state.opt_state,
+        step_losses=np.concatenate(step_losses) if step_losses else np.zeros(0, np.float32),
         extra={"chunk_steps": K})
     if callback:
         callback({"event": "end", "result": result})
