@@ -135,6 +135,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             else run_once(config)
         if session is not None:
             result.extra["checkpoints_written"] = session.checkpoints_written
+            if session.signal is not None:
+                result.extra["signal"] = int(session.signal)
             for key in ("resumed_from_step", "forced_changes"):
                 if session.meta.get(key):
                     result.extra[key] = session.meta[key]
