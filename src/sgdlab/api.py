@@ -30,7 +30,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         resume: str | os.PathLike | None = None, force: bool = False,
         checkpoint_every: str | None = None, keep_checkpoints: int | None = None,
         on_divergence: str | None = None, max_retries: int | None = None,
-        **settings) -> FitResult:
+        plots: bool = True, **settings) -> FitResult:
     """Train a model with mini-batch gradient descent.
 
     Args:
@@ -53,6 +53,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
       on_divergence, max_retries: ``"stop"`` (default), or ``"halve-lr"`` to restart from the
         last checkpoint with half the learning rate, at most ``max_retries`` (default 3) times.
         A resume keeps the run's recorded checkpoint and divergence settings unless given.
+      plots: write the PNG curves into ``out`` (matplotlib; about a second).
       settings: any :class:`TrainConfig` field, e.g. ``batch_size=32, epochs=30, lr=0.1,
         eval_every="500 steps"``; ``label_column`` and ``task`` for data specs.
 
@@ -145,7 +146,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 result.score(test_part.X, _labels(test_part))
         if out is not None:
             from .report.run import write_run  # lazy: plotting is not needed to train
-            write_run(out, result, data_name=data.name, plots=result.status != "interrupted")
+            write_run(out, result, data_name=data.name, plots=plots and result.status != "interrupted")
         return result
     finally:
         if lock is not None:

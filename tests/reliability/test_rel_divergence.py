@@ -31,7 +31,7 @@ def test_exploding_lr_stops_within_one_chunk_and_writes_no_nan_checkpoint(tmp_pa
     out = tmp_path / "run"
     chunks = []
     r = sgdlab.fit(DATA, model="linreg", lr=8.0, batch_size=16, epochs=3, chunk_steps=K,
-                   out=out, checkpoint_every="5 steps", keep_checkpoints=50,
+                   out=out, plots=False, checkpoint_every="5 steps", keep_checkpoints=50,
                    callback=lambda e: chunks.append(e["step"]) if e["event"] == "chunk" else 0)
     assert r.status == "diverged"
     bad = r.diverged_at_step
@@ -62,7 +62,7 @@ def test_halve_lr_restarts_from_last_checkpoint_until_it_trains(tmp_path):
     out = tmp_path / "run"
     # Only the step-0 checkpoint exists before the end, so each retry restarts there.
     r = sgdlab.fit(DATA, model="linreg", lr=8.0, batch_size=16, epochs=3, chunk_steps=K,
-                   eval_every="10 steps", out=out, checkpoint_every="end",
+                   eval_every="10 steps", out=out, plots=False, checkpoint_every="end",
                    on_divergence="halve-lr", max_retries=4)
     assert r.status == "completed"
     retries = r.extra["divergence_retries"]
@@ -82,7 +82,7 @@ def test_halve_lr_restarts_from_last_checkpoint_until_it_trains(tmp_path):
 
 def test_halve_lr_retries_are_bounded_and_recorded(tmp_path):
     r = sgdlab.fit(DATA, model="linreg", lr=1e4, batch_size=16, epochs=3, chunk_steps=K,
-                   checkpoint_every="5 steps", out=tmp_path / "run",
+                   checkpoint_every="5 steps", out=tmp_path / "run", plots=False,
                    on_divergence="halve-lr", max_retries=2)
     assert r.status == "diverged"
     retries = r.extra["divergence_retries"]
