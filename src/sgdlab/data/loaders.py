@@ -25,6 +25,8 @@ import dataclasses
 import inspect
 import math
 import os
+import zipfile
+import zlib
 from typing import Callable, Sequence
 
 import numpy as np
@@ -493,7 +495,7 @@ def _np_load(src: str):
         if "allow_pickle" in str(e) or "pickle" in str(e).lower():
             raise DataError(_object_refused(src)) from None
         raise DataError(f"{src}: cannot read as a NumPy file: {e}") from None
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{src}: cannot read as a NumPy file: {e}") from None
 
 
@@ -557,6 +559,9 @@ def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) 
                 if "pickle" in str(e).lower():
                     raise DataError(_object_refused(src, key)) from None
                 raise DataError(f"{src}: cannot read array {key!r}: {e}") from None
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+                raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
+                                f"{e}") from None
     X, y = arrays
     return _from_arrays(X, y, task, os.path.basename(src), None, src)
 
@@ -566,12 +571,31 @@ def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) 
 # --------------------------------------------------------------------------------------------
 
 
-def _to_numpy(obj):
+def _to_numpy(obj, source: str = "array", what: str = "features"):
     # pandas (and polars, ...) objects convert themselves; checked by attribute so pandas is
     # never imported here.
     if not isinstance(obj, np.ndarray) and hasattr(obj, "to_numpy"):
         return obj.to_numpy()
-    return np.asarray(obj)
+    try:
+        return np.asarray(obj)
+    except (ValueError, TypeError):
+        # NumPy refuses nested sequences of unequal lengths ("inhomogeneous shape").
+        raise DataError(_ragged_rows(obj, source, what)) from None
+
+
+def _ragged_rows(obj, source: str, what: str) -> str:
+    """Locate the first row whose length differs from row 0's, for a ragged nested list."""
+    try:
+        rows = list(obj)
+        width = len(rows[0])
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                return (f"{source}, row index {i}: {what} row has {len(row)} value(s) but row "
+                        f"index 0 has {width}; every row needs the same number of columns "
+                        "(ragged rows)")
+    except TypeError:
+        pass
+    return f"{source}: {what} cannot be read as a rectangular numeric array (ragged rows?)"
 
 
 def from_arrays(X, y, task: str | None = None, name: str = "array", feature_names=None) -> Dataset:
@@ -596,8 +620,8 @@ def from_arrays(X, y, task: str | None = None, name: str = "array", feature_name
 
 def _from_arrays(X, y, task, name, feature_names, source) -> Dataset:
     check_task(task)
-    X = _to_numpy(X)
-    y = _to_numpy(y)
+    X = _to_numpy(X, source, "features")
+    y = _to_numpy(y, source, "labels")
     if X.ndim == 1:
         raise DataError(
             f"{source}: features must be 2-D (N, d), got 1-D shape {X.shape}; "
