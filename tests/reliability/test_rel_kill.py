@@ -89,3 +89,29 @@ def test_kill_9_then_resume_is_exact(trial, reference, cache, tmp_path):
         seen = [i for t in steps[epoch * STEPS_PER_EPOCH:(epoch + 1) * STEPS_PER_EPOCH]
                 for i in t["idx"]]
         assert sorted(seen) == list(range(N_TRAIN)), f"epoch {epoch}"
+
+
+def test_sigterm_checkpoints_exits_143_and_resumes_exactly(reference, cache, tmp_path):
+    from sgdlab.engine.checkpoint import CheckpointStore
+    run_dir = tmp_path / "run"
+    child = start_child(run_dir, tmp_path / "t1.jsonl", "none", 0, cache_dir=cache)
+    seen = 0
+    for line in child.stdout:
+        seen += line.startswith("take ")
+        if seen == 12:
+            child.send_signal(signal.SIGTERM)
+            break
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted by signal 15" in err and f"--resume {run_dir}" in err
+    assert "Traceback" not in err
+    m = metrics(run_dir)
+    assert m["status"] == "interrupted" and 0 < m["steps"] < TOTAL_STEPS
+    assert CheckpointStore(run_dir).latest().step == m["steps"]
+    assert not (run_dir / ".lock").exists()  # a clean exit releases the lock
+
+    resumed = run_child(run_dir, tmp_path / "t2.jsonl", "resume", 0, cache_dir=cache)
+    assert resumed.returncode == 0, resumed.stderr
+    assert history_without_time(run_dir / "history.csv") == \
+        history_without_time(reference / "history.csv")
+    assert_same_arrays(final_checkpoint_arrays(run_dir), final_checkpoint_arrays(reference))
