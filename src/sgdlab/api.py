@@ -95,6 +95,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         if X is None:
             raise ConfigError("no data: call fit(X, y, ...) or fit('digits', ...)")
         spec = os.fspath(X) if isinstance(X, (str, os.PathLike)) else None
+        if spec is not None and os.path.isfile(spec):
+            spec = os.path.abspath(spec)  # a resume may run from another directory
         data = as_dataset(X, y, label_column=label_column, task=task)
         if validation is not None:
             val = validation if isinstance(validation, Dataset) else from_arrays(

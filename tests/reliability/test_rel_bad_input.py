@@ -88,6 +88,16 @@ def truncated_npy(d):
     return p
 
 
+def absurd_npy(d):
+    """A damaged header declaring 24 TB of data: refused before NumPy allocates anything."""
+    p = d / "absurd.npy"
+    with open(p, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 12, 3)})
+        f.write(b"\0" * 64)
+    return p
+
+
 GOOD = "a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n"
 FILES = [
     ("csv-nan", text("nan.csv", "a,b,y\n1,2,0\n1,nan,1\n"), r"nan.csv, line 3, column 'b': value is NaN"),
@@ -122,7 +132,8 @@ FILES = [
     ("npy-one-column", npy("col.npy", np.ones((5, 1))), r"col.npy: has 1 column\(s\); need at least one feature column"),
     ("npy-not-numpy", text("fake.npy", b"hello, world"), r"fake.npy: cannot read as a NumPy file: it is not in .npy or .npz format"),
     ("npy-empty-file", text("zero.npy", b""), r"zero.npy: cannot read as a NumPy file"),
-    ("npy-truncated", truncated_npy, r"cut.npy: cannot read as a NumPy file"),
+    ("npy-truncated", truncated_npy, r"cut.npy: the array is truncated or damaged: its header declares shape \(50, 3\) of float64 \(1,200 bytes\) but only 72 bytes follow"),
+    ("npy-absurd-shape", absurd_npy, r"absurd.npy: the array is truncated or damaged: its header declares shape \(1000000000000, 3\)"),
     ("npy-text-dtype", npy("str.npy", np.array([["1", "0"]] * 6 + [["z", "1"]] * 4)), r"str.npy, row index 6, column 'x0': 'z' is not a number"),
     ("npz-object-never-unpickled", object_npz, r"objects.npz: array 'y' has dtype=object; object arrays are refused"),
     ("npz-missing-key", npz("nokey.npz", X=np.ones((3, 2))), r"nokey.npz: no array named 'y'; arrays in the file: 'X'"),
