@@ -81,6 +81,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         if not os.path.isdir(resume):
             raise RunDirError(f"cannot resume {str(resume)!r}: no such run directory")
     lock = RunLock(prepare_dir(out)).acquire() if out is not None else None
+    session = None
     try:
         snap = forced = None
         if resume is not None:
@@ -107,7 +108,6 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             parts = split(data, validation=config.validation_fraction,
                           test=config.test_fraction, seed=config.seed)
             train_part, val, test_part = parts.train, parts.validation, parts.test
-        session = None
         if out is not None or policy.on_divergence == "halve-lr":
             fp = fingerprint(data, val if validation is not None else None)
             if snap is not None:
@@ -151,6 +151,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             write_run(out, result, data_name=data.name, plots=plots and result.status != "interrupted")
         return result
     finally:
+        if session is not None:
+            session.close()
         if lock is not None:
             lock.release()
 

@@ -143,6 +143,12 @@ class Session:
         if self.log is not None:
             self.log.close()
 
+    def close(self) -> None:
+        """Undo what :meth:`begin` set up even if training raised (signal handlers, files)."""
+        self._restore_signals()
+        if self.log is not None:
+            self.log.close()
+
     # -- helpers -----------------------------------------------------------------------------
     def snapshot(self, loop: dict) -> Snapshot:
         """A :class:`Snapshot` of the loop state dict the fit loop hands over."""
