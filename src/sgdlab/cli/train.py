@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 
@@ -73,6 +74,9 @@ def run(args) -> int:
 
     file_settings = read_config_file(args.config)
     config = config_from_args(args, file_settings)  # validates every given setting
+    if args.resume and args.out and os.path.realpath(args.out) != os.path.realpath(args.resume):
+        raise ConfigError("--resume RUN_DIR continues that directory; --out names another "
+                          "one: give only --resume")
     if args.name is not None and (args.out or args.resume):
         raise ConfigError("--name picks the run directory runs/NAME; do not combine it with "
                           "--out or --resume")
