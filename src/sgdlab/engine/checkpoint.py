@@ -194,18 +194,22 @@ class CheckpointStore:
         """Commit ``snap``; refuse non-finite arrays (a checkpoint is always a good state)."""
         if not all_finite(snap.arrays):
             raise ValueError("refusing to checkpoint a non-finite state")  # engine bug, not user
-        self.dir.mkdir(parents=True, exist_ok=True)
         npz_path, json_path = self.paths(snap.step)
         buf = io.BytesIO()
         np.savez(buf, **snap.arrays)
         data = buf.getvalue()
-        write_durable(npz_path, data)
         body = {"format": FORMAT, "arrays": npz_path.name, "arrays_size": len(data),
                 "arrays_sha256": sha256(data), **snap.meta}
         manifest = {"body": body, "body_sha256": _body_digest(body)}
-        write_durable(json_path, json.dumps(manifest).encode())
-        fsync_dir(self.dir)
-        self.prune()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_durable(npz_path, data)
+            write_durable(json_path, json.dumps(manifest).encode())
+            fsync_dir(self.dir)
+            self.prune()
+        except OSError as e:
+            raise RunDirError(f"cannot write checkpoint {json_path}: {e.strerror} (disk full or "
+                              "not writable?); earlier checkpoints are intact") from None
         return json_path
 
     def prune(self) -> None:

@@ -40,7 +40,11 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise RunDirError(f"cannot lock run directory {str(self.path.parent)!r}: "
+                                  f"{e.strerror}; check that it is writable") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
