@@ -94,6 +94,7 @@ class Session:
             if self.log is not None:
                 self.log.reset([])
             return None
+        state = state_from_arrays(snap.arrays, like)  # may refuse: touch no file before it
         if self.store is not None:
             self.store.discard_after(snap.step)
         if self.log is not None:
@@ -101,7 +102,7 @@ class Session:
         self.last_good = snap
         m = snap.meta
         self._mark = {"step": snap.step, "time": 0.0}
-        return {"state": state_from_arrays(snap.arrays, like), "position": m["position"],
+        return {"state": state, "position": m["position"],
                 "history": History(dict(r) for r in m["history"]), "examples": m["examples"],
                 "train_seconds": m["train_seconds"], "eval_seconds": m["eval_seconds"],
                 "wall_seconds": m["wall_seconds"], "since_row": m["since_row"],
