@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from pathlib import Path
 
 from .data import Dataset, from_arrays, load_data, split
 from .engine import FitResult, TrainConfig, train
-from .errors import ConfigError, choices_message
+from .engine.checkpoint import CheckpointStore
+from .engine.lock import RunLock
+from .engine.rundir import prepare_dir, write_json_atomic
+from .errors import ConfigError, RunDirError, choices_message
 from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
 
 #: ``fit(method=...)``: gradient descent (the gradient itself is ``TrainConfig.gradient``), or
@@ -25,9 +30,12 @@ def as_dataset(X, y=None, *, label_column=None, task=None, name="array") -> Data
     return from_arrays(X, y, task=task, name=name)
 
 
-def fit(X, y=None, *, validation=None, test=None, out: str | os.PathLike | None = None,
+def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | None = None,
         model=None, loss=None, callback=None, config: TrainConfig | None = None,
-        method: str = "sgd", **settings) -> FitResult:
+        resume: str | os.PathLike | None = None, force: bool = False,
+        checkpoint_every: str | None = None, keep_checkpoints: int | None = None,
+        on_divergence: str | None = None, max_retries: int | None = None,
+        plots: bool = True, method: str = "sgd", **settings) -> FitResult:
     """Train a model with mini-batch gradient descent (or random search: ``method=``).
 
     Args:
@@ -35,56 +43,153 @@ def fit(X, y=None, *, validation=None, test=None, out: str | os.PathLike | None 
         (``"digits"``, ``"blobs"``, a ``.csv``/``.parquet``/``.npy``/``.npz`` path) with ``y=None``.
       validation: ``(X_val, y_val)`` or a Dataset; if None, ``validation_fraction`` of the data
         is held out (stratified, seeded).
-      out: a run directory to write (config, history, metrics, parameters, plots).
+      out: a run directory to write (config, history, metrics, parameters, plots,
+        checkpoints). It is locked while the run writes it.
       model, loss: a model name (``"softmax"``, ``"mlp"``, ...) goes in ``settings``; a custom
         :class:`~sgdlab.Model` / :class:`~sgdlab.Loss` (or ``(init, apply)`` pair, loss callable)
         goes here.
+      resume: a run directory to continue from its newest valid checkpoint, bit-exactly
+        (implies ``out=resume``). Settings not given come from the checkpoint; ``X`` may be
+        left out when the run was trained on a data spec. Changed settings or data are refused
+        unless ``force=True`` (see :mod:`sgdlab.engine.resume`).
+      checkpoint_every, keep_checkpoints: checkpoint schedule (``"200 steps"``, ``"30s"``,
+        ``"1 epoch"`` (default), ``"end"``) and how many to keep (default 3), when ``out`` is
+        given.
+      on_divergence, max_retries: ``"stop"`` (default), or ``"halve-lr"`` to restart from the
+        last checkpoint with half the learning rate, at most ``max_retries`` (default 3) times.
+        A resume keeps the run's recorded checkpoint and divergence settings unless given.
+      plots: write the PNG curves into ``out`` (matplotlib; about a second).
       method: ``"sgd"`` (mini-batch gradient descent) or ``"random-global"``,
-        ``"random-local"``, ``"random-weighted"`` (random search, same history and result).
+        ``"random-local"``, ``"random-weighted"`` (random search, same history and result;
+        no checkpoints).
       settings: any :class:`TrainConfig` field, e.g. ``batch_size=32, epochs=30, lr=0.1,
-        eval_every="500 steps"``; for random search also the
-        :class:`~sgdlab.optim.random_search.RandomSearchConfig` fields (``attempts``,
-        ``population``, ``scale``, ``sigma``, ``temperature``).
+        eval_every="500 steps"``; ``label_column`` and ``task`` for data specs; for random
+        search also the :class:`~sgdlab.optim.random_search.RandomSearchConfig` fields
+        (``attempts``, ``population``, ``scale``, ``sigma``, ``temperature``).
 
     >>> r = fit("digits", model="softmax", batch_size=32, epochs=5, lr=0.1)   # doctest: +SKIP
     >>> r.history[-1]["val_accuracy"] > 0.9                                  # doctest: +SKIP
     True
     """
+    from .engine.resume import check_resume, fingerprint, resume_config, train_with_recovery
+    from .engine.session import CheckpointPolicy, Session
+
     if method not in METHODS:
         raise ConfigError(choices_message("method", method, METHODS))
     search = {k: settings.pop(k) for k in SEARCH_FIELDS if k in settings}
     if search and method == "sgd":
         raise ConfigError(f"setting(s) {', '.join(sorted(search))} only apply to random search; "
                           f"pass method='random-local' (or random-global, random-weighted)")
+    if method != "sgd" and (resume is not None or on_divergence is not None):
+        raise ConfigError("random search keeps no checkpoints: resume and on_divergence apply "
+                          "to method='sgd' only")
     if isinstance(model, str):
         settings["model"], model = model, None
     if isinstance(loss, str):
         settings["loss"], loss = loss, None
-    config = config.replace(**settings) if config is not None else TrainConfig(**settings)
-    data = as_dataset(X, y, label_column=settings.get("label_column"))
-    if validation is not None:
-        val = validation if isinstance(validation, Dataset) else from_arrays(
-            *validation, task=data.task, name="validation")
-        val = _align_classes(val, data)
-        train_part, test_part = data, (as_dataset(*test) if test is not None else None)
-    else:
-        parts = split(data, validation=config.validation_fraction,
-                      test=config.test_fraction, seed=config.seed)
-        train_part, val, test_part = parts.train, parts.validation, parts.test
-    if method == "sgd":
-        result = train(train_part, val, config, model=model, loss=loss, callback=callback)
-    else:
-        from .lab.random_search import random_search
-        result = random_search(train_part, val, config,
-                               RandomSearchConfig(mode=method.split("-", 1)[1], **search),
-                               model=model, loss=loss, callback=callback)
-    if test_part is not None:
-        result.extra["test_accuracy" if data.task == "classification" else "test_r2"] = \
-            result.score(test_part.X, _labels(test_part))
-    if out is not None:
-        from .report.run import write_run  # lazy: plotting is not needed to train
-        write_run(out, result, data_name=data.name)
-    return result
+    label_column, task = settings.pop("label_column", None), settings.pop("task", None)
+    given_policy = {k: v for k, v in (("every", checkpoint_every), ("keep", keep_checkpoints),
+                                      ("on_divergence", on_divergence),
+                                      ("max_retries", max_retries)) if v is not None}
+    policy = CheckpointPolicy(**given_policy)
+    if resume is not None:
+        if out is not None and os.path.realpath(out) != os.path.realpath(resume):
+            raise ConfigError(f"resume={str(resume)!r} continues that run directory; out="
+                              f"{str(out)!r} names another one: give only one of them")
+        out = resume
+        if not os.path.isdir(resume):
+            raise RunDirError(f"cannot resume {str(resume)!r}: no such run directory")
+    lock = RunLock(prepare_dir(out)).acquire() if out is not None else None
+    session = None
+    try:
+        snap = forced = None
+        if resume is not None:
+            snap = CheckpointStore(out).latest()
+            config = resume_config(snap, settings, config)
+            policy = CheckpointPolicy(**{**snap.meta.get("policy", {}), **given_policy})
+            if X is None:
+                X, y, label_column, task = _recorded_data(snap, out)
+        else:
+            config = config.replace(**settings) if config is not None else \
+                TrainConfig(**settings)
+        if X is None:
+            raise ConfigError("no data: call fit(X, y, ...) or fit('digits', ...)")
+        spec = os.fspath(X) if isinstance(X, (str, os.PathLike)) else None
+        if spec is not None and os.path.isfile(spec):
+            spec = os.path.abspath(spec)  # a resume may run from another directory
+        data = as_dataset(X, y, label_column=label_column, task=task)
+        if validation is not None:
+            val = validation if isinstance(validation, Dataset) else from_arrays(
+                *validation, task=data.task, name="validation")
+            val = _align_classes(val, data)
+            train_part, test_part = data, (as_dataset(*test) if test is not None else None)
+        else:
+            parts = split(data, validation=config.validation_fraction,
+                          test=config.test_fraction, seed=config.seed)
+            train_part, val, test_part = parts.train, parts.validation, parts.test
+        if method == "sgd" and (out is not None or policy.on_divergence == "halve-lr"):
+            fp = fingerprint(data, val if validation is not None else None)
+            if snap is not None:
+                forced = check_resume(snap, config, fp, out, force)
+            meta = {"config": config.to_dict(), "data": {
+                "spec": spec, "label_column": label_column, "task": task, "name": data.name,
+                "fingerprint": fp}, "seed": config.seed,
+                "forced_changes": forced or [], "resumed_from_step": None,
+                "policy": {k: getattr(policy, k)
+                           for k in ("every", "keep", "on_divergence", "max_retries")}}
+            if snap is not None:
+                meta["divergence_retries"] = snap.meta.get("divergence_retries", [])
+                meta["forced_changes"] = snap.meta.get("forced_changes", []) + (forced or [])
+                meta["resumed_from_step"] = snap.step
+            if out is not None:
+                cfg = config.to_dict()
+                cfg["data"] = data.name
+                write_json_atomic(Path(out) / "config.json", cfg)
+            session = Session(out, policy if out is not None else
+                              dataclasses.replace(policy, handle_signals=False), meta, snap,
+                              lr=config.lr if policy.on_divergence == "halve-lr" else None)
+
+        def run_once(cfg):
+            if method != "sgd":
+                from .lab.random_search import random_search
+                return random_search(train_part, val, cfg,
+                                     RandomSearchConfig(mode=method.split("-", 1)[1], **search),
+                                     model=model, loss=loss, callback=callback)
+            return train(train_part, val, cfg, model=model, loss=loss, callback=callback,
+                         session=session)
+
+        result = train_with_recovery(run_once, config, session) if session is not None \
+            else run_once(config)
+        if session is not None:
+            result.extra["checkpoints_written"] = session.checkpoints_written
+            if session.signal is not None:
+                result.extra["signal"] = int(session.signal)
+            for key in ("resumed_from_step", "forced_changes"):
+                if session.meta.get(key):
+                    result.extra[key] = session.meta[key]
+        if test_part is not None:
+            result.extra["test_accuracy" if data.task == "classification" else "test_r2"] = \
+                result.score(test_part.X, _labels(test_part))
+        if out is not None:
+            from .report.run import write_run  # lazy: plotting is not needed to train
+            write_run(out, result, data_name=data.name,
+                      plots=plots and result.status != "interrupted")
+        return result
+    finally:
+        if session is not None:
+            session.close()
+        if lock is not None:
+            lock.release()
+
+
+def _recorded_data(snap, out):
+    """``(X, y, label_column, task)`` to reload the data spec a checkpoint recorded."""
+    d = snap.meta.get("data", {})
+    if not d.get("spec"):
+        raise ConfigError(f"cannot resume {str(out)!r} without data: the run was trained on "
+                          "in-memory arrays, which a checkpoint does not hold; pass the same "
+                          "X, y (or Dataset) again")
+    return d["spec"], None, d.get("label_column"), d.get("task")
 
 
 def _labels(ds: Dataset):

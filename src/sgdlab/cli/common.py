@@ -87,11 +87,14 @@ def read_config_file(path: str | None) -> dict:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     data = data.get("train", data)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: [train] must be a table of settings, got "
+                          f"{type(data).__name__}")
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
-def config_from_args(args, file_settings: dict | None = None, **overrides) -> TrainConfig:
-    """Defaults < config file < command-line flags that were given."""
+def settings_from_args(args, file_settings: dict | None = None, **overrides) -> dict:
+    """The settings that were given: config file < command-line flags (no defaults)."""
     settings = dict(file_settings or {})
     data_keys = {"data", "label_column", "task"}
     for k in data_keys:
@@ -101,6 +104,12 @@ def config_from_args(args, file_settings: dict | None = None, **overrides) -> Tr
         if v is not None:
             settings[key] = v
     settings.update(overrides)
+    return settings
+
+
+def config_from_args(args, file_settings: dict | None = None, **overrides) -> TrainConfig:
+    """Defaults < config file < command-line flags that were given."""
+    settings = settings_from_args(args, file_settings, **overrides)
     try:
         return TrainConfig.from_dict(settings)
     except TypeError as e:

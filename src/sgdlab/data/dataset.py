@@ -43,6 +43,8 @@ class Dataset:
                 f"{self.name}: labels must be 1-D with one per row; X has {len(self.X)} rows, "
                 f"y has shape {self.y.shape}"
             )
+        if self.task == "classification" and self.classes and len(self.y):
+            _check_class_indices(self.y, len(self.classes), self.name)
         if not self.feature_names:
             object.__setattr__(self, "feature_names", tuple(f"x{i}" for i in range(self.d)))
 
@@ -63,3 +65,19 @@ class Dataset:
         """Rows ``idx`` as a new dataset with the same classes and names."""
         return Dataset(self.X[idx], self.y[idx], self.task, self.classes, self.feature_names,
                        name or self.name, dict(self.meta))
+
+
+def _check_class_indices(y: np.ndarray, n_classes: int, name: str) -> None:
+    """Class labels must be whole indices ``0..n_classes-1`` (a gather with any other index
+    would silently read another class's row)."""
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind != "f" or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise DataError(f"{name}: class indices must be whole numbers 0..{n_classes - 1}, "
+                            f"got labels of dtype {y.dtype}; load the data with a loader "
+                            "(sgdlab.data.from_arrays) to encode labels")
+    bad = (y < 0) | (y >= n_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{name}, row index {i}: class index {y[i]:g} is out of range for "
+                        f"{n_classes} classes (0..{n_classes - 1}); load the data with a "
+                        "loader (sgdlab.data.from_arrays) to encode labels")

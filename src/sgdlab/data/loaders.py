@@ -25,6 +25,8 @@ import dataclasses
 import inspect
 import math
 import os
+import zipfile
+import zlib
 from typing import Callable, Sequence
 
 import numpy as np
@@ -47,6 +49,10 @@ EXTENSIONS = {
 }
 
 _F32_MAX = float(np.finfo(np.float32).max)
+# What reading a damaged .npz (a zip archive) can raise: zipfile uses NotImplementedError for
+# unknown versions or compression methods and RuntimeError for encrypted members.
+_ARCHIVE_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+                   RuntimeError)
 # Rows parsed before they are turned into one float array: bounds the memory held as Python
 # floats while streaming a large CSV, and is large enough that the per-chunk cost is negligible.
 _CSV_CHUNK_ROWS = 4096
@@ -487,14 +493,45 @@ def _np_load(src: str):
         magic = fh.read(6)
     if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
         raise DataError(f"{src}: cannot read as a NumPy file: it is not in .npy or .npz format")
+    if magic == b"\x93NUMPY":
+        with open(src, "rb") as fh:
+            _check_npy_header(fh, os.path.getsize(src), src)
     try:
         return np.load(src, allow_pickle=False)
     except ValueError as e:
         if "allow_pickle" in str(e) or "pickle" in str(e).lower():
             raise DataError(_object_refused(src)) from None
         raise DataError(f"{src}: cannot read as a NumPy file: {e}") from None
-    except (OSError, EOFError) as e:
+    except _ARCHIVE_ERRORS as e:
         raise DataError(f"{src}: cannot read as a NumPy file: {e}") from None
+
+
+def _check_npy_header(fh, size: int, src: str, key: str | None = None) -> None:
+    """Read a ``.npy`` header and check it before any data is read.
+
+    Refuses object dtypes at once (their data is a pickle) and a header declaring more data
+    than the ``size`` bytes the file holds: a truncated file, or a damaged header whose shape
+    would make NumPy allocate an absurd amount of memory before noticing.
+    """
+    what = f"array {key!r}" if key else "the array"
+    try:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    except Exception as e:  # noqa: BLE001
+        # The header is a Python literal parsed by NumPy; damaged bytes surface as ValueError,
+        # SyntaxError, tokenize errors, ... none of which NumPy documents. All mean the same.
+        raise DataError(f"{src}: cannot read as a NumPy file: the header of {what} is damaged "
+                        f"({type(e).__name__}: {e})") from None
+    if dtype.hasobject:
+        raise DataError(_object_refused(src, key))
+    declared = math.prod(shape) * dtype.itemsize
+    available = size - fh.tell()
+    if declared > available:
+        raise DataError(
+            f"{src}: {what} is truncated or damaged: its header declares shape {shape} of "
+            f"{dtype} ({declared:,} bytes) but only {max(available, 0):,} bytes follow")
 
 
 def _object_refused(src: str, key: str | None = None) -> str:
@@ -551,12 +588,22 @@ def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) 
                     f"{src}: no array named {key!r}; arrays in the file: "
                     f"{', '.join(repr(k) for k in keys) or '(none)'} (pass x_key=/y_key=)"
                 )
+            member = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
+            try:
+                with archive.zip.open(member) as fh:
+                    _check_npy_header(fh, archive.zip.getinfo(member).file_size, src, key)
+            except _ARCHIVE_ERRORS as e:
+                raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
+                                f"{e}") from None
             try:
                 arrays.append(archive[key])
             except ValueError as e:
                 if "pickle" in str(e).lower():
                     raise DataError(_object_refused(src, key)) from None
                 raise DataError(f"{src}: cannot read array {key!r}: {e}") from None
+            except _ARCHIVE_ERRORS as e:
+                raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
+                                f"{e}") from None
     X, y = arrays
     return _from_arrays(X, y, task, os.path.basename(src), None, src)
 
@@ -566,12 +613,31 @@ def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) 
 # --------------------------------------------------------------------------------------------
 
 
-def _to_numpy(obj):
+def _to_numpy(obj, source: str = "array", what: str = "features"):
     # pandas (and polars, ...) objects convert themselves; checked by attribute so pandas is
     # never imported here.
     if not isinstance(obj, np.ndarray) and hasattr(obj, "to_numpy"):
         return obj.to_numpy()
-    return np.asarray(obj)
+    try:
+        return np.asarray(obj)
+    except (ValueError, TypeError):
+        # NumPy refuses nested sequences of unequal lengths ("inhomogeneous shape").
+        raise DataError(_ragged_rows(obj, source, what)) from None
+
+
+def _ragged_rows(obj, source: str, what: str) -> str:
+    """Locate the first row whose length differs from row 0's, for a ragged nested list."""
+    try:
+        rows = list(obj)
+        width = len(rows[0])
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                return (f"{source}, row index {i}: {what} row has {len(row)} value(s) but row "
+                        f"index 0 has {width}; every row needs the same number of columns "
+                        "(ragged rows)")
+    except TypeError:
+        pass
+    return f"{source}: {what} cannot be read as a rectangular numeric array (ragged rows?)"
 
 
 def from_arrays(X, y, task: str | None = None, name: str = "array", feature_names=None) -> Dataset:
@@ -596,8 +662,8 @@ def from_arrays(X, y, task: str | None = None, name: str = "array", feature_name
 
 def _from_arrays(X, y, task, name, feature_names, source) -> Dataset:
     check_task(task)
-    X = _to_numpy(X)
-    y = _to_numpy(y)
+    X = _to_numpy(X, source, "features")
+    y = _to_numpy(y, source, "labels")
     if X.ndim == 1:
         raise DataError(
             f"{source}: features must be 2-D (N, d), got 1-D shape {X.shape}; "

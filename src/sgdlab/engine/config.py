@@ -10,6 +10,7 @@ from ..data.sampling import SAMPLINGS
 from ..errors import ConfigError, choices_message
 from ..grad import GRADIENT_METHODS
 from ..optim import OPTIMIZERS, SCHEDULES
+from .config_types import check_setting_kinds
 from .schedule import EvalSchedule, parse_duration
 
 
@@ -56,6 +57,8 @@ class TrainConfig:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        for key, value in check_setting_kinds(self).items():  # kinds first, then ranges
+            set_(key, value)
         if isinstance(self.hidden, str):
             set_("hidden", parse_hidden(self.hidden))
         set_("hidden", tuple(int(h) for h in self.hidden))

@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .evaluate import Validator
 from .history import History
 from .result import FitResult
+from .session import still_finished
 
 #: examples per compiled call when nothing else bounds the chunk: big enough that the
 #: per-call dispatch (~0.1 ms) is noise, small enough that time-based triggers stay prompt.
@@ -67,7 +68,8 @@ def choose_chunk_steps(config: TrainConfig, steps_per_epoch: int, total_steps: i
 def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, *,
           model: Model | None = None, loss: Loss | None = None,
           callback: Callback | None = None, standardizer: Standardizer | None = None,
-          start: TrainState | None = None, position: dict | None = None) -> FitResult:
+          start: TrainState | None = None, position: dict | None = None,
+          session=None) -> FitResult:
     """Train ``config`` on ``train_data``; evaluate on ``validation`` by the schedule.
 
     ``train_data.X`` is ``(N, d)``; if ``config.standardize`` the features are z-scored with
@@ -79,6 +81,11 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     on) and ``position`` the batch plan's ``{"epoch", "step_in_epoch"}``. ``config.epochs`` and
     ``config.max_steps`` are totals counted from step 0, so two calls of one epoch each, the
     second continuing the first, equal one call of two epochs.
+
+    ``session`` (a :class:`sgdlab.engine.session.Session`) links the loop to a run directory:
+    it may supply the whole loop state to resume from (state, plan position, history,
+    counters, clocks), and is called at chunk boundaries to checkpoint and to stop on a signal
+    (status ``interrupted``).
     """
     wall0 = time.perf_counter()
     model_, loss_ = resolve_model(config, model, loss, train_data.n_classes)
@@ -111,6 +118,13 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     if start is not None:
         _check_compatible(start, state)
         state = jax.tree_util.tree_map(jnp.asarray, start)
+    resumed = session.restore(state) if session is not None else None
+    if resumed is not None:
+        state = resumed["state"]
+        plan.epoch, plan.step_in_epoch = (resumed["position"][k]
+                                          for k in ("epoch", "step_in_epoch"))
+        if plan.step_in_epoch >= spe:  # only after a forced batch-size change
+            plan.epoch, plan.step_in_epoch = plan.epoch + 1, 0
 
     t0 = time.perf_counter()
     vg = value_and_grad_for(config.gradient, model_, loss_, config.l2)
@@ -154,6 +168,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         row["wall_seconds"] = time.perf_counter() - wall0
         since_row[:] = [0.0, 0]
         history.append(row)
+        if session is not None:
+            session.on_row(row)
         if callback:
             callback({"event": "row", "row": row, "params": state.params})
         return row
@@ -163,9 +179,28 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                   "chunk_steps": K, "compile_seconds": compile_seconds,
                   "max_time": config.max_time})
     step, status, bad_step = int(state.step), "completed", None
-    add_row(step)
-    last_eval = {"step": step, "time": 0.0}
-    while True:
+    finished = False
+    if resumed is None:
+        add_row(step)
+        last_eval = {"step": step, "time": 0.0}
+    else:  # continue the host counters exactly where the checkpoint left them
+        history.extend(resumed["history"])
+        clock.update(train=resumed["train_seconds"], eval=resumed["eval_seconds"])
+        wall0 -= resumed["wall_seconds"]
+        examples, since_row[:] = resumed["examples"], resumed["since_row"]
+        last_eval = dict(resumed["last_eval"])
+        finished = still_finished(resumed, config, total, metric)
+        status = resumed["status"] if finished else status
+
+    def loop_state(status: str = "running") -> dict:
+        return {"state": state, "position": plan.position, "history": history,
+                "examples": examples, "train_seconds": clock["train"],
+                "eval_seconds": clock["eval"], "wall_seconds": time.perf_counter() - wall0,
+                "since_row": since_row, "last_eval": last_eval, "status": status}
+
+    if session is not None:
+        session.begin(loop_state, spe, resumed=resumed is not None)
+    while not finished:
         n = K if total is None else min(K, total - step)
         n = min(n, _steps_to_boundary(step, sched, spe))
         t = time.perf_counter()
@@ -204,12 +239,20 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
             if total is None or step < total:
                 status = "max_time"
             break
+        if session is not None and session.at_boundary(loop_state):
+            status = "interrupted"
+            break
+    if session is not None:
+        session.finish(loop_state, status)
 
     message = ""
     if status == "diverged":
         message = (f"training diverged at step {bad_step}: the loss or the parameters became "
                    f"NaN/inf with learning rate {config.lr:g}; try a smaller learning rate "
                    f"(e.g. --lr {config.lr / 10:g}). Parameters are the last finite ones.")
+    elif status == "interrupted":
+        message = (f"interrupted by signal {session.signal} at step {step}; a checkpoint "
+                   "was saved, resume with --resume RUN_DIR")
     result = FitResult(
         params=state.params, model=model_, loss=loss_, config=config, history=history,
         status=status, task=train_data.task, classes=train_data.classes,

@@ -15,6 +15,7 @@ EvalSchedule(every_steps=500, every_seconds=30.0, every_epochs=None)
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ def parse_duration(text: str | float | int | None) -> float | None:
     if not m or (m.group(2) and m.group(2) not in _UNITS):
         raise ConfigError(f"cannot read duration {text!r}; write e.g. '60s', '5 min' or '1h'")
     value = float(m.group(1)) * _UNITS.get(m.group(2) or "s", 1.0)
+    if not math.isfinite(value):
+        raise ConfigError(f"a duration must be finite, got {text!r}")
     if value <= 0:
         raise ConfigError(f"a duration must be > 0, got {text!r}")
     return value
@@ -66,6 +69,8 @@ class EvalSchedule:
                     f"cannot read evaluation schedule part {part!r}; write e.g. '500 steps', "
                     "'30s', '1 epoch' or 'end', joined by commas")
             value, unit = float(m.group(1)), m.group(2)
+            if not math.isfinite(value):
+                raise ConfigError(f"evaluation interval must be finite, got {part!r}")
             if value <= 0:
                 raise ConfigError(f"evaluation interval must be > 0, got {part!r}")
             if unit in ("", "step", "steps"):

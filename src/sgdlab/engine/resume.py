@@ -1,0 +1,130 @@
+"""Resuming a run: what may change, how data is recognised, and divergence recovery.
+
+A resume continues the newest valid checkpoint of a run directory bit-exactly: same
+parameters, optimiser state, batch order and history (time columns aside) as if the run had
+never stopped. That is only true if nothing that shapes the trajectory changed, so before
+resuming :func:`check_resume` compares
+
+* every setting except the stopping rules (:data:`FREE_FIELDS`: ``epochs``, ``max_steps``,
+  ``max_time``, ``target``, ``eval_every``), which a resume may change to train longer; with a
+  non-constant learning-rate schedule ``epochs``/``max_steps`` set the schedule's length and are
+  compared too;
+* the data fingerprint, a sha256 over the training (and explicit validation) arrays, labels,
+  task and classes, so an edited data file is noticed even under the same name.
+
+A difference is refused with a :class:`ConfigError` naming each changed field, unless
+``force``; forced changes are recorded in the run's metrics (``forced_changes``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from ..data.dataset import Dataset
+from ..errors import ConfigError
+from .checkpoint import Snapshot
+from .config import TrainConfig
+
+#: Settings a resume may change without --force: they say when to stop or when to look.
+FREE_FIELDS = ("epochs", "max_steps", "max_time", "target", "eval_every", "extra")
+
+
+def fingerprint(train: Dataset, validation: Dataset | None = None) -> str:
+    """``"sha256:<hex>"`` of the data a run sees (features, labels, task, classes).
+
+    Computed on the loaded arrays, so the same data gives the same fingerprint whichever
+    file format it came from; any changed value changes it.
+    """
+    h = hashlib.sha256()
+    for ds in (train, validation):
+        if ds is None:
+            h.update(b"<none>")
+            continue
+        X, y = np.ascontiguousarray(ds.X), np.ascontiguousarray(ds.y)
+        h.update(repr((ds.task, [str(c) for c in ds.classes], X.shape, X.dtype.str,
+                       y.dtype.str)).encode())
+        h.update(X.tobytes())
+        h.update(y.tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def _norm(v):
+    """Compare settings as they are stored (JSON: tuples become lists)."""
+    return json.loads(json.dumps(v, default=str))
+
+
+def config_changes(saved: dict, config: TrainConfig) -> list[dict]:
+    """``[{"field", "was", "now"}]`` for every trajectory-shaping setting that differs."""
+    now = config.to_dict()
+    free = set(FREE_FIELDS)
+    if now.get("schedule", "constant") != "constant":
+        free -= {"epochs", "max_steps"}
+    out = []
+    for key, value in now.items():
+        if key in free:
+            continue
+        was = saved.get(key)
+        if _norm(was) != _norm(value):
+            out.append({"field": key, "was": _norm(was), "now": _norm(value)})
+    return out
+
+
+def check_resume(snap: Snapshot, config: TrainConfig, data_fingerprint: str, run_dir,
+                 force: bool = False) -> list[dict]:
+    """The forced changes (empty if none); :class:`ConfigError` if any and not ``force``."""
+    changes = config_changes(snap.meta.get("config", {}), config)
+    saved_fp = snap.meta.get("data", {}).get("fingerprint")
+    if saved_fp != data_fingerprint:
+        changes.append({"field": "data fingerprint", "was": saved_fp, "now": data_fingerprint})
+    if changes and not force:
+        what = "; ".join(f"{c['field']} was {c['was']!r}, now {c['now']!r}" for c in changes)
+        names = ", ".join(c["field"] for c in changes)
+        raise ConfigError(
+            f"cannot resume {str(run_dir)!r} from step {snap.step}: {names} changed since the "
+            f"checkpoint ({what}); a resume only continues the same run exactly. Resume with "
+            "the original settings and data, start a new run, or pass --force (force=True) to "
+            "continue anyway (recorded in metrics.json as forced_changes)")
+    return changes
+
+
+def resume_config(snap: Snapshot, given: dict | None = None,
+                  config: TrainConfig | None = None) -> TrainConfig:
+    """The checkpoint's config, with ``config`` (a whole config) or ``given`` settings on top."""
+    if config is not None:
+        return config.replace(**(given or {}))
+    saved = {k: v for k, v in snap.meta.get("config", {}).items()}
+    saved.update(given or {})
+    return TrainConfig.from_dict(saved)
+
+
+def train_with_recovery(run_once, config: TrainConfig, session):
+    """Call ``run_once(config) -> FitResult``; on divergence with ``halve-lr``, go back.
+
+    Each retry restarts from the session's last good checkpoint with half the learning rate
+    (``lr <- lr / 2``), at most ``policy.max_retries`` times. Every history row then carries
+    the ``lr`` in effect, and ``result.extra["divergence_retries"]`` lists each retry:
+    ``{"diverged_at_step", "restart_step", "lr_from", "lr_to"}``.
+    """
+    policy = session.policy
+    retries = list(session.meta.get("divergence_retries", []))
+    while True:
+        result = run_once(config)
+        if result.status != "diverged" or policy.on_divergence != "halve-lr" \
+                or len(retries) >= policy.max_retries or session.last_good is None:
+            break
+        back = session.last_good
+        retries.append({"diverged_at_step": result.diverged_at_step,
+                        "restart_step": back.step, "lr_from": config.lr,
+                        "lr_to": config.lr / 2})
+        config = config.replace(lr=config.lr / 2)
+        session.meta.update(config=config.to_dict(), divergence_retries=retries)
+        session.lr = config.lr
+        session.pending = back
+    if retries:
+        result.extra["divergence_retries"] = retries
+        if result.status == "diverged":
+            result.message += f" (after {len(retries)} learning-rate halvings)"
+    return result

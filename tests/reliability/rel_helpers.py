@@ -1,0 +1,124 @@
+"""Helpers shared by the reliability tests: a small training job, and exact comparisons."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+TIME_COLUMNS = ("train_seconds", "wall_seconds", "eval_seconds")
+
+#: A job small enough to run in about a second, with every moving part: momentum state,
+#: several epochs, evaluation rows and checkpoints between chunk boundaries.
+JOB = ["--data", "gaussian:n=600,d=8,n_classes=3", "--model", "mlp", "--hidden", "16",
+       "--optimizer", "momentum", "--lr", "0.05", "--batch-size", "16", "--epochs", "4",
+       "--chunk-steps", "4", "--eval-every", "10 steps", "--seed", "3",
+       "--checkpoint-every", "6 steps", "--keep-checkpoints", "3", "--quiet"]
+N_TRAIN = 480          # 600 examples, 20% held out for validation
+STEPS_PER_EPOCH = 30   # ceil(480 / 16)
+TOTAL_STEPS = 120
+
+
+def child_env(cache_dir=None) -> dict:
+    """The environment of a child process: this checkout's sources, the CPU backend, and
+    optionally a shared JAX compilation cache (the same program is compiled by every child;
+    loading it is what keeps ten kill trials fast, and is the same executable bit for bit)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    if cache_dir is not None:
+        env.update(JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    return env
+
+
+def start_child(*args, cache_dir=None, **popen) -> subprocess.Popen:
+    """``rel_child.py`` in a fresh Python process (see its docstring)."""
+    script = str(Path(__file__).with_name("rel_child.py"))
+    return subprocess.Popen([sys.executable, script, *map(str, args)],
+                            env=child_env(cache_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
+
+
+def run_child(*args, cache_dir=None, timeout=300) -> subprocess.CompletedProcess:
+    """Run ``rel_child.py`` to completion; returns the finished process (stdout, stderr)."""
+    p = start_child(*args, cache_dir=cache_dir)
+    out, err = p.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def history_without_time(path) -> list[dict]:
+    """history.csv rows as text cells (floats are written by repr, so text equality is bit
+    equality, NaN included), time columns removed."""
+    rows = list(csv.DictReader(io.StringIO(Path(path).read_text())))
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]
+
+
+def npz_arrays(path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def final_checkpoint_arrays(run_dir) -> dict:
+    from sgdlab.engine.checkpoint import CheckpointStore
+    return CheckpointStore(run_dir).latest().arrays
+
+
+def assert_same_arrays(a: dict, b: dict) -> None:
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+
+
+def metrics(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def file_digest(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_trace(path) -> list[dict]:
+    """Trace lines ``{"g": global step, "idx": [...]}``; a torn last line is ignored."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def install_trace(path):
+    """Wrap ``BatchPlan.take`` so every step's real example indices go to ``path``.
+
+    Returns a function that undoes the wrapping. Each line is flushed before the chunk runs,
+    so after a kill the file holds every batch that was handed to the device.
+    """
+    from sgdlab.data.sampling import BatchPlan
+    original = BatchPlan.take
+
+    def take(self, k, pad_to=None):
+        g0 = self.epoch * self.steps_per_epoch + self.step_in_epoch
+        idx, w = original(self, k, pad_to)
+        with open(path, "a") as f:
+            for r in range(k):
+                f.write(json.dumps({"g": g0 + r, "idx": idx[r][w[r] > 0].tolist()}) + "\n")
+            f.flush()
+        print(f"take {g0}", flush=True)
+        return idx, w
+
+    BatchPlan.take = take
+    return lambda: setattr(BatchPlan, "take", original)

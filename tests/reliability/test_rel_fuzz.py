@@ -1,0 +1,235 @@
+"""Fuzzing the loaders and the config parser: every input is accepted or refused with a
+documented error (:class:`sgdlab.SgdlabError`), never another exception or a hang.
+
+Inputs come from Hypothesis: CSV text built from hostile cells (NaN, huge numbers, quotes,
+NUL, non-UTF-8 bytes, ragged rows) and raw text; valid .npy/.npz/.parquet files with bytes
+flipped, cut or inserted; in-memory arrays of any dtype and shape; config dicts of any value
+types; schedules, durations and TOML files. The number of examples each test ran is printed
+in the test summary.
+"""
+
+import io
+import math
+import os
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from sgdlab import TrainConfig
+from sgdlab.cli.common import read_config_file
+from sgdlab.data import from_arrays, load_csv, load_npy, load_npz, load_parquet
+from sgdlab.engine.config import parse_hidden
+from sgdlab.engine.schedule import EvalSchedule, parse_duration
+from sgdlab.errors import SgdlabError
+
+TMP = tempfile.mkdtemp(prefix="sgdlab-fuzz-")
+# NumPy warns about headers it has to re-parse (damaged ones look like Python 2 files).
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def fuzz(name: str, strategy, n: int):
+    """Run the decorated ``check(value)`` on ``n`` generated values; record the count."""
+    def decorate(check):
+        def test():
+            seen = [0]
+
+            @settings(max_examples=n, deadline=None, database=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck))
+            @given(strategy)
+            def run(value):
+                seen[0] += 1
+                try:
+                    check(value)
+                except SgdlabError:
+                    pass  # a documented refusal
+
+            run()
+            counts = pytest.reliability_counts
+            counts[f"fuzz examples: {name}"] = seen[0]
+            counts.pop("fuzz examples: total", None)  # re-added last, so printed last
+            counts["fuzz examples: total"] = sum(
+                v for k, v in counts.items() if k.startswith("fuzz examples: ") and
+                not k.endswith("total"))
+        test.__name__ = check.__name__
+        return test
+    return decorate
+
+
+def _write(name: str, data: bytes) -> str:
+    path = os.path.join(TMP, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+# ---------------------------------------------------------------------------------- CSV
+
+HOSTILE = ["", " ", "nan", "NaN", "inf", "-inf", "1e999", "-1e39", "abc", '"1,2"', '"',
+           '""', "1_000", "0x10", "\u0661", "\x00", "caf\u00e9", "\t", "1 2", "+", "-",
+           ".", "1e", "TRUE", "None", "\r", "\n", ",", "ー", "9" * 400]
+cell = st.one_of(st.floats().map(repr), st.integers(-10 ** 40, 10 ** 40).map(str),
+                 st.sampled_from(HOSTILE), st.text(max_size=4))
+row = st.lists(cell, max_size=5).map(",".join)
+csv_text = st.builds(lambda h, rows: "\n".join([h, *rows]),
+                     st.one_of(st.just("a,b,y"), row), st.lists(row, max_size=8))
+csv_bytes = st.one_of(csv_text.map(lambda t: t.encode("utf-8")), st.binary(max_size=120),
+                      csv_text.map(lambda t: t.encode("utf-16")))
+csv_case = st.tuples(csv_bytes, st.sampled_from([None, "y", 0, -1, "1", "zz", 9]),
+                     st.sampled_from([None, "classification", "regression"]))
+
+
+@fuzz("CSV loader", csv_case, 1000)
+def test_fuzz_csv_loader(case):
+    data, label, task = case
+    ds = load_csv(_write("f.csv", data), label_column=label, task=task)
+    assert ds.X.dtype == np.float32 and np.isfinite(ds.X).all() and len(ds.y) == ds.n
+
+
+# ---------------------------------------------------------------------- binary formats
+
+
+def _npy_bytes(arr) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _parquet_bytes() -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"a": [1.0, 2.0, 3.0, 4.0], "b": [1, 2, 3, 4],
+                             "y": ["u", "v", "u", "v"]}), buf)
+    return buf.getvalue()
+
+
+BASES = {
+    "npy": _npy_bytes(np.arange(24, dtype=np.float64).reshape(8, 3) % 3),
+    "npz": _npz_bytes(X=np.ones((6, 2), np.float32), y=np.arange(6) % 2),
+    "parquet": _parquet_bytes(),
+}
+
+
+def mutated(base: bytes):
+    """A valid file with some bytes flipped, a cut, or an insertion."""
+    n = len(base)
+    flips = st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, 255)), max_size=6)
+    return st.one_of(
+        flips.map(lambda fs: bytes(_flip(base, fs))),
+        st.integers(0, n).map(lambda k: base[:k]),
+        st.tuples(st.integers(0, n), st.binary(min_size=1, max_size=16)).map(
+            lambda t: base[:t[0]] + t[1] + base[t[0]:]),
+    )
+
+
+def _flip(base, flips):
+    out = bytearray(base)
+    for i, v in flips:
+        out[i] = v
+    return out
+
+
+@fuzz(".npy loader", mutated(BASES["npy"]), 500)
+def test_fuzz_npy_loader(data):
+    load_npy(_write("f.npy", data))
+
+
+@fuzz(".npz loader", mutated(BASES["npz"]), 500)
+def test_fuzz_npz_loader(data):
+    load_npz(_write("f.npz", data))
+
+
+@fuzz("Parquet loader", mutated(BASES["parquet"]), 200)
+def test_fuzz_parquet_loader(data):
+    load_parquet(_write("f.parquet", data))
+
+
+# ------------------------------------------------------------------------ in-memory arrays
+
+dtypes = st.one_of(hnp.floating_dtypes(), hnp.integer_dtypes(), hnp.boolean_dtypes(),
+                   hnp.complex_number_dtypes(), st.just(np.dtype(object)),
+                   hnp.unicode_string_dtypes(max_len=3))
+shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+arrays = st.one_of(hnp.arrays(dtypes, shapes),
+                   st.lists(st.lists(st.one_of(st.floats(), st.integers(), st.text(max_size=2),
+                                               st.none()), max_size=3), max_size=4))
+
+
+@fuzz("from_arrays", st.tuples(arrays, arrays, st.sampled_from([None, "classification",
+                                                                "regression"])), 800)
+def test_fuzz_from_arrays(case):
+    X, y, task = case
+    ds = from_arrays(X, y, task=task)
+    assert ds.X.shape[0] == len(ds.y) > 0 and np.isfinite(ds.X).all()
+
+
+# ------------------------------------------------------------------------ config parsing
+
+FIELDS = [f for f in TrainConfig.__dataclass_fields__]
+values = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 20, 10 ** 20), st.floats(),
+                   st.text(max_size=8), st.sampled_from(["1 epoch", "10 steps", "2s", "adam",
+                                                         "shuffle", "mlp", "64,32", "cosine"]),
+                   st.lists(st.integers(-3, 300), max_size=3), st.dictionaries(
+                       st.text(max_size=3), st.integers(), max_size=2))
+config_dicts = st.dictionaries(st.one_of(st.sampled_from(FIELDS), st.text(max_size=6)),
+                               values, max_size=6)
+
+
+@fuzz("TrainConfig.from_dict", config_dicts, 1000)
+def test_fuzz_train_config(d):
+    cfg = TrainConfig.from_dict(d)
+    cfg.eval_schedule  # an accepted config is usable
+    assert cfg.batch_size >= 1 and cfg.lr > 0
+
+
+schedule_text = st.one_of(
+    st.text(max_size=20),
+    st.lists(st.builds("{}{}{}".format, st.one_of(st.floats().map(repr),
+                                                  st.integers(-5, 10 ** 30).map(str),
+                                                  st.sampled_from(["1e999", ".5", "0", "nan"])),
+                       st.sampled_from(["", " "]),
+                       st.sampled_from(["", "s", "steps", "epoch", "min", "h", "x", "e"])),
+             max_size=3).map(", ".join))
+
+
+@fuzz("EvalSchedule.parse / parse_duration / parse_hidden", schedule_text, 800)
+def test_fuzz_schedule_and_duration(text):
+    s = EvalSchedule.parse(text)
+    for v in (s.every_steps, s.every_seconds, s.every_epochs):
+        assert v is None or (v > 0 and math.isfinite(v))
+    try:
+        d = parse_duration(text)
+        assert d is None or (d > 0 and math.isfinite(d))
+    finally:
+        hidden = parse_hidden(text)
+        assert all(h >= 1 for h in hidden)
+
+
+toml_values = st.one_of(st.integers(-10 ** 6, 10 ** 6).map(str), st.floats().map(
+    lambda f: repr(f) if np.isfinite(f) else "nan"), st.sampled_from(
+    ['"mlp"', '"1 epoch"', "true", "[16, 8]", '"x"', "{a = 1}", "[]", '"64,32"', "inf"]))
+toml_line = st.builds("{} = {}".format, st.one_of(st.sampled_from(FIELDS + ["data", "train"]),
+                                                  st.text("abc_-", min_size=1, max_size=5)),
+                      toml_values)
+toml_text = st.one_of(
+    st.lists(toml_line, max_size=6).map(lambda ls: "\n".join(ls)),
+    st.lists(toml_line, max_size=6).map(lambda ls: "[train]\n" + "\n".join(ls)),
+    st.text(max_size=60))
+
+
+@fuzz("TOML config reader + TrainConfig", toml_text, 400)
+def test_fuzz_toml_config(text):
+    path = _write("c.toml", text.encode("utf-8", "surrogatepass"))
+    settings_ = read_config_file(path)
+    settings_.pop("data", None)
+    TrainConfig.from_dict(settings_)
