@@ -1,0 +1,164 @@
+"""2-D slices of the loss surface, and training paths drawn on them.
+
+A slice is the function of two numbers ``f(a, b) = J(c + a e_1 + b e_2)`` on a G x G grid,
+evaluated in one batched call (:meth:`Surface.plane`). Two planes are offered:
+
+* **random**: ``c`` is a solution, ``e_1, e_2`` filter-normalised Gaussian directions
+  (Li et al. 2018), ``a, b in [-span, span]``; the picture of the basin around the solution.
+* **path** (PCA): random directions are nearly orthogonal to any training path in D
+  dimensions, so a path projected on them is a dot. The plane that shows a path is spanned by
+  the top two principal directions of the path points' offsets from its end ``c``
+  (Li et al. section 7): ``e_1, e_2`` are orthonormal, ``(a, b) = ((w - c) . e_1, (w - c) . e_2)``
+  are the path's coordinates, and ``explained`` says what share of the path's spread the plane
+  holds. Paths of batch size 1, B and N from one initialisation side by side show the
+  zig-zag of stochastic steps against the smooth full-batch path.
+
+Gradient arrows are ``-grad f(a, b) = -(e_1 . grad J, e_2 . grad J)``: the steepest descent
+of the restricted function, perpendicular to its level curves in the ``(a, b)`` coordinates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import jax
+import numpy as np
+
+from .._types import Params
+from ..engine.fit import train
+from ..errors import ConfigError
+from .directions import random_direction
+from .surface import Problem, Surface, flatten
+
+__all__ = ["Slice", "random_slice", "record_paths", "pca_plane", "path_slice"]
+
+
+@dataclass
+class Slice:
+    """``loss[j, i] = f(alphas[i], betas[j])`` (rows follow ``b``, as ``contour`` expects).
+
+    ``arrows_at: (A, 2)`` points and ``arrows: (A, 2)`` descent directions ``-grad f``;
+    ``paths`` maps a label to ``{"coords": (n, 2), "loss": (n,), "step": (n,)}`` where
+    ``loss`` is the objective at the true (off-plane) path point.
+    """
+
+    kind: str
+    alphas: np.ndarray
+    betas: np.ndarray
+    loss: np.ndarray
+    accuracy: np.ndarray
+    arrows_at: np.ndarray
+    arrows: np.ndarray
+    seconds: float
+    paths: dict = field(default_factory=dict)
+    explained: tuple = ()
+    normalize: str = ""
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "alphas": self.alphas.tolist(), "betas": self.betas.tolist(),
+                "loss": self.loss.tolist(), "accuracy": self.accuracy.tolist(),
+                "seconds": self.seconds, "explained": list(self.explained),
+                "normalize": self.normalize,
+                "paths": {k: {n: np.asarray(v).tolist() for n, v in p.items()}
+                          for k, p in self.paths.items()}}
+
+
+def _check_grid(grid: int) -> int:
+    if not isinstance(grid, (int, np.integer)) or isinstance(grid, bool) or grid < 3:
+        raise ConfigError(f"grid must be a whole number >= 3 (points per side), got {grid!r}")
+    return int(grid)
+
+
+def _evaluate(surface: Surface, center, basis, alphas, betas, n_arrows: int):
+    aa, bb = np.meshgrid(alphas, betas)                              # (G, G), row = beta
+    t = time.perf_counter()
+    loss, acc = surface.plane(center, basis, np.stack([aa.ravel(), bb.ravel()], 1))
+    seconds = time.perf_counter() - t
+    ga, gb = (np.linspace(v[0], v[-1], n_arrows + 2)[1:-1] for v in (alphas, betas))
+    at = np.stack([m.ravel() for m in np.meshgrid(ga, gb)], 1)     # (A, 2), inside the grid
+    arrows = -surface.plane_gradient(center, basis, at)
+    shape = (len(betas), len(alphas))
+    return loss.reshape(shape), acc.reshape(shape), at, arrows, seconds
+
+
+def random_slice(surface: Surface, params: Params, *, grid: int = 51, span: float = 1.0,
+                 normalize: str = "filter", seed: int = 0, n_arrows: int = 9) -> Slice:
+    """``J`` on ``params + a d_1 + b d_2`` for ``a, b`` in ``[-span, span]`` (G x G points)."""
+    grid = _check_grid(grid)
+    if not span > 0:
+        raise ConfigError(f"slice span must be > 0, got {span}")
+    k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+    basis = np.stack([random_direction(k, params, normalize) for k in (k1, k2)])
+    axis = np.linspace(-span, span, grid)
+    loss, acc, at, arrows, secs = _evaluate(surface, flatten(params), basis, axis, axis,
+                                            n_arrows)
+    return Slice("random", axis, axis, loss, acc, at, arrows, secs, normalize=normalize)
+
+
+def record_paths(problem: Problem, batch_sizes: dict, *, steps: int = 200, seed: int = 0,
+                 points: int = 100, on_done: Callable | None = None) -> dict:
+    """Train from one initialisation (``seed``) with each batch size for ``steps`` steps and
+    keep the parameters every ``max(1, steps // points)`` steps.
+
+    ``batch_sizes`` maps a label to a batch size, e.g. ``{"stochastic (B=1)": 1, ...}``.
+    Returns ``{label: {"step": (n,), "params": (n, D)}}``; the same learning rate and the
+    same number of steps for every batch size, so the paths differ only by gradient noise.
+    """
+    every = max(1, steps // points)
+    out = {}
+    for label, b in batch_sizes.items():
+        if b > problem.train.n:
+            raise ConfigError(f"path batch size {b} exceeds the {problem.train.n} training "
+                              "examples")
+        rows: list = []
+
+        def keep(event, rows=rows):
+            if event["event"] == "row":
+                rows.append((event["row"]["step"], flatten(event["params"])))
+        cfg = problem.config.replace(batch_size=int(b), max_steps=int(steps), epochs=None,
+                                     max_time=None, target=None, seed=seed,
+                                     eval_every=f"{every} steps")
+        train(problem.train, problem.validation, cfg, model=problem.model, loss=problem.loss,
+              standardizer=problem.standardizer, callback=keep)
+        out[label] = {"step": np.array([r[0] for r in rows]),
+                      "params": np.stack([r[1] for r in rows])}
+        if on_done:
+            on_done(label)
+    return out
+
+
+def pca_plane(paths: dict, origin: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """Orthonormal ``(2, D)`` top principal directions of every path point minus ``origin``,
+    and the share of the squared offsets each one captures."""
+    M = np.concatenate([p["params"] for p in paths.values()]) - origin[None]
+    _, s, vt = np.linalg.svd(M.astype(np.float64), full_matrices=False)
+    total = float(np.sum(s ** 2)) or 1.0
+    if len(s) < 2:
+        raise ConfigError("a path plane needs at least two distinct path points; "
+                          "record more steps")
+    return vt[:2], (float(s[0] ** 2 / total), float(s[1] ** 2 / total))
+
+
+def path_slice(surface: Surface, paths: dict, *, grid: int = 51, margin: float = 0.2,
+               n_arrows: int = 9, origin_label: str | None = None) -> Slice:
+    """The PCA plane of ``paths`` (from :func:`record_paths`), centred on the end of the path
+    ``origin_label`` (default: the last one, the largest batch), with every path projected."""
+    grid = _check_grid(grid)
+    label = origin_label or list(paths)[-1]
+    origin = paths[label]["params"][-1].astype(np.float64)
+    basis, explained = pca_plane(paths, origin)
+    projected = {k: (p["params"] - origin[None]) @ basis.T for k, p in paths.items()}
+    allc = np.concatenate(list(projected.values()))
+    lo, hi = allc.min(0), allc.max(0)
+    pad = margin * np.maximum(hi - lo, 1e-6)
+    alphas = np.linspace(lo[0] - pad[0], hi[0] + pad[0], grid)
+    betas = np.linspace(lo[1] - pad[1], hi[1] + pad[1], grid)
+    loss, acc, at, arrows, secs = _evaluate(surface, origin, basis, alphas, betas, n_arrows)
+    # One batched call for every path point: the true (off-plane) objective along each path.
+    values = surface.points(np.concatenate([p["params"] for p in paths.values()]))[0]
+    ends = np.cumsum([len(p["params"]) for p in paths.values()])[:-1]
+    out = {k: {"coords": projected[k], "step": p["step"], "loss": v}
+           for (k, p), v in zip(paths.items(), np.split(values, ends))}
+    return Slice("path", alphas, betas, loss, acc, at, arrows, secs, out, explained, "pca")
