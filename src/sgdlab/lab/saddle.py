@@ -73,6 +73,7 @@ class SaddleDemo:
     hessian: np.ndarray
     eigenvalues: np.ndarray
     kind: str
+    grid: tuple = ()            # (xs (n,), ys (n,), f (n, n)) over the box, for plots
 
     def to_dict(self) -> dict:
         return {"name": self.name, "formula": self.formula, "lr": self.lr,
@@ -156,7 +157,7 @@ def saddle_demo(name: str = "saddle", starts=None, lr: float | None = None,
     eig = np.linalg.eigvalsh((H + H.T) / 2)
     crit = tuple(float(c) if abs(c) > 1e-12 else 0.0 for c in crit)
     return SaddleDemo(name, formula, lr, box, starts, [r[0] for r in runs],
-                      [r[1] for r in runs], crit, H, eig, classify(eig))
+                      [r[1] for r in runs], crit, H, eig, classify(eig), surface_grid(name))
 
 
 def surface_grid(name: str, n: int = 101) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,6 +29,7 @@ import numpy as np
 from .._types import Params
 from ..engine.fit import train
 from ..errors import ConfigError
+from ..optim import scaled_lr
 from .directions import random_direction
 from .surface import Problem, Surface, flatten
 
@@ -40,8 +41,8 @@ class Slice:
     """``loss[j, i] = f(alphas[i], betas[j])`` (rows follow ``b``, as ``contour`` expects).
 
     ``arrows_at: (A, 2)`` points and ``arrows: (A, 2)`` descent directions ``-grad f``;
-    ``paths`` maps a label to ``{"coords": (n, 2), "loss": (n,), "step": (n,)}`` where
-    ``loss`` is the objective at the true (off-plane) path point.
+    ``paths`` maps a label to ``{"coords": (n, 2), "loss": (n,), "step": (n,), "lr": float}``
+    where ``loss`` is the objective at the true (off-plane) path point.
     """
 
     kind: str
@@ -61,7 +62,8 @@ class Slice:
                 "loss": self.loss.tolist(), "accuracy": self.accuracy.tolist(),
                 "seconds": self.seconds, "explained": list(self.explained),
                 "normalize": self.normalize,
-                "paths": {k: {n: np.asarray(v).tolist() for n, v in p.items()}
+                "paths": {k: {n: np.asarray(v).tolist() if n != "lr" else v
+                              for n, v in p.items()}
                           for k, p in self.paths.items()}}
 
 
@@ -98,32 +100,38 @@ def random_slice(surface: Surface, params: Params, *, grid: int = 51, span: floa
 
 
 def record_paths(problem: Problem, batch_sizes: dict, *, steps: int = 200, seed: int = 0,
-                 points: int = 100, on_done: Callable | None = None) -> dict:
+                 points: int = 100, scale_lr: bool = True,
+                 on_done: Callable | None = None) -> dict:
     """Train from one initialisation (``seed``) with each batch size for ``steps`` steps and
     keep the parameters every ``max(1, steps // points)`` steps.
 
-    ``batch_sizes`` maps a label to a batch size, e.g. ``{"stochastic (B=1)": 1, ...}``.
-    Returns ``{label: {"step": (n,), "params": (n, D)}}``; the same learning rate and the
-    same number of steps for every batch size, so the paths differ only by gradient noise.
+    ``batch_sizes`` maps a label to a batch size, e.g. ``{"stochastic (B=1)": 1, ...}``. Every
+    path takes the same number of steps from the same start. With ``scale_lr``, a batch
+    ``b`` smaller than the configured ``B`` steps with ``lr * sqrt(b / B)`` (the square-root
+    rule, which keeps the variance of an update's noise equal to that of batch ``B``), so the
+    single-example path zig-zags inside the basin instead of being thrown out of it; larger
+    batches keep ``lr``. Returns ``{label: {"step": (n,), "params": (n, D), "lr": float}}``.
     """
     every = max(1, steps // points)
+    base = problem.config
     out = {}
     for label, b in batch_sizes.items():
         if b > problem.train.n:
             raise ConfigError(f"path batch size {b} exceeds the {problem.train.n} training "
                               "examples")
+        lr = scaled_lr(base.lr, b, base.batch_size, "sqrt") \
+            if scale_lr and b < base.batch_size else base.lr
         rows: list = []
 
         def keep(event, rows=rows):
             if event["event"] == "row":
                 rows.append((event["row"]["step"], flatten(event["params"])))
-        cfg = problem.config.replace(batch_size=int(b), max_steps=int(steps), epochs=None,
-                                     max_time=None, target=None, seed=seed,
-                                     eval_every=f"{every} steps")
+        cfg = base.replace(batch_size=int(b), max_steps=int(steps), epochs=None, lr=lr,
+                           max_time=None, target=None, seed=seed, eval_every=f"{every} steps")
         train(problem.train, problem.validation, cfg, model=problem.model, loss=problem.loss,
               standardizer=problem.standardizer, callback=keep)
         out[label] = {"step": np.array([r[0] for r in rows]),
-                      "params": np.stack([r[1] for r in rows])}
+                      "params": np.stack([r[1] for r in rows]), "lr": lr}
         if on_done:
             on_done(label)
     return out
@@ -159,6 +167,6 @@ def path_slice(surface: Surface, paths: dict, *, grid: int = 51, margin: float =
     # One batched call for every path point: the true (off-plane) objective along each path.
     values = surface.points(np.concatenate([p["params"] for p in paths.values()]))[0]
     ends = np.cumsum([len(p["params"]) for p in paths.values()])[:-1]
-    out = {k: {"coords": projected[k], "step": p["step"], "loss": v}
+    out = {k: {"coords": projected[k], "step": p["step"], "loss": v, "lr": p.get("lr")}
            for (k, p), v in zip(paths.items(), np.split(values, ends))}
     return Slice("path", alphas, betas, loss, acc, at, arrows, secs, out, explained, "pca")
