@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import jax
 import numpy as np
 
 from .._types import Params
@@ -56,12 +55,12 @@ class ConvexityReport:
                 "summary": self.summary}
 
 
-def _random_segments(key, params: Params, n: int, radius: float, normalize: str):
+def _random_segments(rng: np.random.Generator, params: Params, n: int, radius: float,
+                     normalize: str):
     """``(n, 2, D)`` endpoints around ``params``."""
     center = flatten(params).astype(np.float64)
-    kr, kd = jax.random.split(key)
-    radii = np.asarray(jax.random.uniform(kr, (n, 2), maxval=radius), np.float64)
-    dirs = random_directions(kd, params, 2 * n, normalize).reshape(n, 2, -1)
+    radii = rng.uniform(0.0, radius, (n, 2))
+    dirs = random_directions(rng, params, 2 * n, normalize).reshape(n, 2, -1)
     return center[None, None] + radii[:, :, None] * dirs
 
 
@@ -82,7 +81,7 @@ def probe_convexity(surface: Surface, params: Params, *, n_random: int = 100,
         raise ConfigError(f"interior points must lie strictly between 0 and 1, got {ts}")
     segs, names = [], []
     if n_random:
-        segs.append(_random_segments(jax.random.PRNGKey(seed), params, n_random, radius,
+        segs.append(_random_segments(np.random.default_rng(seed), params, n_random, radius,
                                      normalize))
         names += [f"random segment {i}" for i in range(n_random)]
     sols = [np.asarray(s, np.float64) for s in solutions]

@@ -16,9 +16,7 @@ ignore biases; other 1-D leaves are scaled as one filter.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from .._types import Params
 from ..errors import ConfigError
@@ -29,15 +27,15 @@ __all__ = ["random_direction", "random_directions", "NORMALIZATIONS"]
 NORMALIZATIONS = ("filter", "layer", "none")
 
 
-def _scale_leaf(d: jax.Array, w: jax.Array, how: str) -> jax.Array:
+def _scale_leaf(d: np.ndarray, w: np.ndarray, how: str) -> np.ndarray:
     if how == "none":
         return d
     if how == "layer" or d.ndim < 2:
-        return d / (jnp.linalg.norm(d) + 1e-12) * jnp.linalg.norm(w)
+        return d / (np.linalg.norm(d) + 1e-12) * np.linalg.norm(w)
     # Columns are filters: norms over every axis but the last (the output unit).
     axes = tuple(range(d.ndim - 1))
-    dn = jnp.sqrt(jnp.sum(d * d, axis=axes, keepdims=True))
-    wn = jnp.sqrt(jnp.sum(w * w, axis=axes, keepdims=True))
+    dn = np.sqrt(np.sum(d * d, axis=axes, keepdims=True))
+    wn = np.sqrt(np.sum(w * w, axis=axes, keepdims=True))
     return d / (dn + 1e-12) * wn
 
 
@@ -47,33 +45,27 @@ def _check(normalize: str) -> None:
                           f"{', '.join(NORMALIZATIONS)}")
 
 
-def _direction(key: jax.Array, params: Params, normalize: str) -> jax.Array:
-    leaves, tree = jax.tree_util.tree_flatten_with_path(params)
-    keys = jax.random.split(key, len(leaves))
-    out = []
-    for k, (path, w) in zip(keys, leaves):
-        w = jnp.asarray(w)
-        if _is_bias(path) and normalize != "none":
-            out.append(jnp.zeros_like(w))
-            continue
-        d = jax.random.normal(k, w.shape, w.dtype)
-        out.append(_scale_leaf(d, w, normalize))
-    return ravel_pytree(jax.tree_util.tree_unflatten(tree, out))[0]
-
-
-def random_direction(key: jax.Array, params: Params, normalize: str = "filter") -> np.ndarray:
-    """A Gaussian direction shaped like ``params``, scaled per ``normalize``, as a flat ``(D,)``.
+def random_direction(rng: np.random.Generator, params: Params,
+                     normalize: str = "filter") -> np.ndarray:
+    """A Gaussian direction shaped like ``params``, scaled per ``normalize``, as a flat
+    float64 vector ``(D,)`` in the leaf order of ``jax.flatten_util.ravel_pytree``.
 
     ``normalize``: ``"filter"`` (per column, Li et al.), ``"layer"`` (per leaf) or ``"none"``.
+    Drawn on the host with NumPy: a direction is needed a few times per run, and compiling a
+    JAX sampler for it would cost more than it saves.
     """
     _check(normalize)
-    return np.asarray(_direction(key, params, normalize))
+    parts = []
+    for path, w in jax.tree_util.tree_flatten_with_path(params)[0]:
+        w = np.asarray(w, np.float64)
+        if _is_bias(path) and normalize != "none":
+            parts.append(np.zeros(w.size))
+            continue
+        parts.append(_scale_leaf(rng.standard_normal(w.shape), w, normalize).ravel())
+    return np.concatenate(parts)
 
 
-def random_directions(key: jax.Array, params: Params, n: int,
+def random_directions(rng: np.random.Generator, params: Params, n: int,
                       normalize: str = "filter") -> np.ndarray:
-    """``n`` independent directions ``(n, D)`` in one compiled call (vmap over split keys)."""
-    _check(normalize)
-    keys = jax.random.split(key, n)
-    fn = jax.jit(jax.vmap(lambda k, p: _direction(k, p, normalize), in_axes=(0, None)))
-    return np.asarray(fn(keys, params))
+    """``n`` independent directions ``(n, D)`` from one generator."""
+    return np.stack([random_direction(rng, params, normalize) for _ in range(n)])

@@ -23,17 +23,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import jax
 import numpy as np
 
 from .._types import Params
 from ..engine.fit import train
 from ..errors import ConfigError
 from ..optim import scaled_lr
-from .directions import random_direction
+from .directions import random_directions
 from .surface import Problem, Surface, flatten
 
-__all__ = ["Slice", "random_slice", "record_paths", "pca_plane", "path_slice"]
+__all__ = ["Slice", "random_slice", "record_paths", "pca_plane", "path_slice", "tortuosity"]
 
 
 @dataclass
@@ -41,8 +40,9 @@ class Slice:
     """``loss[j, i] = f(alphas[i], betas[j])`` (rows follow ``b``, as ``contour`` expects).
 
     ``arrows_at: (A, 2)`` points and ``arrows: (A, 2)`` descent directions ``-grad f``;
-    ``paths`` maps a label to ``{"coords": (n, 2), "loss": (n,), "step": (n,), "lr": float}``
-    where ``loss`` is the objective at the true (off-plane) path point.
+    ``paths`` maps a label to ``{"coords": (n, 2), "loss": (n,), "step": (n,), "lr": float,
+    "tortuosity": float}`` where ``loss`` is the objective at the true (off-plane) path point
+    and ``tortuosity`` the path length over its net displacement (:func:`tortuosity`).
     """
 
     kind: str
@@ -62,7 +62,7 @@ class Slice:
                 "loss": self.loss.tolist(), "accuracy": self.accuracy.tolist(),
                 "seconds": self.seconds, "explained": list(self.explained),
                 "normalize": self.normalize,
-                "paths": {k: {n: np.asarray(v).tolist() if n != "lr" else v
+                "paths": {k: {n: np.asarray(v).tolist() if n not in ("lr", "tortuosity") else v
                               for n, v in p.items()}
                           for k, p in self.paths.items()}}
 
@@ -91,8 +91,7 @@ def random_slice(surface: Surface, params: Params, *, grid: int = 51, span: floa
     grid = _check_grid(grid)
     if not span > 0:
         raise ConfigError(f"slice span must be > 0, got {span}")
-    k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
-    basis = np.stack([random_direction(k, params, normalize) for k in (k1, k2)])
+    basis = random_directions(np.random.default_rng(seed), params, 2, normalize)
     axis = np.linspace(-span, span, grid)
     loss, acc, at, arrows, secs = _evaluate(surface, flatten(params), basis, axis, axis,
                                             n_arrows)
@@ -137,6 +136,17 @@ def record_paths(problem: Problem, batch_sizes: dict, *, steps: int = 200, seed:
     return out
 
 
+def tortuosity(points: np.ndarray) -> float:
+    """Path length over net displacement of ``points: (n, D)``, in the full space.
+
+    1 for a straight path; the zig-zag of small-batch steps makes it larger. Points are the
+    recorded ones, so steps between two records count by their chord.
+    """
+    steps = np.linalg.norm(np.diff(points.astype(np.float64), axis=0), axis=1).sum()
+    net = np.linalg.norm(points[-1].astype(np.float64) - points[0])
+    return float(steps / net) if net > 0 else float("inf")
+
+
 def pca_plane(paths: dict, origin: np.ndarray) -> tuple[np.ndarray, tuple]:
     """Orthonormal ``(2, D)`` top principal directions of every path point minus ``origin``,
     and the share of the squared offsets each one captures."""
@@ -167,6 +177,7 @@ def path_slice(surface: Surface, paths: dict, *, grid: int = 51, margin: float =
     # One batched call for every path point: the true (off-plane) objective along each path.
     values = surface.points(np.concatenate([p["params"] for p in paths.values()]))[0]
     ends = np.cumsum([len(p["params"]) for p in paths.values()])[:-1]
-    out = {k: {"coords": projected[k], "step": p["step"], "loss": v, "lr": p.get("lr")}
+    out = {k: {"coords": projected[k], "step": p["step"], "loss": v, "lr": p.get("lr"),
+               "tortuosity": tortuosity(p["params"])}
            for (k, p), v in zip(paths.items(), np.split(values, ends))}
     return Slice("path", alphas, betas, loss, acc, at, arrows, secs, out, explained, "pca")

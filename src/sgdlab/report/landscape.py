@@ -198,8 +198,10 @@ def landscape_section(res, images: dict | None = None) -> str:
                   "contour is the objective on that plane; the path's true objective is "
                   "drawn on the surface. Batches smaller than the configured one step with "
                   "lr * sqrt(b / B), so that all paths carry the same update noise.</p>",
-                  _table(["path", "learning rate", "steps", "final objective"],
-                         [[k, _g(p.get("lr")), int(p["step"][-1]), _g(float(p["loss"][-1]))]
+                  _table(["path", "learning rate", "steps", "final objective",
+                          "length / displacement"],
+                         [[k, _g(p.get("lr")), int(p["step"][-1]), _g(float(p["loss"][-1])),
+                           _g(p["tortuosity"], ".3g")]
                           for k, p in sl.paths.items()])]
         if "slice_paths" in images:
             parts.append(_img(images["slice_paths"], "paths"))
