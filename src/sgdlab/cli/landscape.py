@@ -68,10 +68,6 @@ def run(args) -> int:
 
     if args.seeds < 2:
         raise ConfigError(f"--seeds must be at least 2 to compare restarts, got {args.seeds}")
-    if args.path_steps < 2:
-        raise ConfigError(f"--path-steps must be at least 2, got {args.path_steps}")
-    if args.segments < 0:
-        raise ConfigError(f"--segments must be >= 0, got {args.segments}")
     file_settings = read_config_file(args.config)
     config = config_from_args(args, file_settings)
     data = as_dataset(args.data or file_settings.get("data", "digits"),

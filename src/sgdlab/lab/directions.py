@@ -22,7 +22,7 @@ from .._types import Params
 from ..errors import ConfigError
 from ..losses import _is_bias
 
-__all__ = ["random_direction", "random_directions", "NORMALIZATIONS"]
+__all__ = ["random_direction", "random_directions", "check_normalize", "NORMALIZATIONS"]
 
 NORMALIZATIONS = ("filter", "layer", "none")
 
@@ -39,7 +39,7 @@ def _scale_leaf(d: np.ndarray, w: np.ndarray, how: str) -> np.ndarray:
     return d / (dn + 1e-12) * wn
 
 
-def _check(normalize: str) -> None:
+def check_normalize(normalize: str) -> None:
     if normalize not in NORMALIZATIONS:
         raise ConfigError(f"unknown direction normalisation {normalize!r}; valid: "
                           f"{', '.join(NORMALIZATIONS)}")
@@ -54,7 +54,7 @@ def random_direction(rng: np.random.Generator, params: Params,
     Drawn on the host with NumPy: a direction is needed a few times per run, and compiling a
     JAX sampler for it would cost more than it saves.
     """
-    _check(normalize)
+    check_normalize(normalize)
     parts = []
     for path, w in jax.tree_util.tree_flatten_with_path(params)[0]:
         w = np.asarray(w, np.float64)

@@ -21,7 +21,8 @@ from .convexity import ConvexityReport, probe_convexity
 from .interpolate import Interpolation, interpolate
 from .restarts import RestartReport, run_restarts
 from .saddle import SURFACES, SaddleDemo, saddle_demo
-from .slices import Slice, path_slice, random_slice, record_paths
+from .directions import check_normalize
+from .slices import Slice, check_grid, path_slice, random_slice, record_paths
 from .surface import Problem, flatten
 
 __all__ = ["LandscapeResult", "run_landscape", "path_batch_sizes"]
@@ -72,7 +73,17 @@ def run_landscape(data: Dataset, config: TrainConfig, *, seeds: Sequence[int] = 
     filter-normalised units; ``slices=False`` skips both 2-D slices.
     """
     say = progress or (lambda msg: None)
+    # Every setting is checked before the first training run, so a typo costs no minutes.
     saddle_names = _check_saddles(saddles)
+    if slices:
+        check_grid(grid)
+        check_normalize(normalize)
+        if not span > 0:
+            raise ConfigError(f"slice span must be > 0, got {span}")
+        if path_steps < 2:
+            raise ConfigError(f"path steps must be at least 2, got {path_steps}")
+    if convexity_segments < 0:
+        raise ConfigError(f"convexity segments must be >= 0, got {convexity_segments}")
     seeds = [int(s) for s in seeds]
     secs: dict = {}
     t = time.perf_counter()

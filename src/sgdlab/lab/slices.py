@@ -32,7 +32,8 @@ from ..optim import scaled_lr
 from .directions import random_directions
 from .surface import Problem, Surface, flatten
 
-__all__ = ["Slice", "random_slice", "record_paths", "pca_plane", "path_slice", "tortuosity"]
+__all__ = ["Slice", "check_grid", "random_slice", "record_paths", "pca_plane", "path_slice",
+           "tortuosity"]
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Slice:
                           for k, p in self.paths.items()}}
 
 
-def _check_grid(grid: int) -> int:
+def check_grid(grid: int) -> int:
     if not isinstance(grid, (int, np.integer)) or isinstance(grid, bool) or grid < 3:
         raise ConfigError(f"grid must be a whole number >= 3 (points per side), got {grid!r}")
     return int(grid)
@@ -88,7 +89,7 @@ def _evaluate(surface: Surface, center, basis, alphas, betas, n_arrows: int):
 def random_slice(surface: Surface, params: Params, *, grid: int = 51, span: float = 1.0,
                  normalize: str = "filter", seed: int = 0, n_arrows: int = 9) -> Slice:
     """``J`` on ``params + a d_1 + b d_2`` for ``a, b`` in ``[-span, span]`` (G x G points)."""
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     if not span > 0:
         raise ConfigError(f"slice span must be > 0, got {span}")
     basis = random_directions(np.random.default_rng(seed), params, 2, normalize)
@@ -163,7 +164,7 @@ def path_slice(surface: Surface, paths: dict, *, grid: int = 51, margin: float =
                n_arrows: int = 9, origin_label: str | None = None) -> Slice:
     """The PCA plane of ``paths`` (from :func:`record_paths`), centred on the end of the path
     ``origin_label`` (default: the last one, the largest batch), with every path projected."""
-    grid = _check_grid(grid)
+    grid = check_grid(grid)
     label = origin_label or list(paths)[-1]
     origin = paths[label]["params"][-1].astype(np.float64)
     basis, explained = pca_plane(paths, origin)
