@@ -97,3 +97,15 @@ def test_grid_errors(convex_problem, convex_restarts):
         random_slice(convex_problem.surface(params), params, grid=2)
     with pytest.raises(ConfigError, match="span must be > 0"):
         random_slice(convex_problem.surface(params), params, span=0)
+
+
+def test_pca_plane_equals_svd_directions():
+    from sgdlab.lab.slices import pca_plane
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(40, 300)) * np.linspace(3.0, 0.1, 300)
+    basis, explained = pca_plane({"p": {"params": M}}, np.zeros(300))
+    _, s, vt = np.linalg.svd(M, full_matrices=False)
+    np.testing.assert_allclose(np.abs(basis @ vt[:2].T), np.eye(2), atol=1e-10)
+    np.testing.assert_allclose(explained, s[:2] ** 2 / np.sum(s ** 2), rtol=1e-10)
+    with pytest.raises(ConfigError, match="two independent directions"):
+        pca_plane({"p": {"params": np.ones((3, 5))}}, np.zeros(5))

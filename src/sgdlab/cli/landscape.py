@@ -90,7 +90,7 @@ def run(args) -> int:
         if res.random_slice is not None:
             sl = res.random_slice
             lines.append(f"slice: {len(sl.alphas)}x{len(sl.betas)} points evaluated in "
-                         f"{sl.seconds:.2f} s")
+                         f"{sl.seconds:.2f} s (compiling {sl.compile_seconds:.2f} s)")
         if res.convexity is not None:
             lines.append("convexity: " + res.convexity.summary)
         lines += [d.summary for d in res.saddles]

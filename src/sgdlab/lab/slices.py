@@ -53,7 +53,8 @@ class Slice:
     accuracy: np.ndarray
     arrows_at: np.ndarray
     arrows: np.ndarray
-    seconds: float
+    seconds: float              # evaluating the grid, compilation excluded
+    compile_seconds: float      # compiling the grid program (0 when it was cached)
     paths: dict = field(default_factory=dict)
     explained: tuple = ()
     normalize: str = ""
@@ -61,7 +62,8 @@ class Slice:
     def to_dict(self) -> dict:
         return {"kind": self.kind, "alphas": self.alphas.tolist(), "betas": self.betas.tolist(),
                 "loss": self.loss.tolist(), "accuracy": self.accuracy.tolist(),
-                "seconds": self.seconds, "explained": list(self.explained),
+                "seconds": self.seconds, "compile_seconds": self.compile_seconds,
+                "explained": list(self.explained),
                 "normalize": self.normalize,
                 "paths": {k: {n: np.asarray(v).tolist() if n not in ("lr", "tortuosity") else v
                               for n, v in p.items()}
@@ -76,14 +78,15 @@ def check_grid(grid: int) -> int:
 
 def _evaluate(surface: Surface, center, basis, alphas, betas, n_arrows: int):
     aa, bb = np.meshgrid(alphas, betas)                              # (G, G), row = beta
-    t = time.perf_counter()
+    c0, t = surface.compile_seconds, time.perf_counter()
     loss, acc = surface.plane(center, basis, np.stack([aa.ravel(), bb.ravel()], 1))
-    seconds = time.perf_counter() - t
+    compile_s = surface.compile_seconds - c0
+    seconds = time.perf_counter() - t - compile_s
     ga, gb = (np.linspace(v[0], v[-1], n_arrows + 2)[1:-1] for v in (alphas, betas))
     at = np.stack([m.ravel() for m in np.meshgrid(ga, gb)], 1)     # (A, 2), inside the grid
     arrows = -surface.plane_gradient(center, basis, at)
     shape = (len(betas), len(alphas))
-    return loss.reshape(shape), acc.reshape(shape), at, arrows, seconds
+    return loss.reshape(shape), acc.reshape(shape), at, arrows, (seconds, compile_s)
 
 
 def random_slice(surface: Surface, params: Params, *, grid: int = 51, span: float = 1.0,
@@ -96,7 +99,7 @@ def random_slice(surface: Surface, params: Params, *, grid: int = 51, span: floa
     axis = np.linspace(-span, span, grid)
     loss, acc, at, arrows, secs = _evaluate(surface, flatten(params), basis, axis, axis,
                                             n_arrows)
-    return Slice("random", axis, axis, loss, acc, at, arrows, secs, normalize=normalize)
+    return Slice("random", axis, axis, loss, acc, at, arrows, *secs, normalize=normalize)
 
 
 def record_paths(problem: Problem, batch_sizes: dict, *, steps: int = 200, seed: int = 0,
@@ -150,14 +153,22 @@ def tortuosity(points: np.ndarray) -> float:
 
 def pca_plane(paths: dict, origin: np.ndarray) -> tuple[np.ndarray, tuple]:
     """Orthonormal ``(2, D)`` top principal directions of every path point minus ``origin``,
-    and the share of the squared offsets each one captures."""
-    M = np.concatenate([p["params"] for p in paths.values()]) - origin[None]
-    _, s, vt = np.linalg.svd(M.astype(np.float64), full_matrices=False)
-    total = float(np.sum(s ** 2)) or 1.0
-    if len(s) < 2:
-        raise ConfigError("a path plane needs at least two distinct path points; "
-                          "record more steps")
-    return vt[:2], (float(s[0] ** 2 / total), float(s[1] ** 2 / total))
+    and the share of the squared offsets each one captures.
+
+    With ``M: (n, D)`` the stacked offsets and ``n << D``, the directions come from the small
+    Gram matrix ``G = M M^T: (n, n)``: if ``G u = lambda u`` then ``e = M^T u / sqrt(lambda)``
+    is a unit right singular vector of ``M``. An SVD of ``M`` itself costs ``O(n^2 D)`` with a
+    far larger constant.
+    """
+    M = np.concatenate([p["params"] for p in paths.values()]).astype(np.float64) - origin[None]
+    lam, U = np.linalg.eigh(M @ M.T)                                  # ascending
+    lam, U = lam[::-1], U[:, ::-1]
+    if len(lam) < 2 or not lam[1] > 1e-12 * lam[0]:
+        raise ConfigError("a path plane needs at least two independent directions of "
+                          "movement; record more steps")
+    basis = (M.T @ U[:, :2]) / np.sqrt(lam[:2])
+    total = float(np.sum(np.clip(lam, 0, None)))
+    return basis.T, (float(lam[0] / total), float(lam[1] / total))
 
 
 def path_slice(surface: Surface, paths: dict, *, grid: int = 51, margin: float = 0.2,
@@ -181,4 +192,4 @@ def path_slice(surface: Surface, paths: dict, *, grid: int = 51, margin: float =
     out = {k: {"coords": projected[k], "step": p["step"], "loss": v, "lr": p.get("lr"),
                "tortuosity": tortuosity(p["params"])}
            for (k, p), v in zip(paths.items(), np.split(values, ends))}
-    return Slice("path", alphas, betas, loss, acc, at, arrows, secs, out, explained, "pca")
+    return Slice("path", alphas, betas, loss, acc, at, arrows, *secs, out, explained, "pca")

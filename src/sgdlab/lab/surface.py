@@ -17,6 +17,7 @@ The value at ``w`` is the training objective on the *whole* dataset given::
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import jax
@@ -100,6 +101,7 @@ class Surface:
         per_point = self.n * widest * (8 if self.x64 else 4) * 4  # a few live activations
         self.chunk = int(min(256, max(1, memory_budget // per_point)))
         self._fns: dict = {}
+        self.compile_seconds = 0.0   # total time spent compiling evaluation programs
 
     # -- one point ---------------------------------------------------------------------------
     def _stats(self, w):
@@ -130,21 +132,29 @@ class Surface:
         out = jax.lax.map(jax.vmap(per_point), padded.reshape((n_chunks, C) + rows.shape[1:]))
         return jax.tree_util.tree_map(lambda a: a.reshape((n_chunks * C,) + a.shape[2:])[:P], out)
 
-    def _compiled(self, name):
-        if name not in self._fns:
-            if name == "plane":
-                def fn(center, basis, coefs):
-                    return self._chunked(lambda c: self._stats(center + c @ basis), coefs)
-            elif name == "plane_grad":
-                g = jax.grad(self._objective)
+    def _function(self, name):
+        if name == "plane":
+            def fn(center, basis, coefs):
+                return self._chunked(lambda c: self._stats(center + c @ basis), coefs)
+        elif name == "plane_grad":
+            g = jax.grad(self._objective)
 
-                def fn(center, basis, coefs):
-                    return self._chunked(lambda c: basis @ g(center + c @ basis), coefs)
-            else:  # "points"
-                def fn(points):
-                    return self._chunked(self._stats, points)
-            self._fns[name] = jax.jit(fn)
-        return self._fns[name]
+            def fn(center, basis, coefs):
+                return self._chunked(lambda c: basis @ g(center + c @ basis), coefs)
+        else:  # "points"
+            def fn(points):
+                return self._chunked(self._stats, points)
+        return fn
+
+    def _run(self, name, *args):
+        """Call the compiled ``name`` on ``args``; compile once per shape, timing it apart
+        (``compile_seconds``) so evaluation times stay honest."""
+        key = (name,) + tuple(a.shape for a in args)
+        if key not in self._fns:
+            t = time.perf_counter()
+            self._fns[key] = jax.jit(self._function(name)).lower(*args).compile()
+            self.compile_seconds += time.perf_counter() - t
+        return self._fns[key](*args)
 
     def _arr(self, a):
         return jnp.asarray(np.asarray(a), self.dtype)
@@ -155,7 +165,7 @@ class Surface:
         ``center: (D,)``, ``basis: (m, D)``, ``coefs: (P, m)`` -> two arrays ``(P,)``.
         """
         with jax.enable_x64(self.x64):
-            v, a = self._compiled("plane")(self._arr(center), self._arr(basis), self._arr(coefs))
+            v, a = self._run("plane", self._arr(center), self._arr(basis), self._arr(coefs))
             return np.asarray(v, np.float64), np.asarray(a, np.float64)
 
     def plane_gradient(self, center, basis, coefs) -> np.ndarray:
@@ -165,14 +175,13 @@ class Surface:
         function drawn in the ``c`` coordinates.
         """
         with jax.enable_x64(self.x64):
-            g = self._compiled("plane_grad")(self._arr(center), self._arr(basis),
-                                             self._arr(coefs))
+            g = self._run("plane_grad", self._arr(center), self._arr(basis), self._arr(coefs))
             return np.asarray(g, np.float64)
 
     def points(self, points) -> tuple[np.ndarray, np.ndarray]:
         """Objective and accuracy at each row of ``points: (P, D)`` -> ``(P,)``, ``(P,)``."""
         with jax.enable_x64(self.x64):
-            v, a = self._compiled("points")(self._arr(points))
+            v, a = self._run("points", self._arr(points))
             return np.asarray(v, np.float64), np.asarray(a, np.float64)
 
     def value(self, w) -> float:

@@ -184,7 +184,8 @@ def landscape_section(res, images: dict | None = None) -> str:
         parts += ["<h3>2-D slice around a solution</h3>",
                   f"<p>{len(sl.alphas)} x {len(sl.betas)} points along two "
                   f"{_e(sl.normalize)}-normalised random directions (Li et al. 2018), "
-                  f"evaluated in {sl.seconds:.2f} s; objective from {sl.loss.min():.4g} to "
+                  f"evaluated in {sl.seconds:.2f} s (plus {sl.compile_seconds:.2f} s "
+                  f"compiling); objective from {sl.loss.min():.4g} to "
                   f"{sl.loss.max():.4g}. Arrows point down the gradient, across the "
                   "contours.</p>"]
         if "slice_random" in images:
