@@ -11,7 +11,7 @@ EXAMPLES = """\
 examples:
   sgdlab landscape                              # softmax on the bundled digits, 5 restarts
   sgdlab landscape --model mlp --hidden 64 --seeds 5 --grid 51 --out runs/land-mlp
-  sgdlab landscape --model softmax --l2 0.01 --batch-size 1438 --lr 1 --max-steps 1000 \\
+  sgdlab landscape --model softmax --l2 0.01 --batch-size 1438 --lr 1 --epochs 1000 \\
                    --eval-every end --out runs/land-convex   # full-batch GD: restarts coincide
   sgdlab landscape --model mlp --saddle none --no-slices    # restarts and convexity only
   sgdlab landscape --saddle monkey --grid 31 --path-steps 100
