@@ -70,6 +70,10 @@ class Slice:
                           for k, p in self.paths.items()}}
 
 
+#: smallest ratio of the path plane's short side to its long side.
+MIN_ASPECT = 0.75
+
+
 def check_grid(grid: int) -> int:
     if not isinstance(grid, (int, np.integer)) or isinstance(grid, bool) or grid < 3:
         raise ConfigError(f"grid must be a whole number >= 3 (points per side), got {grid!r}")
@@ -182,7 +186,12 @@ def path_slice(surface: Surface, paths: dict, *, grid: int = 51, margin: float =
     projected = {k: (p["params"] - origin[None]) @ basis.T for k, p in paths.items()}
     allc = np.concatenate(list(projected.values()))
     lo, hi = allc.min(0), allc.max(0)
-    pad = margin * np.maximum(hi - lo, 1e-6)
+    # Paths are long along PC 1 and thin along PC 2; widen the thin side to at least
+    # MIN_ASPECT of the long one so the (equal-scale) contour shows the valley around them.
+    mid, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 1e-6)
+    half = np.maximum(half, MIN_ASPECT * half.max())
+    lo, hi = mid - half, mid + half
+    pad = margin * (hi - lo)
     alphas = np.linspace(lo[0] - pad[0], hi[0] + pad[0], grid)
     betas = np.linspace(lo[1] - pad[1], hi[1] + pad[1], grid)
     loss, acc, at, arrows, secs = _evaluate(surface, origin, basis, alphas, betas, n_arrows)

@@ -30,6 +30,7 @@ from ..data.dataset import Dataset
 from ..data.split import Standardizer, split
 from ..engine.config import TrainConfig
 from ..engine.fit import resolve_model
+from ..errors import ConfigError
 from ..losses import encode_targets, l2_penalty
 
 __all__ = ["Problem", "Surface", "flatten", "relative_distance", "MEMORY_BUDGET"]
@@ -67,7 +68,11 @@ class Problem:
 
     def surface(self, like: Params, part: str = "train", x64: bool = False) -> "Surface":
         """The objective on the ``"train"`` or ``"validation"`` part, for params shaped ``like``."""
+        if part not in ("train", "validation"):
+            raise ConfigError(f"surface part must be 'train' or 'validation', got {part!r}")
         ds = self.train if part == "train" else self.validation
+        if ds is None:
+            raise ConfigError("no validation data: set a validation fraction > 0")
         X = ds.X if self.standardizer is None else self.standardizer.transform(ds.X)
         return Surface(self.model, self.loss, self.config.l2, like, X, ds.y,
                        self.train.n_classes, x64=x64)
