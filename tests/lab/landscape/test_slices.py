@@ -109,3 +109,21 @@ def test_pca_plane_equals_svd_directions():
     np.testing.assert_allclose(explained, s[:2] ** 2 / np.sum(s ** 2), rtol=1e-10)
     with pytest.raises(ConfigError, match="two independent directions"):
         pca_plane({"p": {"params": np.ones((3, 5))}}, np.zeros(5))
+
+
+def test_arrows_are_minus_the_gradient_of_the_plotted_function(mlp_problem, mlp_restarts):
+    """Centred differences of f(a, b) at each arrow's foot: the arrow is -grad f, so it is
+    perpendicular to the level curve through that point."""
+    params = mlp_restarts.results[0].params
+    s = mlp_problem.surface(params, x64=True)
+    sl = random_slice(s, params, grid=3, n_arrows=2, seed=5)
+    rng = np.random.default_rng(5)
+    basis = np.stack([random_direction(rng, params), random_direction(rng, params)])
+    h = 1e-4
+    steps = np.array([[h, 0], [-h, 0], [0, h], [0, -h]])
+    for at, arrow in zip(sl.arrows_at, sl.arrows):
+        v = s.plane(flatten(params), basis, at[None] + steps)[0]
+        grad = np.array([v[0] - v[1], v[2] - v[3]]) / (2 * h)
+        np.testing.assert_allclose(arrow, -grad, rtol=1e-4, atol=1e-8)
+        tangent = np.array([-grad[1], grad[0]])          # along the level curve
+        assert abs(arrow @ tangent) <= 1e-4 * np.linalg.norm(arrow) * np.linalg.norm(tangent)
