@@ -120,8 +120,8 @@ def run_landscape(data: Dataset, config: TrainConfig, *, seeds: Sequence[int] = 
     conv = None
     if convexity_segments or len(sols) > 1:
         t = time.perf_counter()
-        say(f"convexity probe: {convexity_segments} random segments + "
-            f"{len(sols) * (len(sols) - 1) // 2} between solutions (float64)")
+        say(f"convexity probe, float64: {convexity_segments} random + "
+            f"{len(sols) * (len(sols) - 1) // 2} solution segments")
         conv = probe_convexity(problem.surface(first, x64=True), first,
                                n_random=convexity_segments, solutions=sols, labels=seeds,
                                normalize=normalize, seed=seeds[0])
