@@ -13,7 +13,8 @@ import sys
 from ..errors import SgdlabError
 
 #: verb -> module under sgdlab.cli with ``register(subparsers)`` and ``run(args) -> int``
-VERBS = {"train": "train", "gradcheck": "gradcheck", "compare-methods": "compare_methods"}
+VERBS = {"train": "train", "gradcheck": "gradcheck", "compare-methods": "compare_methods",
+         "landscape": "landscape"}
 
 
 def build_parser() -> argparse.ArgumentParser:

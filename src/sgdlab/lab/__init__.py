@@ -1,1 +1,23 @@
-"""The lab: experiments that drive the engine (random search, method comparison, ...)."""
+"""The lab: experiments that drive the engine.
+
+Random search and method comparison; restarts, loss landscapes, convexity, saddle points.
+"""
+
+from .convexity import ConvexityReport as ConvexityReport
+from .convexity import probe_convexity as probe_convexity
+from .interpolate import Interpolation as Interpolation
+from .interpolate import interpolate as interpolate
+from .landscape import LandscapeResult as LandscapeResult
+from .landscape import run_landscape as run_landscape
+from .restarts import RestartReport as RestartReport
+from .restarts import run_restarts as run_restarts
+from .saddle import SaddleDemo as SaddleDemo
+from .saddle import saddle_demo as saddle_demo
+from .slices import Slice as Slice
+from .slices import path_slice as path_slice
+from .slices import random_slice as random_slice
+from .slices import record_paths as record_paths
+from .surface import Problem as Problem
+from .surface import Surface as Surface
+from .surface import flatten as flatten
+from .surface import relative_distance as relative_distance
