@@ -24,6 +24,7 @@ from ..grad import value_and_grad_for
 from ..losses import encode_targets
 from ..optim import make_optimizer
 from ..tasks import resolve
+from . import cache
 from .chunk import compile_chunk, make_chunk_fn
 from .config import TrainConfig
 from .evaluate import compile_evaluator, make_evaluator, metrics_from_sums, to_blocks
@@ -113,15 +114,24 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         state = jax.tree_util.tree_map(jnp.asarray, start)
 
     t0 = time.perf_counter()
-    vg = value_and_grad_for(config.gradient, model_, loss_, config.l2)
-    run = compile_chunk(make_chunk_fn(vg, optimizer), state, X, T, K, config.batch_size)
+    # Programs depend on functions and shapes only, so equal runs reuse them (engine.cache).
+    named = model is None and loss is None and isinstance(config.model, str)
+    run = cache.get_or_build(
+        "chunk", cache.program_key(config, named, model_, loss_, total, K, config.batch_size,
+                                   state, X, T),
+        lambda: compile_chunk(make_chunk_fn(value_and_grad_for(
+            config.gradient, model_, loss_, config.l2), optimizer), state, X, T, K,
+            config.batch_size))
     evaluator = None
     if validation is not None:
         vdata = to_blocks(prep(validation.X),
                           np.asarray(encode_targets(loss_, validation.y, n_classes)),
                           np.asarray(validation.y))
-        evaluator = compile_evaluator(make_evaluator(model_, loss_, config.l2, regression),
-                                      params, vdata)
+        evaluator = cache.get_or_build(
+            "evaluate", cache.program_key(config, named, model_, loss_, None, regression,
+                                          params, vdata.X, vdata.T, vdata.Y, vdata.W),
+            lambda: compile_evaluator(make_evaluator(model_, loss_, config.l2, regression),
+                                      params, vdata))
     compile_seconds = time.perf_counter() - t0
 
     def evaluate(params) -> dict:
