@@ -74,7 +74,9 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     ``train_data.X`` is ``(N, d)``; if ``config.standardize`` the features are z-scored with
     statistics of ``train_data`` only (or the given ``standardizer``). ``callback`` receives
     ``{"event": "start"|"chunk"|"row"|"end", ...}`` dicts (for progress displays); a "row"
-    event also carries the current ``params``.
+    event also carries the current ``params``, and a callback that returns ``True`` from it
+    stops the run after that row with status ``stopped`` (how patience-based early stopping
+    is built on top of the engine).
 
     Continuing a run: ``start`` is a :class:`TrainState` to continue from (its ``step`` counts
     on) and ``position`` the batch plan's ``{"epoch", "step_in_epoch"}``. ``config.epochs`` and
@@ -146,6 +148,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     clock = {"train": 0.0, "eval": 0.0}
     examples = 0
     since_row = [0.0, 0]  # sum of step losses, number of steps since the last row
+    stop_requested = [False]  # set by a callback that returns True from a "row" event
 
     def add_row(step: int) -> dict:
         t = time.perf_counter()
@@ -158,8 +161,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         row["wall_seconds"] = time.perf_counter() - wall0
         since_row[:] = [0.0, 0]
         history.append(row)
-        if callback:
-            callback({"event": "row", "row": row, "params": state.params})
+        if callback and callback({"event": "row", "row": row, "params": state.params}) is True:
+            stop_requested[0] = True
         return row
 
     if callback:
@@ -168,8 +171,10 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                   "max_time": config.max_time})
     step, status, bad_step = int(state.step), "completed", None
     add_row(step)
+    if stop_requested[0]:
+        status = "stopped"
     last_eval = {"step": step, "time": 0.0}
-    while True:
+    while status == "completed":
         n = K if total is None else min(K, total - step)
         n = min(n, _steps_to_boundary(step, sched, spe))
         t = time.perf_counter()
@@ -198,6 +203,9 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
             last_eval.update(step=step, time=clock["train"])
             if config.target is not None and row.get(metric, -math.inf) >= config.target:
                 status = "target_reached"
+                break
+            if stop_requested[0] and not at_end:
+                status = "stopped"
                 break
         if at_end:
             if total is None or step < total:

@@ -13,15 +13,16 @@ from ..data.split import Standardizer
 from .config import TrainConfig
 from .history import History
 
-STATUSES = ("completed", "target_reached", "max_time", "diverged")
+STATUSES = ("completed", "target_reached", "max_time", "diverged", "stopped")
 
 
 @dataclass
 class FitResult:
     """The outcome of :func:`sgdlab.engine.train`.
 
-    ``status`` is ``completed`` (ran its epochs/steps), ``target_reached``, ``max_time`` or
-    ``diverged`` (``diverged_at_step`` says where; ``params`` are then the last finite ones).
+    ``status`` is ``completed`` (ran its epochs/steps), ``target_reached``, ``max_time``,
+    ``stopped`` (a callback asked to stop) or ``diverged`` (``diverged_at_step`` says where;
+    ``params`` are then the last finite ones).
     Timing: ``train_seconds`` (updates only), ``eval_seconds``, ``compile_seconds`` and
     ``wall_seconds`` (everything).
     """
