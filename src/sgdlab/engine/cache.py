@@ -64,6 +64,50 @@ def program_key(config, named: bool, model, loss, total_steps, *shapes: Any) -> 
                               else tree_signature(s) for s in shapes)
 
 
+#: Training sets with fewer rows than this are padded to a shared size (see :func:`pad_rows`).
+PAD_BELOW_ROWS = 65536
+#: Chunks shorter than this are lengthened to a power of two (see :func:`bucket_steps`).
+BUCKET_BELOW_STEPS = 512
+
+
+def padded_rows(n: int) -> int:
+    """Rows of the device copy of an ``n``-row training set: ``n`` rounded up to a multiple
+    of ``g = max(64, 2**(floor(log2 n) - 3))``, so at most 1/8 (or 63 rows) is padding.
+
+    Cross-validation folds (1437 and 1438 rows) and the many small sets of a test suite then
+    share one compiled program. Large sets (``n >= PAD_BELOW_ROWS``) are not padded: their
+    compilation is cheap next to their training, and a padded copy would cost memory.
+    """
+    if n >= PAD_BELOW_ROWS:
+        return n
+    g = max(64, 2 ** max(0, n.bit_length() - 4))
+    return -(-n // g) * g
+
+
+def pad_rows(a, n_to: int):
+    """``a: (n, ...)`` NumPy array with zero rows appended up to ``n_to`` rows.
+
+    Safe for the chunk kernel: batch plans only draw indices below the real ``n``, so padded
+    rows are never read (and zeros stay finite should they ever be).
+    """
+    import numpy as np
+    if len(a) == n_to:
+        return a
+    return np.concatenate([a, np.zeros((n_to - len(a),) + a.shape[1:], a.dtype)])
+
+
+def bucket_steps(k: int) -> int:
+    """A chunk length of ``k`` steps rounded up to a power of two when short.
+
+    Small data sets have few steps per epoch, and the chunk is cut at each evaluation, so the
+    natural chunk length varies with ``n``; the kernel skips steps past ``n_active`` at
+    almost no cost, so a longer chunk shape serves them all.
+    """
+    if k >= BUCKET_BELOW_STEPS:
+        return k
+    return 1 << (k - 1).bit_length()
+
+
 def get_or_build(kind: str, key: tuple, build: Callable[[], Any]):
     """The program stored under ``key`` for ``kind``, or ``build()``'s, stored first."""
     store = _STORES[kind]

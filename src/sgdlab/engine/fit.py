@@ -99,13 +99,18 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     n_classes = train_data.n_classes
     n_out = loss_.n_outputs(max(n_classes, 1))
 
-    X = jax.device_put(prep(train_data.X))
-    T = jax.device_put(np.asarray(encode_targets(loss_, train_data.y, n_classes)))
+    # Padded rows are never drawn; they let sets of similar size share a compiled program.
+    n_dev = cache.padded_rows(train_data.n)
+    X = jax.device_put(cache.pad_rows(prep(train_data.X), n_dev))
+    T = jax.device_put(cache.pad_rows(
+        np.asarray(encode_targets(loss_, train_data.y, n_classes)), n_dev))
     plan = BatchPlan(train_data.n, config.batch_size, config.sampling, config.seed,
                      config.drop_last, **(position or {}))
     spe = plan.steps_per_epoch
     total = _total_steps(config, spe)
     K = choose_chunk_steps(config, spe, total)
+    if not config.chunk_steps:
+        K = cache.bucket_steps(K)  # steps past n_active are skipped, so longer is harmless
 
     params = model_.init(jax.random.PRNGKey(config.seed), train_data.d, n_out)
     optimizer = make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
