@@ -43,11 +43,29 @@ def test_a_different_setting_or_shape_gets_its_own_program():
     before = cache.stats()["misses"]
     a = train(ds, None, cfg.replace(lr=0.5))        # the rate is compiled into the program
     b = train(ds, None, cfg.replace(batch_size=4))  # another (K, B) shape
-    c = train(_data(n=40), None, cfg)               # another N
+    c = train(_data(n=200), None, cfg)              # another (padded) N
     assert cache.stats()["misses"] == before + 3
     base = train(ds, None, cfg)
     assert not np.array_equal(np.asarray(a.params["W"]), np.asarray(base.params["W"]))
-    assert b.steps == 16 and c.steps == 5
+    assert b.steps == 16 and c.steps == 25
+
+
+def test_similar_sizes_share_a_program_and_padding_changes_no_bit(monkeypatch):
+    assert [cache.padded_rows(n) for n in (1, 40, 64, 65, 1437, 1438, 70000)] == \
+        [64, 64, 64, 128, 1536, 1536, 70000]
+    assert [cache.bucket_steps(k) for k in (1, 3, 45, 512, 600)] == [1, 4, 64, 512, 600]
+    cfg = TrainConfig(model="softmax", batch_size=8, epochs=2, lr=0.05, seed=1)
+    train(_data(n=50), None, cfg)
+    before = cache.stats()["misses"]
+    padded = train(_data(n=45, seed=4), _data(n=20, seed=5), cfg)
+    assert cache.stats()["misses"] == before + 1  # the evaluator is new, the chunk is not
+    monkeypatch.setattr(cache, "PAD_BELOW_ROWS", 0)
+    monkeypatch.setattr(cache, "BUCKET_BELOW_STEPS", 0)
+    exact = train(_data(n=45, seed=4), _data(n=20, seed=5), cfg)
+    leaves = jax.tree_util.tree_leaves
+    for a, b in zip(leaves(padded.params), leaves(exact.params)):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert padded.history.without_time() == exact.history.without_time()
 
 
 def test_clear_forgets_programs():
