@@ -20,13 +20,13 @@ def _leaves(est):
     return [np.asarray(v) for v in jax.tree_util.tree_leaves((est.params_, est.opt_state_))]
 
 
-@pytest.mark.parametrize("sampling", ["shuffle", "sequential", "replacement"])
-@pytest.mark.parametrize("make", [
-    lambda s: MiniBatchSGDClassifier(loss="softmax", batch_size=16, sampling=s,
-                                     random_state=3),
-    lambda s: MiniBatchSGDClassifier(loss="hinge", batch_size=7, sampling=s, alpha=0.01,
-                                     optimizer="momentum", random_state=3),
-    lambda s: MiniBatchMLPClassifier((8,), batch_size=16, sampling=s, random_state=3),
+@pytest.mark.parametrize("make,sampling", [
+    (lambda s: MiniBatchSGDClassifier(loss="softmax", batch_size=16, sampling=s,
+                                      random_state=3), "shuffle"),
+    (lambda s: MiniBatchSGDClassifier(loss="hinge", batch_size=7, sampling=s, alpha=0.01,
+                                      optimizer="momentum", random_state=3), "sequential"),
+    (lambda s: MiniBatchMLPClassifier((8,), batch_size=16, sampling=s, random_state=3),
+     "replacement"),
 ])
 def test_two_partial_fits_equal_fit_for_two_epochs(make, sampling):
     X, y = _classes()

@@ -44,22 +44,26 @@ def tree_signature(tree) -> tuple:
     return (treedef, tuple(_leaf_signature(leaf) for leaf in leaves))
 
 
-def program_key(config, named: bool, model, loss, total_steps, *shapes: Any) -> tuple:
+def program_key(config, named: bool, model, loss, total_steps, *shapes: Any,
+                training: bool = True) -> tuple:
     """Key for a program compiled from ``config`` with ``model``/``loss`` and these shapes.
 
     ``named`` says the model and loss were resolved from the config's names (keyed by name
-    and options); otherwise the ``model``/``loss`` objects are keyed by identity.
-    ``total_steps`` matters only to a non-constant learning-rate schedule. ``shapes`` are
-    pytrees of arrays or plain hashables (``K``, ``B``).
+    and options); otherwise the ``model``/``loss`` objects are keyed by identity. With
+    ``training`` the optimiser settings are part of the key (an evaluator does not depend on
+    them); ``total_steps`` matters only to a non-constant learning-rate schedule. ``shapes``
+    are pytrees of arrays or plain hashables (``K``, ``B``).
     """
     if named:
         what: tuple = ("named", config.model, config.loss, config.hidden, config.activation)
     else:
         what = ("object", model, loss)
-    momentum = config.momentum if config.optimizer in ("momentum", "nesterov") else None
-    horizon = None if config.schedule == "constant" else total_steps
-    how = (config.l2, config.gradient, config.optimizer, config.lr, momentum, config.schedule,
-           horizon)
+    how: tuple = (config.l2,)
+    if training:
+        momentum = config.momentum if config.optimizer in ("momentum", "nesterov") else None
+        horizon = None if config.schedule == "constant" else total_steps
+        how += (config.gradient, config.optimizer, config.lr, momentum, config.schedule,
+                horizon)
     return what + how + tuple(s if isinstance(s, (int, str, type(None)))
                               else tree_signature(s) for s in shapes)
 

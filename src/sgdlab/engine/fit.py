@@ -136,7 +136,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                           np.asarray(validation.y))
         evaluator = cache.get_or_build(
             "evaluate", cache.program_key(config, named, model_, loss_, None, regression,
-                                          params, vdata.X, vdata.T, vdata.Y, vdata.W),
+                                          params, vdata.X, vdata.T, vdata.Y, vdata.W,
+                                          training=False),
             lambda: compile_evaluator(make_evaluator(model_, loss_, config.l2, regression),
                                       params, vdata))
     compile_seconds = time.perf_counter() - t0
