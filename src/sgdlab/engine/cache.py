@@ -8,6 +8,7 @@ train for a few milliseconds. A compiled program depends only on
   the optimiser (kind, learning rate, momentum, schedule);
 * the *shapes*: chunk steps ``K``, batch size ``B``, and the shape, dtype and placement of
   the training state, ``X: (N, d)`` and the loss targets ``T: (N,)``;
+* constants compiled in, such as the regression evaluator's centring value;
 
 never on the values of the data or the parameters. :func:`program_key` builds that key and
 :func:`get_or_build` returns the program compiled earlier for an equal key, or compiles it.
@@ -25,10 +26,12 @@ from typing import Any, Callable
 
 import jax
 
-#: Programs kept per kind (chunk kernels, evaluators); the least recently used goes first.
+#: Programs kept per kind (fast and checked chunk kernels, evaluators); the least recently
+#: used goes first.
 MAX_ENTRIES = 64
 
-_STORES: dict[str, OrderedDict] = {"chunk": OrderedDict(), "evaluate": OrderedDict()}
+_STORES: dict[str, OrderedDict] = {
+    "chunk": OrderedDict(), "checked_chunk": OrderedDict(), "evaluate": OrderedDict()}
 _STATS = {"hits": 0, "misses": 0}
 
 
@@ -64,7 +67,7 @@ def program_key(config, named: bool, model, loss, total_steps, *shapes: Any,
         horizon = None if config.schedule == "constant" else total_steps
         how += (config.gradient, config.optimizer, config.lr, momentum, config.schedule,
                 horizon)
-    return what + how + tuple(s if isinstance(s, (int, str, type(None)))
+    return what + how + tuple(s if isinstance(s, (int, float, str, type(None)))
                               else tree_signature(s) for s in shapes)
 
 
@@ -104,8 +107,8 @@ def bucket_steps(k: int) -> int:
     """A chunk length of ``k`` steps rounded up to a power of two when short.
 
     Small data sets have few steps per epoch, and the chunk is cut at each evaluation, so the
-    natural chunk length varies with ``n``; the kernel skips steps past ``n_active`` at
-    almost no cost, so a longer chunk shape serves them all.
+    natural chunk length varies with ``n``; the kernel runs only ``n_active`` steps whatever
+    its length, so a longer chunk shape serves them all at no cost.
     """
     if k >= BUCKET_BELOW_STEPS:
         return k
