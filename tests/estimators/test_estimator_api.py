@@ -167,7 +167,8 @@ def test_batch_larger_than_the_data_is_full_batch():
 def test_divergence_warns_and_keeps_finite_weights():
     rng = np.random.default_rng(0)
     X = 1e3 * rng.normal(size=(64, 2))
-    with pytest.warns(ConvergenceWarning, match="diverged"):
+    with pytest.warns(ConvergenceWarning, match=r"MiniBatchSGDRegressor diverged at step \d+.*"
+                      r"lower learning_rate \(e.g. 0.1\)"):
         reg = MiniBatchSGDRegressor(learning_rate=1.0, random_state=0).fit(X, X[:, 0])
     assert reg.status_ == "diverged" and np.isfinite(reg.coef_).all()
 

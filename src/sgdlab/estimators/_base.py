@@ -129,7 +129,12 @@ class MiniBatchEstimator(BaseEstimator):
         self.learning_rate_ = result.config.lr
         self._set_fitted_arrays()
         if result.status == "diverged":
-            warnings.warn(result.message, ConvergenceWarning, stacklevel=3)
+            lr = result.config.lr
+            warnings.warn(
+                f"{type(self).__name__} diverged at step {result.diverged_at_step}: the loss or "
+                f"the weights became NaN/inf with learning rate {lr:g}; scale the features "
+                f"(StandardScaler) or lower learning_rate (e.g. {lr / 10:g}). The weights are "
+                "the last finite ones.", ConvergenceWarning, stacklevel=3)
 
     def _check_hyperparams(self) -> None:
         _params.check_params(self, self._rules)
