@@ -13,11 +13,11 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ..data.sampling import SAMPLINGS
 from ..engine.schedule import EvalSchedule
 from ..errors import ConfigError
 from ..models import ACTIVATIONS
 from ..optim import LR_SCALINGS, OPTIMIZERS
-from ..data.sampling import SAMPLINGS
 
 
 class Rule(NamedTuple):
