@@ -1,0 +1,1 @@
+"""The lab: experiments that drive the engine (random search, method comparison, ...)."""
