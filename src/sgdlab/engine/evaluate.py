@@ -19,6 +19,7 @@ import numpy as np
 
 from .._types import Loss, Model
 from ..losses import accuracy, accuracy_value, l2_penalty, mse_value, r2, r2_value, sum_stats
+from . import cache
 
 BLOCK = 2048
 
@@ -94,16 +95,25 @@ class Validator:
     ``prep`` maps raw features to what the model sees (e.g. a standardiser's ``transform``);
     ``center`` is the training-label mean for regression (see :func:`make_evaluator`).
     ``validator(params) -> {"val_loss": ..., "val_accuracy" | "val_mse", "val_r2": ...}``.
+    ``cache_key`` (from :func:`sgdlab.engine.cache.program_key`) lets equal validators share
+    one compiled program.
     """
 
     def __init__(self, model: Model, loss: Loss, l2: float, X, y, n_classes: int, params,
-                 prep=None, center: float = 0.0, prefix: str = "val_"):
+                 prep=None, center: float = 0.0, prefix: str = "val_",
+                 cache_key: tuple | None = None):
         from ..losses import encode_targets
         self.regression, self.prefix = loss.target_kind == "real", prefix
         X = prep(X) if prep is not None else np.asarray(X, np.float32)
         self.data = to_blocks(X, np.asarray(encode_targets(loss, y, n_classes)), np.asarray(y))
         fn = make_evaluator(model, loss, l2, self.regression, center)
-        self._compiled = compile_evaluator(fn, params, self.data)
+        if cache_key is None:
+            self._compiled = compile_evaluator(fn, params, self.data)
+        else:  # reuse a program compiled for the same model, loss, l2, centre and shapes
+            key = cache_key + (self.regression, center,
+                               cache.tree_signature((params, tuple(self.data[:4]))))
+            self._compiled = cache.get_or_build(
+                "evaluate", key, lambda: compile_evaluator(fn, params, self.data))
 
     def __call__(self, params) -> dict:
         d = self.data

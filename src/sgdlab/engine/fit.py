@@ -24,6 +24,7 @@ from ..grad import value_and_grad_for
 from ..losses import encode_targets
 from ..optim import make_optimizer
 from ..tasks import resolve
+from . import cache
 from .chunk import compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
 from .evaluate import Validator
@@ -75,7 +76,9 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     ``train_data.X`` is ``(N, d)``; if ``config.standardize`` the features are z-scored with
     statistics of ``train_data`` only (or the given ``standardizer``). ``callback`` receives
     ``{"event": "start"|"chunk"|"row"|"end", ...}`` dicts (for progress displays); a "row"
-    event also carries the current ``params``.
+    event also carries the current ``params``, and a callback that returns ``True`` from it
+    stops the run after that row with status ``stopped`` (how patience-based early stopping
+    is built on top of the engine).
 
     Continuing a run: ``start`` is a :class:`TrainState` to continue from (its ``step`` counts
     on) and ``position`` the batch plan's ``{"epoch", "step_in_epoch"}``. ``config.epochs`` and
@@ -103,13 +106,18 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     n_classes = train_data.n_classes
     n_out = loss_.n_outputs(max(n_classes, 1))
 
-    X = jax.device_put(prep(train_data.X))
-    T = jax.device_put(np.asarray(encode_targets(loss_, train_data.y, n_classes)))
+    # Padded rows are never drawn; they let sets of similar size share a compiled program.
+    n_dev = cache.padded_rows(train_data.n)
+    X = jax.device_put(cache.pad_rows(prep(train_data.X), n_dev))
+    T = jax.device_put(cache.pad_rows(
+        np.asarray(encode_targets(loss_, train_data.y, n_classes)), n_dev))
     plan = BatchPlan(train_data.n, config.batch_size, config.sampling, config.seed,
                      config.drop_last, **(position or {}))
     spe = plan.steps_per_epoch
     total = _total_steps(config, spe)
     K = choose_chunk_steps(config, spe, total)
+    if not config.chunk_steps:
+        K = cache.bucket_steps(K)  # only n_active steps run, so a longer shape is free
 
     params = model_.init(jax.random.PRNGKey(config.seed), train_data.d, n_out)
     optimizer = make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
@@ -127,22 +135,29 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
             plan.epoch, plan.step_in_epoch = plan.epoch + 1, 0
 
     t0 = time.perf_counter()
+    # Programs depend on functions and shapes only, so equal runs reuse them (engine.cache).
+    named = model is None and loss is None and isinstance(config.model, str)
+    chunk_key = cache.program_key(config, named, model_, loss_, total, K, config.batch_size,
+                                  state, X, T)
     vg = value_and_grad_for(config.gradient, model_, loss_, config.l2)
-    run = compile_chunk(make_chunk_fn(vg, optimizer), state, X, T, K, config.batch_size)
+    run = cache.get_or_build("chunk", chunk_key, lambda: compile_chunk(
+        make_chunk_fn(vg, optimizer), state, X, T, K, config.batch_size))
     checked = []  # the checked kernel, compiled on first divergence only
 
     def run_checked(*args):
         if not checked:
             t = time.perf_counter()
-            checked.append(compile_chunk(make_checked_chunk_fn(vg, optimizer), state, X, T, K,
-                                         config.batch_size))
+            checked.append(cache.get_or_build("checked_chunk", chunk_key, lambda: compile_chunk(
+                make_checked_chunk_fn(vg, optimizer), state, X, T, K, config.batch_size)))
             extra_compile[0] += time.perf_counter() - t
         return checked[0](*args)
     validator = None
     if validation is not None:
         center = float(np.mean(train_data.y)) if regression else 0.0
         validator = Validator(model_, loss_, config.l2, validation.X, validation.y, n_classes,
-                              params, prep=prep, center=center)
+                              params, prep=prep, center=center,
+                              cache_key=cache.program_key(config, named, model_, loss_, None,
+                                                          training=False))
     compile_seconds = time.perf_counter() - t0
     extra_compile = [0.0]
 
@@ -155,6 +170,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     clock = {"train": 0.0, "eval": 0.0}
     examples = 0
     since_row = [0.0, 0]  # sum of step losses, number of steps since the last row
+    stop_requested = [False]  # set by a callback that returns True from a "row" event
     step_losses: list[np.ndarray] = []  # every step's mini-batch objective, in order
 
     def add_row(step: int) -> dict:
@@ -170,8 +186,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         history.append(row)
         if session is not None:
             session.on_row(row)
-        if callback:
-            callback({"event": "row", "row": row, "params": state.params})
+        if callback and callback({"event": "row", "row": row, "params": state.params}) is True:
+            stop_requested[0] = True
         return row
 
     if callback:
@@ -183,6 +199,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     if resumed is None:
         add_row(step)
         last_eval = {"step": step, "time": 0.0}
+        if stop_requested[0]:
+            finished, status = True, "stopped"
     else:  # continue the host counters exactly where the checkpoint left them
         history.extend(resumed["history"])
         clock.update(train=resumed["train_seconds"], eval=resumed["eval_seconds"])
@@ -234,6 +252,9 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
             last_eval.update(step=step, time=clock["train"])
             if config.target is not None and row.get(metric, -math.inf) >= config.target:
                 status = "target_reached"
+                break
+            if stop_requested[0] and not at_end:
+                status = "stopped"
                 break
         if at_end:
             if total is None or step < total:

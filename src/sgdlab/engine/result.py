@@ -13,7 +13,7 @@ from ..data.split import Standardizer
 from .config import TrainConfig
 from .history import History
 
-STATUSES = ("completed", "target_reached", "max_time", "diverged", "interrupted")
+STATUSES = ("completed", "target_reached", "max_time", "diverged", "interrupted", "stopped")
 
 
 @dataclass
@@ -21,8 +21,9 @@ class FitResult:
     """The outcome of :func:`sgdlab.engine.train`.
 
     ``status`` is ``completed`` (ran its epochs/steps), ``target_reached``, ``max_time``,
-    ``diverged`` (``diverged_at_step`` says where; ``params`` are then the last finite ones) or
-    ``interrupted`` (SIGTERM/SIGINT: stopped at a chunk boundary after a checkpoint).
+    ``stopped`` (a callback asked to stop), ``diverged`` (``diverged_at_step`` says where;
+    ``params`` are then the last finite ones) or ``interrupted`` (SIGTERM/SIGINT: stopped at a
+    chunk boundary after a checkpoint).
     Timing: ``train_seconds`` (updates only), ``eval_seconds``, ``compile_seconds`` and
     ``wall_seconds`` (everything).
     """
