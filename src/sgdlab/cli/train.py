@@ -7,6 +7,7 @@ import sys
 
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
                      add_stop_options, config_from_args, default_out, read_config_file)
+from ..errors import ConfigError
 from .display import TrainProgress, print_summary
 
 EXAMPLES = """\
@@ -18,6 +19,10 @@ examples:
                --batch-size 64 --eval-every 2s --target-accuracy 0.97 --max-time 60s
   sgdlab train --batch-size 1 --epochs 2        # stochastic gradient descent
   sgdlab train --config settings.toml --lr 0.05 # flags override the file
+  sgdlab train --data shards/ --buffer-mb 64    # stream a shard set ('sgdlab data convert')
+  sgdlab train --processes 2 --batch-size 64    # 2 local processes, global batch 64
+  sgdlab train --coordinator 10.0.0.1:7777 --num-processes 4 --process-id 0 ...  # on each
+                                                # machine, with its own --process-id
 
 The run directory holds config.json, history.csv, metrics.json, params.npz and PNG curves
 against epochs and against training seconds (evaluation and compilation excluded).
@@ -36,27 +41,93 @@ def register(sub) -> None:
     g.add_argument("--out", help="run directory (default runs/train-<time>)")
     g.add_argument("--config", help="TOML file of settings (flags override it)")
     g.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    g = p.add_argument_group("several devices, processes and machines")
+    g.add_argument("--validation-data", help="validation set: a data file or a shard directory")
+    g.add_argument("--processes", type=int,
+                   help="launch this many local processes (127.0.0.1), data-parallel; the batch "
+                        "size is the global batch, split equally among them")
+    g.add_argument("--coordinator", help="HOST:PORT of process 0, to join a multi-machine run")
+    g.add_argument("--num-processes", type=int, help="processes in the run (with --coordinator)")
+    g.add_argument("--process-id", type=int, help="this process's rank 0..N-1 (with "
+                                                  "--coordinator); only 0 writes the run dir")
+    g.add_argument("--devices", choices=["all"],
+                   help="'all': data-parallel over every local device (GPUs, or CPU devices "
+                        "made with XLA_FLAGS=--xla_force_host_platform_device_count=N)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..api import as_dataset, fit  # lazy: keeps 'sgdlab --help' fast
+    if args.processes is not None and args.coordinator:
+        raise ConfigError("--processes launches local processes; --coordinator joins a run "
+                          "started elsewhere: use one or the other")
+    if args.processes is not None and args.processes > 1:
+        from ..distributed import launch_local
+        argv = _without(args.argv, "--processes")
+        if not args.out:  # every worker must agree on the run directory
+            argv += ["--out", default_out("train")]
+        return launch_local(argv, args.processes)
+    placement = None
+    if args.coordinator:
+        if args.num_processes is None or args.process_id is None:
+            raise ConfigError("--coordinator needs --num-processes and --process-id")
+        from ..distributed import initialize
+        placement = initialize(args.coordinator, args.num_processes, args.process_id)
+        print(f"sgdlab train: process {args.process_id} of {args.num_processes} joined "
+              f"{args.coordinator}", file=sys.stderr, flush=True)
+    elif args.devices == "all":
+        from ..engine.batched import MeshPlacement
+        import jax
+        placement = MeshPlacement(jax.local_devices())
+    if placement is None:
+        return _train(args, None)
+    from ..distributed import LOST_PEER, PeerLostError, exit_now, run_guarded
+    try:
+        code = run_guarded(_train, args, placement)
+    except PeerLostError as e:
+        exit_now(LOST_PEER, f"sgdlab train: error: {e}")
+    if args.coordinator:  # skip the runtime's shutdown barrier wait once all is written
+        exit_now(code, "")
+    return code
+
+
+def _train(args, placement) -> int:
+    from ..api import as_dataset, as_shards, fit  # lazy: keeps 'sgdlab --help' fast
 
     file_settings = read_config_file(args.config)
     config = config_from_args(args, file_settings)
-    data = as_dataset(args.data or file_settings.get("data", "digits"),
-                      label_column=args.label_column or file_settings.get("label_column"),
-                      task=args.task or file_settings.get("task"))
+    spec = args.data or file_settings.get("data", "digits")
+    data = as_shards(spec) or as_dataset(
+        spec, label_column=args.label_column or file_settings.get("label_column"),
+        task=args.task or file_settings.get("task"))
+    validation = None
+    if args.validation_data:
+        validation = as_shards(args.validation_data) or as_dataset(
+            args.validation_data, label_column=args.label_column, task=args.task)
     out = args.out or default_out("train")
-    progress = None if args.quiet else TrainProgress(config, data)
+    quiet = args.quiet or (placement is not None and not placement.is_writer)
+    progress = None if quiet else TrainProgress(config, data)
     with (progress or _null()):
-        result = fit(data, config=config, out=out, callback=progress)
-    if not args.quiet:
+        result = fit(data, validation=validation, config=config, out=out, callback=progress,
+                     placement=placement)
+    if not quiet:
         print_summary(result, out)
     if result.status == "diverged":
         print(f"sgdlab train: {result.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _without(argv: list[str], flag: str) -> list[str]:
+    """``argv`` with ``flag VALUE`` / ``flag=VALUE`` removed."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == flag:
+            skip = True
+        elif not a.startswith(flag + "="):
+            out.append(a)
+    return out
 
 
 class _null:

@@ -29,14 +29,14 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
 
 
-def make_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
-    """The un-jitted chunk function for the given gradient and optimiser."""
+def make_step(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
+    """``step(state, xb (B, d), tb (B,), w (B,)) -> (state, loss, ok)``: one update on a batch.
 
-    def step(state: TrainState, X, T, idx_k, w_k):
-        # promise_in_bounds: indices come from the batch plan, always in 0..N-1; skipping
-        # the bounds check matters at batch 1, where the gather is most of the step.
-        xb = X.at[idx_k].get(mode="promise_in_bounds")
-        tb = T.at[idx_k].get(mode="promise_in_bounds")
+    Shared by the gathering kernel below and the pre-gathered one in :mod:`.batched`, so the
+    two run the very same update arithmetic.
+    """
+
+    def step(state: TrainState, xb, tb, w_k):
         value, grads = value_and_grad(state.params, xb, tb, w_k)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -46,24 +46,46 @@ def make_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransfo
         new = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, state)
         return new, value, ok
 
+    return step
+
+
+def scan_steps(step_on, state: TrainState, xs, n_active):
+    """Scan ``step_on(state, *xs_k)`` over the leading axis of ``xs``, skipping inactive steps.
+
+    Returns ``(state, losses (K,), first_bad)`` as :func:`make_chunk_fn` documents.
+    """
+
+    def body(carry, x_k):
+        state, first_bad = carry
+        k, rest = x_k[0], x_k[1:]
+        active = (k < n_active) & (first_bad < 0)
+
+        def skip(s):
+            return s, jnp.zeros((), jnp.float32), jnp.array(True)
+
+        new, value, ok = jax.lax.cond(active, lambda s: step_on(s, *rest), skip, state)
+        first_bad = jnp.where(active & ~ok, state.step, first_bad)
+        return (new, first_bad), value.astype(jnp.float32)
+
+    ks = jnp.arange(xs[0].shape[0], dtype=jnp.int32)
+    (state, first_bad), losses = jax.lax.scan(
+        body, (state, jnp.array(-1, jnp.int32)), (ks, *xs))
+    return state, losses, first_bad
+
+
+def make_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
+    """The un-jitted chunk function for the given gradient and optimiser."""
+    update = make_step(value_and_grad, optimizer)
+
     def run_chunk(state: TrainState, X, T, idx, w, n_active):
-        def body(carry, xs):
-            state, first_bad = carry
-            k, idx_k, w_k = xs
-            active = (k < n_active) & (first_bad < 0)
+        def step(s, idx_k, w_k):
+            # promise_in_bounds: indices come from the batch plan, always in 0..N-1; skipping
+            # the bounds check matters at batch 1, where the gather is most of the step.
+            xb = X.at[idx_k].get(mode="promise_in_bounds")
+            tb = T.at[idx_k].get(mode="promise_in_bounds")
+            return update(s, xb, tb, w_k)
 
-            def skip(s):
-                return s, jnp.zeros((), jnp.float32), jnp.array(True)
-
-            new, value, ok = jax.lax.cond(
-                active, lambda s: step(s, X, T, idx_k, w_k), skip, state)
-            first_bad = jnp.where(active & ~ok, state.step, first_bad)
-            return (new, first_bad), value.astype(jnp.float32)
-
-        ks = jnp.arange(idx.shape[0], dtype=jnp.int32)
-        (state, first_bad), losses = jax.lax.scan(
-            body, (state, jnp.array(-1, jnp.int32)), (ks, idx, w))
-        return state, losses, first_bad
+        return scan_steps(step, state, (idx, w), n_active)
 
     return run_chunk
 
