@@ -284,7 +284,11 @@ def convert(src, out, *, fmt: str | None = None, label_column=None, task: str | 
 
     # pass 1: rows, width, labels
     n, width, distinct, overflow = 0, 0, {}, False
-    for X, labels, _ in scan_chunks:
+    for X, labels, where in scan_chunks:
+        if fmt != "parquet":  # (Parquet nulls are checked by the reader)
+            for i, v in enumerate(labels):
+                if _is_missing(v):
+                    raise DataError(f"{src}, {where(i)}, column {label_name!r}: label is missing")
         n += len(labels)
         if fmt == "libsvm":
             width = max(width, X)
