@@ -13,9 +13,13 @@ the device mesh (see :mod:`sgdlab.engine.batched`), so every process applies the
   connection) into one clear message and a prompt exit, instead of a C++ abort trace or a wait
   for the runtime's shutdown barrier.
 
-A process that vanishes without closing its connections (a machine powered off) is caught by
-the runtime's heartbeat: after ``heartbeat_s`` seconds without one, the coordination service
-ends every process with a message naming the missing task.
+* :class:`Watchdog` (started by :func:`initialize`) notices a dead peer even when this process
+  is not inside a collective (compiling, evaluating): every process bumps a counter in the
+  runtime's key-value store each second; a peer whose counter stalls for ``stale_s`` seconds,
+  or a coordinator that stops answering, ends this process with a clear message.
+
+As a last resort, the runtime's own heartbeat (``heartbeat_s``, longer than ``stale_s``) ends
+every process, with JAX's message naming the missing task.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from .errors import ConfigError, SgdlabError
@@ -44,8 +49,12 @@ def parse_coordinator(text: str) -> tuple[str, int]:
 
 
 def initialize(coordinator: str, num_processes: int, process_id: int, *,
-               timeout_s: int = 120, heartbeat_s: int = 10):
-    """Join the run; must come before any other JAX work in this process."""
+               timeout_s: int = 120, stale_s: float = 10.0, heartbeat_s: int = 30):
+    """Join the run; must come before any other JAX work in this process.
+
+    Returns the :class:`MeshPlacement` over every device of every process; a
+    :class:`Watchdog` runs until :func:`finish`.
+    """
     parse_coordinator(coordinator)
     if not isinstance(num_processes, int) or num_processes < 1:
         raise ConfigError(f"number of processes must be >= 1, got {num_processes!r}")
@@ -66,7 +75,89 @@ def initialize(coordinator: str, num_processes: int, process_id: int, *,
             "--coordinator and --num-processes, process 0 first reachable at that address"
         ) from None
     from .engine.batched import MeshPlacement
+    global _WATCHDOG
+    _WATCHDOG = Watchdog(process_id, num_processes, stale_s)
     return MeshPlacement()
+
+
+_WATCHDOG: "Watchdog | None" = None
+
+
+def finish() -> None:
+    """A clean end: stop watching, then wait (bounded) until every process is done.
+
+    Process 0 hosts the coordination service, so it must not leave while others still
+    finish; the runtime's shutdown barrier ensures that.
+    """
+    import jax
+    if _WATCHDOG is not None:
+        _WATCHDOG.stop()
+    jax.distributed.shutdown()
+
+
+class Watchdog:
+    """Per-process liveness through the runtime's key-value store (see the module docstring).
+
+    Uses ``jax._src.distributed.global_state.client`` (the runtime's client; JAX exposes no
+    public handle), so if that moves, only this early warning is lost, not the heartbeat.
+    """
+
+    def __init__(self, rank: int, world: int, stale_s: float, period_s: float = 1.0):
+        from jax._src import distributed as jd
+        self.client = jd.global_state.client
+        self.rank, self.world, self.stale_s, self.period_s = rank, world, stale_s, period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="sgdlab-watchdog")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.client.key_value_set(f"sgdlab/done/{self.rank}", "1", allow_overwrite=True)
+        except Exception:  # noqa: BLE001 - best effort at the end
+            pass
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        seen: dict[int, tuple[str, float]] = {}
+        beat = 0
+        while not self._stop.wait(self.period_s):
+            beat += 1
+            now = time.monotonic()
+            try:
+                self.client.key_value_set(f"sgdlab/alive/{self.rank}", str(beat),
+                                          allow_overwrite=True)
+                for peer in range(self.world):
+                    if peer == self.rank:
+                        continue
+                    if _try_get(self.client, f"sgdlab/done/{peer}") is not None:
+                        continue  # finished cleanly: silence is expected
+                    value = _try_get(self.client, f"sgdlab/alive/{peer}")
+                    if value is None or value != seen.get(peer, (None, 0))[0]:
+                        seen[peer] = (value, now)
+                    elif now - seen[peer][1] > self.stale_s:
+                        self._fail(f"process {peer} has given no sign of life for "
+                                   f"{self.stale_s:g} s")
+            except Exception as e:  # noqa: BLE001 - the coordinator (process 0) is gone
+                if self._stop.is_set():
+                    return
+                self._fail(f"the coordinator (process 0) stopped answering: {_first_line(e)}")
+
+    def _fail(self, why: str) -> None:
+        if self._stop.is_set():
+            return
+        exit_now(LOST_PEER, f"sgdlab train: error: process {self.rank} of {self.world}: lost "
+                            f"contact with another process of the run ({why}); stopping. "
+                            "Check the other processes' output for the first error")
+
+
+def _try_get(client, key: str):
+    try:
+        return client.key_value_try_get(key)
+    except Exception as e:  # noqa: BLE001 - NOT_FOUND until the peer's first beat
+        if "not found" in str(e).lower() or "not_found" in str(e).lower():
+            return None
+        raise
 
 
 def run_guarded(fn, *args, **kwargs):

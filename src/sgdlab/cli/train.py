@@ -7,7 +7,7 @@ import sys
 
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
                      add_stop_options, config_from_args, default_out, read_config_file)
-from ..errors import ConfigError
+from ..errors import ConfigError, SgdlabError
 from .display import TrainProgress, print_summary
 
 EXAMPLES = """\
@@ -80,13 +80,22 @@ def run(args) -> int:
         placement = MeshPlacement(jax.local_devices())
     if placement is None:
         return _train(args, None)
-    from ..distributed import LOST_PEER, PeerLostError, exit_now, run_guarded
+    from ..distributed import LOST_PEER, PeerLostError, exit_now, finish, run_guarded
     try:
         code = run_guarded(_train, args, placement)
     except PeerLostError as e:
         exit_now(LOST_PEER, f"sgdlab train: error: {e}")
-    if args.coordinator:  # skip the runtime's shutdown barrier wait once all is written
-        exit_now(code, "")
+    except SgdlabError as e:
+        if args.coordinator:  # leave now: the runtime's shutdown would wait for the others
+            exit_now(2, f"sgdlab train: error: {e}")
+        raise
+    except Exception:
+        if args.coordinator:
+            import traceback
+            exit_now(1, traceback.format_exc())
+        raise
+    if args.coordinator:
+        finish()
     return code
 
 
