@@ -60,6 +60,10 @@ def run(args) -> int:
     if args.processes is not None and args.coordinator:
         raise ConfigError("--processes launches local processes; --coordinator joins a run "
                           "started elsewhere: use one or the other")
+    world = args.processes or args.num_processes or 1
+    if args.batch_size is not None and args.batch_size % world:
+        raise ConfigError(f"batch size {args.batch_size} must be a multiple of the number of "
+                          f"processes ({world}): each process takes an equal share")
     if args.processes is not None and args.processes > 1:
         from ..distributed import launch_local
         argv = _without(args.argv, "--processes")
