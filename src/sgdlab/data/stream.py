@@ -82,6 +82,19 @@ def read_load(shards: ShardSet, blocks: np.ndarray):
     return X, y
 
 
+def aligned_empty(shape, dtype=np.float32, align: int = 64) -> np.ndarray:
+    """An uninitialised array whose data starts on an ``align``-byte boundary.
+
+    XLA on CPU can then use the host buffer in place (``jnp.from_dlpack`` without a copy);
+    an unaligned one would be copied once more per chunk.
+    """
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(n + align, np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start:start + n].view(dtype).reshape(shape)
+
+
 class Prefetch:
     """Runs an iterator on a daemon thread, ``depth`` items ahead; errors re-raise here."""
 
@@ -236,7 +249,7 @@ class ShardStream:
     def take(self, k: int, pad_to: int | None = None):
         pad_to = k if pad_to is None else pad_to
         bl, d = self.local_batch, self.shards.d
-        X = np.zeros((pad_to, bl, d), np.float32)
+        X = aligned_empty((pad_to, bl, d))  # every slot is written below: rows or zeros
         y = np.zeros((pad_to, bl), self.shards.y_dtype)
         w = np.zeros((pad_to, bl), np.float32)
         count = np.zeros(pad_to, np.int64)
@@ -248,6 +261,7 @@ class ShardStream:
             m = min(k - row, self.steps_per_epoch - self.step_in_epoch)
             real = min(self._left, m * bl)  # this rank's real rows in these m steps
             self._fill(Xf[row * bl:row * bl + real], yf[row * bl:row * bl + real], real)
+            Xf[row * bl + real:(row + m) * bl] = 0.0  # masked slots of a last partial batch
             wf[row * bl:row * bl + real] = 1.0
             first = self.step_in_epoch
             for r, rows in enumerate(self.rank_rows):  # every rank's real rows per step
@@ -258,6 +272,7 @@ class ShardStream:
             self.step_in_epoch += m
             if self.step_in_epoch == self.steps_per_epoch:
                 self._finish_epoch()
+        Xf[k * bl:] = 0.0  # padding steps (not run, but must be finite)
         return X, y, w, count
 
     @property
