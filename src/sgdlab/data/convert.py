@@ -308,21 +308,45 @@ def convert(src, out, *, fmt: str | None = None, label_column=None, task: str | 
     coder = LabelCoder.discover(list(distinct), overflow, task, classes, src, label_name)
 
     # pass 2: write
-    d = len(names)
-    block_rows = block_rows or max(1, BLOCK_BYTES // (4 * d))
-    writer = _ShardWriter(out, n, d, block_rows, shard_blocks, coder.dtype)
-    done = 0
-    try:
+    def encoded():
+        done = 0
         for X, labels, where in write_chunks():
-            writer.append(X, coder.encode(labels, where))
+            yield X, coder.encode(labels, where)
             done += len(labels)
             tick("write", done, n)
+
+    return write_shards(out, encoded(), n, len(names), task=coder.task, classes=coder.classes,
+                        feature_names=names, block_rows=block_rows, shard_blocks=shard_blocks,
+                        source=os.path.basename(src), label_column=label_name)
+
+
+def write_shards(out, chunks, n: int, d: int, *, task: str = "classification",
+                 classes=(0, 1), feature_names=None, block_rows: int | None = None,
+                 shard_blocks: int = SHARD_BLOCKS, source: str = "arrays",
+                 label_column: str = "label") -> Path:
+    """Write ``chunks`` of ``(X (r, d) float32, y (r,))``, ``n`` rows in all, as a shard set.
+
+    ``y`` is already encoded: int32 class indices into ``classes``, or float32 regression
+    targets (``task="regression"``, ``classes=()``). Used by :func:`convert` and by benchmarks
+    that generate data larger than memory chunk by chunk.
+    """
+    out = Path(out)
+    y_dtype = np.int32 if task == "classification" else np.float32
+    names = list(feature_names or [f"x{j}" for j in range(d)])
+    block_rows = block_rows or max(1, BLOCK_BYTES // (4 * d))
+    writer = _ShardWriter(out, n, d, block_rows, shard_blocks, y_dtype)
+    written = 0
+    try:
+        for X, y in chunks:
+            writer.append(X, y)
+            written += len(y)
+        if written != n:
+            raise DataError(f"{out}: {written} rows were written but {n} were announced")
         manifest = {"format": FORMAT, "version": VERSION, "rows": n, "features": d,
-                    "task": coder.task, "classes": list(coder.classes),
-                    "feature_names": list(names), "x_dtype": "float32",
-                    "y_dtype": np.dtype(coder.dtype).name, "block_rows": block_rows,
-                    "shard_blocks": shard_blocks, "source": os.path.basename(src),
-                    "label_column": label_name, "shards": writer.close()}
+                    "task": task, "classes": list(classes), "feature_names": names,
+                    "x_dtype": "float32", "y_dtype": np.dtype(y_dtype).name,
+                    "block_rows": block_rows, "shard_blocks": shard_blocks, "source": source,
+                    "label_column": label_column, "shards": writer.close()}
     except BaseException:
         writer.abort()
         raise

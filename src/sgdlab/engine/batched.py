@@ -3,12 +3,15 @@
 When the training data is not on the device (streaming from disk), or is spread over several
 devices and processes, the host hands the kernel the rows of each step instead of indices:
 
-    run_batches(state, XB: (K, B, d) float32, TB: (K, B), w: (K, B) float32, n_active: int32)
+    run_batches(state, XB: (K, B, d) float32, TB: (K, B), w: (K, B) float32, n_active: int32,
+                shift: (d,) float32, scale: (d,) float32)
         -> (state, losses: (K,), first_bad: int32)
 
-It scans the same :func:`~sgdlab.engine.chunk.make_step` update as the gathering kernel, so a
-step sees bit-identical arithmetic whichever kernel runs it (a test compares parameters).
-One compiled shape per ``(K, B)``.
+Each step first standardises its batch, ``x <- (x - shift) / scale`` (the float32 arithmetic
+of ``Standardizer.transform``; ``shift = 0, scale = 1`` leaves ``x`` bit for bit as it is), so
+streamed rows need no host pass, then runs the same :func:`~sgdlab.engine.chunk.make_step`
+update as the gathering kernel: a step sees identical arithmetic whichever kernel runs it (a
+test compares parameters bit for bit). One compiled shape per ``(K, B)``.
 
 A *placement* decides where the arrays live:
 
@@ -36,8 +39,11 @@ def make_batch_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientT
     """The un-jitted kernel over pre-gathered batches (see the module docstring)."""
     update = make_step(value_and_grad, optimizer)
 
-    def run_batches(state, XB, TB, w, n_active):
-        return scan_steps(update, state, (XB, TB, w), n_active)
+    def run_batches(state, XB, TB, w, n_active, shift, scale):
+        def step(s, xb, tb, w_k):
+            return update(s, (xb - shift) / scale, tb, w_k)
+
+        return scan_steps(step, state, (XB, TB, w), n_active)
 
     return run_batches
 
@@ -49,6 +55,9 @@ class LocalPlacement:
 
     def put_state(self, state):
         return jax.device_put(state)
+
+    def put_replicated(self, a):
+        return jax.device_put(a)
 
     def put_batches(self, XB, TB, w):
         # from_dlpack lets XLA on CPU use an aligned host buffer in place: the features of a
@@ -92,6 +101,10 @@ class MeshPlacement(LocalPlacement):
         return jax.tree_util.tree_map(
             lambda a: jax.make_array_from_callback(a.shape, self.replicated, lambda i: a[i]), host)
 
+    def put_replicated(self, a):
+        a = np.asarray(a)
+        return jax.make_array_from_callback(a.shape, self.replicated, lambda i: a[i])
+
     def put_batches(self, XB, TB, w):
         make = jax.make_array_from_process_local_data
         return make(self.by_batch3, XB), make(self.by_batch2, TB), make(self.by_batch2, w)
@@ -106,7 +119,7 @@ class MeshPlacement(LocalPlacement):
         state_sh = jax.tree_util.tree_map(lambda _: self.replicated, state)
         jitted = jax.jit(fn, donate_argnums=(0,),
                          in_shardings=(state_sh, self.by_batch3, self.by_batch2, self.by_batch2,
-                                       self.replicated),
+                                       self.replicated, self.replicated, self.replicated),
                          out_shardings=(state_sh, self.replicated, self.replicated))
         return jitted.lower(state, *shapes).compile()
 
@@ -127,4 +140,5 @@ class MeshPlacement(LocalPlacement):
 
 def _shapes(k, b, d, t_dtype):
     return (jax.ShapeDtypeStruct((k, b, d), jnp.float32), jax.ShapeDtypeStruct((k, b), t_dtype),
-            jax.ShapeDtypeStruct((k, b), jnp.float32), jax.ShapeDtypeStruct((), jnp.int32))
+            jax.ShapeDtypeStruct((k, b), jnp.float32), jax.ShapeDtypeStruct((), jnp.int32),
+            jax.ShapeDtypeStruct((d,), jnp.float32), jax.ShapeDtypeStruct((d,), jnp.float32))

@@ -74,6 +74,7 @@ def train_shards(shards: ShardSet, config: TrainConfig, *, validation=None, mode
         blocks, val_blocks = split_blocks(shards, fraction, config.seed)
     standardizer = shards.standardizer(blocks) if config.standardize else None
     from ..data.stream import ShardStream, load_rows_for
+    # the kernel standardises each batch on the device (see engine.batched)
     feeder = ShardStream(shards, blocks, config.batch_size, config.sampling, config.seed,
                          config.drop_last, config.buffer_mb, standardizer,
                          placement.rank, placement.world)
@@ -98,7 +99,7 @@ def train_shards(shards: ShardSet, config: TrainConfig, *, validation=None, mode
         return train_fed(feeder, evaluator, config, d=shards.d, task=shards.task,
                          classes=shards.classes, standardizer=standardizer, model=model,
                          loss=loss, callback=callback, placement=placement,
-                         name=shards.name,
+                         name=shards.name, kernel_transform=standardizer,
                          extra={"buffer_mb": config.buffer_mb, "load_rows": feeder.load_rows,
                                 "streamed": True})
     finally:
@@ -130,8 +131,12 @@ def train_parallel(train_data: Dataset, validation: Dataset | None, config: Trai
 def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, classes: tuple,
               standardizer, model=None, loss=None, callback=None, placement=None,
               n_classes: int | None = None, name: str = "shards", start=None,
-              extra: dict | None = None) -> FitResult:
-    """The loop shared by :func:`train_shards` and :func:`train_parallel`."""
+              kernel_transform=None, extra: dict | None = None) -> FitResult:
+    """The loop shared by :func:`train_shards` and :func:`train_parallel`.
+
+    ``kernel_transform``: a fitted Standardizer the kernel applies to every fed batch (the
+    feeder hands over raw rows); None when the rows come standardised already.
+    """
     wall0 = time.perf_counter()
     placement = placement or LocalPlacement()
     n_classes = len(classes) if n_classes is None and task == "classification" else \
@@ -160,6 +165,12 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     t_dtype = host_targets(loss_, np.zeros(1, np.int32)).dtype
     run = placement.compile(make_batch_chunk_fn(vg, optimizer), state, K, feeder.local_batch,
                             d, t_dtype)
+    if kernel_transform is not None:
+        shift = kernel_transform.mean.astype(np.float32)
+        scale = kernel_transform.scale.astype(np.float32)
+    else:
+        shift, scale = np.zeros(d, np.float32), np.ones(d, np.float32)
+    shift, scale = placement.put_replicated(shift), placement.put_replicated(scale)
     local_params = placement.local_tree(state.params)
     evaluator = make_eval(make_evaluator(model_, loss_, config.l2, regression), local_params,
                           loss_, regression)
@@ -204,7 +215,7 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
         # not holding the data in memory, and hiding it would flatter streaming.
         X, y, w, count = feeder.take(n, pad_to=K)
         XB, TB, W = placement.put_batches(X, host_targets(loss_, y), w)
-        state, losses, first_bad = run(state, XB, TB, W, np.int32(n))
+        state, losses, first_bad = run(state, XB, TB, W, np.int32(n), shift, scale)
         losses = placement.to_host(losses)  # waits for the chunk
         first_bad = int(placement.to_host(first_bad))
         clock["train"] = placement.agree(clock["train"] + time.perf_counter() - t)
