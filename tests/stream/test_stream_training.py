@@ -114,3 +114,20 @@ def test_buffer_smaller_than_a_block_is_a_config_error(shard_set):
         TrainConfig(buffer_mb=0)
     with pytest.raises(ConfigError, match="test_fraction is not supported"):
         sgdlab.fit(str(path), model="logistic", test_fraction=0.1)
+
+
+def test_ranks_of_a_process_group_split_every_epoch_exactly(tmp_path):
+    """world=2: each rank reads its own blocks; together they cover each row once per epoch."""
+    shards = _row_ids(tmp_path)
+    ranks = [ShardStream(shards, np.arange(shards.n_blocks), 64, "shuffle", seed=5,
+                         buffer_mb=0.002, rank=r, world=2) for r in range(2)]
+    assert ranks[0].steps_per_epoch == ranks[1].steps_per_epoch
+    assert set(ranks[0].blocks) & set(ranks[1].blocks) == set()
+    for _epoch in range(2):
+        parts = [s.take(s.steps_per_epoch) for s in ranks]
+        ids = np.concatenate([X[..., 0][w > 0] for X, _, w, _ in parts])
+        np.testing.assert_array_equal(np.sort(ids), np.arange(shards.n))
+        np.testing.assert_array_equal(parts[0][3], parts[1][3])  # same global counts
+        assert int(parts[0][3].sum()) == shards.n
+    for s in ranks:
+        s.close()
