@@ -39,7 +39,7 @@ from ..errors import ConfigError, choices_message
 from .sampling import SAMPLINGS, steps_per_epoch
 from .shards import ShardSet
 
-#: rows kept per load at least; a buffer too small for one block is an error
+#: marks the end of an epoch's loads in the read-ahead queue
 _END = object()
 
 
