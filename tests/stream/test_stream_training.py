@@ -131,3 +131,17 @@ def test_ranks_of_a_process_group_split_every_epoch_exactly(tmp_path):
         assert int(parts[0][3].sum()) == shards.n
     for s in ranks:
         s.close()
+
+
+def test_streamed_validation_errors_say_how_to_fix(tmp_path, shard_set):
+    from sgdlab.data.convert import convert
+    path, X, y = shard_set
+    one = convert(write_csv(tmp_path / "one.csv", X[:20], y[:20]), tmp_path / "one")
+    with pytest.raises(ConfigError, match="has 1 block.*smaller --block-rows"):
+        sgdlab.fit(str(one), model="logistic", batch_size=4)
+    other = convert(write_csv(tmp_path / "w.csv", X[:20, :3], y[:20]), tmp_path / "w",
+                    block_rows=5)
+    with pytest.raises(ConfigError, match="validation shards .* have 3 features"):
+        sgdlab.fit(str(path), validation=str(other), model="logistic")
+    with pytest.raises(ConfigError, match="test data is not supported with streamed"):
+        sgdlab.fit(str(path), test=(X, y), model="logistic")
