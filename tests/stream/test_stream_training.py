@@ -145,3 +145,16 @@ def test_streamed_validation_errors_say_how_to_fix(tmp_path, shard_set):
         sgdlab.fit(str(path), validation=str(other), model="logistic")
     with pytest.raises(ConfigError, match="test data is not supported with streamed"):
         sgdlab.fit(str(path), test=(X, y), model="logistic")
+
+
+def test_a_damaged_shard_fails_the_run_instead_of_hanging(tmp_path, shard_set):
+    import shutil
+    from sgdlab.errors import DataError
+    path, _, _ = shard_set
+    bad = tmp_path / "bad"
+    shutil.copytree(path, bad)
+    last = sorted(bad.glob("X-*.npy"))[-1]
+    last.write_bytes(last.read_bytes()[:-8])  # the read-ahead thread hits the short file
+    with pytest.raises(DataError, match="file is shorter than the manifest says"):
+        sgdlab.fit(str(bad), model="logistic", sampling="sequential", validation_fraction=0,
+                   buffer_mb=TINY_MB, epochs=1)
