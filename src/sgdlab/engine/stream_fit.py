@@ -36,8 +36,8 @@ from .batched import LocalPlacement, make_batch_chunk_fn
 from .config import TrainConfig
 from .evaluate import make_evaluator
 from .feed import MemoryEvaluator, MemoryFeeder, StreamEvaluator, host_targets
-from .fit import (_check_compatible, _due, _steps_to_boundary, _total_steps,
-                  choose_chunk_steps, resolve_model)
+from .fit import (MAX_CHUNK_STEPS, _check_compatible, _due, _steps_to_boundary,
+                  _total_steps, choose_chunk_steps, resolve_model)
 from .history import History
 from .result import FitResult
 
@@ -128,6 +128,25 @@ def train_parallel(train_data: Dataset, validation: Dataset | None, config: Trai
                      n_classes=train_data.n_classes, name=train_data.name)
 
 
+def _fed_chunk_steps(config: TrainConfig, spe: int, total: int | None, load_rows: int) -> int:
+    """Steps per call: as in memory, but up to a load's worth of rows when streaming.
+
+    A fed call pays a fixed cost (about a millisecond: handing over the rows, dispatch), so a
+    streamed chunk may hold as many rows as one load of the buffer (the chunk is then within
+    the memory already budgeted). The evaluation schedule and the run's end still bound it.
+    """
+    k = choose_chunk_steps(config, spe, total)
+    if config.chunk_steps or not load_rows:
+        return k
+    k = max(k, min(MAX_CHUNK_STEPS, load_rows // config.batch_size))
+    sched = config.eval_schedule
+    for cap in (sched.every_steps,
+                sched.every_epochs and max(1, math.ceil(sched.every_epochs * spe)), total):
+        if cap:
+            k = min(k, cap)
+    return max(1, k)
+
+
 def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, classes: tuple,
               standardizer, model=None, loss=None, callback=None, placement=None,
               n_classes: int | None = None, name: str = "shards", start=None,
@@ -149,7 +168,7 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     encode_targets(loss_, np.zeros(1, np.int32), n_classes)  # raises on a loss/label mismatch
     spe = feeder.steps_per_epoch
     total = _total_steps(config, spe)
-    K = choose_chunk_steps(config, spe, total)
+    K = _fed_chunk_steps(config, spe, total, getattr(feeder, "load_rows", 0))
 
     params = model_.init(jax.random.PRNGKey(config.seed), d, loss_.n_outputs(max(n_classes, 1)))
     optimizer = make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
