@@ -6,7 +6,7 @@ size and ``K`` for the number of optimisation steps in one compiled chunk.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple
 
 import jax
 

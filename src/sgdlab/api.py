@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from .data import Dataset, from_arrays, load_data, split
+from .data.shards import ShardSet, is_shard_dir
 from .engine import FitResult, TrainConfig, train
 from .engine.checkpoint import CheckpointStore
 from .engine.lock import RunLock
@@ -30,19 +31,31 @@ def as_dataset(X, y=None, *, label_column=None, task=None, name="array") -> Data
     return from_arrays(X, y, task=task, name=name)
 
 
+def as_shards(X) -> ShardSet | None:
+    """A :class:`ShardSet` for a ShardSet or a directory holding ``manifest.json``, else None."""
+    if isinstance(X, ShardSet):
+        return X
+    if isinstance(X, (str, os.PathLike)) and is_shard_dir(X):
+        return ShardSet(X)
+    return None
+
+
 def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | None = None,
         model=None, loss=None, callback=None, config: TrainConfig | None = None,
         resume: str | os.PathLike | None = None, force: bool = False,
         checkpoint_every: str | None = None, keep_checkpoints: int | None = None,
         on_divergence: str | None = None, max_retries: int | None = None,
-        plots: bool = True, method: str = "sgd", **settings) -> FitResult:
+        plots: bool = True, method: str = "sgd", placement=None, **settings) -> FitResult:
     """Train a model with mini-batch gradient descent (or random search: ``method=``).
 
     Args:
       X, y: features ``(N, d)`` and labels ``(N,)``; or a :class:`Dataset`; or a data spec
-        (``"digits"``, ``"blobs"``, a ``.csv``/``.parquet``/``.npy``/``.npz`` path) with ``y=None``.
-      validation: ``(X_val, y_val)`` or a Dataset; if None, ``validation_fraction`` of the data
-        is held out (stratified, seeded).
+        (``"digits"``, ``"blobs"``, a ``.csv``/``.parquet``/``.npy``/``.npz`` path) with ``y=None``;
+        or a shard directory (``sgdlab data convert``) / :class:`~sgdlab.data.shards.ShardSet`,
+        which is streamed through a ``buffer_mb`` buffer instead of loaded.
+      validation: ``(X_val, y_val)``, a Dataset, or (for streamed data) a shard directory; if
+        None, ``validation_fraction`` of the data is held out (stratified, seeded; whole blocks
+        for streamed data).
       out: a run directory to write (config, history, metrics, parameters, plots,
         checkpoints). It is locked while the run writes it.
       model, loss: a model name (``"softmax"``, ``"mlp"``, ...) goes in ``settings``; a custom
@@ -62,6 +75,9 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
       method: ``"sgd"`` (mini-batch gradient descent) or ``"random-global"``,
         ``"random-local"``, ``"random-weighted"`` (random search, same history and result;
         no checkpoints).
+      placement: a :class:`~sgdlab.engine.batched.MeshPlacement` for data parallelism over
+        several devices or processes (see :mod:`sgdlab.distributed`); only the process with
+        ``placement.is_writer`` writes ``out``.
       settings: any :class:`TrainConfig` field, e.g. ``batch_size=32, epochs=30, lr=0.1,
         eval_every="500 steps"``; ``label_column`` and ``task`` for data specs; for random
         search also the :class:`~sgdlab.optim.random_search.RandomSearchConfig` fields
@@ -83,11 +99,23 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     if method != "sgd" and (resume is not None or on_divergence is not None):
         raise ConfigError("random search keeps no checkpoints: resume and on_divergence apply "
                           "to method='sgd' only")
+    shards = as_shards(X)
+    if (shards is not None or placement is not None) and (
+            resume is not None or on_divergence is not None or method != "sgd"):
+        raise ConfigError("streamed (shard) data and several processes train with method='sgd' "
+                          "and keep no checkpoints yet: resume and on_divergence need "
+                          "in-memory data on one process")
+    if placement is not None and not placement.is_writer:
+        out = None  # only the writing process touches the run directory
     if isinstance(model, str):
         settings["model"], model = model, None
     if isinstance(loss, str):
         settings["loss"], loss = loss, None
     label_column, task = settings.pop("label_column", None), settings.pop("task", None)
+    if shards is not None:
+        config = config.replace(**settings) if config is not None else TrainConfig(**settings)
+        return _fit_shards(shards, validation, test, out, model, loss, callback, config,
+                           placement, plots)
     given_policy = {k: v for k, v in (("every", checkpoint_every), ("keep", keep_checkpoints),
                                       ("on_divergence", on_divergence),
                                       ("max_retries", max_retries)) if v is not None}
@@ -127,7 +155,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             parts = split(data, validation=config.validation_fraction,
                           test=config.test_fraction, seed=config.seed)
             train_part, val, test_part = parts.train, parts.validation, parts.test
-        if method == "sgd" and (out is not None or policy.on_divergence == "halve-lr"):
+        if method == "sgd" and placement is None and (
+                out is not None or policy.on_divergence == "halve-lr"):
             fp = fingerprint(data, val if validation is not None else None)
             if snap is not None:
                 forced = check_resume(snap, config, fp, out, force)
@@ -155,6 +184,10 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 return random_search(train_part, val, cfg,
                                      RandomSearchConfig(mode=method.split("-", 1)[1], **search),
                                      model=model, loss=loss, callback=callback)
+            if placement is not None:
+                from .engine.stream_fit import train_parallel
+                return train_parallel(train_part, val, cfg, placement=placement, model=model,
+                                      loss=loss, callback=callback)
             return train(train_part, val, cfg, model=model, loss=loss, callback=callback,
                          session=session)
 
@@ -180,6 +213,29 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             session.close()
         if lock is not None:
             lock.release()
+
+
+def _fit_shards(shards, validation, test, out, model, loss, callback, config, placement,
+                plots):
+    from .engine.stream_fit import train_shards
+    if test is not None:
+        raise ConfigError("test data is not supported with streamed training data; score the "
+                          "test set with result.score(X_test, y_test) after training")
+    val = as_shards(validation)
+    if val is None and validation is not None:
+        val = validation if isinstance(validation, Dataset) else from_arrays(
+            *validation, task=shards.task, name="validation")
+        val = _align_classes(val, shards)
+    if isinstance(val, ShardSet) and (val.d != shards.d or val.classes != shards.classes):
+        raise ConfigError(f"validation shards {val.path} have {val.d} features and classes "
+                          f"{list(val.classes)[:5]}, the training shards {shards.d} and "
+                          f"{list(shards.classes)[:5]}; convert both with the same --classes")
+    result = train_shards(shards, config, validation=val, model=model, loss=loss,
+                          callback=callback, placement=placement)
+    if out is not None:
+        from .report.run import write_run  # lazy: plotting is not needed to train
+        write_run(out, result, data_name=str(shards.path), plots=plots)
+    return result
 
 
 def _recorded_data(snap, out):

@@ -18,13 +18,17 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data",
                    help="built-in name (digits, blobs, gaussian, linreg, xor, mnist-like; "
                         "'blobs:n=5000,d=20' sets parameters) or a .csv/.tsv/.parquet/.npy/.npz "
-                        "file (default: digits)")
+                        "file, or a shard directory from 'sgdlab data convert' (streamed; "
+                        "default: digits)")
     g.add_argument("--label-column", help="label column of a CSV/Parquet file, by name or "
                                           "0-based index (default: the last column)")
     g.add_argument("--task", choices=["classification", "regression"],
                    help="override the inferred task")
     g.add_argument("--validation-fraction", type=float, help="held-out share (default 0.2)")
     g.add_argument("--test-fraction", type=float, help="share kept for a final test score")
+    g.add_argument("--buffer-mb", type=float,
+                   help="streamed shard data: MiB of read buffers, which bound memory "
+                        "whatever the data size (default 64)")
     g.add_argument("--no-standardize", dest="standardize", action="store_const", const=False,
                    help="do not z-score the features")
 
@@ -72,7 +76,7 @@ def add_stop_options(p: argparse.ArgumentParser) -> None:
 CONFIG_KEYS = ("model", "loss", "hidden", "activation", "batch_size", "sampling", "drop_last",
                "lr", "optimizer", "momentum", "schedule", "l2", "gradient", "epochs",
                "max_steps", "max_time", "target", "eval_every", "chunk_steps",
-               "validation_fraction", "test_fraction", "standardize", "seed")
+               "validation_fraction", "test_fraction", "standardize", "seed", "buffer_mb")
 
 
 def read_config_file(path: str | None) -> dict:

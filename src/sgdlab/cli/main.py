@@ -14,7 +14,7 @@ from ..errors import SgdlabError
 
 #: verb -> module under sgdlab.cli with ``register(subparsers)`` and ``run(args) -> int``
 VERBS = {"train": "train", "gradcheck": "gradcheck", "compare-methods": "compare_methods",
-         "landscape": "landscape"}
+         "landscape": "landscape", "data": "data"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for relaunching workers
     try:
         return int(args.func(args) or 0)
     except SgdlabError as e:

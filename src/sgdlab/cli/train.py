@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SgdlabError
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
                      add_stop_options, config_from_args, default_out, read_config_file,
                      settings_from_args)
@@ -25,6 +25,10 @@ examples:
   sgdlab train --name mlp-b64 --model mlp --checkpoint-every "200 steps"   # runs/mlp-b64
   sgdlab train --resume runs/mlp-b64            # continue exactly where it stopped
   sgdlab train --lr 5 --on-divergence halve-lr  # on NaN/inf: back to the last checkpoint, lr/2
+  sgdlab train --data shards/ --buffer-mb 64    # stream a shard set ('sgdlab data convert')
+  sgdlab train --processes 2 --batch-size 64    # 2 local processes, global batch 64
+  sgdlab train --coordinator 10.0.0.1:7777 --num-processes 4 --process-id 0 ...  # on each
+                                                # machine, with its own --process-id
 
 The run directory holds config.json, history.csv (appended row by row), metrics.json,
 params.npz, checkpoints/ and PNG curves against epochs and against training seconds
@@ -64,11 +68,70 @@ def register(sub) -> None:
                         "checkpoint with half the learning rate")
     g.add_argument("--max-retries", type=int,
                    help="learning-rate halvings allowed with halve-lr (default 3)")
+    g = p.add_argument_group("several devices, processes and machines")
+    g.add_argument("--validation-data", help="validation set: a data file or a shard directory")
+    g.add_argument("--processes", type=int,
+                   help="launch this many local processes (127.0.0.1), data-parallel; the batch "
+                        "size is the global batch, split equally among them")
+    g.add_argument("--coordinator", help="HOST:PORT of process 0, to join a multi-machine run")
+    g.add_argument("--num-processes", type=int, help="processes in the run (with --coordinator)")
+    g.add_argument("--process-id", type=int, help="this process's rank 0..N-1 (with "
+                                                  "--coordinator); only 0 writes the run dir")
+    g.add_argument("--devices", choices=["all"],
+                   help="'all': data-parallel over every local device (GPUs, or CPU devices "
+                        "made with XLA_FLAGS=--xla_force_host_platform_device_count=N)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..api import fit  # lazy: keeps 'sgdlab --help' fast
+    if args.processes is not None and args.coordinator:
+        raise ConfigError("--processes launches local processes; --coordinator joins a run "
+                          "started elsewhere: use one or the other")
+    world = args.processes or args.num_processes or 1
+    if args.batch_size is not None and args.batch_size % world:
+        raise ConfigError(f"batch size {args.batch_size} must be a multiple of the number of "
+                          f"processes ({world}): each process takes an equal share")
+    if args.processes is not None and args.processes > 1:
+        from ..distributed import launch_local
+        argv = _without(args.argv, "--processes")
+        if not args.out:  # every worker must agree on the run directory
+            argv += ["--out", default_out("train")]
+        return launch_local(argv, args.processes)
+    placement = None
+    if args.coordinator:
+        if args.num_processes is None or args.process_id is None:
+            raise ConfigError("--coordinator needs --num-processes and --process-id")
+        from ..distributed import initialize
+        placement = initialize(args.coordinator, args.num_processes, args.process_id)
+        print(f"sgdlab train: process {args.process_id} of {args.num_processes} joined "
+              f"{args.coordinator}", file=sys.stderr, flush=True)
+    elif args.devices == "all":
+        from ..engine.batched import MeshPlacement
+        import jax
+        placement = MeshPlacement(jax.local_devices())
+    if placement is None:
+        return _train(args, None)
+    from ..distributed import LOST_PEER, PeerLostError, exit_now, finish, run_guarded
+    try:
+        code = run_guarded(_train, args, placement)
+    except PeerLostError as e:
+        exit_now(LOST_PEER, f"sgdlab train: error: {e}")
+    except SgdlabError as e:
+        if args.coordinator:  # leave now: the runtime's shutdown would wait for the others
+            exit_now(2, f"sgdlab train: error: {e}")
+        raise
+    except Exception:
+        if args.coordinator:
+            import traceback
+            exit_now(1, traceback.format_exc())
+        raise
+    if args.coordinator:
+        finish()
+    return code
+
+
+def _train(args, placement) -> int:
+    from ..api import as_dataset, as_shards, fit  # lazy: keeps 'sgdlab --help' fast
     from ..engine.checkpoint import CheckpointWarning
     from ..engine.lock import run_dir_for_name
 
@@ -96,13 +159,22 @@ def run(args) -> int:
     else:
         kwargs = {"config": config, "out": out}
         data = data or "digits"
-    progress = None if args.quiet else TrainProgress(config, data)
+    shards = as_shards(data) if data else None
+    if shards is not None or placement is not None:  # streamed or data-parallel training
+        settings = {k: v for k, v in settings.items() if v is not None}
+        kwargs["placement"] = placement
+        data = shards or data
+    if args.validation_data:
+        kwargs["validation"] = as_shards(args.validation_data) or as_dataset(
+            args.validation_data, label_column=args.label_column, task=args.task)
+    quiet = args.quiet or (placement is not None and not placement.is_writer)
+    progress = None if quiet else TrainProgress(config, data)
     with warnings.catch_warnings():
         warnings.simplefilter("always", CheckpointWarning)
         warnings.showwarning = _show_warning
         with (progress or _null()):
             result = fit(data, callback=progress, **kwargs, **settings)
-    if not args.quiet:
+    if not quiet:
         print_summary(result, out)
     if result.status == "diverged":
         print(f"sgdlab train: {result.message}", file=sys.stderr)
@@ -115,6 +187,19 @@ def run(args) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"sgdlab train: warning: {message}", file=sys.stderr)
+
+
+def _without(argv: list[str], flag: str) -> list[str]:
+    """``argv`` with ``flag VALUE`` / ``flag=VALUE`` removed."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == flag:
+            skip = True
+        elif not a.startswith(flag + "="):
+            out.append(a)
+    return out
 
 
 class _null:

@@ -1,9 +1,13 @@
 """Data: loaders for files and arrays, built-in and synthetic datasets, splits, scaling.
 
-Every loader returns a validated :class:`Dataset` (``X: (N, d)`` float32, ``y: (N,)``).
+Every loader returns a validated :class:`Dataset` (``X: (N, d)`` float32, ``y: (N,)``). Data
+larger than memory is converted to a :class:`ShardSet` (:func:`convert`) and streamed
+(:mod:`sgdlab.data.stream`).
 """
 
 from .builtin import digits as digits
+from .convert import convert as convert
+from .convert import write_shards as write_shards
 from .dataset import Dataset as Dataset
 from .loaders import from_arrays as from_arrays
 from .loaders import load_csv as load_csv
@@ -11,6 +15,7 @@ from .loaders import load_data as load_data
 from .loaders import load_npy as load_npy
 from .loaders import load_npz as load_npz
 from .loaders import load_parquet as load_parquet
+from .shards import ShardSet as ShardSet
 from .split import Splits as Splits
 from .split import Standardizer as Standardizer
 from .split import split as split

@@ -36,12 +36,14 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
 
 
-def _make_step(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
-    def step(state: TrainState, X, T, idx_k, w_k):
-        # promise_in_bounds: indices come from the batch plan, always in 0..N-1; skipping
-        # the bounds check matters at batch 1, where the gather is most of the step.
-        xb = X.at[idx_k].get(mode="promise_in_bounds")
-        tb = T.at[idx_k].get(mode="promise_in_bounds")
+def make_step(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
+    """``step(state, xb (B, d), tb (B,), w (B,)) -> (state, loss)``: one update on a batch.
+
+    Every kernel (gathering, pre-gathered, fast, checked) runs this very function, so a step's
+    arithmetic does not depend on which kernel runs it.
+    """
+
+    def step(state: TrainState, xb, tb, w_k):
         value, grads = value_and_grad(state.params, xb, tb, w_k)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -50,50 +52,71 @@ def _make_step(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransforma
     return step
 
 
-def make_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
-    """The fast kernel: ``(state, X, T, idx, w, n_active) -> (state, losses (K,), ok)``."""
-    step = _make_step(value_and_grad, optimizer)
+def fast_steps(step_on, state: TrainState, xs: tuple, n_active):
+    """Run ``step_on(state, *xs_k)`` for ``k < n_active``; ``-> (state, losses (K,), ok)``.
+
+    No per-step checks: ``ok`` says whether every loss and every final parameter is finite.
+    """
+
+    def body(k, carry):
+        state, losses = carry
+        state, value = step_on(state, *(x[k] for x in xs))
+        return state, losses.at[k].set(value)
+
+    losses = jnp.zeros(xs[0].shape[0], jnp.float32)
+    state, losses = jax.lax.fori_loop(0, n_active, body, (state, losses))
+    return state, losses, jnp.all(jnp.isfinite(losses)) & _all_finite(state.params)
+
+
+def checked_steps(step_on, state: TrainState, xs: tuple, n_active):
+    """Like :func:`fast_steps` but stops before applying the first non-finite step.
+
+    ``-> (state, losses (K,), first_bad)``: the last good state, and the step count at which
+    the loss or the new parameters went non-finite (``-1`` if none did).
+    """
+
+    def cond(carry):
+        k, _, _, first_bad = carry
+        return (k < n_active) & (first_bad < 0)
+
+    def body(carry):
+        k, state, losses, first_bad = carry
+        new, value = step_on(state, *(x[k] for x in xs))
+        good = jnp.isfinite(value) & _all_finite(new.params)
+        state_out = jax.tree_util.tree_map(lambda a, b: jnp.where(good, a, b), new, state)
+        first_bad = jnp.where(good, first_bad, state.step)
+        return k + 1, state_out, losses.at[k].set(jnp.where(good, value, 0.0)), first_bad
+
+    init = (jnp.int32(0), state, jnp.zeros(xs[0].shape[0], jnp.float32), jnp.int32(-1))
+    _, state, losses, first_bad = jax.lax.while_loop(cond, body, init)
+    return state, losses, first_bad
+
+
+def _gathering(value_and_grad, optimizer, steps):
+    update = make_step(value_and_grad, optimizer)
 
     def run_chunk(state: TrainState, X, T, idx, w, n_active):
-        def body(k, carry):
-            state, losses = carry
-            state, value = step(state, X, T, idx[k], w[k])
-            return state, losses.at[k].set(value)
+        def step_on(s, idx_k, w_k):
+            # promise_in_bounds: indices come from the batch plan, always in 0..N-1; skipping
+            # the bounds check matters at batch 1, where the gather is most of the step.
+            xb = X.at[idx_k].get(mode="promise_in_bounds")
+            tb = T.at[idx_k].get(mode="promise_in_bounds")
+            return update(s, xb, tb, w_k)
 
-        losses = jnp.zeros(idx.shape[0], jnp.float32)
-        state, losses = jax.lax.fori_loop(0, n_active, body, (state, losses))
-        ok = jnp.all(jnp.isfinite(losses)) & _all_finite(state.params)
-        return state, losses, ok
+        return steps(step_on, state, (idx, w), n_active)
 
     return run_chunk
+
+
+def make_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
+    """The fast kernel: ``(state, X, T, idx, w, n_active) -> (state, losses (K,), ok)``."""
+    return _gathering(value_and_grad, optimizer, fast_steps)
 
 
 def make_checked_chunk_fn(value_and_grad: ValueAndGrad,
                           optimizer: optax.GradientTransformation):
-    """The checked kernel: ``-> (state, losses (K,), first_bad)``, ``first_bad = -1`` if none.
-
-    Stops before applying the first step whose loss or new parameters are not finite.
-    """
-    step = _make_step(value_and_grad, optimizer)
-
-    def run_chunk(state: TrainState, X, T, idx, w, n_active):
-        def cond(carry):
-            k, _, _, first_bad = carry
-            return (k < n_active) & (first_bad < 0)
-
-        def body(carry):
-            k, state, losses, first_bad = carry
-            new, value = step(state, X, T, idx[k], w[k])
-            good = jnp.isfinite(value) & _all_finite(new.params)
-            state = jax.tree_util.tree_map(lambda a, b: jnp.where(good, a, b), new, state)
-            first_bad = jnp.where(good, first_bad, state.step)
-            return k + 1, state, losses.at[k].set(jnp.where(good, value, 0.0)), first_bad
-
-        init = (jnp.int32(0), state, jnp.zeros(idx.shape[0], jnp.float32), jnp.int32(-1))
-        _, state, losses, first_bad = jax.lax.while_loop(cond, body, init)
-        return state, losses, first_bad
-
-    return run_chunk
+    """The checked kernel: ``-> (state, losses (K,), first_bad)``, ``first_bad = -1`` if none."""
+    return _gathering(value_and_grad, optimizer, checked_steps)
 
 
 def compile_chunk(run_chunk, state, X, T, chunk_steps: int, batch_size: int):

@@ -52,6 +52,7 @@ class TrainConfig:
     validation_fraction: float = 0.2  # held out of the training data when none is given
     test_fraction: float = 0.0        # held out for a final test score
     standardize: bool = True          # z-score features with training-set statistics
+    buffer_mb: float = 64.0           # streamed (shard-set) data: MiB of host read buffers
     seed: int = 0                     # one seed: split, initialisation, batch order
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes for reports
 
@@ -96,6 +97,8 @@ class TrainConfig:
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise ConfigError("validation and test fractions leave no training data; "
                               f"they sum to {self.validation_fraction + self.test_fraction}")
+        if not (isinstance(self.buffer_mb, (int, float)) and self.buffer_mb > 0):
+            raise ConfigError(f"buffer size must be > 0 MB, got {self.buffer_mb!r}")
         EvalSchedule.parse(self.eval_every)  # raises on a bad schedule
 
     @property

@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .._types import Loss, Model
+from .._types import Model
 from ..errors import ConfigError
 from ..losses import get_loss, objective
 

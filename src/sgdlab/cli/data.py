@@ -1,0 +1,92 @@
+"""``sgdlab data convert IN OUT``: turn a CSV, LibSVM or Parquet file into a shard set."""
+
+from __future__ import annotations
+
+from .common import Formatter
+
+EXAMPLES = """\
+examples:
+  sgdlab data convert big.csv shards/                    # label: the last column
+  sgdlab data convert big.csv shards/ --label-column y --task regression
+  sgdlab data convert rcv1.svm shards/ --features 47236  # LibSVM / svmlight
+  sgdlab data convert part.parquet shards/ --block-rows 8192
+  sgdlab train --data shards/ --buffer-mb 64             # stream it: memory set by the buffer
+
+A shard set is a directory of .npy feature and label shards, stats.npy (per-block feature
+statistics for standardising without a pass) and manifest.json (shapes, dtypes, row counts,
+sha256 checksums, classes, feature names). Conversion streams: memory is one input chunk and
+one block, whatever the file size.
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="prepare data: convert files to a streamable shard set",
+                       description=__doc__.strip(), epilog=EXAMPLES, formatter_class=Formatter)
+    verbs = p.add_subparsers(dest="data_verb", metavar="SUBCOMMAND")
+    verbs.required = True
+    c = verbs.add_parser("convert", help="CSV / LibSVM / Parquet -> shard directory",
+                         description=__doc__.strip(), epilog=EXAMPLES, formatter_class=Formatter)
+    c.add_argument("input", help="a .csv, .tsv, .parquet/.pq or LibSVM (.svm, .libsvm, .txt) file")
+    c.add_argument("output", help="directory to create (must be new or empty)")
+    c.add_argument("--format", choices=["csv", "tsv", "libsvm", "parquet"],
+                   help="input format (default: from the extension)")
+    c.add_argument("--label-column", help="label column of a CSV/Parquet file (default: last)")
+    c.add_argument("--task", choices=["classification", "regression"],
+                   help="override the task inferred from the labels")
+    c.add_argument("--classes", help="declare the class labels, comma-separated, instead of "
+                                     "discovering them (a label outside them is an error)")
+    c.add_argument("--block-rows", type=int, help="rows per block (default: ~4 MiB of features)")
+    c.add_argument("--features", type=int, help="LibSVM: number of features (default: the "
+                                                "largest index seen)")
+    c.add_argument("--zero-based", action="store_true", help="LibSVM indices start at 0")
+    c.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT")
+    c.add_argument("--verify", action="store_true", help="re-read and check every checksum")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..data.convert import convert
+    from ..data.shards import ShardSet
+    from ..errors import ConfigError
+    from .display import console
+
+    if args.block_rows is not None and args.block_rows < 1:
+        raise ConfigError(f"--block-rows must be >= 1, got {args.block_rows}")
+    classes = None
+    if args.classes:
+        classes = [_number_or_text(c.strip()) for c in args.classes.split(",") if c.strip()]
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn(),
+                        console=console, disable=args.quiet)
+    tasks: dict = {}
+
+    def tick(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = progress.add_task(phase, total=total or None)
+        progress.update(tasks[phase], completed=done, total=total or None)
+
+    with progress:
+        out = convert(args.input, args.output, fmt=args.format, label_column=args.label_column,
+                      task=args.task, classes=classes, block_rows=args.block_rows,
+                      n_features=args.features, zero_based=args.zero_based,
+                      overwrite=args.overwrite, progress=tick)
+    shards = ShardSet(out)
+    if args.verify:
+        shards.verify()
+    if not args.quiet:
+        console.print(f"{shards.n:,} rows x {shards.d} features, {shards.task}"
+                      + (f", {shards.n_classes} classes" if shards.n_classes else "")
+                      + f", {shards.n_blocks} blocks of {shards.block_rows} rows "
+                      f"in {len(shards.shards)} shard(s) -> {out}")
+    return 0
+
+
+def _number_or_text(s: str):
+    try:
+        f = float(s)
+    except ValueError:
+        return s
+    return int(f) if f.is_integer() else f

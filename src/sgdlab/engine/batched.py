@@ -1,0 +1,145 @@
+"""The chunk kernel fed with the batches themselves, and where those batches live.
+
+When the training data is not on the device (streaming from disk), or is spread over several
+devices and processes, the host hands the kernel the rows of each step instead of indices:
+
+    run_batches(state, XB: (K, B, d) float32, TB: (K, B), w: (K, B) float32, n_active: int32,
+                shift: (d,) float32, scale: (d,) float32)
+        -> (state, losses: (K,), first_bad: int32)
+
+Each step first standardises its batch, ``x <- (x - shift) / scale`` (the float32 arithmetic
+of ``Standardizer.transform``; ``shift = 0, scale = 1`` leaves ``x`` bit for bit as it is), so
+streamed rows need no host pass, then runs the same :func:`~sgdlab.engine.chunk.make_step`
+update as the gathering kernel: a step sees identical arithmetic whichever kernel runs it (a
+test compares parameters bit for bit). It checks every step (``checked_steps``): a non-finite
+step is not applied and its count is returned as ``first_bad``. One compiled shape per ``(K, B)``.
+
+A *placement* decides where the arrays live:
+
+* :class:`LocalPlacement`: one device, ``jax.device_put``.
+* :class:`MeshPlacement`: a one-axis mesh ``("data",)`` over several devices, possibly in
+  several processes. The batch axis ``B`` is sharded over the mesh; each process supplies only
+  its own ``B / processes`` slots (its local batch) and the parameters are replicated. The
+  objective ``sum_i w_i l_i / sum_i w_i`` then sums over the whole global batch, so XLA inserts
+  the all-reduce of the partial sums and gradients into the compiled step (gloo on CPU, NCCL on
+  GPU): synchronous data parallelism with no Python in the loop.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..grad import ValueAndGrad
+from .chunk import checked_steps, make_step
+
+
+def make_batch_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
+    """The un-jitted kernel over pre-gathered batches (see the module docstring)."""
+    update = make_step(value_and_grad, optimizer)
+
+    def run_batches(state, XB, TB, w, n_active, shift, scale):
+        def step(s, xb, tb, w_k):
+            return update(s, (xb - shift) / scale, tb, w_k)
+
+        return checked_steps(step, state, (XB, TB, w), n_active)
+
+    return run_batches
+
+
+class LocalPlacement:
+    """Everything on the default device of this process."""
+
+    world, rank, is_writer = 1, 0, True
+
+    def put_state(self, state):
+        return jax.device_put(state)
+
+    def put_replicated(self, a):
+        return jax.device_put(a)
+
+    def put_batches(self, XB, TB, w):
+        # from_dlpack lets XLA on CPU use an aligned host buffer in place: the features of a
+        # chunk are the one large transfer, and copying them again would cost as much as the
+        # update itself for a linear model. (On GPU it is a host-to-device copy as usual.)
+        on_cpu = jax.default_backend() == "cpu"
+        XB = jnp.from_dlpack(XB) if on_cpu and XB.flags.c_contiguous else jax.device_put(XB)
+        return XB, jax.device_put(TB), jax.device_put(w)
+
+    def compile(self, fn, state, k: int, b_local: int, d: int, t_dtype):
+        shapes = _shapes(k, b_local, d, t_dtype)
+        return jax.jit(fn, donate_argnums=(0,)).lower(state, *shapes).compile()
+
+    def to_host(self, x) -> np.ndarray:
+        return np.asarray(x)
+
+    def local_tree(self, tree):
+        return tree
+
+    def agree(self, value: float) -> float:
+        """A host decision input (a clock) all processes must share; here, itself."""
+        return value
+
+
+class MeshPlacement(LocalPlacement):
+    """Data parallelism over ``devices`` (default: every device of every process)."""
+
+    def __init__(self, devices=None):
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+        devs = sorted(devices or jax.devices(), key=lambda d: (d.process_index, d.id))
+        self.mesh = Mesh(np.array(devs), ("data",))
+        self.world, self.rank = jax.process_count(), jax.process_index()
+        self.is_writer = self.rank == 0
+        self.n_devices = len(devs)
+        self.replicated = NamedSharding(self.mesh, P())
+        self.by_batch3 = NamedSharding(self.mesh, P(None, "data", None))
+        self.by_batch2 = NamedSharding(self.mesh, P(None, "data"))
+
+    def put_state(self, state):
+        host = jax.tree_util.tree_map(np.asarray, state)
+        return jax.tree_util.tree_map(
+            lambda a: jax.make_array_from_callback(a.shape, self.replicated, lambda i: a[i]), host)
+
+    def put_replicated(self, a):
+        a = np.asarray(a)
+        return jax.make_array_from_callback(a.shape, self.replicated, lambda i: a[i])
+
+    def put_batches(self, XB, TB, w):
+        make = jax.make_array_from_process_local_data
+        return make(self.by_batch3, XB), make(self.by_batch2, TB), make(self.by_batch2, w)
+
+    def compile(self, fn, state, k: int, b_local: int, d: int, t_dtype):
+        b = b_local * self.world
+        if b % self.n_devices:
+            from ..errors import ConfigError
+            raise ConfigError(f"batch size {b} must be a multiple of the number of devices "
+                              f"({self.n_devices}): the batch is split equally among them")
+        shapes = _shapes(k, b, d, t_dtype)
+        state_sh = jax.tree_util.tree_map(lambda _: self.replicated, state)
+        jitted = jax.jit(fn, donate_argnums=(0,),
+                         in_shardings=(state_sh, self.by_batch3, self.by_batch2, self.by_batch2,
+                                       self.replicated, self.replicated, self.replicated),
+                         out_shardings=(state_sh, self.replicated, self.replicated))
+        return jitted.lower(state, *shapes).compile()
+
+    def to_host(self, x) -> np.ndarray:
+        # replicated: this process's first copy is the whole value
+        return np.asarray(x.addressable_data(0))
+
+    def local_tree(self, tree):
+        """A replicated pytree as single-device arrays, for local evaluation and saving."""
+        return jax.tree_util.tree_map(lambda a: a.addressable_data(0), tree)
+
+    def agree(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        from jax.experimental import multihost_utils
+        return float(multihost_utils.broadcast_one_to_all(np.float32(value)))
+
+
+def _shapes(k, b, d, t_dtype):
+    return (jax.ShapeDtypeStruct((k, b, d), jnp.float32), jax.ShapeDtypeStruct((k, b), t_dtype),
+            jax.ShapeDtypeStruct((k, b), jnp.float32), jax.ShapeDtypeStruct((), jnp.int32),
+            jax.ShapeDtypeStruct((d,), jnp.float32), jax.ShapeDtypeStruct((d,), jnp.float32))
