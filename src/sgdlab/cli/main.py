@@ -13,7 +13,7 @@ import sys
 from ..errors import SgdlabError
 
 #: verb -> module under sgdlab.cli with ``register(subparsers)`` and ``run(args) -> int``
-VERBS = {"train": "train"}
+VERBS = {"train": "train", "sweep": "sweep"}
 
 
 def build_parser() -> argparse.ArgumentParser:
