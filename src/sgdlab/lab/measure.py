@@ -65,7 +65,7 @@ def crossing(history, target: float, metric: str | None = None) -> dict:
 def best_metric(history, metric: str | None = None) -> float:
     """Highest finite value of the metric over the rows (NaN when there is none)."""
     metric = metric or metric_name(history)
-    vals = [v for v in (_value(r, metric) for r in history) if not math.isnan(v)]
+    vals = [v for v in (_value(r, metric) for r in history) if math.isfinite(v)]
     return max(vals) if vals else math.nan
 
 
@@ -74,6 +74,6 @@ def final_metric(history, metric: str | None = None) -> float:
     metric = metric or metric_name(history)
     for row in reversed(history):
         v = _value(row, metric)
-        if not math.isnan(v):
+        if math.isfinite(v):
             return v
     return math.nan

@@ -74,12 +74,13 @@ def recommend(per_batch: Sequence[dict], *, target: float, metric: str = "val_ac
     """The recommendation from per-batch-size rows.
 
     Each row needs ``batch_size``, ``lr``, ``time_median``, ``time_low``, ``time_high`` and
-    ``steps_median`` (infinite when the median run missed the target) and ``final_median``.
+    ``steps_median`` (infinite when the median run missed the target) and ``final_median``;
+    the scaling fit uses ``steps_best`` (fewest steps over the learning-rate grid) if present.
     ``noise`` is a :class:`~sgdlab.lab.noise.NoiseEstimate` as a dict, or None.
     """
     rows = sorted(per_batch, key=lambda r: r["batch_size"])
     scaling = fit_steps_scaling([r["batch_size"] for r in rows],
-                                [r["steps_median"] for r in rows])
+                                [r.get("steps_best", r["steps_median"]) for r in rows])
     reached = [r for r in rows if math.isfinite(r["time_median"])]
     what = _what(metric, target)
     if not reached:

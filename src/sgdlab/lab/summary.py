@@ -118,13 +118,25 @@ def group_rows(per_run: list) -> list:
 
 
 def best_per_batch(groups: list) -> list:
+    """Per batch size, the learning rate with the lowest median time to target.
+
+    Each row also gets ``steps_best`` (and ``steps_best_lr``): the fewest median steps to the
+    target over the grid, the quantity Shallue et al. plot (each batch size at its own best
+    learning rate measured in steps, not in seconds).
+    """
     best: dict = {}
     for g in groups:
         cur = best.get(g["batch_size"])
         key = (g["time_median"], -_low(g["final_median"]))
         if cur is None or key < (cur["time_median"], -_low(cur["final_median"])):
             best[g["batch_size"]] = g
-    return [best[b] for b in sorted(best)]
+    rows = []
+    for b in sorted(best):
+        fewest = min((g for g in groups if g["batch_size"] == b),
+                     key=lambda g: (g["steps_median"], g["lr"]))
+        rows.append({**best[b], "steps_best": fewest["steps_median"],
+                     "steps_best_lr": fewest["lr"]})
+    return rows
 
 
 def _low(v: float) -> float:
@@ -175,7 +187,7 @@ def summarise(records: list, sweep, base: TrainConfig, train_part: Dataset,
         key = {"data": fingerprint, "base": base.to_dict(), "sweep": sweep.to_dict(),
                "target": target}
         both = _cached(out, "noise.json", key, lambda: measure_noise(
-            sweep, base, train_part, validation, target, sorted(chosen), model, loss))
+            sweep, base, train_part, validation, target, chosen, model, loss))
         res.noise, res.noise_trace = both["estimate"], both["trace"]
         emit({"event": "probe", "name": "noise"})
     rec = recommend(per_batch, target=target, metric=metric, noise=res.noise,
@@ -185,8 +197,10 @@ def summarise(records: list, sweep, base: TrainConfig, train_part: Dataset,
 
 
 def measure_noise(sweep, base: TrainConfig, train_part: Dataset, validation: Dataset,
-                  target: float, sizes: list, model=None, loss=None) -> dict:
-    """A short run at the base batch size with a :class:`NoiseScaleMeter` attached.
+                  target: float, chosen: dict, model=None, loss=None) -> dict:
+    """A short run with a :class:`NoiseScaleMeter` attached, at the swept batch size nearest
+    (in ratio) to the base batch, with that batch size's chosen learning rate (``chosen`` maps
+    batch size to learning rate), so its compiled kernel is one the sweep already built.
 
     The estimate pools the rows in the second half of the run up to where it first reached the
     target (McCandlish et al. relate the critical batch size to the noise scale *at* the loss
@@ -196,10 +210,11 @@ def measure_noise(sweep, base: TrainConfig, train_part: Dataset, validation: Dat
     from .prepare import prepare
     from .sweep import eval_schedule_for, parse_budget
     n = train_part.n
-    b = min(sweep.base_batch, n)
+    sizes = sorted(chosen)
+    b = min(sizes, key=lambda s: (abs(math.log(s / sweep.base_batch)), s))
     small, big = sweep.noise_batches or ((sizes[0], sizes[-1]) if len(sizes) > 1 and
                                          sizes[0] < sizes[-1] else (1, min(256, n)))
-    cfg = base.replace(batch_size=b, lr=sweep.lr_for(b),
+    cfg = base.replace(batch_size=b, lr=chosen[b],
                        eval_every=eval_schedule_for(sweep, n, b, base.drop_last),
                        target=target if math.isfinite(target) else None,
                        **parse_budget(sweep.budget))
@@ -218,7 +233,7 @@ CSV_RUN = ("key", "batch_size", "lr", "lr_multiplier", "seed", "status", "reache
            "examples_per_second")
 CSV_BATCH = ("batch_size", "lr", "seeds", "reached", "diverged", "time_median", "time_low",
              "time_high", "steps_median", "epochs_median", "examples_median", "throughput",
-             "final_median", "compile_seconds")
+             "final_median", "compile_seconds", "steps_best", "steps_best_lr")
 
 
 def _csv(rows: list, cols) -> str:

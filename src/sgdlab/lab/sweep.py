@@ -229,6 +229,17 @@ def enable_compile_cache(path: str | Path) -> None:
     the measured training time either way. Process-wide: call it once, before training.
     """
     import jax
+    from jax.experimental.compilation_cache import compilation_cache
     Path(path).mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    # JAX decides once per process whether the cache is in use; make it look again.
+    compilation_cache.reset_cache()
+
+
+def disable_compile_cache() -> None:
+    """Undo :func:`enable_compile_cache` (compile in memory only again)."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache.reset_cache()

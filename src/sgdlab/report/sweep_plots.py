@@ -62,12 +62,12 @@ def plot_metric_curves(result, x: str, path) -> None:
 
 
 def plot_steps_to_target(result, path) -> None:
-    rows = [g for g in result.per_batch if math.isfinite(g["steps_median"])]
+    rows = [g for g in result.per_batch if math.isfinite(g.get("steps_best", math.inf))]
     fig, ax = plt.subplots(figsize=(7, 4.8))
     if rows:
         b = np.array([g["batch_size"] for g in rows], float)
-        s = np.array([g["steps_median"] for g in rows], float)
-        ax.plot(b, s, "o-", color="C0", label="measured (median over seeds)")
+        s = np.array([g["steps_best"] for g in rows], float)
+        ax.plot(b, s, "o-", color="C0", label="measured (median over seeds, best lr)")
         ax.plot(b, s[0] * b[0] / b, ":", color="0.4", label="perfect scaling: steps ∝ 1/B")
         sc = result.recommendation.get("scaling", {})
         smin, bc = sc.get("s_min", math.nan), sc.get("b_crit", math.nan)
