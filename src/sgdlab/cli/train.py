@@ -18,6 +18,7 @@ examples:
                --batch-size 64 --eval-every 2s --target-accuracy 0.97 --max-time 60s
   sgdlab train --batch-size 1 --epochs 2        # stochastic gradient descent
   sgdlab train --config settings.toml --lr 0.05 # flags override the file
+  sgdlab train --noise-scale                    # also measure the gradient noise scale
 
 The run directory holds config.json, history.csv, metrics.json, params.npz and PNG curves
 against epochs and against training seconds (evaluation and compilation excluded).
@@ -36,6 +37,9 @@ def register(sub) -> None:
     g.add_argument("--out", help="run directory (default runs/train-<time>)")
     g.add_argument("--config", help="TOML file of settings (flags override it)")
     g.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    g.add_argument("--noise-scale", action="store_true",
+                   help="also measure the gradient noise scale B_simple at every evaluation "
+                        "(written to metrics.json as noise_scale)")
     p.set_defaults(func=run)
 
 
@@ -49,14 +53,30 @@ def run(args) -> int:
                       task=args.task or file_settings.get("task"))
     out = args.out or default_out("train")
     progress = None if args.quiet else TrainProgress(config, data)
+    callback, meter = progress, None
+    if args.noise_scale:
+        from ..lab.noise import meter_for_fit
+        meter = meter_for_fit(data, config)
+        callback = _both(progress, meter)
     with (progress or _null()):
-        result = fit(data, config=config, out=out, callback=progress)
+        result = fit(data, config=config, out=out, callback=callback)
     if not args.quiet:
         print_summary(result, out)
+    if meter is not None and meter.steps:
+        print(f"gradient noise scale: {meter.estimate().describe()}")
     if result.status == "diverged":
         print(f"sgdlab train: {result.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _both(first, second):
+    """One callback calling two (the first may be None)."""
+    def call(event):
+        if first is not None:
+            first(event)
+        second(event)
+    return call
 
 
 class _null:
