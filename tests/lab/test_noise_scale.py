@@ -61,8 +61,8 @@ def test_estimators_are_unbiased_on_exact_expectations():
 
 
 def test_meter_during_training_puts_estimate_in_result(digits_ds):
-    config = TrainConfig(model="softmax", batch_size=32, epochs=2, lr=0.1,
-                         eval_every="0.5 epochs")
+    config = TrainConfig(model="softmax", batch_size=32, epochs=1, lr=0.1,
+                         eval_every="0.25 epochs")
     meter = meter_for_fit(digits_ds, config, b_small=4, b_big=128, draws=8)
     from sgdlab.lab.prepare import training_part
     from sgdlab.data import split

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -141,6 +140,9 @@ def run(args) -> int:
         paths = write_sweep_report(result, out)
     if not args.quiet:
         print_sweep_summary(result, paths["report.html"])
+        if progress.reused:
+            print(f"{progress.reused} of {len(result.per_run)} runs were finished already and "
+                  f"reused from {out / 'runs'}")
     if result.recommendation.get("batch_size") is None:
         print("sgdlab sweep: " + " ".join(result.recommendation["sentences"]), file=sys.stderr)
         return 1
@@ -154,6 +156,3 @@ class _null:
     def __exit__(self, *exc):
         return False
 
-
-def _fmt(v) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
