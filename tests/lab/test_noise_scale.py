@@ -6,12 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sgdlab.data import Dataset
+from sgdlab.data import Dataset, split
 from sgdlab.engine import TrainConfig, train
 from sgdlab.errors import ConfigError
 from sgdlab.lab.noise import (NoiseScaleMeter, estimate_noise_scale, meter_for_fit,
                               ratio_with_interval, unbiased)
-from sgdlab.lab.prepare import prepare
+from sgdlab.lab.prepare import prepare, training_part
 
 
 def _linreg_problem(n=50_000, d=8, sigma=1.0, seed=0):
@@ -64,8 +64,6 @@ def test_meter_during_training_puts_estimate_in_result(digits_ds):
     config = TrainConfig(model="softmax", batch_size=32, epochs=1, lr=0.1,
                          eval_every="0.25 epochs")
     meter = meter_for_fit(digits_ds, config, b_small=4, b_big=128, draws=8)
-    from sgdlab.lab.prepare import training_part
-    from sgdlab.data import split
     parts = split(digits_ds, 0.2, 0.0, seed=0)
     result = train(parts.train, parts.validation, config, callback=meter)
     assert training_part(digits_ds, config).n == parts.train.n

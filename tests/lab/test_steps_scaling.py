@@ -28,7 +28,7 @@ def scaling_sweep():
     ds = Dataset(X, y, "regression", name="ill-conditioned linreg")
     sweep = SweepConfig(batch_sizes=(1, 16, 256), lr=1.0, lr_scaling="none",
                         lr_grid=(0.25, 1.0), seeds=1, target=0.9, budget="200 steps",
-                        eval_every="1 steps", probe=False, noise=False)
+                        eval_every="2 steps", probe=False, noise=False)
     return run_sweep(ds, sweep, TrainConfig(model="linreg", standardize=False))
 
 

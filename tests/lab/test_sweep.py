@@ -99,7 +99,7 @@ def test_divergent_run_is_marked_and_the_sweep_goes_on():
     ds = Dataset(X, y, "regression", name="linreg")
     # Linear scaling from lr 0.3 at batch 4 gives lr 19.2 at batch 256: far past stability.
     result = run_sweep(ds, SweepConfig(batch_sizes=(4, 256), lr=0.3, base_batch=4,
-                                       lr_scaling="linear", seeds=1, budget="30 epochs",
+                                       lr_scaling="linear", seeds=1, budget="10 epochs",
                                        target=0.9, probe=False, noise=False),
                        TrainConfig(model="linreg"))
     status = {r["batch_size"]: r["status"] for r in result.per_run}

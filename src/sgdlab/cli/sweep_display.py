@@ -89,7 +89,8 @@ def print_sweep_summary(result, report_path=None) -> None:
     metric = "R^2" if result.metric == "val_r2" else "accuracy"
     table = Table(title=f"sweep on {result.data}: training time to validation {metric} "
                         f"{result.target:g}", caption=f"median and range over "
-                        f"{result.sweep['seeds']} seed(s); time in training seconds; jit = compile time")
+                        f"{result.sweep['seeds']} seed(s); time in training seconds; "
+                        "jit = compile time")
     table.box, table.pad_edge = box.SIMPLE_HEAD, False
     for col in ("batch", "lr", "time", "range", "steps", "epochs", "ex/s", "final",
                 "jit"):

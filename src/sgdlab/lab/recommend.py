@@ -5,8 +5,10 @@ training time to the target, over seeds, is lowest. The evidence sentences repor
 
 1. its time and spread;
 2. the runner-up and how much slower it was;
-3. where steps-to-target stops scaling with the batch size (Shallue et al. 2018). The measured
-   medians are fitted by the model of McCandlish et al. (2018),
+3. where steps-to-target stops scaling with the batch size (Shallue et al. 2018): the first
+   pair of neighbouring batch sizes whose local exponent ``e = log(S_i/S_j) / log(B_j/B_i)``
+   falls below 1/2 (1 is perfect scaling, 0 none). The measured medians are also fitted by the
+   model of McCandlish et al. (2018),
 
    .. math:: S(B) = S_{\\min} \\left(1 + \\frac{B_{\\mathrm{crit}}}{B}\\right),
 
@@ -120,21 +122,44 @@ def _nan_low(v: float) -> float:
     return -math.inf if v is None or math.isnan(v) else v
 
 
+def scaling_exponents(batch_sizes: Sequence[float], steps: Sequence[float]) -> list:
+    """``[(B_i, B_{i+1}, e_i)]`` with ``e = log(S_i / S_{i+1}) / log(B_{i+1} / B_i)``.
+
+    ``e = 1`` is perfect scaling (twice the batch, half the steps), ``e = 0`` no gain at all.
+    Only consecutive batch sizes that both reached the target are paired.
+    """
+    pts = [(b, s) for b, s in sorted(zip(batch_sizes, steps)) if math.isfinite(s) and s > 0]
+    return [(b0, b1, math.log(s0 / s1) / math.log(b1 / b0))
+            for (b0, s0), (b1, s1) in zip(pts, pts[1:])]
+
+
 def _scaling_sentence(scaling: dict, rows: Sequence[dict]) -> str:
-    bc, smin = scaling["b_crit"], scaling["s_min"]
-    sizes = [r["batch_size"] for r in rows]
-    if math.isnan(bc):
+    """Where steps-to-target stop falling in proportion: the first pair with ``e < 1/2``."""
+    ex = scaling_exponents([r["batch_size"] for r in rows],
+                           [r.get("steps_best", r["steps_median"]) for r in rows])
+    if not ex:
         return ("Too few batch sizes reached the target to see where steps-to-target stops "
                 "scaling.")
-    if bc == 0:
-        return ("Steps to target did not fall with larger batches here: the smallest batch "
-                "size is already past the point where batching helps (Shallue et al. 2018).")
-    if math.isinf(bc) or bc > max(sizes):
+    bc = scaling["b_crit"]
+    fit = (f" (fit of S(B) = S_min (1 + B_crit/B): B_crit = {bc:.3g}, S_min = "
+           f"{scaling['s_min']:.3g} steps; Shallue et al. 2018, McCandlish et al. 2018)"
+           if math.isfinite(bc) and bc > 0 else " (Shallue et al. 2018)")
+    stop = next((i for i, (_, _, e) in enumerate(ex) if e < 0.5), None)
+    if stop is None:
         return (f"Steps to target kept falling nearly in proportion to the batch size up to "
-                f"the largest one tried ({max(sizes)}): larger batches may still help.")
-    return (f"Steps to target fall nearly in proportion to the batch size up to about "
-            f"{bc:.3g} and flatten beyond, at about {smin:.3g} steps (fit of "
-            f"S(B) = S_min (1 + B_crit/B); Shallue et al. 2018, McCandlish et al. 2018).")
+                f"the largest one that reached it ({ex[-1][1]:g}): larger batches may still "
+                f"help{fit}.")
+    b0, b1, e = ex[stop]
+    gain = (b1 / b0) ** e
+    if stop == 0:
+        best = max(e_ for _, _, e_ in ex)
+        return (f"Steps to target fell less than in proportion to the batch size from the "
+                f"smallest one on: from {b0:g} to {b1:g} they fell {gain:.3g}x for "
+                f"{b1 / b0:g}x the batch (perfect scaling: {b1 / b0:g}x), and at best as "
+                f"B^-{best:.2g} between neighbouring batch sizes{fit}.")
+    return (f"Steps to target fall nearly in proportion to the batch size up to {b0:g} and "
+            f"flatten beyond: from {b0:g} to {b1:g} they fell only {gain:.3g}x for "
+            f"{b1 / b0:g}x the batch{fit}.")
 
 
 def _noise_sentence(noise: dict, scaling: dict, best_b: int) -> str:

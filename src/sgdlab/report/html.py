@@ -70,12 +70,14 @@ def render_sweep_html(result, images: dict) -> str:
     rec = result.recommendation
     metric = "validation R^2" if result.metric == "val_r2" else "validation accuracy"
     title = f"sgdlab sweep: {result.data}, {result.base.get('model')}"
+    auto = " (chosen automatically: 0.99 x the best median final value)" \
+        if result.target_auto else ""
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{esc(title)}</h1>",
              f'<p class="muted">{esc(result.n_train)} training and {esc(result.n_validation)} '
              f"validation examples; target {esc(metric)} {num(result.target)}"
-             f"{' (chosen automatically: 0.99 x the best median final value)' if result.target_auto else ''}"
+             f"{auto}"
              f"; {esc(result.sweep.get('seeds'))} seed(s) per setting; budget "
              f"{esc(result.sweep.get('budget'))} per run; learning rate "
              f"{num(result.sweep.get('lr'))} at batch {esc(result.sweep.get('base_batch'))}, "
@@ -106,7 +108,8 @@ def render_sweep_html(result, images: dict) -> str:
                       ("steps_to_target.png", "steps to target against batch size"),
                       ("throughput.png", "throughput against batch size")):
         if name in images:
-            parts.append(f"<h2>{esc(alt[0].upper() + alt[1:])}</h2>{image(name, images[name], alt)}")
+            heading = esc(alt[0].upper() + alt[1:])
+            parts.append(f"<h2>{heading}</h2>{image(name, images[name], alt)}")
 
     if result.throughput:
         parts.append("<h2>Throughput probe</h2>")
