@@ -79,7 +79,8 @@ def register(sub) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--out", help="sweep directory (default runs/sweep-<time>); re-using one "
                                  "resumes it")
-    o.add_argument("--config", help="TOML file of settings (flags override it)")
+    o.add_argument("--config", help="TOML file: a [sweep] table and the settings of every run "
+                                    "(top level or [train]); flags override it")
     o.add_argument("--compile-cache", help="directory for compiled programs, reused by seeds "
                                            "and re-runs (default OUT/compile-cache; 'off')")
     o.add_argument("--quiet", action="store_true", help="no progress bar or table")
@@ -88,7 +89,7 @@ def register(sub) -> None:
 
 def sweep_config_from_args(args, file_settings: dict):
     from ..lab.sweep import SweepConfig
-    s = dict(file_settings.get("sweep", {}))
+    s = dict(_sweep_table(args.config))
     s = {k.replace("-", "_"): v for k, v in s.items()}
     if args.batch_sizes:
         s["batch_sizes"] = _ints(args.batch_sizes, "--batch-sizes")
@@ -115,6 +116,17 @@ def sweep_config_from_args(args, file_settings: dict):
         return SweepConfig(**s)
     except TypeError as e:
         raise ConfigError(f"bad sweep setting: {e}") from None
+
+
+def _sweep_table(path: str | None) -> dict:
+    """The ``[sweep]`` table of the TOML settings file (the rest configures every run)."""
+    if not path:
+        return {}
+    import tomllib
+    try:
+        return tomllib.loads(Path(path).read_text()).get("sweep", {})
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the [sweep] table: {e}") from None
 
 
 def run(args) -> int:

@@ -143,7 +143,8 @@ def _scaling_sentence(scaling: dict, rows: Sequence[dict]) -> str:
     bc = scaling["b_crit"]
     fit = (f" (fit of S(B) = S_min (1 + B_crit/B): B_crit = {bc:.3g}, S_min = "
            f"{scaling['s_min']:.3g} steps; Shallue et al. 2018, McCandlish et al. 2018)"
-           if math.isfinite(bc) and bc > 0 else " (Shallue et al. 2018)")
+           if math.isfinite(bc) and bc > 0 and scaling["points"] >= 3
+           else " (Shallue et al. 2018)")
     stop = next((i for i, (_, _, e) in enumerate(ex) if e < 0.5), None)
     if stop is None:
         return (f"Steps to target kept falling nearly in proportion to the batch size up to "
@@ -164,10 +165,13 @@ def _scaling_sentence(scaling: dict, rows: Sequence[dict]) -> str:
 
 def _noise_sentence(noise: dict, scaling: dict, best_b: int) -> str:
     b, low, high = noise["b_simple"], noise["low"], noise["high"]
+    if not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0):
+        return ("The gradient noise scale could not be estimated: the mean gradient was "
+                "indistinguishable from zero at the target (|G|^2 estimate <= 0).")
     head = (f"The gradient noise scale near the target is B_simple = {b:.3g} "
             f"(68% interval {low:.3g} to {high:.3g})")
     bc = scaling["b_crit"]
-    if math.isfinite(bc) and bc > 0:
+    if math.isfinite(bc) and bc > 0 and scaling["points"] >= 3:  # two points fit any curve
         f = b / bc
         rel = ("within a factor of 2 of" if 0.5 <= f <= 2 else
                f"{f:.2g}x" if f > 2 else f"{1 / f:.2g}x smaller than")

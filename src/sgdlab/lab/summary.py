@@ -157,7 +157,7 @@ def _cached(out, name: str, key: dict, compute):
     value = compute()
     if path is not None:
         write_json_atomic(path, {"key": key, "value": value})
-    return json.loads(json.dumps(value, default=str)) if path is None else value
+    return value
 
 
 def summarise(records: list, sweep, base: TrainConfig, train_part: Dataset,
@@ -188,7 +188,9 @@ def summarise(records: list, sweep, base: TrainConfig, train_part: Dataset,
                "target": target}
         both = _cached(out, "noise.json", key, lambda: measure_noise(
             sweep, base, train_part, validation, target, chosen, model, loss))
-        res.noise, res.noise_trace = both["estimate"], both["trace"]
+        # JSON stores a non-finite estimate as null; read it back as NaN.
+        res.noise = {k: math.nan if v is None else v for k, v in both["estimate"].items()}
+        res.noise_trace = both["trace"]
         emit({"event": "probe", "name": "noise"})
     rec = recommend(per_batch, target=target, metric=metric, noise=res.noise,
                     seeds=sweep.seeds)

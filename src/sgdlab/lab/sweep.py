@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -85,7 +85,6 @@ class SweepConfig:
     noise: bool = True                # measure the gradient noise scale B_simple
     noise_batches: tuple | None = None  # (small, big); None: smallest and largest batch sizes
     noise_draws: int = 16             # pairs of batches per evaluation row of the noise run
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
