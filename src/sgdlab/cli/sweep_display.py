@@ -52,7 +52,7 @@ class SweepProgress:
         elif kind == "phase":
             self.phase(event["name"])
         elif kind == "probe":
-            self.progress.advance(self.task)
+            self.progress.advance(self.task, event.get("count", 1))
 
 
 def _s(v, unit: bool = True) -> str:

@@ -178,10 +178,18 @@ def summarise(records: list, sweep, base: TrainConfig, train_part: Dataset,
         configs = [base.replace(batch_size=b, lr=lr, eval_every=next(
             r["config"]["eval_every"] for r in records if r["batch_size"] == b))
             for b, lr in chosen.items()]
+        done = []  # probe events sent; a probe reused from disk sends them all at once
+
+        def progress(event):
+            done.append(event)
+            emit(event)
+
         res.throughput = _cached(out, "throughput.json",
                                  {"data": fingerprint, "configs": [c.to_dict() for c in configs]},
                                  lambda: probe_throughput(train_part, configs, model=model,
-                                                          loss=loss, progress=emit))
+                                                          loss=loss, progress=progress))
+        if len(done) < len(configs):
+            emit({"event": "probe", "count": len(configs) - len(done)})
     if sweep.noise:
         emit({"event": "phase", "name": "gradient noise scale"})
         key = {"data": fingerprint, "base": base.to_dict(), "sweep": sweep.to_dict(),

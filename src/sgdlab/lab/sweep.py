@@ -174,7 +174,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     reused by a later call with the same settings and data, and ``sweep.json``, ``runs.csv`` and
     ``summary.csv`` are written (plots and the HTML report: :mod:`sgdlab.report.sweep`).
     ``callback`` receives progress events: ``plan``, ``run_start``, ``run_end``, ``phase``,
-    ``probe``.
+    ``probe``. Resuming compares settings and data, not code: after passing a different custom
+    ``model``/``loss`` object, use a new ``out``.
     """
     sweep = sweep or SweepConfig()
     base = base or TrainConfig()
