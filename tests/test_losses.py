@@ -4,7 +4,6 @@ the masked objective and the block-summable metrics."""
 
 from __future__ import annotations
 
-import contextlib
 
 import jax
 import jax.numpy as jnp
@@ -12,22 +11,13 @@ import numpy as np
 import pytest
 
 from sgdlab._types import Loss
+from helpers import x64
 from sgdlab.errors import ConfigError
 from sgdlab.losses import (
     ALIASES, LOSSES, accuracy, accuracy_value, encode_targets, get_loss, l2_penalty, mse,
     mse_value, objective, r2, r2_value, sum_stats,
 )
 from sgdlab.models import linear
-
-
-@contextlib.contextmanager
-def x64():
-    """float64 inside the block only, so other tests keep JAX's float32 default."""
-    ctx = getattr(jax, "enable_x64", None)
-    if ctx is None:  # older JAX
-        from jax.experimental import enable_x64 as ctx
-    with ctx(True):
-        yield
 
 
 # ------------------------------------------------------------------ NumPy references

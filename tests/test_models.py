@@ -3,7 +3,6 @@ plain-NumPy forward pass."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import jax
@@ -12,18 +11,9 @@ import numpy as np
 import pytest
 
 from sgdlab._types import Model
+from helpers import x64
 from sgdlab.errors import ConfigError
 from sgdlab.models import ACTIVATIONS, MODELS, get_model, linear, mlp, n_params
-
-
-@contextlib.contextmanager
-def x64():
-    """float64 inside the block only, so other tests keep JAX's float32 default."""
-    ctx = getattr(jax, "enable_x64", None)
-    if ctx is None:  # older JAX
-        from jax.experimental import enable_x64 as ctx
-    with ctx(True):
-        yield
 
 
 # ---------------------------------------------------------------- NumPy reference

@@ -6,7 +6,12 @@ import os
 
 from .data import Dataset, from_arrays, load_data, split
 from .engine import FitResult, TrainConfig, train
-from .errors import ConfigError
+from .errors import ConfigError, choices_message
+from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
+
+#: ``fit(method=...)``: gradient descent (the gradient itself is ``TrainConfig.gradient``), or
+#: random search in one of its modes (see :mod:`sgdlab.optim.random_search`).
+METHODS = ("sgd", "random-global", "random-local", "random-weighted")
 
 
 def as_dataset(X, y=None, *, label_column=None, task=None, name="array") -> Dataset:
@@ -22,8 +27,8 @@ def as_dataset(X, y=None, *, label_column=None, task=None, name="array") -> Data
 
 def fit(X, y=None, *, validation=None, test=None, out: str | os.PathLike | None = None,
         model=None, loss=None, callback=None, config: TrainConfig | None = None,
-        **settings) -> FitResult:
-    """Train a model with mini-batch gradient descent.
+        method: str = "sgd", **settings) -> FitResult:
+    """Train a model with mini-batch gradient descent (or random search: ``method=``).
 
     Args:
       X, y: features ``(N, d)`` and labels ``(N,)``; or a :class:`Dataset`; or a data spec
@@ -34,13 +39,23 @@ def fit(X, y=None, *, validation=None, test=None, out: str | os.PathLike | None 
       model, loss: a model name (``"softmax"``, ``"mlp"``, ...) goes in ``settings``; a custom
         :class:`~sgdlab.Model` / :class:`~sgdlab.Loss` (or ``(init, apply)`` pair, loss callable)
         goes here.
+      method: ``"sgd"`` (mini-batch gradient descent) or ``"random-global"``,
+        ``"random-local"``, ``"random-weighted"`` (random search, same history and result).
       settings: any :class:`TrainConfig` field, e.g. ``batch_size=32, epochs=30, lr=0.1,
-        eval_every="500 steps"``.
+        eval_every="500 steps"``; for random search also the
+        :class:`~sgdlab.optim.random_search.RandomSearchConfig` fields (``attempts``,
+        ``population``, ``scale``, ``sigma``, ``temperature``).
 
     >>> r = fit("digits", model="softmax", batch_size=32, epochs=5, lr=0.1)   # doctest: +SKIP
     >>> r.history[-1]["val_accuracy"] > 0.9                                  # doctest: +SKIP
     True
     """
+    if method not in METHODS:
+        raise ConfigError(choices_message("method", method, METHODS))
+    search = {k: settings.pop(k) for k in SEARCH_FIELDS if k in settings}
+    if search and method == "sgd":
+        raise ConfigError(f"setting(s) {', '.join(sorted(search))} only apply to random search; "
+                          f"pass method='random-local' (or random-global, random-weighted)")
     if isinstance(model, str):
         settings["model"], model = model, None
     if isinstance(loss, str):
@@ -56,7 +71,13 @@ def fit(X, y=None, *, validation=None, test=None, out: str | os.PathLike | None 
         parts = split(data, validation=config.validation_fraction,
                       test=config.test_fraction, seed=config.seed)
         train_part, val, test_part = parts.train, parts.validation, parts.test
-    result = train(train_part, val, config, model=model, loss=loss, callback=callback)
+    if method == "sgd":
+        result = train(train_part, val, config, model=model, loss=loss, callback=callback)
+    else:
+        from .lab.random_search import random_search
+        result = random_search(train_part, val, config,
+                               RandomSearchConfig(mode=method.split("-", 1)[1], **search),
+                               model=model, loss=loss, callback=callback)
     if test_part is not None:
         result.extra["test_accuracy" if data.task == "classification" else "test_r2"] = \
             result.score(test_part.X, _labels(test_part))

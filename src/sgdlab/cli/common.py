@@ -52,7 +52,8 @@ def add_optim_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
     g.add_argument("--sampling", help="shuffle (default), replacement, sequential")
     g.add_argument("--drop-last", action="store_const", const=True,
                    help="drop the last partial batch of each epoch")
-    g.add_argument("--gradient", help="autodiff (default), or another registered method")
+    g.add_argument("--gradient", help="autodiff (default), closed-form (linear models), "
+                                      "numerical (finite differences, small models)")
     g.add_argument("--seed", type=int, help="seed for split, init and batch order (default 0)")
 
 

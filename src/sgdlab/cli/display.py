@@ -74,6 +74,44 @@ def print_summary(result, out: str | None = None) -> None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
         table.add_row(name, value if isinstance(value, str) else f"{value:,.4g}")
+    table.caption = "* attempts (objective evaluations on the training set) for random search"
     if out:
-        table.caption = f"run directory: {out}"
-    Console().print(table)
+        table.caption += f"; run directory: {out}"
+    Console(width=max(Console().width, 120)).print(table)
+
+
+def print_gradcheck(report, title: str) -> None:
+    """One row per parameter tensor of a :class:`~sgdlab.grad.GradCheckReport`."""
+    table = Table(title=title)
+    for col in ("tensor", "shape", "checked", "rel. error", "worst at", "analytic",
+                "numerical", "kinks", "verdict"):
+        table.add_column(col, justify="left" if col in ("tensor", "verdict") else "right",
+                         no_wrap=True)
+    styles = {"good": "green", "ok": "green", "near-kink": "yellow", "fail": "red",
+              "wrong": "bold red"}
+    for t in report.tensors:
+        table.add_row(t.name, "x".join(map(str, t.shape)) or "()", str(t.checked),
+                      f"{t.max_rel_error:.1e}", ",".join(map(str, t.worst_index)),
+                      f"{t.analytic:.4g}", f"{t.numerical:.4g}", str(t.kinks),
+                      f"[{styles[t.verdict]}]{t.verdict}[/]")
+    table.caption = (f"h = {report.h:g}, tolerance {report.tolerance:g}: "
+                     + ("PASSED" if report.passed else "FAILED"))
+    Console(width=max(Console().width, 100)).print(table)
+
+
+def print_comparison(rows: list[dict], metric: str, target: float, out: str | None) -> None:
+    """The method-comparison table."""
+    table = Table(title=f"same training-time budget per method; target {metric} {target:g}")
+    for col in ("method", metric.replace("_", " "), "time to target (s)", "steps*",
+                "examples seen", "train seconds", "status"):
+        table.add_column(col, justify="left" if col in ("method", "status") else "right",
+                         no_wrap=True)
+    for r in rows:
+        ttt = r["time_to_target"]
+        table.add_row(r["label"], f"{r[metric]:.4f}", "-" if math.isnan(ttt) else f"{ttt:.3f}",
+                      f"{r['steps']:,}", f"{r['examples']:,}", f"{r['train_seconds']:.2f}",
+                      r["status"])
+    table.caption = "* attempts (objective evaluations on the training set) for random search"
+    if out:
+        table.caption += f"; run directory: {out}"
+    Console(width=max(Console().width, 120)).print(table)

@@ -13,7 +13,8 @@ import sys
 from ..errors import SgdlabError
 
 #: verb -> module under sgdlab.cli with ``register(subparsers)`` and ``run(args) -> int``
-VERBS = {"train": "train", "sweep": "sweep"}
+VERBS = {"train": "train", "sweep": "sweep", "gradcheck": "gradcheck",
+         "compare-methods": "compare_methods"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,18 +1,24 @@
-"""The compiled kernel every tool times: K optimisation steps in one call.
+"""The compiled kernel every tool times: up to K optimisation steps in one call.
 
 The host never loops per step (DESIGN decision 1). It calls
 
     run_chunk(state, X, T, idx: (K, B) int32, w: (K, B) float32, n_active: int32)
-        -> (state, losses: (K,), first_bad: int32)
+        -> (state, losses: (K,), ok: bool)
 
-which scans over the K rows of ``idx``. Step ``k < n_active`` gathers the rows ``X[idx[k]]``
-(training data stays on the device), computes the masked mean objective and its gradient, and
-applies one optax update. Steps ``k >= n_active`` are skipped by ``lax.cond`` (no work is done),
-so the host can stop at any boundary (an evaluation, an epoch) without a second compiled shape.
+which runs steps ``k = 0 .. n_active-1`` in a compiled loop. Step ``k`` gathers the rows
+``X[idx[k]]`` (training data stays on the device), computes the masked mean objective and its
+gradient, and applies one optax update. ``n_active`` is a traced bound, so the host can stop at
+any boundary (an evaluation, an epoch) with one compiled shape, and no work is spent on the
+unused rows of ``idx``.
 
-A step whose loss or new parameters are not finite is not applied: the state stays the last
-good one, ``first_bad`` records the step count at which it happened (``-1`` when none did) and
-the remaining steps of the chunk are skipped. Divergence is caught within one chunk.
+Divergence is handled in two tiers so the common path pays nothing per step:
+
+* the *fast* kernel checks nothing per step; it returns ``ok`` = every loss and every final
+  parameter finite (one reduction per chunk);
+* when ``ok`` is false the host re-runs the same chunk from the state before it with the
+  *checked* kernel (compiled only then), which stops at the first step whose loss or new
+  parameters are not finite, keeps the last good state, and returns that step's count as
+  ``first_bad``. Both kernels do the same arithmetic, so the good steps are bit-identical.
 """
 
 from __future__ import annotations
@@ -24,14 +30,13 @@ import optax
 from .._types import TrainState
 from ..grad import ValueAndGrad
 
+
 def _all_finite(tree) -> jax.Array:
     leaves = jax.tree_util.tree_leaves(tree)
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
 
 
-def make_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
-    """The un-jitted chunk function for the given gradient and optimiser."""
-
+def _make_step(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
     def step(state: TrainState, X, T, idx_k, w_k):
         # promise_in_bounds: indices come from the batch plan, always in 0..N-1; skipping
         # the bounds check matters at batch 1, where the gather is most of the step.
@@ -40,29 +45,52 @@ def make_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransfo
         value, grads = value_and_grad(state.params, xb, tb, w_k)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        ok = jnp.isfinite(value) & _all_finite(params)
-        new = TrainState(params, opt_state, state.step + 1)
-        # Keep the last good state when this step went non-finite.
-        new = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, state)
-        return new, value, ok
+        return TrainState(params, opt_state, state.step + 1), value.astype(jnp.float32)
+
+    return step
+
+
+def make_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
+    """The fast kernel: ``(state, X, T, idx, w, n_active) -> (state, losses (K,), ok)``."""
+    step = _make_step(value_and_grad, optimizer)
 
     def run_chunk(state: TrainState, X, T, idx, w, n_active):
-        def body(carry, xs):
-            state, first_bad = carry
-            k, idx_k, w_k = xs
-            active = (k < n_active) & (first_bad < 0)
+        def body(k, carry):
+            state, losses = carry
+            state, value = step(state, X, T, idx[k], w[k])
+            return state, losses.at[k].set(value)
 
-            def skip(s):
-                return s, jnp.zeros((), jnp.float32), jnp.array(True)
+        losses = jnp.zeros(idx.shape[0], jnp.float32)
+        state, losses = jax.lax.fori_loop(0, n_active, body, (state, losses))
+        ok = jnp.all(jnp.isfinite(losses)) & _all_finite(state.params)
+        return state, losses, ok
 
-            new, value, ok = jax.lax.cond(
-                active, lambda s: step(s, X, T, idx_k, w_k), skip, state)
-            first_bad = jnp.where(active & ~ok, state.step, first_bad)
-            return (new, first_bad), value.astype(jnp.float32)
+    return run_chunk
 
-        ks = jnp.arange(idx.shape[0], dtype=jnp.int32)
-        (state, first_bad), losses = jax.lax.scan(
-            body, (state, jnp.array(-1, jnp.int32)), (ks, idx, w))
+
+def make_checked_chunk_fn(value_and_grad: ValueAndGrad,
+                          optimizer: optax.GradientTransformation):
+    """The checked kernel: ``-> (state, losses (K,), first_bad)``, ``first_bad = -1`` if none.
+
+    Stops before applying the first step whose loss or new parameters are not finite.
+    """
+    step = _make_step(value_and_grad, optimizer)
+
+    def run_chunk(state: TrainState, X, T, idx, w, n_active):
+        def cond(carry):
+            k, _, _, first_bad = carry
+            return (k < n_active) & (first_bad < 0)
+
+        def body(carry):
+            k, state, losses, first_bad = carry
+            new, value = step(state, X, T, idx[k], w[k])
+            good = jnp.isfinite(value) & _all_finite(new.params)
+            state = jax.tree_util.tree_map(lambda a, b: jnp.where(good, a, b), new, state)
+            first_bad = jnp.where(good, first_bad, state.step)
+            return k + 1, state, losses.at[k].set(jnp.where(good, value, 0.0)), first_bad
+
+        init = (jnp.int32(0), state, jnp.zeros(idx.shape[0], jnp.float32), jnp.int32(-1))
+        _, state, losses, first_bad = jax.lax.while_loop(cond, body, init)
         return state, losses, first_bad
 
     return run_chunk
@@ -73,4 +101,4 @@ def compile_chunk(run_chunk, state, X, T, chunk_steps: int, batch_size: int):
     idx = jax.ShapeDtypeStruct((chunk_steps, batch_size), jnp.int32)
     w = jax.ShapeDtypeStruct((chunk_steps, batch_size), jnp.float32)
     n = jax.ShapeDtypeStruct((), jnp.int32)
-    return jax.jit(run_chunk, donate_argnums=(0,)).lower(state, X, T, idx, w, n).compile()
+    return jax.jit(run_chunk).lower(state, X, T, idx, w, n).compile()

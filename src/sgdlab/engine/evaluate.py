@@ -1,11 +1,12 @@
 """Evaluation on the whole validation set, compiled once, in fixed-size blocks.
 
 Never a subset (DESIGN decision 4): the set is padded to a multiple of the block size with
-weight-0 rows and scanned block by block, accumulating weighted sums, so any set size has one
-compiled shape. The host turns the sums into metrics:
+weight-0 rows and scanned block by block, so any set size has one compiled shape. Each block
+yields the sufficient statistics of :mod:`sgdlab.losses` (``accuracy`` or ``r2``) plus the
+weighted loss sum; the host adds the blocks exactly (``sum_stats``) and turns them into metrics:
 
-* classification: loss, accuracy = correct / n
-* regression: loss, MSE = SSE / n, R^2 = 1 - SSE / SST with SST = sum y^2 - (sum y)^2 / n
+* classification: loss = sum w l / n (+ L2 term), accuracy = correct / n
+* regression: loss, MSE = SSE / n, R^2 = 1 - SSE / SS_tot
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Loss, Model
-from ..losses import l2_penalty
+from ..losses import accuracy, accuracy_value, l2_penalty, mse_value, r2, r2_value, sum_stats
 
 BLOCK = 2048
 
@@ -40,6 +41,7 @@ def to_blocks(X: np.ndarray, T: np.ndarray, Y: np.ndarray, block: int = BLOCK) -
     pad = nb * blk - n
 
     def padded(a):
+        a = np.asarray(a)
         return np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)]).reshape(
             (nb, blk) + a.shape[1:])
 
@@ -47,26 +49,22 @@ def to_blocks(X: np.ndarray, T: np.ndarray, Y: np.ndarray, block: int = BLOCK) -
     return EvalData(*(jax.device_put(padded(a)) for a in (X, T, Y)), jax.device_put(w), n)
 
 
-def make_evaluator(model: Model, loss: Loss, l2: float, regression: bool):
-    """``evaluate(params, data) -> sums (5,)``: loss, count, correct|SSE, sum y, sum y^2."""
+def make_evaluator(model: Model, loss: Loss, l2: float, regression: bool, center: float = 0.0):
+    """``evaluate(params, X, T, Y, W) -> (stats (nb, m), penalty)``, one stats row per block.
+
+    Row layout: ``[loss_sum, *accuracy(...)]`` or ``[loss_sum, *r2(..., center)]``; ``center``
+    (the training-label mean) keeps the R^2 sums from cancelling in float32.
+    """
 
     def evaluate(params, X, T, Y, W):
-        def body(acc, xs):
-            xb, tb, yb, wb = xs
+        def block(xb, tb, yb, wb):
             out = model.apply(params, xb)
-            per = loss.fn(out, tb)
+            loss_sum = jnp.sum(wb * loss.fn(out, tb))
             pred = loss.predict(out)
-            if regression:
-                hit = (pred - yb) ** 2
-            else:
-                hit = (pred == yb).astype(jnp.float32)
-            yf = yb.astype(jnp.float32)
-            sums = jnp.stack([jnp.sum(wb * per), jnp.sum(wb), jnp.sum(wb * hit),
-                              jnp.sum(wb * yf), jnp.sum(wb * yf * yf)])
-            return acc + sums.astype(acc.dtype), None
+            stats = r2(pred, yb, wb, center) if regression else accuracy(pred, yb, wb)
+            return jnp.stack([loss_sum, *(s.astype(jnp.float32) for s in stats)])
 
-        acc, _ = jax.lax.scan(body, jnp.zeros(5, jnp.float32), (X, T, Y, W))
-        return acc, l2 * l2_penalty(params)
+        return jax.lax.map(lambda b: block(*b), (X, T, Y, W)), l2 * l2_penalty(params)
 
     return evaluate
 
@@ -75,15 +73,16 @@ def compile_evaluator(evaluate, params, data: EvalData):
     return jax.jit(evaluate).lower(params, data.X, data.T, data.Y, data.W).compile()
 
 
-def metrics_from_sums(sums: np.ndarray, penalty: float, regression: bool,
-                      prefix: str = "val_") -> dict:
-    """Turn accumulated sums into named metrics (loss includes the L2 term)."""
-    loss_sum, n, hit, sy, syy = (float(v) for v in sums)
+def metrics_from_stats(stats: np.ndarray, penalty: float, regression: bool,
+                       prefix: str = "val_") -> dict:
+    """Add the per-block rows exactly and name the metrics (loss includes the L2 term)."""
+    total = sum_stats(*np.asarray(stats, np.float64))
+    loss_sum, rest = total[0], total[1:]
+    n = rest[1]
     out = {f"{prefix}loss": loss_sum / n + float(penalty)}
     if regression:
-        sst = syy - sy * sy / n
-        out[f"{prefix}mse"] = hit / n
-        out[f"{prefix}r2"] = 1.0 - hit / sst if sst > 0 else float("nan")
+        out[f"{prefix}mse"] = mse_value(rest[:2])
+        out[f"{prefix}r2"] = r2_value(rest)
     else:
-        out[f"{prefix}accuracy"] = hit / n
+        out[f"{prefix}accuracy"] = accuracy_value(rest)
     return out

@@ -24,9 +24,9 @@ from ..grad import value_and_grad_for
 from ..losses import encode_targets
 from ..optim import make_optimizer
 from ..tasks import resolve
-from .chunk import compile_chunk, make_chunk_fn
+from .chunk import compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
-from .evaluate import compile_evaluator, make_evaluator, metrics_from_sums, to_blocks
+from .evaluate import compile_evaluator, make_evaluator, metrics_from_stats, to_blocks
 from .history import History
 from .result import FitResult
 
@@ -115,20 +115,31 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     t0 = time.perf_counter()
     vg = value_and_grad_for(config.gradient, model_, loss_, config.l2)
     run = compile_chunk(make_chunk_fn(vg, optimizer), state, X, T, K, config.batch_size)
+    checked = []  # the checked kernel, compiled on first divergence only
+
+    def run_checked(*args):
+        if not checked:
+            t = time.perf_counter()
+            checked.append(compile_chunk(make_checked_chunk_fn(vg, optimizer), state, X, T, K,
+                                         config.batch_size))
+            extra_compile[0] += time.perf_counter() - t
+        return checked[0](*args)
     evaluator = None
     if validation is not None:
         vdata = to_blocks(prep(validation.X),
                           np.asarray(encode_targets(loss_, validation.y, n_classes)),
                           np.asarray(validation.y))
-        evaluator = compile_evaluator(make_evaluator(model_, loss_, config.l2, regression),
-                                      params, vdata)
+        center = float(np.mean(train_data.y)) if regression else 0.0
+        evaluator = compile_evaluator(
+            make_evaluator(model_, loss_, config.l2, regression, center), params, vdata)
     compile_seconds = time.perf_counter() - t0
+    extra_compile = [0.0]
 
     def evaluate(params) -> dict:
         if evaluator is None:
             return {}
-        sums, pen = evaluator(params, vdata.X, vdata.T, vdata.Y, vdata.W)
-        return metrics_from_sums(np.asarray(sums), float(pen), regression)
+        stats, pen = evaluator(params, vdata.X, vdata.T, vdata.Y, vdata.W)
+        return metrics_from_stats(np.asarray(stats), float(pen), regression)
 
     metric = "val_r2" if regression else "val_accuracy"
     sched = config.eval_schedule
@@ -164,10 +175,14 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         n = min(n, _steps_to_boundary(step, sched, spe))
         t = time.perf_counter()
         idx, w = plan.take(n, pad_to=K)
-        state, losses, first_bad = run(state, X, T, idx, w, np.int32(n))
+        before = state
+        state, losses, ok = run(state, X, T, idx, w, np.int32(n))
         losses = np.asarray(losses)  # waits for the chunk: the clock reads a finished result
-        first_bad = int(first_bad)
-        clock["train"] += time.perf_counter() - t
+        first_bad, compiled_before = -1, extra_compile[0]
+        if not bool(ok):  # redo this chunk step by step to find and stop at the bad step
+            state, losses, first_bad = run_checked(before, X, T, idx, w, np.int32(n))
+            losses, first_bad = np.asarray(losses), int(first_bad)
+        clock["train"] += time.perf_counter() - t - (extra_compile[0] - compiled_before)
         done_n = n if first_bad < 0 else first_bad - step
         since_row[0] += float(losses[:done_n].sum())
         since_row[1] += done_n
@@ -204,7 +219,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         status=status, task=train_data.task, classes=train_data.classes,
         standardizer=standardizer, steps=step, epochs=step / spe, examples=examples,
         steps_per_epoch=spe, train_seconds=clock["train"], eval_seconds=clock["eval"],
-        compile_seconds=compile_seconds, wall_seconds=time.perf_counter() - wall0,
+        compile_seconds=compile_seconds + extra_compile[0], wall_seconds=time.perf_counter() - wall0,
         diverged_at_step=bad_step, message=message, opt_state=state.opt_state,
         extra={"chunk_steps": K})
     if callback:

@@ -1,6 +1,7 @@
-"""The batch-size lab: sweeps, the throughput probe, the gradient noise scale, recommendations.
+"""The lab: experiments that drive the engine.
 
-Drives the engine; never imports plotting or the command line.
+The batch-size lab (sweeps, the throughput probe, the gradient noise scale, recommendations),
+random search and method comparison. Never imports plotting or the command line.
 """
 
 from .noise import NoiseEstimate as NoiseEstimate

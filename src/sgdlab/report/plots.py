@@ -52,3 +52,44 @@ def plot_curves(history, x: str, path, title: str = "") -> None:
 def _label(col: str) -> str:
     return {"train_seconds": "training time (s, evaluation and compilation excluded)",
             "epoch": "epoch", "step": "step", "examples": "examples seen"}.get(col, col)
+
+
+def plot_metric_vs_time(histories: dict, labels: dict, metric: str, path, title: str = "",
+                        target: float | None = None) -> None:
+    """One line per method: ``metric`` (e.g. validation accuracy) against training seconds."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for method, history in histories.items():
+        ax.plot(history.column("train_seconds"), history.column(metric), marker=".",
+                markersize=3, label=labels.get(method, method))
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle=":", linewidth=1, label=f"target {target:g}")
+    ax.set_xlabel(_label("train_seconds"))
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    save_figure(fig, path)
+
+
+def plot_loss_traces(traces: dict, labels: dict, path, title: str = "") -> None:
+    """Per-step mini-batch loss against step, one line per method (log scale).
+
+    Lines are drawn in the order given, each a little thicker, so a smooth curve given last
+    stays visible on top of a noisy one.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for i, (method, losses) in enumerate(traces.items()):
+        ax.plot(range(1, len(losses) + 1), losses, linewidth=0.8 + 0.4 * i,
+                label=labels.get(method, method))
+    ax.set_xlabel("step")
+    ax.set_ylabel("mini-batch loss")
+    ax.grid(alpha=0.3)
+    if traces:
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no gradient method was traced", ha="center", transform=ax.transAxes)
+    if title:
+        ax.set_title(title)
+    save_figure(fig, path)
