@@ -58,18 +58,16 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
     for r in range(repeats + 1):  # call 0 warms caches and is not counted
         idx = rng.integers(0, prepared.n, size=(calls, k, b)).astype(np.int32)
         w = np.ones((k, b), np.float32)
-        # Fresh copy each timing: the kernel donates its input state, and restarting from the
-        # initial parameters keeps a large learning rate from diverging mid-probe (a diverged
-        # chunk skips its remaining steps and would look fast; ``diverged`` flags it).
-        state = jax.tree_util.tree_map(jnp.array, state0)
-        jax.block_until_ready(state)
+        # Every timing restarts from the initial parameters, so a large learning rate cannot
+        # drift into NaN/inf mid-probe (non-finite arithmetic can run at a different speed;
+        # ``diverged`` flags it if it happens anyway).
+        state = state0
         t = time.perf_counter()
         for c in range(calls):
-            state, losses, first_bad = run(state, prepared.X, prepared.T, idx[c], w,
-                                           np.int32(k))
+            state, losses, ok = run(state, prepared.X, prepared.T, idx[c], w, np.int32(k))
         jax.block_until_ready(losses)
         elapsed = time.perf_counter() - t
-        diverged |= int(first_bad) >= 0
+        diverged |= not bool(ok)
         if r > 0:
             times.append(elapsed)
     step = float(np.median(times)) / (k * calls)
