@@ -268,3 +268,13 @@ def test_two_continued_one_epoch_calls_equal_one_two_epoch_call(digits_split):
     for a, b in zip(jax.tree_util.tree_leaves(whole.params),
                     jax.tree_util.tree_leaves(second.params)):
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_step_losses_keep_every_step_and_agree_with_rows(digits_split):
+    tr, va, _ = digits_split
+    r = train(tr, va, TrainConfig(batch_size=100, epochs=2, eval_every="5 steps"))
+    assert r.step_losses.shape == (r.steps,)
+    # each history row's train_loss is the mean of the step losses since the previous row
+    steps = [row["step"] for row in r.history]
+    for (a, b), row in zip(zip(steps, steps[1:]), r.history[1:]):
+        assert row["train_loss"] == pytest.approx(r.step_losses[a:b].mean(), rel=1e-5)

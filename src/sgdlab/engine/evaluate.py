@@ -86,3 +86,27 @@ def metrics_from_stats(stats: np.ndarray, penalty: float, regression: bool,
     else:
         out[f"{prefix}accuracy"] = accuracy_value(rest)
     return out
+
+
+class Validator:
+    """The whole-set evaluation of one model and loss on one dataset, compiled once.
+
+    ``prep`` maps raw features to what the model sees (e.g. a standardiser's ``transform``);
+    ``center`` is the training-label mean for regression (see :func:`make_evaluator`).
+    ``validator(params) -> {"val_loss": ..., "val_accuracy" | "val_mse", "val_r2": ...}``.
+    """
+
+    def __init__(self, model: Model, loss: Loss, l2: float, X, y, n_classes: int, params,
+                 prep=None, center: float = 0.0, prefix: str = "val_"):
+        from ..losses import encode_targets
+        self.regression, self.prefix = loss.target_kind == "real", prefix
+        X = prep(X) if prep is not None else np.asarray(X, np.float32)
+        self.data = to_blocks(X, np.asarray(encode_targets(loss, y, n_classes)), np.asarray(y))
+        fn = make_evaluator(model, loss, l2, self.regression, center)
+        self._compiled = compile_evaluator(fn, params, self.data)
+
+    def __call__(self, params) -> dict:
+        d = self.data
+        stats, penalty = self._compiled(params, d.X, d.T, d.Y, d.W)
+        return metrics_from_stats(np.asarray(stats), float(penalty), self.regression,
+                                  self.prefix)

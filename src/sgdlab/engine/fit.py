@@ -26,7 +26,7 @@ from ..optim import make_optimizer
 from ..tasks import resolve
 from .chunk import compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
-from .evaluate import compile_evaluator, make_evaluator, metrics_from_stats, to_blocks
+from .evaluate import Validator
 from .history import History
 from .result import FitResult
 
@@ -124,22 +124,16 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                                          config.batch_size))
             extra_compile[0] += time.perf_counter() - t
         return checked[0](*args)
-    evaluator = None
+    validator = None
     if validation is not None:
-        vdata = to_blocks(prep(validation.X),
-                          np.asarray(encode_targets(loss_, validation.y, n_classes)),
-                          np.asarray(validation.y))
         center = float(np.mean(train_data.y)) if regression else 0.0
-        evaluator = compile_evaluator(
-            make_evaluator(model_, loss_, config.l2, regression, center), params, vdata)
+        validator = Validator(model_, loss_, config.l2, validation.X, validation.y, n_classes,
+                              params, prep=prep, center=center)
     compile_seconds = time.perf_counter() - t0
     extra_compile = [0.0]
 
     def evaluate(params) -> dict:
-        if evaluator is None:
-            return {}
-        stats, pen = evaluator(params, vdata.X, vdata.T, vdata.Y, vdata.W)
-        return metrics_from_stats(np.asarray(stats), float(pen), regression)
+        return validator(params) if validator is not None else {}
 
     metric = "val_r2" if regression else "val_accuracy"
     sched = config.eval_schedule
@@ -147,6 +141,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     clock = {"train": 0.0, "eval": 0.0}
     examples = 0
     since_row = [0.0, 0]  # sum of step losses, number of steps since the last row
+    step_losses: list[np.ndarray] = []  # every step's mini-batch objective, in order
 
     def add_row(step: int) -> dict:
         t = time.perf_counter()
@@ -184,6 +179,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
             losses, first_bad = np.asarray(losses), int(first_bad)
         clock["train"] += time.perf_counter() - t - (extra_compile[0] - compiled_before)
         done_n = n if first_bad < 0 else first_bad - step
+        step_losses.append(losses[:done_n].copy())
         since_row[0] += float(losses[:done_n].sum())
         since_row[1] += done_n
         examples += int(w[:done_n].sum())
@@ -221,6 +217,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         steps_per_epoch=spe, train_seconds=clock["train"], eval_seconds=clock["eval"],
         compile_seconds=compile_seconds + extra_compile[0], wall_seconds=time.perf_counter() - wall0,
         diverged_at_step=bad_step, message=message, opt_state=state.opt_state,
+        step_losses=np.concatenate(step_losses) if step_losses else np.zeros(0, np.float32),
         extra={"chunk_steps": K})
     if callback:
         callback({"event": "end", "result": result})

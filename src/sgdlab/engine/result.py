@@ -46,6 +46,9 @@ class FitResult:
     diverged_at_step: int | None = None
     message: str = ""
     opt_state: object = None
+    #: ``(steps,)`` the mini-batch objective of every step this call ran, in order (history rows
+    #: only keep means between evaluations; this keeps the zig-zag of small batches visible)
+    step_losses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     extra: dict = field(default_factory=dict)
 
     # -- prediction --------------------------------------------------------------------------

@@ -200,13 +200,15 @@ def check_gradient(f, params, *, grad=None, h: float = DEFAULT_H, n_coords: int 
         if not leaves:
             raise ConfigError("gradient check: the parameters are empty, nothing to check")
         flat, unravel = ravel_pytree(p64)
-        # jit: run op by op, every primitive would be compiled separately (slow).
-        g = jax.jit(grad or jax.grad(f))(p64)
+        # One jit for value and gradient: op by op, every primitive would compile separately.
+        value_and_grad = jax.value_and_grad(f) if grad is None else \
+            (lambda p: (f(p), grad(p)))
+        f0, g = jax.jit(value_and_grad)(p64)
+        f0 = float(f0)
         a_flat = np.asarray(ravel_pytree(_to64(g))[0], np.float64)
         if a_flat.shape != flat.shape:
             raise ConfigError(f"the gradient has {a_flat.size} entries but the parameters have "
                               f"{flat.size}; grad must return a pytree shaped like params")
-        f0 = float(jax.jit(f)(p64))
         sizes = [int(np.prod(leaf.shape)) for leaf in leaves]
         per_leaf = _choose_coords(sizes, n_coords, seed)
         coords = np.concatenate(per_leaf)

@@ -14,11 +14,10 @@ minibatch-32          mini-batch gradient descent, batch 32
 minibatch-256         mini-batch gradient descent, batch 256
 ====================  ======================================================================
 
-Gradient methods share one learning rate. Besides the timed runs, each gradient method except
-the numerical one is also *traced*: its first ``trace_steps`` steps are run again one step per
-compiled call, which records the mini-batch loss of every single step (the timed runs only keep
-means between evaluations). Those traces are for the loss-against-steps plot, where batch 1
-zig-zags and the full batch descends smoothly; they are never timed.
+Gradient methods share one learning rate. For each gradient method except the numerical one,
+the first ``trace_steps`` per-step mini-batch losses of its timed run (``FitResult.step_losses``;
+history rows only keep means between evaluations) feed the loss-against-steps plot, where
+batch 1 zig-zags and the full batch descends smoothly.
 """
 
 from __future__ import annotations
@@ -138,8 +137,8 @@ def compare_methods(train_data: Dataset, validation: Dataset, *, budget: float =
             if m == "numerical":
                 cfg = cfg.replace(gradient="numerical", chunk_steps=NUMERICAL_CHUNK)
             r = train(train_data, validation, cfg)
-            if m != "numerical":
-                traces[m] = _trace(train_data, cfg, trace_steps)
+            if m != "numerical":  # the timed run's own per-step losses: no second run
+                traces[m] = np.asarray(r.step_losses[:trace_steps], np.float64)
         histories[m] = r.history
         rows.append({"method": m, "label": METHODS[m], metric: r.history.last(metric),
                      "time_to_target": time_to_target(r.history, metric, target),
@@ -156,15 +155,3 @@ def compare_methods(train_data: Dataset, validation: Dataset, *, budget: float =
                 "n_validation": validation.n, "methods": methods}
     return Comparison(rows, histories, traces, settings)
 
-
-def _trace(train_data: Dataset, cfg: TrainConfig, steps: int) -> np.ndarray:
-    """Per-step mini-batch losses of the first ``steps`` steps (one step per compiled call)."""
-    losses: list[float] = []
-
-    def record(event):
-        if event["event"] == "chunk":
-            losses.append(event["loss"])
-
-    train(train_data, None, cfg.replace(max_time=None, max_steps=steps, chunk_steps=1,
-                                        eval_every=f"{steps} steps"), callback=record)
-    return np.asarray(losses, np.float64)

@@ -27,7 +27,7 @@ from jax.flatten_util import ravel_pytree
 from ..data.dataset import Dataset
 from ..data.split import Standardizer
 from ..engine.config import TrainConfig
-from ..engine.evaluate import compile_evaluator, make_evaluator, metrics_from_sums, to_blocks
+from ..engine.evaluate import Validator
 from ..engine.fit import resolve_model
 from ..engine.history import History
 from ..engine.result import FitResult
@@ -94,13 +94,11 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
         (key_search, w0, jnp.zeros((), w0.dtype)), X, T,
         jax.ShapeDtypeStruct((), jnp.int32)).compile()
     loss0 = float(jax.jit(objective_of_flat)(w0, X, T))
-    evaluator = vdata = None
+    validator = None
     if validation is not None:
-        vdata = to_blocks(prep(validation.X),
-                          np.asarray(encode_targets(loss_, validation.y, n_classes)),
-                          np.asarray(validation.y))
-        evaluator = compile_evaluator(make_evaluator(model_, loss_, config.l2, regression),
-                                      params0, vdata)
+        center = float(np.mean(train_data.y)) if regression else 0.0
+        validator = Validator(model_, loss_, config.l2, validation.X, validation.y, n_classes,
+                              params0, prep=prep, center=center)
     compile_seconds = time.perf_counter() - t0
 
     state = (key_search, w0, jnp.asarray(math.inf if search.mode == "global" else loss0,
@@ -114,9 +112,8 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
         row = {"step": attempts, "epoch": float(attempts), "examples": attempts * train_data.n,
                "train_seconds": clock["train"],
                "train_loss": current_loss if math.isfinite(current_loss) else loss0}
-        if evaluator is not None:
-            sums, pen = evaluator(params, vdata.X, vdata.T, vdata.Y, vdata.W)
-            row.update(metrics_from_sums(np.asarray(sums), float(pen), regression))
+        if validator is not None:
+            row.update(validator(params))
         clock["eval"] += time.perf_counter() - t
         row["eval_seconds"] = clock["eval"]
         row["wall_seconds"] = time.perf_counter() - wall0
