@@ -7,7 +7,7 @@ install:
 	$(PY) -m pip install -q -e .
 
 demo: install
-	sgdlab train --data digits --model softmax --batch-size 32 --epochs 30 --lr 0.1 --seed 0 --out runs/demo
+	sgdlab sweep
 
 test:
 	$(PY) -m pip install -q -e '.[test]'

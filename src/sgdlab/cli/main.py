@@ -13,8 +13,8 @@ import sys
 from ..errors import SgdlabError
 
 #: verb -> module under sgdlab.cli with ``register(subparsers)`` and ``run(args) -> int``
-VERBS = {"train": "train", "gradcheck": "gradcheck", "compare-methods": "compare_methods",
-         "landscape": "landscape", "data": "data"}
+VERBS = {"train": "train", "sweep": "sweep", "gradcheck": "gradcheck",
+         "compare-methods": "compare_methods", "landscape": "landscape", "data": "data"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,7 @@ examples:
   sgdlab train --processes 2 --batch-size 64    # 2 local processes, global batch 64
   sgdlab train --coordinator 10.0.0.1:7777 --num-processes 4 --process-id 0 ...  # on each
                                                 # machine, with its own --process-id
+  sgdlab train --noise-scale                    # also measure the gradient noise scale
 
 The run directory holds config.json, history.csv (appended row by row), metrics.json,
 params.npz, checkpoints/ and PNG curves against epochs and against training seconds
@@ -80,6 +81,10 @@ def register(sub) -> None:
     g.add_argument("--devices", choices=["all"],
                    help="'all': data-parallel over every local device (GPUs, or CPU devices "
                         "made with XLA_FLAGS=--xla_force_host_platform_device_count=N)")
+    g = p.add_argument_group("measurement")
+    g.add_argument("--noise-scale", action="store_true",
+                   help="also measure the gradient noise scale B_simple at every evaluation "
+                        "(written to metrics.json as noise_scale)")
     p.set_defaults(func=run)
 
 
@@ -169,13 +174,24 @@ def _train(args, placement) -> int:
             args.validation_data, label_column=args.label_column, task=args.task)
     quiet = args.quiet or (placement is not None and not placement.is_writer)
     progress = None if quiet else TrainProgress(config, data)
+    callback, meter = progress, None
+    if args.noise_scale:
+        if args.resume or shards is not None or placement is not None:
+            raise ConfigError("--noise-scale measures in-memory training on one process; it "
+                              "does not combine with --resume, shard data or several processes")
+        from ..lab.noise import meter_for_fit
+        data = as_dataset(data, label_column=settings["label_column"], task=settings["task"])
+        meter = meter_for_fit(data, config)
+        callback = _both(progress, meter)
     with warnings.catch_warnings():
         warnings.simplefilter("always", CheckpointWarning)
         warnings.showwarning = _show_warning
         with (progress or _null()):
-            result = fit(data, callback=progress, **kwargs, **settings)
+            result = fit(data, callback=callback, **kwargs, **settings)
     if not quiet:
         print_summary(result, out)
+    if meter is not None and meter.steps:
+        print(f"gradient noise scale: {meter.estimate().describe()}")
     if result.status == "diverged":
         print(f"sgdlab train: {result.message}", file=sys.stderr)
         return 1
@@ -200,6 +216,15 @@ def _without(argv: list[str], flag: str) -> list[str]:
         elif not a.startswith(flag + "="):
             out.append(a)
     return out
+
+
+def _both(first, second):
+    """One callback calling two (the first may be None)."""
+    def call(event):
+        if first is not None:
+            first(event)
+        second(event)
+    return call
 
 
 class _null:

@@ -1,6 +1,7 @@
-"""The lab: experiments that drive the engine.
+"""The lab: experiments that drive the engine. Never imports plotting or the command line.
 
-Random search and method comparison; restarts, loss landscapes, convexity, saddle points.
+The batch-size lab (sweeps, the throughput probe, the gradient noise scale, recommendations),
+random search and method comparison; restarts, loss landscapes, convexity, saddle points.
 """
 
 from .convexity import ConvexityReport as ConvexityReport
@@ -9,6 +10,11 @@ from .interpolate import Interpolation as Interpolation
 from .interpolate import interpolate as interpolate
 from .landscape import LandscapeResult as LandscapeResult
 from .landscape import run_landscape as run_landscape
+from .noise import NoiseEstimate as NoiseEstimate
+from .noise import NoiseScaleMeter as NoiseScaleMeter
+from .noise import estimate_noise_scale as estimate_noise_scale
+from .recommend import Recommendation as Recommendation
+from .recommend import recommend as recommend
 from .restarts import RestartReport as RestartReport
 from .restarts import run_restarts as run_restarts
 from .saddle import SaddleDemo as SaddleDemo
@@ -21,3 +27,7 @@ from .surface import Problem as Problem
 from .surface import Surface as Surface
 from .surface import flatten as flatten
 from .surface import relative_distance as relative_distance
+from .sweep import SweepConfig as SweepConfig
+from .sweep import SweepResult as SweepResult
+from .sweep import run_sweep as run_sweep
+from .throughput import probe_throughput as probe_throughput

@@ -1,0 +1,170 @@
+"""``sgdlab sweep``: the batch-size lab. Which batch size reaches the target fastest here?"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
+                     config_from_args, default_out, read_config_file)
+
+EXAMPLES = """\
+examples:
+  sgdlab sweep                                  # digits, softmax, batch sizes 1..1024, report
+  sgdlab sweep --data my.parquet --label-column y --model mlp --hidden 128 \\
+               --batch-sizes 1,4,16,64,256,1024 --lr 0.05 --base-batch 32 --lr-scaling sqrt \\
+               --seeds 3 --target-accuracy 0.95 --budget 30s --out runs/sweep1
+  sgdlab sweep --batch-sizes 32,64,128,256 --lr-grid 0.5,1,2   # best of 3 learning rates each
+  sgdlab sweep --budget "20 epochs" --stop-at-target --target-accuracy 0.95
+  sgdlab sweep --out runs/sweep1                # re-run: finished runs are reused, not redone
+
+Each run trains with lr = lr0 * rule(B / base batch) for the per-run budget (training seconds,
+'N epochs' or 'N steps'). Time to target counts training time only (evaluation and compilation
+excluded). The output directory holds runs/*.json (one per run), sweep.json, summary.csv,
+runs.csv, four PNG charts and report.html (self-contained, opens offline).
+"""
+
+
+def _ints(text: str, what: str) -> tuple:
+    try:
+        values = tuple(int(p) for p in text.replace(" ", "").split(",") if p)
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated whole numbers, got {text!r}; "
+                          "e.g. 1,4,16,64") from None
+    if not values:
+        raise ConfigError(f"{what} is empty; e.g. 1,4,16,64")
+    return values
+
+
+def _floats(text: str, what: str) -> tuple:
+    try:
+        return tuple(float(p) for p in text.replace(" ", "").split(",") if p)
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}; "
+                          "e.g. 0.5,1,2") from None
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="find the batch size that reaches a target fastest",
+                       description=__doc__.strip().strip("`"), epilog=EXAMPLES,
+                       formatter_class=Formatter)
+    add_data_options(p)
+    add_model_options(p)
+    add_optim_options(p, batch=False)
+    g = p.add_argument_group("sweep")
+    g.add_argument("--batch-sizes", help="comma-separated (default: powers of two from 1 to "
+                                         "min(1024, training examples))")
+    g.add_argument("--base-batch", type=int, help="batch size at which --lr is tuned "
+                                                  "(default 32)")
+    g.add_argument("--lr-scaling", help="learning rate vs batch size: none, linear, sqrt "
+                                        "(default sqrt)")
+    g.add_argument("--lr-grid", help="multipliers of the scaled lr tried per batch size, the "
+                                     "best kept, e.g. 0.5,1,2 (default 1)")
+    g.add_argument("--seeds", type=int, help="repeats per setting (default 3)")
+    g.add_argument("--target-accuracy", "--target", dest="sweep_target", type=float,
+                   help="validation accuracy (R^2) to reach (default: 0.99 x the best median "
+                        "final value, floored to 0.01)")
+    g.add_argument("--budget", help="per run: training time '30s', '5 epochs' or "
+                                    "'2000 steps' (default 0.2s)")
+    g.add_argument("--eval-every", dest="sweep_eval_every",
+                   help="evaluation schedule for every run (default: every 10%% of an epoch, "
+                        "at least 4 steps, and budget/50 seconds)")
+    g.add_argument("--stop-at-target", action="store_true",
+                   help="end each run at the target (needs --target-accuracy)")
+    g.add_argument("--no-probe", action="store_true", help="skip the throughput probe")
+    g.add_argument("--no-noise", action="store_true", help="skip the gradient noise scale")
+    g.add_argument("--noise-batches", help="small,big batch sizes for the noise scale "
+                                           "(default: smallest,largest swept)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", help="sweep directory (default runs/sweep-<time>); re-using one "
+                                 "resumes it")
+    o.add_argument("--config", help="TOML file: a [sweep] table and the settings of every run "
+                                    "(top level or [train]); flags override it")
+    o.add_argument("--compile-cache", help="directory for compiled programs, reused by seeds "
+                                           "and re-runs (default OUT/compile-cache; 'off')")
+    o.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    p.set_defaults(func=run)
+
+
+def sweep_config_from_args(args, file_settings: dict):
+    from ..lab.sweep import SweepConfig
+    s = dict(_sweep_table(args.config))
+    s = {k.replace("-", "_"): v for k, v in s.items()}
+    if args.batch_sizes:
+        s["batch_sizes"] = _ints(args.batch_sizes, "--batch-sizes")
+    if args.noise_batches:
+        s["noise_batches"] = _ints(args.noise_batches, "--noise-batches")
+    if args.lr_grid:
+        s["lr_grid"] = _floats(args.lr_grid, "--lr-grid")
+    for flag, key in (("lr", "lr"), ("base_batch", "base_batch"), ("lr_scaling", "lr_scaling"),
+                      ("seeds", "seeds"), ("sweep_target", "target"), ("budget", "budget"),
+                      ("sweep_eval_every", "eval_every")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            s[key] = v
+    if args.stop_at_target:
+        s["stop_at_target"] = True
+    if args.no_probe:
+        s["probe"] = False
+    if args.no_noise:
+        s["noise"] = False
+    for key in ("batch_sizes", "noise_batches", "lr_grid"):
+        if key in s and isinstance(s[key], list):
+            s[key] = tuple(s[key])
+    try:
+        return SweepConfig(**s)
+    except TypeError as e:
+        raise ConfigError(f"bad sweep setting: {e}") from None
+
+
+def _sweep_table(path: str | None) -> dict:
+    """The ``[sweep]`` table of the TOML settings file (the rest configures every run)."""
+    if not path:
+        return {}
+    import tomllib
+    try:
+        return tomllib.loads(Path(path).read_text()).get("sweep", {})
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the [sweep] table: {e}") from None
+
+
+def run(args) -> int:
+    from ..api import as_dataset  # lazy: keeps 'sgdlab --help' fast
+    from ..lab.sweep import enable_compile_cache, run_sweep
+    from ..report.sweep import write_sweep_report
+    from .sweep_display import SweepProgress, print_sweep_summary
+
+    file_settings = read_config_file(args.config)
+    sweep = sweep_config_from_args(args, file_settings)
+    base = config_from_args(args, {k: v for k, v in file_settings.items() if k != "sweep"})
+    data = as_dataset(args.data or file_settings.get("data", "digits"),
+                      label_column=args.label_column or file_settings.get("label_column"),
+                      task=args.task or file_settings.get("task"))
+    out = Path(args.out or default_out("sweep"))
+    if (args.compile_cache or "") != "off":
+        enable_compile_cache(args.compile_cache or out / "compile-cache")
+    progress = None if args.quiet else SweepProgress()
+    with (progress or _null()):
+        result = run_sweep(data, sweep, base, out=out, callback=progress)
+        if progress:
+            progress.phase("plots and report")
+        paths = write_sweep_report(result, out)
+    if not args.quiet:
+        print_sweep_summary(result, paths["report.html"])
+        if progress.reused:
+            print(f"{progress.reused} of {len(result.per_run)} runs were finished already and "
+                  f"reused from {out / 'runs'}")
+    if result.recommendation.get("batch_size") is None:
+        print("sgdlab sweep: " + " ".join(result.recommendation["sentences"]), file=sys.stderr)
+        return 1
+    return 0
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+

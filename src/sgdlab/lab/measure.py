@@ -1,0 +1,79 @@
+"""Reading a history: when did a run first reach its target?
+
+A history has one row per evaluation, so the exact crossing lies between two rows. Taking the
+first row at or above the target would make the answer depend on how often one evaluates; instead
+the crossing is interpolated linearly between the last row below the target ``(x_a, m_a)`` and
+the first row at or above it ``(x_b, m_b)``:
+
+.. math:: f = \\frac{\\text{target} - m_a}{m_b - m_a}, \\qquad x^* = x_a + f\\,(x_b - x_a)
+
+for each clock ``x`` in ``train_seconds`` (training time only: evaluation and compilation are
+excluded by the engine), ``step``, ``epoch`` and ``examples``. A run that never gets there has
+``inf`` for every clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+CLOCKS = ("train_seconds", "step", "epoch", "examples")
+
+
+def metric_name(history) -> str:
+    """``val_accuracy`` for classification, ``val_r2`` for regression."""
+    for row in history:
+        if "val_r2" in row:
+            return "val_r2"
+    return "val_accuracy"
+
+
+def _value(row, metric) -> float:
+    v = row.get(metric, math.nan)
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def crossing(history, target: float, metric: str | None = None) -> dict:
+    """``{"reached", "train_seconds", "step", "epoch", "examples"}`` at the first crossing.
+
+    Rows whose metric is NaN (e.g. after a divergence) are ignored.
+    """
+    metric = metric or metric_name(history)
+    prev = None
+    for row in history:
+        m = _value(row, metric)
+        if math.isnan(m):
+            continue
+        if m >= target:
+            if prev is None:
+                f, prev = 0.0, row
+            else:
+                m_a = _value(prev, metric)
+                f = (target - m_a) / (m - m_a) if m > m_a else 1.0
+            out = {c: float(prev[c]) + f * (float(row[c]) - float(prev[c])) for c in CLOCKS}
+            out["reached"] = True
+            return out
+        prev = row
+    out = {c: math.inf for c in CLOCKS}
+    out["reached"] = False
+    return out
+
+
+def best_metric(history, metric: str | None = None) -> float:
+    """Highest finite value of the metric over the rows (NaN when there is none)."""
+    metric = metric or metric_name(history)
+    vals = [v for v in (_value(r, metric) for r in history) if math.isfinite(v)]
+    return max(vals) if vals else math.nan
+
+
+def final_metric(history, metric: str | None = None) -> float:
+    """The last finite value of the metric (NaN when there is none)."""
+    metric = metric or metric_name(history)
+    for row in reversed(history):
+        v = _value(row, metric)
+        if math.isfinite(v):
+            return v
+    return math.nan

@@ -1,0 +1,50 @@
+"""Device arrays and pure functions for a configuration, prepared exactly as the engine does.
+
+The throughput probe and the noise-scale estimator must measure the *same* model, loss,
+standardisation and target encoding that :func:`sgdlab.engine.train` uses, so they share this
+one preparation step instead of re-deriving it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from .._types import Loss, Model
+from ..data.dataset import Dataset
+from ..data.split import Standardizer, split
+from ..engine.config import TrainConfig
+from ..engine.fit import resolve_model
+from ..losses import encode_targets
+
+
+class Prepared(NamedTuple):
+    """``X (N, d)`` float32 and ``T (N,)`` encoded targets on the device, plus the functions."""
+
+    X: jax.Array
+    T: jax.Array
+    model: Model
+    loss: Loss
+    n_out: int
+    d: int
+    n: int
+
+
+def prepare(train_data: Dataset, config: TrainConfig, model=None, loss=None) -> Prepared:
+    """Standardise (training statistics), encode targets and resolve the model like ``train``."""
+    model_, loss_ = resolve_model(config, model, loss, train_data.n_classes)
+    X = np.asarray(train_data.X, np.float32)
+    if config.standardize:
+        X = Standardizer().fit(train_data.X).transform(train_data.X)
+    T = np.asarray(encode_targets(loss_, train_data.y, train_data.n_classes))
+    n_out = loss_.n_outputs(max(train_data.n_classes, 1))
+    return Prepared(jax.device_put(X), jax.device_put(T), model_, loss_, n_out,
+                    train_data.d, train_data.n)
+
+
+def training_part(data: Dataset, config: TrainConfig) -> Dataset:
+    """The training split :func:`sgdlab.fit` makes from ``data`` (same fractions and seed)."""
+    return split(data, validation=config.validation_fraction, test=config.test_fraction,
+                 seed=config.seed).train

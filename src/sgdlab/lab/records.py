@@ -1,0 +1,80 @@
+"""One file per finished sweep run, so an interrupted sweep resumes where it stopped.
+
+A run is stored as ``<out>/runs/<key>.json`` (written atomically: a killed sweep leaves each file
+complete or absent) holding its full :class:`~sgdlab.engine.TrainConfig`, a fingerprint of the
+data it saw, its summary and its history. A later sweep with the same output directory reuses a
+file only when both the configuration and the data fingerprint are identical, so changing a
+setting or the data never silently mixes old results in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..data.dataset import Dataset
+from ..engine.history import History
+from ..engine.result import FitResult
+from ..engine.rundir import prepare_dir, write_json_atomic
+
+
+def data_fingerprint(*parts: Dataset | None) -> str:
+    """SHA-256 (first 16 hex digits) of the features and labels of every part, in order."""
+    h = hashlib.sha256()
+    for ds in parts:
+        if ds is None:
+            h.update(b"none")
+            continue
+        for a in (ds.X, ds.y):
+            a = np.ascontiguousarray(a)
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def run_key(batch_size: int, lr: float, seed: int) -> str:
+    """``b0064-lr0.1414-s0``: sortable and readable in a file browser."""
+    return f"b{batch_size:04d}-lr{lr:.4g}-s{seed}"
+
+
+def make_record(key: str, result: FitResult, fingerprint: str, lr_multiplier: float) -> dict:
+    cfg = result.config
+    return {"key": key, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
+            "lr_multiplier": lr_multiplier, "data": fingerprint, "config": cfg.to_dict(),
+            "status": result.status, "summary": result.summary(),
+            "history": [dict(r) for r in result.history]}
+
+
+def _nan(v):
+    return math.nan if v is None else v
+
+
+def save_record(out: Path, record: dict) -> None:
+    runs = prepare_dir(Path(out) / "runs")
+    write_json_atomic(runs / f"{record['key']}.json", record)
+
+
+def load_record(out: Path, key: str, config: dict, fingerprint: str) -> dict | None:
+    """The stored record of ``key`` if it was made with this exact config and data, else None.
+
+    A damaged or foreign file is treated as absent (the run is simply redone).
+    """
+    path = Path(out) / "runs" / f"{key}.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    # JSON turned tuples into lists and NaN into null: compare through the same round trip.
+    same_config = record.get("config") == json.loads(json.dumps(config, default=list))
+    if not same_config or record.get("data") != fingerprint:
+        return None
+    record["history"] = History({k: _nan(v) for k, v in row.items()}
+                                for row in record.get("history", []))
+    record["summary"] = {k: _nan(v) for k, v in record.get("summary", {}).items()}
+    return record

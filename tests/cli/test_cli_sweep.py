@@ -1,0 +1,68 @@
+"""``sgdlab sweep`` end to end, resuming, and bad input as one message with exit code 2;
+``sgdlab train --noise-scale``."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sgdlab.cli.main import main
+
+SMALL = ["--batch-sizes", "64", "--seeds", "1", "--budget", "10 epochs",
+         "--target-accuracy", "0.9", "--no-probe", "--no-noise"]
+
+
+def test_sweep_writes_report_and_resumes(tmp_path, capsys):
+    out = tmp_path / "s1"
+    assert main(["sweep", *SMALL, "--out", str(out), "--quiet", "--compile-cache", "off"]) == 0
+    for name in ("report.html", "accuracy_time.png", "accuracy_epochs.png",
+                 "steps_to_target.png", "throughput.png", "sweep.json", "summary.csv",
+                 "runs.csv"):
+        assert (out / name).is_file(), name
+    assert len(list((out / "runs").glob("*.json"))) == 1
+    saved = json.loads((out / "sweep.json").read_text())
+    assert saved["recommendation"]["batch_size"] == 64
+    assert saved["noise"] is None and saved["throughput"] is None
+
+    # Same directory again, with the progress display and summary: nothing is redone.
+    capsys.readouterr()
+    assert main(["sweep", *SMALL, "--out", str(out), "--compile-cache", "off"]) == 0
+    captured = capsys.readouterr()
+    assert "1 of 1 runs were finished already" in captured.out
+    assert "Batch size" in captured.out and "report:" in captured.out
+    assert "1/1" in captured.err and "Traceback" not in captured.err
+
+
+def test_sweep_help_has_examples():
+    p = subprocess.run([sys.executable, "-m", "sgdlab.cli.main", "sweep", "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0
+    assert "examples:" in p.stdout and "--lr-scaling" in p.stdout and "--budget" in p.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-sizes", "4,x"], "comma-separated whole numbers"),
+    (["--batch-sizes", "32,4096"], "exceed the number of training examples"),
+    (["--budget", "forever"], "cannot read budget"),
+    (["--lr-scaling", "cubic"], "valid scalings"),
+    (["--lr-grid", "1,two"], "comma-separated numbers"),
+    (["--stop-at-target"], "add --target-accuracy"),
+    (["--noise-batches", "64,8"], "small < big"),
+    (["--seeds", "0"], "seeds must be"),
+    (["--model", "sofmax", "--batch-sizes", "8"], "valid"),
+])
+def test_bad_sweep_input_is_one_message(args, message, tmp_path, capsys):
+    code = main(["sweep", *args, "--out", str(tmp_path / "x"), "--quiet",
+                 "--compile-cache", "off"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_train_noise_scale_option(tmp_path):
+    out = tmp_path / "t"
+    assert main(["train", "--epochs", "1", "--noise-scale", "--out", str(out), "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["noise_scale"] > 0
+    assert m["noise_scale_low"] <= m["noise_scale"] <= m["noise_scale_high"]
