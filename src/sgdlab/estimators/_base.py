@@ -47,13 +47,18 @@ class MiniBatchEstimator(BaseEstimator):
     _score_name = "val_accuracy"
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, X, y):
+    def fit(self, X, y=None):
         """Train for ``max_iter`` epochs (fewer with early stopping) from fresh weights.
 
-        ``X``: ``(n_samples, n_features)`` array or DataFrame; ``y``: ``(n_samples,)``.
-        Returns ``self``.
+        ``X``: ``(n_samples, n_features)`` array or DataFrame; ``y``: ``(n_samples,)``. Or ``X``
+        a shard directory / :class:`~sgdlab.data.shards.ShardSet` (``sgdlab data convert``)
+        with ``y=None``: streamed through a bounded buffer instead of loaded. Returns ``self``.
         """
         self._check_hyperparams()
+        from ..api import as_shards
+        shards = as_shards(X)
+        if shards is not None:
+            return self._fit_stream(shards, y)
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=True,
                              y_numeric=not is_classifier(self))
         targets = self._targets(y, first=True, classes=None, partial=False)
@@ -73,6 +78,35 @@ class MiniBatchEstimator(BaseEstimator):
                               target=target)
         result = train(data, validation, config, model=self._model(), loss=self._loss(),
                        callback=callback)
+        self._keep(result, History(), first_epoch=0)
+        return self
+
+    def _fit_stream(self, shards, y):
+        """``fit`` on a shard set: labels come from the shards, early stopping holds out whole
+        blocks (see :func:`sgdlab.engine.stream_fit.train_shards`)."""
+        from ..engine.stream_fit import train_shards
+        if y is not None:
+            raise DataError(f"{type(self).__name__}.fit: a shard set holds its own labels; "
+                            "call fit(shards) without y")
+        if is_classifier(self) != (shards.task == "classification"):
+            raise DataError(f"{type(self).__name__} cannot train on {shards.path}: its labels are "
+                            f"for {shards.task}")
+        if is_classifier(self):
+            self.classes_ = np.asarray(shards.classes)
+        self.n_features_in_ = shards.d
+        self._seed = _params.draw_seed(self.random_state)
+        target = getattr(self, self._target_param)
+        callback = None
+        if self.early_stopping:
+            callback = _Patience(self._score_name, self.n_iter_no_change, self.tol)
+        elif target is not None:
+            raise ConfigError(f"{type(self).__name__}: {self._target_param}={target!r} needs a "
+                              "validation set; set early_stopping=True")
+        config = self._config(shards.n, epochs=float(self.max_iter), eval_every=self.eval_every,
+                              target=target).replace(
+            validation_fraction=self.validation_fraction if self.early_stopping else 0.0)
+        result = train_shards(shards, config, model=self._model(), loss=self._loss(),
+                              callback=callback)
         self._keep(result, History(), first_epoch=0)
         return self
 
