@@ -41,3 +41,10 @@ def test_stream_fit_refuses_y_and_wrong_task(blob_shards):
         MiniBatchSGDClassifier().fit(str(path), np.zeros(3))
     with pytest.raises(DataError, match="for classification"):
         MiniBatchSGDRegressor().fit(str(path))
+
+
+def test_stream_fit_patience_stops_early(blob_shards):
+    _, path = blob_shards
+    clf = MiniBatchSGDClassifier(loss="softmax", batch_size=32, max_iter=200, random_state=0,
+                                 early_stopping=True, n_iter_no_change=2, tol=0.5).fit(str(path))
+    assert clf.status_ == "stopped" and clf.n_iter_ < 200

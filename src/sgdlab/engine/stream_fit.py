@@ -202,6 +202,8 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     examples = 0
     since_row = [0.0, 0]
 
+    stop_requested = [False]
+
     def add_row(step: int) -> dict:
         t = time.perf_counter()
         row = {"step": step, "epoch": step / spe, "examples": examples,
@@ -215,8 +217,10 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
         row["wall_seconds"] = time.perf_counter() - wall0
         since_row[:] = [0.0, 0]
         history.append(row)
-        if callback:
-            callback({"event": "row", "row": row, "params": params})
+        # A callback returning True asks to stop (early stopping); every process evaluates the
+        # same whole validation set, so they all decide alike.
+        if callback and callback({"event": "row", "row": row, "params": params}) is True:
+            stop_requested[0] = True
         return row
 
     if callback:
@@ -258,6 +262,9 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
             last_eval.update(step=step, time=clock["train"])
             if config.target is not None and row.get(metric, -math.inf) >= config.target:
                 status = "target_reached"
+                break
+            if stop_requested[0] and not at_end:
+                status = "stopped"
                 break
         if at_end:
             if total is None or step < total:
