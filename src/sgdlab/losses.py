@@ -233,7 +233,7 @@ def encode_targets(loss, y, n_classes: int, *, dtype=jnp.float32) -> Array:
 # objective
 
 
-def _is_bias(path) -> bool:
+def is_bias(path) -> bool:
     """A leaf is a bias when the dict key that holds it is ``"b"``."""
     last = path[-1] if path else None
     return isinstance(last, jax.tree_util.DictKey) and last.key == "b"
@@ -246,7 +246,7 @@ def l2_penalty(params: Params) -> Array:
     The 1/2 makes the gradient of ``l2 * l2_penalty`` simply ``l2 * w``.
     """
     leaves, _ = jax.tree_util.tree_flatten_with_path(params)
-    terms = [jnp.sum(jnp.square(leaf)) for path, leaf in leaves if not _is_bias(path)]
+    terms = [jnp.sum(jnp.square(leaf)) for path, leaf in leaves if not is_bias(path)]
     if not terms:
         return jnp.zeros(())
     return 0.5 * sum(terms[1:], terms[0])

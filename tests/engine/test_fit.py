@@ -278,3 +278,16 @@ def test_step_losses_keep_every_step_and_agree_with_rows(digits_split):
     steps = [row["step"] for row in r.history]
     for (a, b), row in zip(zip(steps, steps[1:]), r.history[1:]):
         assert row["train_loss"] == pytest.approx(r.step_losses[a:b].mean(), rel=1e-5)
+
+
+def test_a_loss_object_with_a_named_model_is_used():
+    """model='mlp' by name with a custom loss callable: the callable is what trains."""
+    calls = []
+
+    def my_loss(out, y):
+        calls.append(out.shape)  # traced once when the step is compiled
+        return -jax.nn.log_softmax(out)[jnp.arange(out.shape[0]), y]
+
+    ds = _blobs()
+    r = sgdlab.fit(ds, model="mlp", hidden=(8,), loss=my_loss, batch_size=16, epochs=2)
+    assert calls and r.loss.name == "custom"

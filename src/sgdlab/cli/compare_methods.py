@@ -22,7 +22,7 @@ accuracy_vs_time.png (validation accuracy against training seconds) and loss_vs_
 def register(sub) -> None:
     p = sub.add_parser("compare-methods",
                        help="random search vs numerical vs analytic gradients, same time budget",
-                       description=__doc__.strip().strip("`"), epilog=EXAMPLES,
+                       description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
                        formatter_class=Formatter)
     add_data_options(p)
     add_model_options(p)

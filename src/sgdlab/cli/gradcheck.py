@@ -21,7 +21,7 @@ gradient. Exit code 0 when every tensor passes, 1 when one fails, 2 for bad inpu
 
 def register(sub) -> None:
     p = sub.add_parser("gradcheck", help="check analytic gradients against numerical ones",
-                       description=__doc__.strip().strip("`"), epilog=EXAMPLES,
+                       description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
                        formatter_class=Formatter)
     add_data_options(p)
     add_model_options(p)

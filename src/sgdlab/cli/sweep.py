@@ -47,7 +47,7 @@ def _floats(text: str, what: str) -> tuple:
 
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="find the batch size that reaches a target fastest",
-                       description=__doc__.strip().strip("`"), epilog=EXAMPLES,
+                       description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
                        formatter_class=Formatter)
     add_data_options(p)
     add_model_options(p)

@@ -41,7 +41,7 @@ input or settings.
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="fit one model and write a run directory",
-                       description=__doc__.strip().strip("`"), epilog=EXAMPLES,
+                       description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
                        formatter_class=Formatter)
     add_data_options(p)
     add_model_options(p)

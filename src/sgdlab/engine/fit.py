@@ -29,7 +29,7 @@ from .chunk import compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
 from .evaluate import Validator
 from .history import History
-from .result import FitResult
+from .result import FitResult, divergence_message
 from .session import still_finished
 
 #: examples per compiled call when nothing else bounds the chunk: big enough that the
@@ -42,11 +42,12 @@ Callback = Callable[[dict], None]
 
 def resolve_model(config: TrainConfig, model=None, loss=None, n_classes: int = 0):
     """``(Model, Loss)`` from the config's names, or user-supplied objects."""
-    if model is None and isinstance(config.model, str):
-        return resolve(config.model, config.loss, hidden=config.hidden,
-                       activation=config.activation)
     from ..losses import get_loss
     from ..models import get_model
+    if model is None and isinstance(config.model, str):
+        named_model, named_loss = resolve(config.model, config.loss if loss is None else None,
+                                          hidden=config.hidden, activation=config.activation)
+        return named_model, (get_loss(loss) if loss is not None else named_loss)
     m = get_model(model if model is not None else config.model)
     return m, get_loss(loss if loss is not None else (config.loss or "softmax"))
 
@@ -268,9 +269,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
 
     message = ""
     if status == "diverged":
-        message = (f"training diverged at step {bad_step}: the loss or the parameters became "
-                   f"NaN/inf with learning rate {config.lr:g}; try a smaller learning rate "
-                   f"(e.g. --lr {config.lr / 10:g}). Parameters are the last finite ones.")
+        message = divergence_message(bad_step, config.lr)
     elif status == "interrupted":
         message = (f"interrupted by signal {session.signal} at step {step}; a checkpoint "
                    "was saved, resume with --resume RUN_DIR")

@@ -16,6 +16,13 @@ from .history import History
 STATUSES = ("completed", "target_reached", "max_time", "diverged", "interrupted", "stopped")
 
 
+def divergence_message(step: int, lr: float) -> str:
+    """What a diverged run tells its user: where, why, and what to try."""
+    return (f"training diverged at step {step}: the loss or the parameters became NaN/inf with "
+            f"learning rate {lr:g}; try a smaller learning rate (e.g. lr {lr / 10:g}). "
+            "Parameters are the last finite ones.")
+
+
 @dataclass
 class FitResult:
     """The outcome of :func:`sgdlab.engine.train`.

@@ -39,7 +39,7 @@ from .feed import MemoryEvaluator, MemoryFeeder, StreamEvaluator, host_targets
 from .fit import (MAX_CHUNK_STEPS, _check_compatible, _due, _steps_to_boundary,
                   _total_steps, choose_chunk_steps, resolve_model)
 from .history import History
-from .result import FitResult
+from .result import FitResult, divergence_message
 
 
 def split_blocks(shards: ShardSet, fraction: float, seed: int):
@@ -273,9 +273,7 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
 
     message = ""
     if status == "diverged":
-        message = (f"training diverged at step {bad_step}: the loss or the parameters became "
-                   f"NaN/inf with learning rate {config.lr:g}; try a smaller learning rate "
-                   f"(e.g. --lr {config.lr / 10:g}). Parameters are the last finite ones.")
+        message = divergence_message(bad_step, config.lr)
     local = placement.local_tree(state)
     info = {"chunk_steps": K, "processes": placement.world,
             "devices": getattr(placement, "n_devices", 1)}

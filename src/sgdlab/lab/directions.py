@@ -20,7 +20,7 @@ import numpy as np
 
 from .._types import Params
 from ..errors import ConfigError
-from ..losses import _is_bias
+from ..losses import is_bias
 
 __all__ = ["random_direction", "random_directions", "check_normalize", "NORMALIZATIONS"]
 
@@ -58,7 +58,7 @@ def random_direction(rng: np.random.Generator, params: Params,
     parts = []
     for path, w in jax.tree_util.tree_flatten_with_path(params)[0]:
         w = np.asarray(w, np.float64)
-        if _is_bias(path) and normalize != "none":
+        if is_bias(path) and normalize != "none":
             parts.append(np.zeros(w.size))
             continue
         parts.append(_scale_leaf(rng.standard_normal(w.shape), w, normalize).ravel())
