@@ -10,7 +10,7 @@ import pytest
 from sgdlab.data import (
     Dataset, digits, from_arrays, load_csv, load_data, load_npy, load_npz, load_parquet,
 )
-from sgdlab.data.loaders import as_finite_float32, encode_labels
+from sgdlab.data.checks import as_finite_float32, encode_labels
 from sgdlab.errors import ConfigError, DataError
 
 

@@ -1,11 +1,9 @@
 """Run-directory lock, safe run names, the checkpoint store and the live history file."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import jax.numpy as jnp
 import numpy as np

@@ -5,18 +5,18 @@ larger than memory is converted to a :class:`ShardSet` (:func:`convert`) and str
 (:mod:`sgdlab.data.stream`).
 """
 
+from .arrays import from_arrays as from_arrays
+from .arrays import load_npy as load_npy
+from .arrays import load_npz as load_npz
 from .builtin import digits as digits
+from .columnar import load_parquet as load_parquet
 from .convert import convert as convert
 from .convert import write_shards as write_shards
 from .dataset import Dataset as Dataset
-from .loaders import from_arrays as from_arrays
-from .loaders import load_csv as load_csv
 from .loaders import load_data as load_data
-from .loaders import load_npy as load_npy
-from .loaders import load_npz as load_npz
-from .loaders import load_parquet as load_parquet
 from .shards import ShardSet as ShardSet
 from .split import Splits as Splits
 from .split import Standardizer as Standardizer
 from .split import split as split
 from .synthetic import GENERATORS as GENERATORS
+from .text import load_csv as load_csv

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DataError
-from .loaders import _existing_file, _is_missing, check_task, encode_labels
+from .checks import _existing_file, _is_missing, check_task, encode_labels
 from .readers import csv_reader, libsvm_chunks, parquet_reader
 from .shards import FORMAT, MANIFEST, VERSION
 

@@ -16,8 +16,15 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import DataError
-from .loaders import (_CSV_CHUNK_ROWS, _check_no_nulls, _csv_block, _csv_header,
-                      _ragged_message, _raise_bad_cell, _resolve_label, as_finite_float32)
+from .checks import _resolve_label, as_finite_float32
+from .columnar import _check_no_nulls
+from .text import (
+    _CSV_CHUNK_ROWS,
+    _csv_block,
+    _csv_header,
+    _ragged_message,
+    _raise_bad_cell,
+)
 
 #: ``(X (r, d) float32 | None, raw labels (r,), where(i) -> "line 17")`` per input chunk
 Chunk = tuple

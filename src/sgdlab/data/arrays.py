@@ -1,0 +1,266 @@
+"""NumPy files (.npy, .npz; never unpickled) and in-memory arrays or DataFrames.
+
+NumPy files are always opened with ``allow_pickle=False``: an object array would need pickle,
+and unpickling a file can run arbitrary code, so such files are refused.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+import zlib
+
+import numpy as np
+
+from ..errors import DataError
+from .checks import (
+    _existing_file,
+    _try_float64,
+    as_finite_float32,
+    check_task,
+    encode_labels,
+)
+from .dataset import Dataset
+
+# What reading a damaged .npz (a zip archive) can raise: zipfile uses NotImplementedError for
+# unknown versions or compression methods and RuntimeError for encrypted members.
+_ARCHIVE_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+                   RuntimeError)
+
+
+def _np_load(src: str):
+    # np.load treats anything without the .npy/.npz signature as a pickle (and would then
+    # blame allow_pickle); check the signature first so such files get an accurate message.
+    with open(src, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
+        raise DataError(f"{src}: cannot read as a NumPy file: it is not in .npy or .npz format")
+    if magic == b"\x93NUMPY":
+        with open(src, "rb") as fh:
+            _check_npy_header(fh, os.path.getsize(src), src)
+    try:
+        return np.load(src, allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "pickle" in str(e).lower():
+            raise DataError(_object_refused(src)) from None
+        raise DataError(f"{src}: cannot read as a NumPy file: {e}") from None
+    except _ARCHIVE_ERRORS as e:
+        raise DataError(f"{src}: cannot read as a NumPy file: {e}") from None
+
+
+def _check_npy_header(fh, size: int, src: str, key: str | None = None) -> None:
+    """Read a ``.npy`` header and check it before any data is read.
+
+    Refuses object dtypes at once (their data is a pickle) and a header declaring more data
+    than the ``size`` bytes the file holds: a truncated file, or a damaged header whose shape
+    would make NumPy allocate an absurd amount of memory before noticing.
+    """
+    what = f"array {key!r}" if key else "the array"
+    try:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    except Exception as e:  # noqa: BLE001
+        # The header is a Python literal parsed by NumPy; damaged bytes surface as ValueError,
+        # SyntaxError, tokenize errors, ... none of which NumPy documents. All mean the same.
+        raise DataError(f"{src}: cannot read as a NumPy file: the header of {what} is damaged "
+                        f"({type(e).__name__}: {e})") from None
+    if dtype.hasobject:
+        raise DataError(_object_refused(src, key))
+    declared = math.prod(shape) * dtype.itemsize
+    available = size - fh.tell()
+    if declared > available:
+        raise DataError(
+            f"{src}: {what} is truncated or damaged: its header declares shape {shape} of "
+            f"{dtype} ({declared:,} bytes) but only {max(available, 0):,} bytes follow")
+
+
+def _object_refused(src: str, key: str | None = None) -> str:
+    what = f"array {key!r}" if key else "the array"
+    return (
+        f"{src}: {what} has dtype=object; object arrays are refused because loading them needs "
+        "pickle, which can run arbitrary code. Save a numeric array instead (e.g. X.astype(float))"
+    )
+
+
+def load_npy(path, task: str | None = None) -> Dataset:
+    """Load a ``.npy`` file holding one 2-D numeric array of shape ``(N, d + 1)``.
+
+    The **last column is the label**; the other ``d`` columns are the features. Labels are
+    encoded as in :func:`encode_labels` (e.g. integer-valued floats with few distinct values
+    become class indices). Opened with ``allow_pickle=False``; object arrays are refused.
+    """
+    check_task(task)
+    src = _existing_file(path)
+    arr = _np_load(src)
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise DataError(f"{src}: is an .npz archive, not a single array; load it with load_npz")
+    if arr.ndim != 2:
+        raise DataError(
+            f"{src}: expected a 2-D array (N, d+1) with the label in the last column, got a "
+            f"{arr.ndim}-D array of shape {arr.shape}"
+        )
+    if arr.shape[1] < 2:
+        raise DataError(
+            f"{src}: has {arr.shape[1]} column(s); need at least one feature column and the "
+            "label in the last column"
+        )
+    return _from_arrays(arr[:, :-1], arr[:, -1], task, os.path.basename(src), None, src)
+
+
+def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) -> Dataset:
+    """Load a ``.npz`` archive holding features ``x_key: (N, d)`` and labels ``y_key: (N,)``.
+
+    Opened with ``allow_pickle=False``; object arrays are refused. A missing key lists the keys
+    that are there.
+    """
+    check_task(task)
+    src = _existing_file(path)
+    archive = _np_load(src)
+    if isinstance(archive, np.ndarray):
+        raise DataError(f"{src}: holds a single array, not an .npz archive; load it with load_npy")
+    with archive:
+        keys = list(archive.files)
+        arrays = []
+        for key in (x_key, y_key):
+            if key not in keys:
+                raise DataError(
+                    f"{src}: no array named {key!r}; arrays in the file: "
+                    f"{', '.join(repr(k) for k in keys) or '(none)'} (pass x_key=/y_key=)"
+                )
+            member = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
+            try:
+                with archive.zip.open(member) as fh:
+                    _check_npy_header(fh, archive.zip.getinfo(member).file_size, src, key)
+            except _ARCHIVE_ERRORS as e:
+                raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
+                                f"{e}") from None
+            try:
+                arrays.append(archive[key])
+            except ValueError as e:
+                if "pickle" in str(e).lower():
+                    raise DataError(_object_refused(src, key)) from None
+                raise DataError(f"{src}: cannot read array {key!r}: {e}") from None
+            except _ARCHIVE_ERRORS as e:
+                raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
+                                f"{e}") from None
+    X, y = arrays
+    return _from_arrays(X, y, task, os.path.basename(src), None, src)
+
+
+# --------------------------------------------------------------------------------------------
+# In-memory arrays
+# --------------------------------------------------------------------------------------------
+
+
+def _to_numpy(obj, source: str = "array", what: str = "features"):
+    # pandas (and polars, ...) objects convert themselves; checked by attribute so pandas is
+    # never imported here.
+    if not isinstance(obj, np.ndarray) and hasattr(obj, "to_numpy"):
+        return obj.to_numpy()
+    try:
+        return np.asarray(obj)
+    except (ValueError, TypeError):
+        # NumPy refuses nested sequences of unequal lengths ("inhomogeneous shape").
+        raise DataError(_ragged_rows(obj, source, what)) from None
+
+
+def _ragged_rows(obj, source: str, what: str) -> str:
+    """Locate the first row whose length differs from row 0's, for a ragged nested list."""
+    try:
+        rows = list(obj)
+        width = len(rows[0])
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                return (f"{source}, row index {i}: {what} row has {len(row)} value(s) but row "
+                        f"index 0 has {width}; every row needs the same number of columns "
+                        "(ragged rows)")
+    except TypeError:
+        pass
+    return f"{source}: {what} cannot be read as a rectangular numeric array (ragged rows?)"
+
+
+def from_arrays(X, y, task: str | None = None, name: str = "array", feature_names=None) -> Dataset:
+    """Validate in-memory arrays and wrap them as a :class:`Dataset`.
+
+    Args:
+      X: ``(N, d)`` numbers: a NumPy array, nested lists, or a pandas DataFrame (whose column
+        names become ``feature_names`` unless given). Bool and integer columns become float32.
+      y: ``(N,)`` labels (``(N, 1)`` is flattened): numbers, bools or text, or a pandas Series.
+      task: ``"classification"``, ``"regression"`` or ``None`` to infer (see
+        :func:`encode_labels`).
+      name: used as ``Dataset.name`` and in error messages.
+      feature_names: ``d`` names; default ``x0..x{d-1}`` (or the DataFrame's columns).
+
+    Raises :class:`DataError` for wrong shapes, mismatched lengths, non-numeric features and
+    NaN/inf values (naming the first bad ``row index`` and column).
+    """
+    if feature_names is None and hasattr(X, "columns") and hasattr(X, "to_numpy"):
+        feature_names = [str(c) for c in X.columns]
+    return _from_arrays(X, y, task, name, feature_names, name)
+
+
+def _from_arrays(X, y, task, name, feature_names, source) -> Dataset:
+    check_task(task)
+    X = _to_numpy(X, source, "features")
+    y = _to_numpy(y, source, "labels")
+    if X.ndim == 1:
+        raise DataError(
+            f"{source}: features must be 2-D (N, d), got 1-D shape {X.shape}; "
+            "for a single feature use X.reshape(-1, 1)"
+        )
+    if X.ndim != 2:
+        raise DataError(
+            f"{source}: features must be 2-D (N, d), got a {X.ndim}-D array of shape {X.shape}"
+            + ("; flatten each example first, e.g. X.reshape(len(X), -1)" if X.ndim > 2 else "")
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(
+            f"{source}: labels must be 1-D (N,), got shape {y.shape}"
+            + ("; for one-hot labels pass y.argmax(axis=1)" if y.ndim == 2 else "")
+        )
+    if len(X) != len(y):
+        raise DataError(f"{source}: X has {len(X)} rows but y has {len(y)} labels; they must match")
+    n, d = X.shape
+    if n == 0:
+        raise DataError(f"{source}: there are no rows (N = 0)")
+    if d == 0:
+        raise DataError(f"{source}: there are no feature columns (d = 0)")
+    if feature_names is None:
+        names = tuple(f"x{j}" for j in range(d))
+    else:
+        names = tuple(str(f) for f in feature_names)
+        if len(names) != d:
+            raise DataError(f"{source}: {len(names)} feature names for {d} feature columns")
+    X = _numeric_features(X, source, names)
+    X = as_finite_float32(X, source=source, columns=names)
+    y, task, classes = encode_labels(y, task, source=source)
+    return Dataset(X, y, task, classes, names, name)
+
+
+def _numeric_features(X: np.ndarray, source: str, names) -> np.ndarray:
+    """``X`` with a real numeric dtype, or a DataError naming the first non-numeric cell."""
+    kind = X.dtype.kind
+    if kind in "biuf":
+        return X
+    if kind in "USO":
+        converted = _try_float64(X)
+        if converted is not None:
+            return converted
+        for i, row in enumerate(X.tolist()):
+            for j, v in enumerate(row):
+                try:
+                    float(v)
+                except (TypeError, ValueError):
+                    raise DataError(
+                        f"{source}, row index {i}, column {names[j]!r}: {v!r} is not a number; "
+                        "features must be numeric"
+                    ) from None
+    raise DataError(f"{source}: features of dtype {X.dtype} are not supported; use real numbers")
+
+

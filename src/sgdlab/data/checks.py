@@ -1,0 +1,230 @@
+"""Checks every loader shares: finite float32 features, label encoding, files, columns.
+
+Messages name the source and, where it applies, the 1-based line (text files) or 0-based
+``row index`` (binary files and arrays) and the column.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import DataError
+from .dataset import TASKS
+
+#: With ``task=None``, integer-valued labels with at most this many distinct values are
+#: taken as class labels; more distinct values (or non-integers) mean regression.
+MAX_INFERRED_CLASSES = 50
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _row_index(i: int) -> str:
+    return f"row index {i}"
+
+
+# --------------------------------------------------------------------------------------------
+# Shared checks
+# --------------------------------------------------------------------------------------------
+
+
+def check_task(task: str | None) -> None:
+    """Raise :class:`DataError` unless ``task`` is ``None`` or one of :data:`TASKS`."""
+    if task is not None and task not in TASKS:
+        raise DataError(f"task must be one of {', '.join(TASKS)} (or None to infer), got {task!r}")
+
+
+def as_finite_float32(
+    values: np.ndarray,
+    *,
+    source: str = "array",
+    columns: Sequence[str] | None = None,
+    where: Callable[[int], str] = _row_index,
+) -> np.ndarray:
+    """``values`` (``(N, d)`` or ``(N,)``, any real dtype) as C-contiguous float32, all finite.
+
+    The check runs on the float32 result, so a finite float64 value too large for float32
+    (which would silently become ``inf``) is caught as well. The error names the first bad
+    cell in row-major order: ``"{source}, {where(row)}, column {name!r}: value is NaN"``.
+    ``where`` turns a 0-based row into words (``"line 17"`` for text files), ``columns`` names
+    the columns (default ``x0, x1, ...``).
+    """
+    arr = np.asarray(values)
+    # The cast overflows to inf for |v| > float32 max; that is reported below, not warned.
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+    finite = np.isfinite(out)
+    if finite.all():
+        return out
+    flat = int(np.argmin(finite.reshape(-1)))  # first False in row-major order
+    if out.ndim == 1:
+        row, col = flat, 0
+    else:
+        row, col = divmod(flat, out.shape[1])
+    original = arr.reshape(-1)[flat] if arr.ndim else arr
+    name = columns[col] if columns is not None and col < len(columns) else f"x{col}"
+    if isinstance(original, (float, np.floating)) and math.isnan(original):
+        what = "value is NaN (missing values must be removed or filled in first)"
+    elif isinstance(original, (float, np.floating)) and math.isinf(original):
+        what = f"value is {float(original)} (infinite values are not allowed)"
+    else:
+        what = (f"value {float(original):g} is too large for float32 "
+                f"(|value| must be <= {_F32_MAX:.3g})")
+    raise DataError(f"{source}, {where(row)}, column {name!r}: {what}")
+
+
+def _try_float64(values: np.ndarray) -> np.ndarray | None:
+    """Text or object labels as float64, or ``None`` if any of them is not a number."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _is_missing(v) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, (float, np.floating)) and math.isnan(v):
+        return True
+    return isinstance(v, (str, np.str_)) and not v.strip()
+
+
+def encode_labels(
+    values,
+    task: str | None = None,
+    *,
+    source: str = "array",
+    column: str = "label",
+    where: Callable[[int], str] = _row_index,
+) -> tuple[np.ndarray, str, tuple]:
+    """Turn raw labels ``(N,)`` into ``(y, task, classes)`` for :class:`Dataset`.
+
+    * ``task=None`` infers it: non-numeric labels, or integer-valued labels with at most
+      :data:`MAX_INFERRED_CLASSES` distinct values, mean classification; anything else regression.
+      Text that parses as numbers (``"1"``, ``"2.0"``) counts as numeric, so a CSV and a NumPy
+      file with the same values give the same result.
+    * Classification: ``y`` int32 indices into ``classes``, which holds the distinct original
+      values sorted ascending, as Python ``int`` (integer-valued numbers), ``float`` or ``str``.
+      Booleans become ``0``/``1``.
+    * Regression: ``y`` float32, every value finite; ``classes == ()``.
+
+    Missing labels (``None``, NaN, empty text) and non-finite numbers raise :class:`DataError`
+    naming ``source``, ``where(row)`` and ``column``.
+    """
+    check_task(task)
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise DataError(f"{source}: labels must be 1-D (N,), got shape {values.shape}")
+    if len(values) == 0:
+        raise DataError(f"{source}: there are no labels (0 rows)")
+    kind = values.dtype.kind
+    if kind == "b":
+        values, kind = values.astype(np.int64), "i"
+    elif kind in "USO":
+        numeric = _try_float64(values)
+        if numeric is None:
+            return _encode_text_labels(values, task, source, column, where)
+        values, kind = numeric, "f"
+    elif kind not in "iuf":
+        raise DataError(
+            f"{source}, column {column!r}: labels of dtype {values.dtype} are not supported; "
+            "use numbers or text"
+        )
+
+    if kind == "f":
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            what = "missing (NaN)" if np.isnan(values[i]) else f"{values[i]} (not finite)"
+            raise DataError(f"{source}, {where(i)}, column {column!r}: label is {what}")
+
+    integral = kind in "iu" or bool(np.all(values == np.round(values)))
+    if task is None or task == "classification":
+        uniq = np.unique(values)
+        if task is None:
+            few = len(uniq) <= MAX_INFERRED_CLASSES
+            task = "classification" if integral and few else "regression"
+    if task == "regression":
+        y = as_finite_float32(values, source=source, columns=[column], where=where)
+        return y, "regression", ()
+    y = np.searchsorted(uniq, values).astype(np.int32)
+    if integral:
+        classes = tuple(int(v) for v in uniq)
+    else:
+        classes = tuple(float(v) for v in uniq)
+    return y, "classification", classes
+
+
+def _encode_text_labels(values, task, source, column, where):
+    items = values.tolist()
+    for i, v in enumerate(items):
+        if _is_missing(v):
+            raise DataError(f"{source}, {where(i)}, column {column!r}: label is missing")
+    if task == "regression":
+        for i, v in enumerate(items):
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{source}, {where(i)}, column {column!r}: label {v!r} is not a number; "
+                    "regression needs numeric labels (use task 'classification' for categories)"
+                ) from None
+    # Mixed objects (e.g. 3 and "cat" in one pandas column) compare only as text.
+    text = np.array([str(v) for v in items])
+    uniq = np.unique(text)
+    y = np.searchsorted(uniq, text).astype(np.int32)
+    return y, "classification", tuple(str(v) for v in uniq)
+
+
+
+def _existing_file(path) -> str:
+    """``path`` as a string, after checking it names a readable regular file."""
+    try:
+        p = os.fspath(path)
+    except TypeError:
+        raise DataError(f"expected a file path, got {type(path).__name__}") from None
+    if not os.path.exists(p):
+        raise DataError(f"file not found: {p}")
+    if os.path.isdir(p):
+        raise DataError(f"{p} is a directory, not a data file")
+    return p
+
+
+def _resolve_label(names: Sequence[str], label_column, source: str) -> int:
+    """Index of the label column: ``None`` -> last, ``int`` -> position, ``str`` -> name.
+
+    A string that is not a column name but is all digits (as typed on a command line) is taken
+    as a position.
+    """
+    available = ", ".join(repr(n) for n in names)
+    if label_column is None:
+        return len(names) - 1
+    if isinstance(label_column, bool) or not isinstance(label_column, (int, np.integer, str)):
+        raise DataError(
+            f"label_column must be a column name or a 0-based index, got {label_column!r}"
+        )
+    if isinstance(label_column, str):
+        hits = [j for j, n in enumerate(names) if n == label_column]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise DataError(
+                f"{source}: label column {label_column!r} is ambiguous: it names columns "
+                f"{', '.join(str(h) for h in hits)} (0-based); pass its index instead"
+            )
+        if not label_column.strip().isdigit():
+            raise DataError(
+                f"{source}: label column {label_column!r} not found; available columns: {available}"
+            )
+        label_column = int(label_column)
+    j = int(label_column)
+    if not -len(names) <= j < len(names):
+        raise DataError(
+            f"{source}: label column index {j} is out of range for {len(names)} columns "
+            f"(0..{len(names) - 1}); available columns: {available}"
+        )
+    return j % len(names)
+
