@@ -142,11 +142,11 @@ def test_linear_model_gradient_matches_numpy(name, l2):
     want_b = G.sum(axis=0) / B
     model = linear()
     with x64():
-        params = {"W": jnp.asarray(W), "b": jnp.asarray(b)}
+        params = {"W": jnp.asarray(W.T), "b": jnp.asarray(b)}  # the model is output-major
         Xj, tj = jnp.asarray(X), jnp.asarray(t)
         g = jax.jit(jax.grad(
             lambda p: objective(model.apply, name, p, Xj, tj, jnp.ones(B), l2)))(params)
-    np.testing.assert_allclose(np.asarray(g["W"]), want_W, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(g["W"]).T, want_W, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(np.asarray(g["b"]), want_b, rtol=1e-10, atol=1e-10)
 
 
@@ -282,7 +282,7 @@ def test_l2_penalty_excludes_biases():
 def test_objective_ignores_zero_weight_rows(name):
     X, W, b, t, F = make_problem(name, B=9)
     model = linear()
-    params = {"W": jnp.asarray(W, jnp.float32), "b": jnp.asarray(b, jnp.float32)}
+    params = {"W": jnp.asarray(W.T, jnp.float32), "b": jnp.asarray(b, jnp.float32)}
     # Padding row: zeros features, a valid target, weight 0.
     Xp = np.vstack([X, np.zeros((1, X.shape[1]))])
     tp = np.concatenate([t, t[:1]])

@@ -39,8 +39,8 @@ def np_act(name, z):
 def np_mlp_forward(layers, X, act):
     h = X
     for layer in layers[:-1]:
-        h = np_act(act, h @ layer["W"] + layer["b"])
-    return h @ layers[-1]["W"] + layers[-1]["b"]
+        h = np_act(act, h @ layer["W"].T + layer["b"])
+    return h @ layers[-1]["W"].T + layers[-1]["b"]
 
 
 # ---------------------------------------------------------------- linear
@@ -50,14 +50,14 @@ def test_linear_shapes_and_init():
     model = linear()
     assert isinstance(model, Model) and model.name == "linear"
     p = model.init(jax.random.PRNGKey(0), 7, 3)
-    assert p["W"].shape == (7, 3) and p["b"].shape == (3,)
+    assert p["W"].shape == (3, 7) and p["b"].shape == (3,)
     assert p["W"].dtype == jnp.float32 and p["b"].dtype == jnp.float32
     np.testing.assert_array_equal(p["b"], 0.0)
     assert 0 < float(jnp.max(jnp.abs(p["W"]))) < 0.1  # 0.01 * N(0, 1)
     X = jnp.ones((5, 7))
     out = model.apply(p, X)
     assert out.shape == (5, 3)
-    np.testing.assert_allclose(out, np.ones((5, 7)) @ np.asarray(p["W"]) + np.asarray(p["b"]),
+    np.testing.assert_allclose(out, np.ones((5, 7)) @ np.asarray(p["W"]).T + np.asarray(p["b"]),
                                rtol=1e-6)
 
 
@@ -98,7 +98,7 @@ def test_mlp_structure():
     p = model.init(jax.random.PRNGKey(0), 4, 3)
     layers = p["layers"]
     assert isinstance(layers, list) and len(layers) == 3
-    assert [lay["W"].shape for lay in layers] == [(4, 6), (6, 5), (5, 3)]
+    assert [lay["W"].shape for lay in layers] == [(6, 4), (5, 6), (3, 5)]
     assert [lay["b"].shape for lay in layers] == [(6,), (5,), (3,)]
     for lay in layers:
         np.testing.assert_array_equal(lay["b"], 0.0)
@@ -109,7 +109,7 @@ def test_mlp_structure():
 def test_mlp_int_hidden_and_empty_hidden():
     assert len(shapes(mlp(hidden=8), 3, 2)["layers"]) == 2
     p = shapes(mlp(hidden=()), 3, 2)
-    assert [lay["W"].shape for lay in p["layers"]] == [(3, 2)]
+    assert [lay["W"].shape for lay in p["layers"]] == [(2, 3)]
 
 
 def test_mlp_key_split_per_layer():
@@ -136,7 +136,7 @@ def test_mlp_forward_matches_numpy(act):
         model = mlp(hidden=(7, 5), activation=act)
         rng = np.random.default_rng(4)
         # Parameters drawn in NumPy (non-zero biases so their broadcast is exercised too).
-        layers = [{"W": rng.normal(size=(a, b)), "b": rng.normal(size=b) * 0.5}
+        layers = [{"W": rng.normal(size=(b, a)), "b": rng.normal(size=b) * 0.5}
                   for a, b in [(3, 7), (7, 5), (5, 4)]]
         X = rng.normal(size=(11, 3))
         p = {"layers": [{k: jnp.asarray(v) for k, v in lay.items()} for lay in layers]}
@@ -169,7 +169,7 @@ def test_mlp_rejects_bad_activation():
 
 def test_hidden_accepts_numpy_ints():
     p = shapes(mlp(hidden=np.array([3, 2])), 2, 2)
-    assert [lay["W"].shape for lay in p["layers"]] == [(2, 3), (3, 2), (2, 2)]
+    assert [lay["W"].shape for lay in p["layers"]] == [(3, 2), (2, 3), (2, 2)]
 
 
 # ---------------------------------------------------------------- registry
@@ -180,7 +180,7 @@ def test_registry():
     assert get_model("linear").name == "linear"
     m = get_model("mlp", hidden=(3,), activation="sigmoid")
     assert [lay["W"].shape for lay in shapes(m, 2, 2)["layers"]] == \
-        [(2, 3), (3, 2)]
+        [(3, 2), (2, 3)]
 
 
 def test_get_model_unknown_name():

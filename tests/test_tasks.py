@@ -38,7 +38,7 @@ def test_task_table():
 def test_mlp_options_pass_through():
     model, _ = resolve("mlp", hidden=(6, 4), activation="tanh")
     p = jax.eval_shape(lambda key: model.init(key, 3, 2), jax.random.PRNGKey(0))
-    assert [lay["W"].shape for lay in p["layers"]] == [(3, 6), (6, 4), (4, 2)]
+    assert [lay["W"].shape for lay in p["layers"]] == [(6, 3), (4, 6), (2, 4)]
     with pytest.raises(ConfigError, match="unknown activation 'relu6'"):
         resolve("mlp", activation="relu6")
     with pytest.raises(ConfigError, match="hidden layer sizes"):

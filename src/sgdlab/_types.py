@@ -10,7 +10,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
-#: A pytree of arrays: the trainable parameters of a model (e.g. ``{"W": (d, k), "b": (k,)}``).
+#: A pytree of arrays: the trainable parameters of a model (e.g. ``{"W": (k, d), "b": (k,)}``).
 Params = Any
 #: Optimiser state, as returned by an optax ``GradientTransformation.init``.
 OptState = Any

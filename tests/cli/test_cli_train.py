@@ -34,7 +34,7 @@ def test_train_digits_writes_run_dir(tmp_path):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["batch_size"] == 32 and cfg["data"] == "digits"
     with np.load(out / "params.npz", allow_pickle=False) as z:
-        assert z["W"].shape == (64, 10)
+        assert z["W"].shape == (10, 64)
 
 
 def test_config_file_and_flag_override(tmp_path):

@@ -18,7 +18,7 @@ def test_classification_metrics_match_numpy(n, block):
     data = to_blocks(X, y, y, block)
     ev = compile_evaluator(make_evaluator(model, loss, 0.1, False), params, data)
     m = metrics_from_stats(*ev(params, data.X, data.T, data.Y, data.W), regression=False)
-    s = X @ np.asarray(params["W"]) + np.asarray(params["b"])
+    s = X @ np.asarray(params["W"]).T + np.asarray(params["b"])
     lse = np.log(np.exp(s - s.max(1, keepdims=True)).sum(1)) + s.max(1)
     ref_loss = np.mean(lse - s[np.arange(n), y]) + 0.1 * 0.5 * np.sum(np.asarray(params["W"]) ** 2)
     assert m["val_accuracy"] == pytest.approx(np.mean(s.argmax(1) == y))
@@ -31,7 +31,7 @@ def test_r2_survives_a_large_label_mean():
     model, loss = resolve("linreg")
     X = rng.normal(size=(500, 2)).astype(np.float32)
     y = (1e4 + X[:, 0]).astype(np.float32)
-    params = {"W": np.array([[1.0], [0.0]], np.float32), "b": np.array([1e4], np.float32)}
+    params = {"W": np.array([[1.0, 0.0]], np.float32), "b": np.array([1e4], np.float32)}
     data = to_blocks(X, y, y, 128)
     ev = compile_evaluator(make_evaluator(model, loss, 0.0, True, center=1e4), params, data)
     m = metrics_from_stats(*ev(params, data.X, data.T, data.Y, data.W), regression=True)

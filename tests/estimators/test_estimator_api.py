@@ -53,7 +53,7 @@ def test_one_vs_rest_hinge_matches_a_numpy_reference():
     clf = MiniBatchSGDClassifier(loss="hinge", batch_size=B, learning_rate=lr, alpha=alpha,
                                  max_iter=3, sampling="sequential", random_state=5).fit(X, y)
     p0 = linear().init(jax.random.PRNGKey(5), 3, 3)
-    W, b = np.asarray(p0["W"], np.float64), np.zeros(3)
+    W, b = np.asarray(p0["W"], np.float64).T, np.zeros(3)  # input-major for the reference
     S = np.where(y[:, None] == np.arange(3), 1.0, -1.0)  # (N, C) one-vs-rest signs
     X32 = X.astype(np.float32).astype(np.float64)
     for _ in range(3):
@@ -69,7 +69,7 @@ def test_binary_softmax_is_a_difference_of_scores():
     X, y = _blobs(k=2)
     clf = MiniBatchSGDClassifier(loss="softmax", max_iter=3, random_state=0).fit(X, y)
     W, b = clf.params_["W"].astype(np.float64), clf.params_["b"].astype(np.float64)
-    full = X @ W + b
+    full = X @ W.T + b
     np.testing.assert_allclose(clf.decision_function(X), full[:, 1] - full[:, 0], rtol=1e-10)
     e = np.exp(full - full.max(1, keepdims=True))
     np.testing.assert_allclose(clf.predict_proba(X), e / e.sum(1, keepdims=True), rtol=1e-9)

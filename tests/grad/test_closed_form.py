@@ -23,7 +23,7 @@ def _batch(loss, seed=0, n=24, d=5):
     T = rng.normal(size=n) if loss.target_kind == "real" else \
         np.asarray(encode_targets(loss, y, n_classes))
     k = loss.n_outputs(n_classes)
-    params = {"W": rng.normal(size=(d, k)), "b": rng.normal(size=k)}
+    params = {"W": rng.normal(size=(k, d)), "b": rng.normal(size=k)}  # output-major
     w = np.ones(n)
     w[-5:] = 0.0   # a padded last batch: masked rows must not count
     return params, X, T, w

@@ -39,7 +39,7 @@ def _far_from_kinks(loss, model, params, X, T, gap=1e-3):
         if model.name == "mlp":
             h = jnp.asarray(X)
             for layer in params["layers"][:-1]:
-                z = np.asarray(h @ layer["W"] + layer["b"])
+                z = np.asarray(h @ layer["W"].T + layer["b"])
                 if np.min(np.abs(z)) < gap:
                     return False
                 h = jnp.tanh(z)  # only the sign pattern matters for the next check's layout
@@ -105,8 +105,8 @@ def test_wrong_custom_backward_fails(factor, verdict):
     base = mlp((4,), "tanh")
 
     def apply(params, X):
-        h = act(X @ params["layers"][0]["W"] + params["layers"][0]["b"])
-        return h @ params["layers"][1]["W"] + params["layers"][1]["b"]
+        h = act(X @ params["layers"][0]["W"].T + params["layers"][0]["b"])
+        return h @ params["layers"][1]["W"].T + params["layers"][1]["b"]
 
     model = Model("user", base.init, apply)
     loss, params, X, T = _problem("softmax", base, 0)
@@ -145,7 +145,7 @@ def test_hinge_on_its_kink_is_flagged():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(8, D))
     T = np.array([1.0, -1.0] * 4)
-    params = {"W": np.zeros((D, 1)), "b": np.ones(1)}
+    params = {"W": np.zeros((1, D)), "b": np.ones(1)}
     report = check_model_gradient(linear(), "hinge", params, X, T)
     assert all(t.kink for t in report.tensors)
 

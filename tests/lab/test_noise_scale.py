@@ -40,7 +40,7 @@ def test_b_simple_matches_closed_form_on_noisy_linear_regression(scale):
     ds, w_star = _linreg_problem(d=d, sigma=sigma)
     prepared = prepare(ds, TrainConfig(model="linreg", standardize=False))
     delta = scale * np.random.default_rng(1).standard_normal(d).astype(np.float32) / math.sqrt(d)
-    params = {"W": jnp.asarray((w_star + delta)[:, None]), "b": jnp.zeros(1)}
+    params = {"W": jnp.asarray((w_star + delta)[None, :]), "b": jnp.zeros(1)}
     est = estimate_noise_scale(params, prepared, b_small=8, b_big=256, draws=512, seed=3)
     truth = _closed_form(delta, d, sigma)
     assert abs(est.b_simple - truth) / truth < 0.2, (est, truth)

@@ -50,7 +50,7 @@ class CheckpointWarning(UserWarning):
 class Snapshot:
     """One checkpoint in memory.
 
-    ``arrays``: ``{"params/W": (d, k), "opt/0/mu/W": ..., "step": ()}`` host copies.
+    ``arrays``: ``{"params/W": (k, d), "opt/0/mu/W": ..., "step": ()}`` host copies.
     ``meta``: JSON-able loop state and provenance (see the module docstring).
     """
 

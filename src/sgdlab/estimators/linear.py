@@ -4,7 +4,7 @@ scikit-learn's ``SGDClassifier``/``SGDRegressor`` update the weights after every
 (``partial_fit`` too). These take ``batch_size`` examples per step in one compiled program
 (:mod:`sgdlab.engine`), so a batch size can be chosen, scaled, searched and timed.
 
-The score function is affine, ``f(x) = x W + b`` with ``W: (d, k)``; the fitted arrays follow
+The score function is affine, ``f(x) = W x + b`` with ``W: (k, d)``; the fitted arrays follow
 scikit-learn's shapes: ``coef_: (1, d)`` and ``intercept_: (1,)`` for two classes (a positive
 score favours ``classes_[1]``), ``(C, d)``/``(C,)`` for ``C > 2``, ``(d,)``/``(1,)`` for
 regression. Features are used as given: put a ``StandardScaler`` in a ``Pipeline`` first.
@@ -40,7 +40,7 @@ class MiniBatchSGDClassifier(ClassifierMixin, ClassifierPart, MiniBatchEstimator
     ----------
     classes_ : (C,) the labels. coef_, intercept_ : see the module docstring.
     n_features_in_, feature_names_in_ (DataFrame input only).
-    params_, opt_state_ : the engine's parameter pytree (``{"W": (d, k), "b": (k,)}``) and
+    params_, opt_state_ : the engine's parameter pytree (``{"W": (k, d), "b": (k,)}``) and
         optimiser state, as NumPy arrays; ``partial_fit`` continues from them.
     history_ : list of row dicts (``step``, ``epoch``, ``train_loss``, ``val_accuracy``, ...).
     n_iter_ : epochs run; t_ : gradient steps taken; status_ : how the last run ended.
@@ -81,12 +81,12 @@ class MiniBatchSGDClassifier(ClassifierMixin, ClassifierPart, MiniBatchEstimator
         return linear()
 
     def _set_fitted_arrays(self) -> None:
-        W = np.asarray(self.params_["W"], np.float64)   # (d, k)
+        W = np.asarray(self.params_["W"], np.float64)   # (k, d), scikit-learn's coef_ layout
         b = np.asarray(self.params_["b"], np.float64)   # (k,)
-        if len(self.classes_) == 2 and W.shape[1] == 2:
+        if len(self.classes_) == 2 and W.shape[0] == 2:
             # Two softmax / multiclass-SVM scores decide by their difference (binary_scores).
-            W, b = W[:, 1:] - W[:, :1], b[1:] - b[:1]
-        self.coef_, self.intercept_ = W.T.copy(), b.copy()
+            W, b = W[1:] - W[:1], b[1:] - b[:1]
+        self.coef_, self.intercept_ = W.copy(), b.copy()
 
     def _outputs(self, X: np.ndarray) -> np.ndarray:
         return X @ self.coef_.T + self.intercept_
@@ -142,7 +142,7 @@ class MiniBatchSGDRegressor(RegressorMixin, RegressorPart, MiniBatchEstimator):
         return linear()
 
     def _set_fitted_arrays(self) -> None:
-        self.coef_ = np.asarray(self.params_["W"], np.float64)[:, 0].copy()
+        self.coef_ = np.asarray(self.params_["W"], np.float64)[0].copy()
         self.intercept_ = np.asarray(self.params_["b"], np.float64).copy()
 
     def _outputs(self, X: np.ndarray) -> np.ndarray:

@@ -41,7 +41,8 @@ class _MLPPart:
 
     def _set_fitted_arrays(self) -> None:
         layers = self.params_["layers"]
-        self.coefs_ = [np.asarray(layer["W"], np.float64) for layer in layers]
+        # scikit-learn's coefs_ are input-major (n_{l-1}, n_l); the engine's W is output-major
+        self.coefs_ = [np.asarray(layer["W"], np.float64).T.copy() for layer in layers]
         self.intercepts_ = [np.asarray(layer["b"], np.float64) for layer in layers]
         # Prediction must use the activation the weights were trained with, even if
         # set_params changes the parameter afterwards.

@@ -1,6 +1,6 @@
 """Hand-written gradients of the linear model's objective, formula by formula.
 
-For the affine model ``S = X W + b`` (``X: (B, d)``, ``W: (d, k)``, ``b: (k,)``), 0/1 weights
+For the affine model ``S = X W^T + b`` (``X: (B, d)``, ``W: (k, d)``, ``b: (k,)``), 0/1 weights
 ``w: (B,)`` with ``n = max(sum_i w_i, 1)``, and per-example losses ``l_i(S_i)``::
 
     J = (1/n) sum_i w_i l_i(S_i) + (lambda/2) ||W||^2
@@ -8,7 +8,7 @@ For the affine model ``S = X W + b`` (``X: (B, d)``, ``W: (d, k)``, ``b: (k,)``)
 the chain rule through the scores gives, with ``G_i = (w_i / n) dl_i/dS_i`` (a ``(B, k)``
 matrix)::
 
-    dJ/dW = X^T G + lambda W          (d, k)
+    dJ/dW = G^T X + lambda W          (k, d)
     dJ/db = sum_i G_i                 (k,)
 
 so only ``dl/dS`` differs between losses. Writing ``f = S_i[0]`` for single-output losses,
@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from .._types import Loss, Model
 from ..errors import ConfigError
 from ..losses import LOSSES, get_loss
-from ..models import linear
+from ..models import linear, linear_scores
 
 __all__ = ["CLOSED_FORM_LOSSES", "closed_form_value_and_grad", "score_gradients"]
 
@@ -107,7 +107,7 @@ def _supported(model: Model, loss: Loss) -> bool:
 def closed_form_value_and_grad(model: Model, loss: Loss, l2: float):
     """The engine's ``value_and_grad`` for the linear model, by the formulas above.
 
-    ``(params {"W": (d, k), "b": (k,)}, X (B, d), targets (B,), weights (B,)) -> (J, grads)``.
+    ``(params {"W": (k, d), "b": (k,)}, X (B, d), targets (B,), weights (B,)) -> (J, grads)``.
     Raises :class:`ConfigError` for any other model or a custom loss.
     """
     loss = get_loss(loss)
@@ -120,15 +120,15 @@ def closed_form_value_and_grad(model: Model, loss: Loss, l2: float):
 
     def value_and_grad(params, X, targets, weights):
         W, b = params["W"], params["b"]
-        S = X @ W + b                                               # (B, k)
+        S = linear_scores(W, b, X)                                  # (B, k)
         values, dS = per_example(S, targets)
         w = weights.astype(S.dtype)
         n = jnp.maximum(jnp.sum(w), 1.0)
         G = (w / n)[:, None] * dS                                   # (B, k)
         J = jnp.sum(w * values) / n
-        # X^T G as one contraction over the batch axis; spelling it ``X.T @ G`` made XLA on the
-        # CPU copy the transposed X every step (6x slower than autodiff for the hinge, B = 512).
-        gW = jax.lax.dot_general(X, G, (((0,), (0,)), ((), ())))
+        # G^T X (k, d) as one contraction over the batch axis; spelling it with explicit
+        # transposes made XLA on the CPU copy the transposed X every step.
+        gW = jax.lax.dot_general(G, X, (((0,), (0,)), ((), ())))
         if not (isinstance(l2, (int, float)) and l2 == 0):
             J = J + l2 * 0.5 * jnp.sum(W * W)
             gW = gW + l2 * W

@@ -32,8 +32,8 @@ def _scale_leaf(d: np.ndarray, w: np.ndarray, how: str) -> np.ndarray:
         return d
     if how == "layer" or d.ndim < 2:
         return d / (np.linalg.norm(d) + 1e-12) * np.linalg.norm(w)
-    # Columns are filters: norms over every axis but the last (the output unit).
-    axes = tuple(range(d.ndim - 1))
+    # Rows are filters (weights are output-major): norms over every axis but the first.
+    axes = tuple(range(1, d.ndim))
     dn = np.sqrt(np.sum(d * d, axis=axes, keepdims=True))
     wn = np.sqrt(np.sum(w * w, axis=axes, keepdims=True))
     return d / (dn + 1e-12) * wn
@@ -50,7 +50,8 @@ def random_direction(rng: np.random.Generator, params: Params,
     """A Gaussian direction shaped like ``params``, scaled per ``normalize``, as a flat
     float64 vector ``(D,)`` in the leaf order of ``jax.flatten_util.ravel_pytree``.
 
-    ``normalize``: ``"filter"`` (per column, Li et al.), ``"layer"`` (per leaf) or ``"none"``.
+    ``normalize``: ``"filter"`` (per output unit, i.e. per row of an output-major weight
+    matrix, Li et al.), ``"layer"`` (per leaf) or ``"none"``.
     Drawn on the host with NumPy: a direction is needed a few times per run, and compiling a
     JAX sampler for it would cost more than it saves.
     """

@@ -9,7 +9,7 @@ from sgdlab.lab import Problem, run_restarts
 #: strictly convex, and the step 1.0 is below 2 / (largest curvature), so runs converge.
 CONVEX = dict(model="softmax", l2=0.01, lr=1.0, epochs=None, max_steps=600, eval_every="end")
 #: A one-hidden-layer ReLU network, mini-batch SGD.
-MLP = dict(model="mlp", hidden=(32,), batch_size=32, lr=0.1, epochs=10, eval_every="end")
+MLP = dict(model="mlp", hidden=(32,), batch_size=32, lr=0.1, epochs=25, eval_every="end")
 
 
 @pytest.fixture(scope="session")
