@@ -242,24 +242,11 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
             callback({"event": "chunk", "step": step, "epoch": step / spe,
                       "train_seconds": clock["train"], "examples": examples,
                       "loss": float(losses[:done_n].mean()) if done_n else math.nan})
-        if first_bad >= 0:
-            status, bad_step = "diverged", first_bad + 1
-            add_row(step)
-            break
-        at_end = (total is not None and step >= total) or \
-            (config.max_time is not None and clock["train"] >= config.max_time)
-        if at_end or _due(step, clock["train"], sched, spe, last_eval):
-            row = add_row(step)
-            last_eval.update(step=step, time=clock["train"])
-            if config.target is not None and row.get(metric, -math.inf) >= config.target:
-                status = "target_reached"
-                break
-            if stop_requested[0] and not at_end:
-                status = "stopped"
-                break
-        if at_end:
-            if total is None or step < total:
-                status = "max_time"
+        ended = end_of_chunk(step, clock["train"], first_bad, total, config, sched, spe,
+                             last_eval, add_row, metric, stop_requested)
+        if ended is not None:
+            status = ended
+            bad_step = first_bad + 1 if ended == "diverged" else None
             break
         if session is not None and session.at_boundary(loop_state):
             status = "interrupted"
@@ -303,6 +290,32 @@ def _total_steps(config: TrainConfig, spe: int) -> int | None:
     if config.max_steps is not None:
         totals.append(config.max_steps)
     return min(totals) if totals else None
+
+
+def end_of_chunk(step: int, train_seconds: float, first_bad: int, total: int | None,
+                 config: TrainConfig, sched, spe: int, last_eval: dict, add_row,
+                 metric: str, stop_requested: list) -> str | None:
+    """After a chunk: add a history row if one is due, and say whether the run ends.
+
+    Returns the final status (``diverged``, ``target_reached``, ``stopped``, ``max_time`` or
+    ``completed``) or None to go on. ``stop_requested[0]`` is read after the row, whose
+    callback may set it. Shared by the in-memory and the streamed loops.
+    """
+    if first_bad >= 0:
+        add_row(step)
+        return "diverged"
+    at_end = (total is not None and step >= total) or \
+        (config.max_time is not None and train_seconds >= config.max_time)
+    if at_end or _due(step, train_seconds, sched, spe, last_eval):
+        row = add_row(step)
+        last_eval.update(step=step, time=train_seconds)
+        if config.target is not None and row.get(metric, -math.inf) >= config.target:
+            return "target_reached"
+        if stop_requested[0] and not at_end:
+            return "stopped"
+    if at_end:
+        return "max_time" if total is None or step < total else "completed"
+    return None
 
 
 def _epoch_marks(step: int, every_epochs: float, spe: int) -> int:

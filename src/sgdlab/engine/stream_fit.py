@@ -36,7 +36,7 @@ from .batched import LocalPlacement, make_batch_chunk_fn
 from .config import TrainConfig
 from .evaluate import make_evaluator
 from .feed import MemoryEvaluator, MemoryFeeder, StreamEvaluator, host_targets
-from .fit import (MAX_CHUNK_STEPS, _check_compatible, _due, _steps_to_boundary,
+from .fit import (MAX_CHUNK_STEPS, _check_compatible, _steps_to_boundary, end_of_chunk,
                   _total_steps, choose_chunk_steps, resolve_model)
 from .history import History
 from .result import FitResult, divergence_message
@@ -251,24 +251,11 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
             callback({"event": "chunk", "step": step, "epoch": step / spe,
                       "train_seconds": clock["train"], "examples": examples,
                       "loss": float(losses[:done_n].mean()) if done_n else math.nan})
-        if first_bad >= 0:
-            status, bad_step = "diverged", first_bad + 1
-            add_row(step)
-            break
-        at_end = (total is not None and step >= total) or \
-            (config.max_time is not None and clock["train"] >= config.max_time)
-        if at_end or _due(step, clock["train"], sched, spe, last_eval):
-            row = add_row(step)
-            last_eval.update(step=step, time=clock["train"])
-            if config.target is not None and row.get(metric, -math.inf) >= config.target:
-                status = "target_reached"
-                break
-            if stop_requested[0] and not at_end:
-                status = "stopped"
-                break
-        if at_end:
-            if total is None or step < total:
-                status = "max_time"
+        ended = end_of_chunk(step, clock["train"], first_bad, total, config, sched, spe,
+                             last_eval, add_row, metric, stop_requested)
+        if ended is not None:
+            status = ended
+            bad_step = first_bad + 1 if ended == "diverged" else None
             break
 
     message = ""
