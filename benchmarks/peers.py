@@ -2,7 +2,8 @@
 
 Every function takes ``X (N, d) float32``, ``y (N,) int`` and returns seconds of training
 (data already in memory, model built, nothing compiled or parsed inside the timed region
-unless the peer cannot separate it, which is noted).
+unless the peer cannot separate it, which is noted). Each timed region starts after the same
+``warm_up()`` as sgdlab's (see ``_machine.warm_up``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import time
 import warnings
 
 import numpy as np
+
+from _machine import warm_up
 
 
 def torch_epoch(X, y, batch_size, hidden=None, lr=0.1, max_steps=None, threads=None):
@@ -33,6 +36,7 @@ def torch_epoch(X, y, batch_size, hidden=None, lr=0.1, max_steps=None, threads=N
     starts = range(0, n, batch_size)
     if max_steps:
         starts = list(starts)[:max_steps]
+    warm_up()
     t = time.perf_counter()
     for i in starts:
         idx = perm[i:i + batch_size]
@@ -50,6 +54,7 @@ def numpy_epoch(X, y, batch_size, lr=0.1):
     W, b = np.zeros((d, k), np.float32), np.zeros(k, np.float32)
     onehot = np.eye(k, dtype=np.float32)
     perm = np.random.default_rng(0).permutation(n)
+    warm_up()
     t = time.perf_counter()
     for i in range(0, n, batch_size):
         idx = perm[i:i + batch_size]
@@ -72,7 +77,8 @@ def sklearn_epoch(X, y):
                         eta0=0.01, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        t = time.perf_counter()
+        warm_up()
+    t = time.perf_counter()
         clf.fit(X, y)
         return time.perf_counter() - t
 
@@ -98,6 +104,7 @@ def vw_epoch(X, y, workdir):
             write_vw(X, y, text)
         vowpalwabbit.Workspace(arg_list=["--sgd", "--oaa", str(k), "-d", text,
                                          "--cache_file", cache, "--quiet"]).finish()
+    warm_up()
     t = time.perf_counter()
     ws = vowpalwabbit.Workspace(arg_list=["--sgd", "--oaa", str(k), "-d", text,
                                           "--cache_file", cache, "--quiet", "--passes", "1"])

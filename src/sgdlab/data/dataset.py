@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
+from .hostmem import aligned, empty_aligned
 
 TASKS = ("classification", "regression")
 
@@ -16,7 +17,9 @@ class Dataset:
     """Features and labels, validated.
 
     Attributes:
-      X: ``(N, d)`` float32, every value finite.
+      X: ``(N, d)`` float32, every value finite. A float32 ``X`` is kept 64-byte aligned
+        (copied once here if it is not), so every fit can hand it to the device without a copy
+        (see :mod:`sgdlab.data.hostmem`).
       y: ``(N,)``; int32 class indices ``0..C-1`` for classification, float32 for regression.
       task: ``"classification"`` or ``"regression"``.
       classes: original label values for classification (``classes[i]`` is the label of index
@@ -36,6 +39,8 @@ class Dataset:
     def __post_init__(self):
         if self.task not in TASKS:
             raise DataError(f"task must be one of {TASKS}, got {self.task!r}")
+        if isinstance(self.X, np.ndarray) and self.X.dtype == np.float32:
+            object.__setattr__(self, "X", aligned(self.X))
         if self.X.ndim != 2:
             raise DataError(f"{self.name}: features must be 2-D (N, d), got shape {self.X.shape}")
         if self.y.ndim != 1 or len(self.y) != len(self.X):
@@ -63,7 +68,12 @@ class Dataset:
 
     def subset(self, idx: np.ndarray, name: str | None = None) -> "Dataset":
         """Rows ``idx`` as a new dataset with the same classes and names."""
-        return Dataset(self.X[idx], self.y[idx], self.task, self.classes, self.feature_names,
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        X = np.take(self.X, idx, axis=0, out=empty_aligned((len(idx),) + self.X.shape[1:],
+                                                          self.X.dtype))
+        return Dataset(X, self.y[idx], self.task, self.classes, self.feature_names,
                        name or self.name, dict(self.meta))
 
 

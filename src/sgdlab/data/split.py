@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .dataset import Dataset
+from .hostmem import empty_aligned
 
 
 class Splits(NamedTuple):
@@ -169,7 +170,8 @@ class Standardizer:
         if self.mean is None:
             raise DataError("Standardizer is not fitted; call fit(X_train) first")
         X = self._check(X, fitting=False)
-        out = X.astype(np.float32, copy=True)
+        out = empty_aligned(X.shape, np.float32)  # aligned: the device can use it in place
+        np.copyto(out, X, casting="unsafe")
         out -= self.mean.astype(np.float32)
         out /= self.scale.astype(np.float32)
         return out

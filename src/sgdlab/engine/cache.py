@@ -73,19 +73,23 @@ def program_key(config, named: bool, model, loss, total_steps, *shapes: Any,
 
 #: Training sets with fewer rows than this are padded to a shared size (see :func:`pad_rows`).
 PAD_BELOW_ROWS = 65536
+#: ... and only when their features take fewer bytes than this: a padded copy of a large set
+#: costs more (fresh memory is slow to fault in) than the compilation it would save.
+PAD_BELOW_BYTES = 16 << 20
 #: Chunks shorter than this are lengthened to a power of two (see :func:`bucket_steps`).
 BUCKET_BELOW_STEPS = 512
 
 
-def padded_rows(n: int) -> int:
+def padded_rows(n: int, row_bytes: int = 0) -> int:
     """Rows of the device copy of an ``n``-row training set: ``n`` rounded up to a multiple
     of ``g = max(64, 2**(floor(log2 n) - 3))``, so at most 1/8 (or 63 rows) is padding.
 
     Cross-validation folds (1437 and 1438 rows) and the many small sets of a test suite then
-    share one compiled program. Large sets (``n >= PAD_BELOW_ROWS``) are not padded: their
-    compilation is cheap next to their training, and a padded copy would cost memory.
+    share one compiled program. Large sets (``n >= PAD_BELOW_ROWS``, or ``n * row_bytes >=
+    PAD_BELOW_BYTES``) are not padded: their compilation is cheap next to their training, and
+    unpadded they reach the device without a copy.
     """
-    if n >= PAD_BELOW_ROWS:
+    if n >= PAD_BELOW_ROWS or n * row_bytes >= PAD_BELOW_BYTES:
         return n
     g = max(64, 2 ** max(0, n.bit_length() - 4))
     return -(-n // g) * g
@@ -97,10 +101,13 @@ def pad_rows(a, n_to: int):
     Safe for the chunk kernel: batch plans only draw indices below the real ``n``, so padded
     rows are never read (and zeros stay finite should they ever be).
     """
-    import numpy as np
+    from ..data.hostmem import empty_aligned
     if len(a) == n_to:
         return a
-    return np.concatenate([a, np.zeros((n_to - len(a),) + a.shape[1:], a.dtype)])
+    out = empty_aligned((n_to,) + a.shape[1:], a.dtype)
+    out[:len(a)] = a
+    out[len(a):] = 0
+    return out
 
 
 def bucket_steps(k: int) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 
 from .._types import Loss, Model, TrainState
 from ..data.dataset import Dataset
+from ..data.hostmem import aligned
 from ..data.sampling import BatchPlan
 from ..data.split import Standardizer
 from ..errors import ConfigError, DataError
@@ -38,6 +39,16 @@ CHUNK_EXAMPLES = 16384
 MAX_CHUNK_STEPS = 4096
 
 Callback = Callable[[dict], None]
+
+
+def device_array(a: np.ndarray) -> jax.Array:
+    """``a`` on the default device, waited for.
+
+    An aligned array is used in place on CPU (no copy; :mod:`sgdlab.data.hostmem`). The wait
+    keeps moving the data out of the first chunk's clock: ``device_put`` returns before a copy
+    ends, and the copy is setup (wall time), not training time.
+    """
+    return jax.block_until_ready(jax.device_put(aligned(a)))
 
 
 def resolve_model(config: TrainConfig, model=None, loss=None, n_classes: int = 0):
@@ -108,9 +119,9 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     n_out = loss_.n_outputs(max(n_classes, 1))
 
     # Padded rows are never drawn; they let sets of similar size share a compiled program.
-    n_dev = cache.padded_rows(train_data.n)
-    X = jax.device_put(cache.pad_rows(prep(train_data.X), n_dev))
-    T = jax.device_put(cache.pad_rows(
+    n_dev = cache.padded_rows(train_data.n, train_data.d * 4)
+    X = device_array(cache.pad_rows(prep(train_data.X), n_dev))
+    T = device_array(cache.pad_rows(
         np.asarray(encode_targets(loss_, train_data.y, n_classes)), n_dev))
     plan = BatchPlan(train_data.n, config.batch_size, config.sampling, config.seed,
                      config.drop_last, **(position or {}))

@@ -1,0 +1,51 @@
+"""Host arrays a CPU device can use in place, without a copy.
+
+On the CPU backend ``jax.device_put`` aliases a NumPy array instead of copying it when the array
+is C-contiguous, of a dtype XLA takes as is, and its data starts on a 64-byte boundary. NumPy's
+own allocator only promises 16 bytes, so most arrays are copied; on a virtual machine, where
+every freshly touched page is slow to fault in, copying a 188 MB training set costs ~90 ms per
+fit (more than training one epoch of it at batch 512). Arrays made here are aligned, so each
+fit on the same data starts without moving it.
+
+The device then reads the NumPy memory directly: such an array must not be written while a fit
+that uses it runs (sgdlab never does; the arrays made here are private to a Dataset or a fit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Byte alignment at which the CPU backend aliases instead of copying.
+ALIGN = 64
+
+
+def is_aligned(a: np.ndarray) -> bool:
+    """Whether ``a`` is C-contiguous and starts on an :data:`ALIGN`-byte boundary."""
+    return a.flags.c_contiguous and a.ctypes.data % ALIGN == 0
+
+
+def empty_aligned(shape, dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array of ``shape`` whose data is :data:`ALIGN`-aligned.
+
+    Over-allocates ``ALIGN`` bytes and views the aligned part; the view keeps the buffer alive.
+    """
+    dtype = np.dtype(dtype)
+    shape = tuple(int(s) for s in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def aligned(a, dtype=None) -> np.ndarray:
+    """``a`` as an aligned C-contiguous array of ``dtype`` (default: its own).
+
+    Returns ``a`` itself when it already qualifies, so calling this again costs nothing.
+    """
+    a = np.asarray(a)
+    dtype = a.dtype if dtype is None else np.dtype(dtype)
+    if a.dtype == dtype and is_aligned(a):
+        return a
+    out = empty_aligned(a.shape, dtype)
+    np.copyto(out, a, casting="unsafe")
+    return out
