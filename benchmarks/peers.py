@@ -78,7 +78,7 @@ def sklearn_epoch(X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warm_up()
-    t = time.perf_counter()
+        t = time.perf_counter()
         clf.fit(X, y)
         return time.perf_counter() - t
 
