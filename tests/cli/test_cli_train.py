@@ -104,3 +104,12 @@ def test_divergence_exit_1_with_message(tmp_path, capsys):
 def test_help_has_examples():
     code, out, _ = run_cli("train", "--help")
     assert code == 0 and "examples:" in out and "--eval-every" in out
+
+
+def test_python_dash_m_sgdlab_is_the_same_command_line():
+    p = subprocess.run([sys.executable, "-m", "sgdlab", "train", "--batch-size", "0"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "batch" in p.stderr.lower() and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "sgdlab", "--help"], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0 and "train" in p.stdout and "sweep" in p.stdout
