@@ -29,7 +29,7 @@ from . import cache
 from .chunk import compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
 from .evaluate import Validator
-from .history import History
+from .ledger import RunLedger
 from .result import FitResult, divergence_message
 from .session import still_finished
 
@@ -173,64 +173,31 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     compile_seconds = time.perf_counter() - t0
     extra_compile = [0.0]
 
-    def evaluate(params) -> dict:
-        return validator(params) if validator is not None else {}
-
     metric = "val_r2" if regression else "val_accuracy"
     sched = config.eval_schedule
-    history = History()
-    clock = {"train": 0.0, "eval": 0.0}
-    examples = 0
-    since_row = [0.0, 0]  # sum of step losses, number of steps since the last row
-    stop_requested = [False]  # set by a callback that returns True from a "row" event
-    step_losses: list[np.ndarray] = []  # every step's mini-batch objective, in order
-
-    def add_row(step: int) -> dict:
-        t = time.perf_counter()
-        row = {"step": step, "epoch": step / spe, "examples": examples,
-               "train_seconds": clock["train"]}
-        row["train_loss"] = since_row[0] / since_row[1] if since_row[1] else math.nan
-        row.update(evaluate(state.params))
-        clock["eval"] += time.perf_counter() - t
-        row["eval_seconds"] = clock["eval"]
-        row["wall_seconds"] = time.perf_counter() - wall0
-        since_row[:] = [0.0, 0]
-        history.append(row)
-        if session is not None:
-            session.on_row(row)
-        if callback and callback({"event": "row", "row": row, "params": state.params}) is True:
-            stop_requested[0] = True
-        return row
-
-    if callback:
-        callback({"event": "start", "steps_per_epoch": spe, "total_steps": total,
-                  "chunk_steps": K, "compile_seconds": compile_seconds,
-                  "max_time": config.max_time})
-    step, status, bad_step = int(state.step), "completed", None
+    ledger = RunLedger(spe, wall0, lambda: state.params, step=int(state.step),
+                       evaluate=validator, callback=callback,
+                       on_row=session.on_row if session is not None else None)
+    ledger.announce(total, K, compile_seconds, config.max_time)
+    status, bad_step = "completed", None
     finished = False
     if resumed is None:
-        add_row(step)
-        last_eval = {"step": step, "time": 0.0}
-        if stop_requested[0]:
+        ledger.add_row()
+        if ledger.stop_requested:
             finished, status = True, "stopped"
     else:  # continue the host counters exactly where the checkpoint left them
-        history.extend(resumed["history"])
-        clock.update(train=resumed["train_seconds"], eval=resumed["eval_seconds"])
-        wall0 -= resumed["wall_seconds"]
-        examples, since_row[:] = resumed["examples"], resumed["since_row"]
-        last_eval = dict(resumed["last_eval"])
+        ledger.resume(resumed)
         finished = still_finished(resumed, config, total, metric)
         status = resumed["status"] if finished else status
 
     def loop_state(status: str = "running") -> dict:
-        return {"state": state, "position": plan.position, "history": history,
-                "examples": examples, "train_seconds": clock["train"],
-                "eval_seconds": clock["eval"], "wall_seconds": time.perf_counter() - wall0,
-                "since_row": since_row, "last_eval": last_eval, "status": status}
+        return {"state": state, "position": plan.position, **ledger.counters(),
+                "status": status}
 
     if session is not None:
         session.begin(loop_state, spe, resumed=resumed is not None)
     while not finished:
+        step = ledger.step
         n = K if total is None else min(K, total - step)
         n = min(n, _steps_to_boundary(step, sched, spe))
         t = time.perf_counter()
@@ -242,19 +209,9 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         if not bool(ok):  # redo this chunk step by step to find and stop at the bad step
             state, losses, first_bad = run_checked(before, X, T, idx, w, np.int32(n))
             losses, first_bad = np.asarray(losses), int(first_bad)
-        clock["train"] += time.perf_counter() - t - (extra_compile[0] - compiled_before)
-        done_n = n if first_bad < 0 else first_bad - step
-        step_losses.append(losses[:done_n].copy())
-        since_row[0] += float(losses[:done_n].sum())
-        since_row[1] += done_n
-        examples += int(w[:done_n].sum())
-        step += done_n
-        if callback:
-            callback({"event": "chunk", "step": step, "epoch": step / spe,
-                      "train_seconds": clock["train"], "examples": examples,
-                      "loss": float(losses[:done_n].mean()) if done_n else math.nan})
-        ended = end_of_chunk(step, clock["train"], first_bad, total, config, sched, spe,
-                             last_eval, add_row, metric, stop_requested)
+        ledger.add_chunk(time.perf_counter() - t - (extra_compile[0] - compiled_before),
+                         losses, w, n, first_bad)
+        ended = end_of_chunk(ledger, first_bad, total, config, sched, metric)
         if ended is not None:
             status = ended
             bad_step = first_bad + 1 if ended == "diverged" else None
@@ -269,17 +226,14 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     if status == "diverged":
         message = divergence_message(bad_step, config.lr)
     elif status == "interrupted":
-        message = (f"interrupted by signal {session.signal} at step {step}; a checkpoint "
-                   "was saved, resume with --resume RUN_DIR")
+        message = (f"interrupted by signal {session.signal} at step {ledger.step}; a "
+                   "checkpoint was saved, resume with --resume RUN_DIR")
     result = FitResult(
-        params=state.params, model=model_, loss=loss_, config=config, history=history,
-        status=status, task=train_data.task, classes=train_data.classes,
-        standardizer=standardizer, steps=step, epochs=step / spe, examples=examples,
-        steps_per_epoch=spe, train_seconds=clock["train"], eval_seconds=clock["eval"],
-        compile_seconds=compile_seconds + extra_compile[0], wall_seconds=time.perf_counter() - wall0,
-        diverged_at_step=bad_step, message=message, opt_state=state.opt_state,
-        step_losses=np.concatenate(step_losses) if step_losses else np.zeros(0, np.float32),
-        extra={"chunk_steps": K})
+        params=state.params, model=model_, loss=loss_, config=config, status=status,
+        task=train_data.task, classes=train_data.classes, standardizer=standardizer,
+        compile_seconds=compile_seconds + extra_compile[0], diverged_at_step=bad_step,
+        message=message, opt_state=state.opt_state, extra={"chunk_steps": K},
+        **ledger.totals())
     if callback:
         callback({"event": "end", "result": result})
     return result
@@ -303,26 +257,25 @@ def _total_steps(config: TrainConfig, spe: int) -> int | None:
     return min(totals) if totals else None
 
 
-def end_of_chunk(step: int, train_seconds: float, first_bad: int, total: int | None,
-                 config: TrainConfig, sched, spe: int, last_eval: dict, add_row,
-                 metric: str, stop_requested: list) -> str | None:
+def end_of_chunk(ledger: RunLedger, first_bad: int, total: int | None, config: TrainConfig,
+                 sched, metric: str) -> str | None:
     """After a chunk: add a history row if one is due, and say whether the run ends.
 
     Returns the final status (``diverged``, ``target_reached``, ``stopped``, ``max_time`` or
-    ``completed``) or None to go on. ``stop_requested[0]`` is read after the row, whose
+    ``completed``) or None to go on. ``ledger.stop_requested`` is read after the row, whose
     callback may set it. Shared by the in-memory and the streamed loops.
     """
+    step, train_seconds = ledger.step, ledger.train_seconds
     if first_bad >= 0:
-        add_row(step)
+        ledger.add_row()
         return "diverged"
     at_end = (total is not None and step >= total) or \
         (config.max_time is not None and train_seconds >= config.max_time)
-    if at_end or _due(step, train_seconds, sched, spe, last_eval):
-        row = add_row(step)
-        last_eval.update(step=step, time=train_seconds)
+    if at_end or _due(step, train_seconds, sched, ledger.spe, ledger.last_eval):
+        row = ledger.add_row()
         if config.target is not None and row.get(metric, -math.inf) >= config.target:
             return "target_reached"
-        if stop_requested[0] and not at_end:
+        if ledger.stop_requested and not at_end:
             return "stopped"
     if at_end:
         return "max_time" if total is None or step < total else "completed"

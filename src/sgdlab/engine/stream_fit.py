@@ -38,7 +38,7 @@ from .evaluate import make_evaluator
 from .feed import MemoryEvaluator, MemoryFeeder, StreamEvaluator, host_targets
 from .fit import (MAX_CHUNK_STEPS, _check_compatible, _steps_to_boundary, end_of_chunk,
                   _total_steps, choose_chunk_steps, resolve_model)
-from .history import History
+from .ledger import RunLedger
 from .result import FitResult, divergence_message
 
 
@@ -197,42 +197,17 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
 
     metric = "val_r2" if regression else "val_accuracy"
     sched = config.eval_schedule
-    history = History()
-    clock = {"train": 0.0, "eval": 0.0}
-    examples = 0
-    since_row = [0.0, 0]
-
-    stop_requested = [False]
-
-    def add_row(step: int) -> dict:
-        t = time.perf_counter()
-        row = {"step": step, "epoch": step / spe, "examples": examples,
-               "train_seconds": clock["train"]}
-        row["train_loss"] = since_row[0] / since_row[1] if since_row[1] else math.nan
-        params = placement.local_tree(state.params)
-        if evaluator is not None:
-            row.update(evaluator(params))
-        clock["eval"] += time.perf_counter() - t
-        row["eval_seconds"] = clock["eval"]
-        row["wall_seconds"] = time.perf_counter() - wall0
-        since_row[:] = [0.0, 0]
-        history.append(row)
-        # A callback returning True asks to stop (early stopping); every process evaluates the
-        # same whole validation set, so they all decide alike.
-        if callback and callback({"event": "row", "row": row, "params": params}) is True:
-            stop_requested[0] = True
-        return row
-
-    if callback:
-        callback({"event": "start", "steps_per_epoch": spe, "total_steps": total,
-                  "chunk_steps": K, "compile_seconds": compile_seconds,
-                  "max_time": config.max_time})
-    step, status, bad_step = int(placement.to_host(state.step)), "completed", None
-    add_row(step)
-    last_eval = {"step": step, "time": 0.0}
+    # A callback returning True from a row asks to stop (early stopping); every process
+    # evaluates the same whole validation set, so they all decide alike.
+    ledger = RunLedger(spe, wall0, lambda: placement.local_tree(state.params),
+                       step=int(placement.to_host(state.step)), evaluate=evaluator,
+                       callback=callback, agree=placement.agree)
+    ledger.announce(total, K, compile_seconds, config.max_time)
+    status, bad_step = "completed", None
+    ledger.add_row()
     while True:
-        n = K if total is None else min(K, total - step)
-        n = min(n, _steps_to_boundary(step, sched, spe))
+        n = K if total is None else min(K, total - ledger.step)
+        n = min(n, _steps_to_boundary(ledger.step, sched, spe))
         t = time.perf_counter()
         # Reading (or waiting for the read-ahead) is part of training time: it is the cost of
         # not holding the data in memory, and hiding it would flatter streaming.
@@ -241,18 +216,8 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
         state, losses, first_bad = run(state, XB, TB, W, np.int32(n), shift, scale)
         losses = placement.to_host(losses)  # waits for the chunk
         first_bad = int(placement.to_host(first_bad))
-        clock["train"] = placement.agree(clock["train"] + time.perf_counter() - t)
-        done_n = n if first_bad < 0 else first_bad - step
-        since_row[0] += float(losses[:done_n].sum())
-        since_row[1] += done_n
-        examples += int(count[:done_n].sum())
-        step += done_n
-        if callback:
-            callback({"event": "chunk", "step": step, "epoch": step / spe,
-                      "train_seconds": clock["train"], "examples": examples,
-                      "loss": float(losses[:done_n].mean()) if done_n else math.nan})
-        ended = end_of_chunk(step, clock["train"], first_bad, total, config, sched, spe,
-                             last_eval, add_row, metric, stop_requested)
+        ledger.add_chunk(time.perf_counter() - t, losses, count, n, first_bad)
+        ended = end_of_chunk(ledger, first_bad, total, config, sched, metric)
         if ended is not None:
             status = ended
             bad_step = first_bad + 1 if ended == "diverged" else None
@@ -266,12 +231,10 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
             "devices": getattr(placement, "n_devices", 1)}
     info.update(extra or {})
     result = FitResult(
-        params=local.params, model=model_, loss=loss_, config=config, history=history,
-        status=status, task=task, classes=classes, standardizer=standardizer, steps=step,
-        epochs=step / spe, examples=examples, steps_per_epoch=spe,
-        train_seconds=clock["train"], eval_seconds=clock["eval"],
-        compile_seconds=compile_seconds, wall_seconds=time.perf_counter() - wall0,
-        diverged_at_step=bad_step, message=message, opt_state=local.opt_state, extra=info)
+        params=local.params, model=model_, loss=loss_, config=config, status=status,
+        task=task, classes=classes, standardizer=standardizer,
+        compile_seconds=compile_seconds, diverged_at_step=bad_step, message=message,
+        opt_state=local.opt_state, extra=info, **ledger.totals())
     if callback:
         callback({"event": "end", "result": result})
     return result
