@@ -62,6 +62,20 @@ def test_two_fake_cpu_devices_in_one_process_reproduce_one_device(one_process, t
     _assert_close(_params(one_process), _params(out))
 
 
+def test_two_processes_diverge_at_the_step_one_process_does(tmp_path):
+    # Every process must see the same `ok` after a chunk: one re-running the chunk with the
+    # checked kernel while the other goes on would wait forever in the gradient all-reduce.
+    import json
+    diverge = [*COMMON, "--model", "linreg", "--lr", "10", "--epochs", "3", "--quiet"]
+    assert main(["train", *diverge, "--out", str(tmp_path / "one")]) == 1
+    p = _cli("train", *diverge, "--processes", "2", "--out", str(tmp_path / "two"))
+    assert p.returncode == 1, p.stderr[-2000:]
+    one, two = (json.loads((tmp_path / k / "metrics.json").read_text()) for k in ("one", "two"))
+    assert one["status"] == two["status"] == "diverged"
+    assert one["diverged_at_step"] == two["diverged_at_step"] and two["processes"] == 2
+    assert p.stderr.count(f"diverged at step {two['diverged_at_step']}") == 2  # both processes
+
+
 def test_bad_process_settings_are_config_errors(tmp_path, capsys):
     base = ["train", "--data", "digits", "--out", str(tmp_path / "x"), "--quiet"]
     assert main([*base, "--batch-size", "33", "--processes", "2"]) == 2

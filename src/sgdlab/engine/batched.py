@@ -5,14 +5,18 @@ devices and processes, the host hands the kernel the rows of each step instead o
 
     run_batches(state, XB: (K, B, d) float32, TB: (K, B), w: (K, B) float32, n_active: int32,
                 shift: (d,) float32, scale: (d,) float32)
-        -> (state, losses: (K,), first_bad: int32)
+        -> (state, losses: (K,), ok: bool)                      fast kernel
+        -> (state, losses: (K,), first_bad: int32)              checked kernel
 
 Each step first standardises its batch, ``x <- (x - shift) / scale`` (the float32 arithmetic
 of ``Standardizer.transform``; ``shift = 0, scale = 1`` leaves ``x`` bit for bit as it is), so
 streamed rows need no host pass, then runs the same :func:`~sgdlab.engine.chunk.make_step`
 update as the gathering kernel: a step sees identical arithmetic whichever kernel runs it (a
-test compares parameters bit for bit). It checks every step (``checked_steps``): a non-finite
-step is not applied and its count is returned as ``first_bad``. One compiled shape per ``(K, B)``.
+test compares parameters bit for bit). Divergence is handled in the same two tiers as in
+memory (:mod:`.chunk`): the fast kernel checks nothing per step and reports ``ok`` = every loss
+and final parameter finite; only after a chunk with ``ok`` false does the host build the
+checked kernel and re-run that chunk from the state before it (its batches are still on the
+device), stopping before the first non-finite step. One compiled shape per ``(K, B)``.
 
 A *placement* decides where the arrays live:
 
@@ -22,7 +26,10 @@ A *placement* decides where the arrays live:
   its own ``B / processes`` slots (its local batch) and the parameters are replicated. The
   objective ``sum_i w_i l_i / sum_i w_i`` then sums over the whole global batch, so XLA inserts
   the all-reduce of the partial sums and gradients into the compiled step (gloo on CPU, NCCL on
-  GPU): synchronous data parallelism with no Python in the loop.
+  GPU): synchronous data parallelism with no Python in the loop. The losses and parameters
+  after that all-reduce are replicated, and ``ok`` (like ``first_bad``) is computed from them
+  inside the same program, so every process reads the same value and takes the same branch
+  with no extra collective (a branch taken by some processes only would hang the others).
 """
 
 from __future__ import annotations
@@ -33,20 +40,30 @@ import numpy as np
 import optax
 
 from ..grad import ValueAndGrad
-from .chunk import checked_steps, make_step
+from .chunk import checked_steps, fast_steps, make_step
 
 
-def make_batch_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
-    """The un-jitted kernel over pre-gathered batches (see the module docstring)."""
+def _fed(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation, steps):
     update = make_step(value_and_grad, optimizer)
 
     def run_batches(state, XB, TB, w, n_active, shift, scale):
         def step(s, xb, tb, w_k):
             return update(s, (xb - shift) / scale, tb, w_k)
 
-        return checked_steps(step, state, (XB, TB, w), n_active)
+        return steps(step, state, (XB, TB, w), n_active)
 
     return run_batches
+
+
+def make_batch_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
+    """The un-jitted fast kernel over pre-gathered batches: ``-> (state, losses (K,), ok)``."""
+    return _fed(value_and_grad, optimizer, fast_steps)
+
+
+def make_checked_batch_chunk_fn(value_and_grad: ValueAndGrad,
+                                optimizer: optax.GradientTransformation):
+    """The un-jitted checked kernel: ``-> (state, losses (K,), first_bad)``, ``-1`` if none."""
+    return _fed(value_and_grad, optimizer, checked_steps)
 
 
 class LocalPlacement:
@@ -69,8 +86,10 @@ class LocalPlacement:
         return XB, jax.device_put(TB), jax.device_put(w)
 
     def compile(self, fn, state, k: int, b_local: int, d: int, t_dtype):
+        """``fn`` compiled for ``(K, B, d)`` batches. The state is not donated: after a
+        diverged chunk the host re-runs it from the state it passed in."""
         shapes = _shapes(k, b_local, d, t_dtype)
-        return jax.jit(fn, donate_argnums=(0,)).lower(state, *shapes).compile()
+        return jax.jit(fn).lower(state, *shapes).compile()
 
     def to_host(self, x) -> np.ndarray:
         return np.asarray(x)
@@ -118,9 +137,9 @@ class MeshPlacement(LocalPlacement):
                               f"({self.n_devices}): the batch is split equally among them")
         shapes = _shapes(k, b, d, t_dtype)
         state_sh = jax.tree_util.tree_map(lambda _: self.replicated, state)
-        jitted = jax.jit(fn, donate_argnums=(0,),
-                         in_shardings=(state_sh, self.by_batch3, self.by_batch2, self.by_batch2,
-                                       self.replicated, self.replicated, self.replicated),
+        jitted = jax.jit(fn, in_shardings=(state_sh, self.by_batch3, self.by_batch2,
+                                           self.by_batch2, self.replicated, self.replicated,
+                                           self.replicated),
                          out_shardings=(state_sh, self.replicated, self.replicated))
         return jitted.lower(state, *shapes).compile()
 

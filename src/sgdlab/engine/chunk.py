@@ -19,12 +19,19 @@ Divergence is handled in two tiers so the common path pays nothing per step:
   *checked* kernel (compiled only then), which stops at the first step whose loss or new
   parameters are not finite, keeps the last good state, and returns that step's count as
   ``first_bad``. Both kernels do the same arithmetic, so the good steps are bit-identical.
+
+:class:`TwoTier` is that host side, shared by the in-memory loop and the fed-batch loop
+(whose kernels, in :mod:`.batched`, take the same two forms).
 """
 
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from .._types import TrainState
@@ -125,3 +132,37 @@ def compile_chunk(run_chunk, state, X, T, chunk_steps: int, batch_size: int):
     w = jax.ShapeDtypeStruct((chunk_steps, batch_size), jnp.float32)
     n = jax.ShapeDtypeStruct((), jnp.int32)
     return jax.jit(run_chunk).lower(state, X, T, idx, w, n).compile()
+
+
+class TwoTier:
+    """Run a chunk with the fast kernel; redo it with the checked one only if it diverged.
+
+    ``fast(state, *args) -> (state, losses (K,), ok)`` and ``build_checked()``, which returns
+    ``checked(state, *args) -> (state, losses (K,), first_bad)``. Calling the runner,
+    ``-> (state, losses (K,) NumPy, first_bad int)``, waits for the chunk (``to_host`` reads a
+    device value into NumPy). The checked kernel is built on the first chunk whose ``ok`` is
+    false and re-runs that chunk from the state before it, which the fast kernel must leave
+    intact (no donation). ``compile_seconds`` totals its build time and
+    ``last_compile_seconds`` is the part spent in the latest call, so the host can keep
+    compilation out of training time.
+    """
+
+    def __init__(self, fast, build_checked: Callable, to_host: Callable = np.asarray):
+        self.fast, self._build_checked, self._to_host = fast, build_checked, to_host
+        self.checked = None
+        self.compile_seconds = self.last_compile_seconds = 0.0
+
+    def __call__(self, state, *args):
+        self.last_compile_seconds = 0.0
+        new, losses, ok = self.fast(state, *args)
+        losses = self._to_host(losses)  # waits for the chunk: a clock then reads a finished one
+        if bool(self._to_host(ok)):
+            return new, losses, -1
+        if self.checked is None:
+            t = time.perf_counter()
+            self.checked = self._build_checked()
+            self.last_compile_seconds = time.perf_counter() - t
+            self.compile_seconds += self.last_compile_seconds
+        # redo this chunk step by step from the state before it, to stop at the bad step
+        new, losses, first_bad = self.checked(state, *args)
+        return new, self._to_host(losses), int(self._to_host(first_bad))

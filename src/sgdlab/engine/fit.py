@@ -26,7 +26,7 @@ from ..losses import encode_targets
 from ..optim import make_optimizer
 from ..tasks import resolve
 from . import cache
-from .chunk import compile_chunk, make_checked_chunk_fn, make_chunk_fn
+from .chunk import TwoTier, compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
 from .evaluate import Validator
 from .ledger import RunLedger
@@ -152,17 +152,11 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     chunk_key = cache.program_key(config, named, model_, loss_, total, K, config.batch_size,
                                   state, X, T)
     vg = value_and_grad_for(config.gradient, model_, loss_, config.l2)
-    run = cache.get_or_build("chunk", chunk_key, lambda: compile_chunk(
-        make_chunk_fn(vg, optimizer), state, X, T, K, config.batch_size))
-    checked = []  # the checked kernel, compiled on first divergence only
-
-    def run_checked(*args):
-        if not checked:
-            t = time.perf_counter()
-            checked.append(cache.get_or_build("checked_chunk", chunk_key, lambda: compile_chunk(
-                make_checked_chunk_fn(vg, optimizer), state, X, T, K, config.batch_size)))
-            extra_compile[0] += time.perf_counter() - t
-        return checked[0](*args)
+    run = TwoTier(
+        cache.get_or_build("chunk", chunk_key, lambda: compile_chunk(
+            make_chunk_fn(vg, optimizer), state, X, T, K, config.batch_size)),
+        lambda: cache.get_or_build("checked_chunk", chunk_key, lambda: compile_chunk(
+            make_checked_chunk_fn(vg, optimizer), state, X, T, K, config.batch_size)))
     validator = None
     if validation is not None:
         center = float(np.mean(train_data.y)) if regression else 0.0
@@ -171,7 +165,6 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                               cache_key=cache.program_key(config, named, model_, loss_, None,
                                                           training=False))
     compile_seconds = time.perf_counter() - t0
-    extra_compile = [0.0]
 
     metric = "val_r2" if regression else "val_accuracy"
     sched = config.eval_schedule
@@ -202,15 +195,9 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         n = min(n, _steps_to_boundary(step, sched, spe))
         t = time.perf_counter()
         idx, w = plan.take(n, pad_to=K)
-        before = state
-        state, losses, ok = run(state, X, T, idx, w, np.int32(n))
-        losses = np.asarray(losses)  # waits for the chunk: the clock reads a finished result
-        first_bad, compiled_before = -1, extra_compile[0]
-        if not bool(ok):  # redo this chunk step by step to find and stop at the bad step
-            state, losses, first_bad = run_checked(before, X, T, idx, w, np.int32(n))
-            losses, first_bad = np.asarray(losses), int(first_bad)
-        ledger.add_chunk(time.perf_counter() - t - (extra_compile[0] - compiled_before),
-                         losses, w, n, first_bad)
+        state, losses, first_bad = run(state, X, T, idx, w, np.int32(n))
+        ledger.add_chunk(time.perf_counter() - t - run.last_compile_seconds, losses, w, n,
+                         first_bad)
         ended = end_of_chunk(ledger, first_bad, total, config, sched, metric)
         if ended is not None:
             status = ended
@@ -231,7 +218,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     result = FitResult(
         params=state.params, model=model_, loss=loss_, config=config, status=status,
         task=train_data.task, classes=train_data.classes, standardizer=standardizer,
-        compile_seconds=compile_seconds + extra_compile[0], diverged_at_step=bad_step,
+        compile_seconds=compile_seconds + run.compile_seconds, diverged_at_step=bad_step,
         message=message, opt_state=state.opt_state, extra={"chunk_steps": K},
         **ledger.totals())
     if callback:

@@ -1,9 +1,10 @@
 """The host loop for fed batches: streamed from disk, or split over devices and processes.
 
 Same decisions as :func:`sgdlab.engine.fit.train` (evaluation schedule, stopping rules,
-divergence, honest clocks), reusing its helpers; the difference is what each compiled call
-receives: the rows of its K steps (from a feeder, see :mod:`.feed`) placed by a placement
-(see :mod:`.batched`), instead of indices into data held on the device.
+divergence, honest clocks), reusing its helpers: the same run ledger (:mod:`.ledger`) and the
+same two-tier divergence handling (:class:`~sgdlab.engine.chunk.TwoTier`). The difference is
+what each compiled call receives: the rows of its K steps (from a feeder, see :mod:`.feed`)
+placed by a placement (see :mod:`.batched`), instead of indices into data held on the device.
 
 * :func:`train_shards`: a shard set streamed through a bounded buffer (``config.buffer_mb``).
 * :func:`train_parallel`: an in-memory dataset, data-parallel over a :class:`MeshPlacement`.
@@ -32,7 +33,8 @@ from ..errors import ConfigError, DataError
 from ..grad import value_and_grad_for
 from ..losses import encode_targets
 from ..optim import make_optimizer
-from .batched import LocalPlacement, make_batch_chunk_fn
+from .batched import LocalPlacement, make_batch_chunk_fn, make_checked_batch_chunk_fn
+from .chunk import TwoTier
 from .config import TrainConfig
 from .evaluate import make_evaluator
 from .feed import MemoryEvaluator, MemoryFeeder, StreamEvaluator, host_targets
@@ -182,8 +184,12 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     t0 = time.perf_counter()
     vg = value_and_grad_for(config.gradient, model_, loss_, config.l2)
     t_dtype = host_targets(loss_, np.zeros(1, np.int32)).dtype
-    run = placement.compile(make_batch_chunk_fn(vg, optimizer), state, K, feeder.local_batch,
-                            d, t_dtype)
+    run = TwoTier(
+        placement.compile(make_batch_chunk_fn(vg, optimizer), state, K, feeder.local_batch, d,
+                          t_dtype),
+        lambda: placement.compile(make_checked_batch_chunk_fn(vg, optimizer), state, K,
+                                  feeder.local_batch, d, t_dtype),
+        to_host=placement.to_host)
     if kernel_transform is not None:
         shift = kernel_transform.mean.astype(np.float32)
         scale = kernel_transform.scale.astype(np.float32)
@@ -214,9 +220,8 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
         X, y, w, count = feeder.take(n, pad_to=K)
         XB, TB, W = placement.put_batches(X, host_targets(loss_, y), w)
         state, losses, first_bad = run(state, XB, TB, W, np.int32(n), shift, scale)
-        losses = placement.to_host(losses)  # waits for the chunk
-        first_bad = int(placement.to_host(first_bad))
-        ledger.add_chunk(time.perf_counter() - t, losses, count, n, first_bad)
+        ledger.add_chunk(time.perf_counter() - t - run.last_compile_seconds, losses, count, n,
+                         first_bad)
         ended = end_of_chunk(ledger, first_bad, total, config, sched, metric)
         if ended is not None:
             status = ended
@@ -233,8 +238,8 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     result = FitResult(
         params=local.params, model=model_, loss=loss_, config=config, status=status,
         task=task, classes=classes, standardizer=standardizer,
-        compile_seconds=compile_seconds, diverged_at_step=bad_step, message=message,
-        opt_state=local.opt_state, extra=info, **ledger.totals())
+        compile_seconds=compile_seconds + run.compile_seconds, diverged_at_step=bad_step,
+        message=message, opt_state=local.opt_state, extra=info, **ledger.totals())
     if callback:
         callback({"event": "end", "result": result})
     return result
