@@ -59,7 +59,7 @@ def bench(loss_name: str, X, y, batch: int, steps: int, repeats: int) -> tuple[f
     times = {k: [] for k in runs}
     for _ in range(repeats):
         for kind, run in runs.items():   # alternate, so drifts in machine load hit both
-            # The chunk donates its state: give each call fresh copies of the parameters.
+            # Each call starts from fresh copies of the same parameters.
             p = jax.tree_util.tree_map(jnp.copy, params)
             state = jax.block_until_ready(TrainState(p, opt.init(p), jnp.zeros((), jnp.int32)))
             t = time.perf_counter()

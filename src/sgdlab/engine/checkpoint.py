@@ -77,8 +77,8 @@ def _key_name(k) -> str:
 def tree_to_arrays(tree, prefix: str) -> dict[str, np.ndarray]:
     """``{prefix/path: array}`` for every leaf, as *copies* on the host.
 
-    Copies matter: on the CPU a NumPy view of a device buffer would alias memory that the
-    next (donating) chunk call reuses.
+    Copies matter: on the CPU a NumPy view of a device buffer aliases it, and a checkpoint
+    must hold the values of its step, whatever happens to the buffer afterwards.
     """
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
@@ -106,8 +106,8 @@ def arrays_to_tree(arrays: dict, prefix: str, like, what: str):
                 f"{what} {name!r} has shape {a.shape} ({a.dtype}) in the checkpoint but "
                 f"{tuple(jnp.shape(ref))} ({jnp.asarray(ref).dtype}) now: the model shape, "
                 "optimiser or data changed; resume with the original settings")
-        # jnp.array copies: the restored state is donated to the chunk kernel, and must
-        # never alias the snapshot kept for divergence recovery.
+        # jnp.array copies: on the CPU an aligned NumPy array would otherwise be used in place,
+        # and the restored state must never alias the snapshot kept for divergence recovery.
         leaves.append(jnp.array(a, copy=True))
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
