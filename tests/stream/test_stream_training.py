@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import sgdlab
-from stream_helpers import write_csv
+from stream_helpers import row_id_shards, write_csv
 from sgdlab import TrainConfig
 from sgdlab.data import from_arrays
 from sgdlab.data.shards import ShardSet
@@ -16,17 +16,9 @@ from sgdlab.errors import ConfigError
 TINY_MB = 0.01
 
 
-def _row_ids(tmp_path, n=1003, block_rows=37):
-    """A shard set whose only feature is the row number, to see which rows a batch holds."""
-    from sgdlab.data.convert import convert
-    X = np.arange(n, dtype=np.float32)[:, None]
-    src = write_csv(tmp_path / "ids.csv", X, np.arange(n) % 2)
-    return ShardSet(convert(src, tmp_path / "ids", block_rows=block_rows))
-
-
 @pytest.mark.parametrize("batch", [1, 32, 1003])
 def test_shuffle_visits_every_example_exactly_once_per_epoch(tmp_path, batch):
-    shards = _row_ids(tmp_path)
+    shards = row_id_shards(tmp_path)
     stream = ShardStream(shards, np.arange(shards.n_blocks), batch, "shuffle", seed=3,
                          buffer_mb=0.002)
     assert stream.load_rows < shards.n / 4  # the buffer is far smaller than the data
@@ -45,7 +37,7 @@ def test_shuffle_visits_every_example_exactly_once_per_epoch(tmp_path, batch):
 
 
 def test_take_across_calls_equals_one_take(tmp_path):
-    shards = _row_ids(tmp_path)
+    shards = row_id_shards(tmp_path)
     a = ShardStream(shards, np.arange(shards.n_blocks), 10, "shuffle", seed=1, buffer_mb=0.002)
     b = ShardStream(shards, np.arange(shards.n_blocks), 10, "shuffle", seed=1, buffer_mb=0.002)
     whole = a.take(250)[0]
@@ -55,7 +47,7 @@ def test_take_across_calls_equals_one_take(tmp_path):
 
 
 def test_replacement_and_drop_last_accounting(tmp_path):
-    shards = _row_ids(tmp_path)
+    shards = row_id_shards(tmp_path)
     rep = ShardStream(shards, np.arange(shards.n_blocks), 100, "replacement", buffer_mb=0.002)
     X, _, w, count = rep.take(rep.steps_per_epoch)
     assert rep.steps_per_epoch == 11 and int(count.sum()) == shards.n
@@ -118,7 +110,7 @@ def test_buffer_smaller_than_a_block_is_a_config_error(shard_set):
 
 def test_ranks_of_a_process_group_split_every_epoch_exactly(tmp_path):
     """world=2: each rank reads its own blocks; together they cover each row once per epoch."""
-    shards = _row_ids(tmp_path)
+    shards = row_id_shards(tmp_path)
     ranks = [ShardStream(shards, np.arange(shards.n_blocks), 64, "shuffle", seed=5,
                          buffer_mb=0.002, rank=r, world=2) for r in range(2)]
     assert ranks[0].steps_per_epoch == ranks[1].steps_per_epoch

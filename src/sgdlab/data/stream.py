@@ -164,6 +164,14 @@ class ShardStream:
     :meth:`take` mirrors ``BatchPlan.take`` but returns the rows themselves:
     ``X (pad_to, B_local, d) float32``, ``y (pad_to, B_local)``, ``w (pad_to, B_local)`` and the
     global number of real examples per step ``(pad_to,)``.
+
+    Positioning (resume): :meth:`seek` ``(epoch, s)`` continues exactly as an uninterrupted
+    stream would from step ``s`` of ``epoch``. The block order and every in-load permutation
+    are pure functions of ``(seed, epoch, rank, load index)``, and the loads of an epoch are
+    fixed by its block order, so the first ``c = min(s * B_local, rows of the epoch)`` rows of
+    the epoch's stream are known without reading anything: loads that end at or before row
+    ``c`` are skipped unread, the load holding row ``c`` is read and permuted as usual and its
+    rows before ``c`` are dropped, and the stream goes on from there.
     """
 
     def __init__(self, shards: ShardSet, blocks, batch_size: int, sampling: str = "shuffle",
@@ -199,11 +207,16 @@ class ShardStream:
         self._left = 0       # rows of this epoch this rank has not handed out yet
 
     # -- the producer side (background thread) --------------------------------------------------
-    def _epoch_loads(self, epoch: int):
+    def _epoch_loads(self, epoch: int, skip: int = 0):
+        """The loads of ``epoch`` as ``(X, y)``, without its first ``skip`` rows."""
         order = self.blocks
         if self.sampling != "sequential":
             order = np.random.default_rng([self.seed, epoch, 1, self.rank]).permutation(order)
+        end = 0  # rows of the epoch's stream up to the end of load i
         for i, group in enumerate(group_loads(order, self.shards.block_sizes, self.load_rows)):
+            start, end = end, end + int(self.shards.block_sizes[group].sum())
+            if end <= skip:
+                continue  # consumed before the seek: its rows are known, so it is not read
             X, y = read_load(self.shards, group)
             if self.sampling != "sequential":
                 rng = np.random.default_rng([self.seed, epoch, 2, self.rank, i])
@@ -212,21 +225,42 @@ class ShardStream:
                 # The gather runs here, on the read-ahead thread, so the training thread only
                 # copies contiguous rows (a random gather is ~10x slower than a memcpy).
                 X, y = X[pick], y[pick]
+            if skip > start:  # the load the seek lands in: drop its consumed rows
+                X, y = X[skip - start:], y[skip - start:]
             yield X, y
 
-    def _all_loads(self, epoch: int):
+    def _all_loads(self, epoch: int, skip: int = 0):
         while True:
-            yield from self._epoch_loads(epoch)
+            yield from self._epoch_loads(epoch, skip)
             yield _END
-            epoch += 1
+            epoch, skip = epoch + 1, 0
 
     # -- the consumer side ------------------------------------------------------------------------
+    def _epoch_rows(self) -> int:
+        """Rows this rank hands out per epoch (a dropped tail excluded)."""
+        rows = int(self.rank_rows[self.rank])
+        return min(rows, self.steps_per_epoch * self.local_batch) if self.drop_last else rows
+
     def _start_epoch(self):
         if self._loads is None:
             self._loads = Prefetch(self._all_loads(self.epoch))
-        self._left = int(self.rank_rows[self.rank])
-        if self.drop_last:
-            self._left = min(self._left, self.steps_per_epoch * self.local_batch)
+        self._left = self._epoch_rows()
+
+    def seek(self, epoch: int, step_in_epoch: int) -> None:
+        """Continue from step ``step_in_epoch`` of ``epoch`` (the rule in the class docstring).
+
+        A position at or past the epoch's end (only after a forced batch-size change) means the
+        start of the next epoch, as for ``BatchPlan``.
+        """
+        if step_in_epoch >= self.steps_per_epoch:
+            epoch, step_in_epoch = epoch + 1, 0
+        self.close()
+        self.epoch, self.step_in_epoch = int(epoch), int(step_in_epoch)
+        self._cur, self._at, self._left = None, 0, 0
+        if step_in_epoch:
+            consumed = min(step_in_epoch * self.local_batch, self._epoch_rows())
+            self._loads = Prefetch(self._all_loads(self.epoch, consumed))
+            self._left = self._epoch_rows() - consumed
 
     def _finish_epoch(self):
         """Skip what this epoch did not use (a dropped tail) up to the epoch marker."""
