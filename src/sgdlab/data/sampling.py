@@ -38,6 +38,17 @@ def steps_per_epoch(n: int, batch_size: int, drop_last: bool = False) -> int:
     return n // batch_size if drop_last else math.ceil(n / batch_size)
 
 
+def seek_position(epoch: int, step_in_epoch: int, spe: int) -> tuple[int, int]:
+    """The position ``(epoch, step_in_epoch)`` names, for epochs of ``spe`` steps.
+
+    A step at or past the epoch's end (a checkpoint taken with a larger epoch, resumed after a
+    forced batch-size change) means the start of the next epoch.
+    """
+    if step_in_epoch >= spe:
+        return int(epoch) + 1, 0
+    return int(epoch), int(step_in_epoch)
+
+
 @dataclass
 class BatchPlan:
     """Draws ``(indices, weights)`` for consecutive steps.
@@ -115,6 +126,11 @@ class BatchPlan:
             if self.step_in_epoch == self.steps_per_epoch:
                 self.epoch, self.step_in_epoch = self.epoch + 1, 0
         return out_i, out_w
+
+    def seek(self, epoch: int, step_in_epoch: int) -> None:
+        """Draw next from step ``step_in_epoch`` of ``epoch`` (see :func:`seek_position`)."""
+        self.epoch, self.step_in_epoch = seek_position(epoch, step_in_epoch,
+                                                       self.steps_per_epoch)
 
     @property
     def position(self) -> dict:

@@ -36,7 +36,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..errors import ConfigError, choices_message
-from .sampling import SAMPLINGS, steps_per_epoch
+from .sampling import SAMPLINGS, seek_position, steps_per_epoch
 from .shards import ShardSet
 
 #: marks the end of an epoch's loads in the read-ahead queue
@@ -249,16 +249,15 @@ class ShardStream:
     def seek(self, epoch: int, step_in_epoch: int) -> None:
         """Continue from step ``step_in_epoch`` of ``epoch`` (the rule in the class docstring).
 
-        A position at or past the epoch's end (only after a forced batch-size change) means the
-        start of the next epoch, as for ``BatchPlan``.
+        A position at or past the epoch's end means the start of the next epoch
+        (:func:`~sgdlab.data.sampling.seek_position`).
         """
-        if step_in_epoch >= self.steps_per_epoch:
-            epoch, step_in_epoch = epoch + 1, 0
         self.close()
-        self.epoch, self.step_in_epoch = int(epoch), int(step_in_epoch)
+        self.epoch, self.step_in_epoch = seek_position(epoch, step_in_epoch,
+                                                       self.steps_per_epoch)
         self._cur, self._at, self._left = None, 0, 0
-        if step_in_epoch:
-            consumed = min(step_in_epoch * self.local_batch, self._epoch_rows())
+        if self.step_in_epoch:
+            consumed = min(self.step_in_epoch * self.local_batch, self._epoch_rows())
             self._loads = Prefetch(self._all_loads(self.epoch, consumed))
             self._left = self._epoch_rows() - consumed
 

@@ -54,6 +54,9 @@ class MemoryFeeder:
                                                                    self.local_batch]),
                 w.sum(axis=1).astype(np.int64))
 
+    def seek(self, epoch: int, step_in_epoch: int) -> None:
+        self.plan.seek(epoch, step_in_epoch)
+
     @property
     def position(self) -> dict:
         return self.plan.position

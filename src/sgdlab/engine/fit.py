@@ -141,10 +141,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     resumed = session.restore(state) if session is not None else None
     if resumed is not None:
         state = resumed["state"]
-        plan.epoch, plan.step_in_epoch = (resumed["position"][k]
-                                          for k in ("epoch", "step_in_epoch"))
-        if plan.step_in_epoch >= spe:  # only after a forced batch-size change
-            plan.epoch, plan.step_in_epoch = plan.epoch + 1, 0
+        plan.seek(**resumed["position"])
 
     t0 = time.perf_counter()
     # Programs depend on functions and shapes only, so equal runs reuse them (engine.cache).
@@ -172,16 +169,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                        evaluate=validator, callback=callback,
                        on_row=session.on_row if session is not None else None)
     ledger.announce(total, K, compile_seconds, config.max_time)
-    status, bad_step = "completed", None
-    finished = False
-    if resumed is None:
-        ledger.add_row()
-        if ledger.stop_requested:
-            finished, status = True, "stopped"
-    else:  # continue the host counters exactly where the checkpoint left them
-        ledger.resume(resumed)
-        finished = still_finished(resumed, config, total, metric)
-        status = resumed["status"] if finished else status
+    finished, status = open_ledger(ledger, resumed, config, total, metric)
+    bad_step = None
 
     def loop_state(status: str = "running") -> dict:
         return {"state": state, "position": plan.position, **ledger.counters(),
@@ -213,8 +202,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     if status == "diverged":
         message = divergence_message(bad_step, config.lr)
     elif status == "interrupted":
-        message = (f"interrupted by signal {session.signal} at step {ledger.step}; a "
-                   "checkpoint was saved, resume with --resume RUN_DIR")
+        message = interrupted_message(session, ledger.step)
     result = FitResult(
         params=state.params, model=model_, loss=loss_, config=config, status=status,
         task=train_data.task, classes=train_data.classes, standardizer=standardizer,
@@ -224,6 +212,28 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     if callback:
         callback({"event": "end", "result": result})
     return result
+
+
+def open_ledger(ledger: RunLedger, resumed: dict | None, config: TrainConfig,
+                total: int | None, metric: str) -> tuple[bool, str]:
+    """Start the ledger of a loop: ``-> (finished, status)`` before the first chunk.
+
+    A fresh run adds the step-0 row (whose callback may already ask to stop); a resumed one
+    continues the checkpoint's counters exactly and may already be finished under ``config``
+    (see :func:`~sgdlab.engine.session.still_finished`). Shared by the in-memory and fed loops.
+    """
+    if resumed is None:
+        ledger.add_row()
+        return (True, "stopped") if ledger.stop_requested else (False, "completed")
+    ledger.resume(resumed)
+    if still_finished(resumed, config, total, metric):
+        return True, resumed["status"]
+    return False, "completed"
+
+
+def interrupted_message(session, step: int) -> str:
+    return (f"interrupted by signal {session.signal} at step {step}; a checkpoint was saved, "
+            "resume with --resume RUN_DIR")
 
 
 def _check_compatible(start: TrainState, fresh: TrainState) -> None:

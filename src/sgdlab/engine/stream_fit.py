@@ -39,7 +39,8 @@ from .config import TrainConfig
 from .evaluate import make_evaluator
 from .feed import MemoryEvaluator, MemoryFeeder, StreamEvaluator, host_targets
 from .fit import (MAX_CHUNK_STEPS, _check_compatible, _steps_to_boundary, end_of_chunk,
-                  _total_steps, choose_chunk_steps, resolve_model)
+                  _total_steps, choose_chunk_steps, interrupted_message, open_ledger,
+                  resolve_model)
 from .ledger import RunLedger
 from .result import FitResult, divergence_message
 
@@ -59,12 +60,14 @@ def split_blocks(shards: ShardSet, fraction: float, seed: int):
 
 
 def train_shards(shards: ShardSet, config: TrainConfig, *, validation=None, model=None,
-                 loss=None, callback=None, placement=None, blocks=None) -> FitResult:
+                 loss=None, callback=None, placement=None, blocks=None,
+                 session=None) -> FitResult:
     """Stream ``shards`` (or its ``blocks``) through a ``config.buffer_mb`` buffer and train.
 
     ``validation``: a :class:`Dataset` (in memory), a :class:`ShardSet` (streamed), or None to
     hold out ``config.validation_fraction`` of the blocks (streamed). Standardisation uses the
-    training blocks' statistics from ``stats.npy``: no extra pass over the data.
+    training blocks' statistics from ``stats.npy``: no extra pass over the data. ``session``:
+    checkpoints and resume, as for :func:`train_fed`.
     """
     placement = placement or LocalPlacement()
     if config.test_fraction:
@@ -103,7 +106,7 @@ def train_shards(shards: ShardSet, config: TrainConfig, *, validation=None, mode
                          loss=loss, callback=callback, placement=placement,
                          name=shards.name, kernel_transform=standardizer,
                          extra={"buffer_mb": config.buffer_mb, "load_rows": feeder.load_rows,
-                                "streamed": True})
+                                "streamed": True}, session=session)
     finally:
         feeder.close()
 
@@ -152,11 +155,17 @@ def _fed_chunk_steps(config: TrainConfig, spe: int, total: int | None, load_rows
 def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, classes: tuple,
               standardizer, model=None, loss=None, callback=None, placement=None,
               n_classes: int | None = None, name: str = "shards", start=None,
-              kernel_transform=None, extra: dict | None = None) -> FitResult:
+              kernel_transform=None, extra: dict | None = None, session=None) -> FitResult:
     """The loop shared by :func:`train_shards` and :func:`train_parallel`.
 
     ``kernel_transform``: a fitted Standardizer the kernel applies to every fed batch (the
     feeder hands over raw rows); None when the rows come standardised already.
+
+    ``session`` (a :class:`~sgdlab.engine.session.Session`, one process only) is called at the
+    same points as in :func:`sgdlab.engine.fit.train`: ``restore`` before the first chunk (the
+    feeder is then positioned with ``feeder.seek(epoch, step_in_epoch)``), ``on_row`` per row,
+    ``begin``, ``at_boundary`` after each chunk (a signal stops the run, status
+    ``interrupted``) and ``finish``. The position it checkpoints is ``feeder.position``.
     """
     wall0 = time.perf_counter()
     placement = placement or LocalPlacement()
@@ -179,6 +188,10 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     if start is not None:
         _check_compatible(start, state)
         state = start
+    resumed = session.restore(state) if session is not None else None
+    if resumed is not None:
+        state = resumed["state"]
+        feeder.seek(**resumed["position"])  # the feeder continues with the next batch
     state = placement.put_state(state)
 
     t0 = time.perf_counter()
@@ -207,11 +220,20 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     # evaluates the same whole validation set, so they all decide alike.
     ledger = RunLedger(spe, wall0, lambda: placement.local_tree(state.params),
                        step=int(placement.to_host(state.step)), evaluate=evaluator,
-                       callback=callback, agree=placement.agree)
+                       callback=callback, agree=placement.agree,
+                       on_row=session.on_row if session is not None else None)
     ledger.announce(total, K, compile_seconds, config.max_time)
-    status, bad_step = "completed", None
-    ledger.add_row()
-    while True:
+    finished, status = open_ledger(ledger, resumed, config, total, metric)
+    bad_step = None
+
+    def loop_state(status: str = "running") -> dict:
+        # The feeder's position is the next batch's: with the seed it is the whole stream state.
+        return {"state": state, "position": feeder.position, **ledger.counters(),
+                "status": status}
+
+    if session is not None:
+        session.begin(loop_state, spe, resumed=resumed is not None)
+    while not finished:
         n = K if total is None else min(K, total - ledger.step)
         n = min(n, _steps_to_boundary(ledger.step, sched, spe))
         t = time.perf_counter()
@@ -227,10 +249,17 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
             status = ended
             bad_step = first_bad + 1 if ended == "diverged" else None
             break
+        if session is not None and session.at_boundary(loop_state):
+            status = "interrupted"
+            break
+    if session is not None:
+        session.finish(loop_state, status)
 
     message = ""
     if status == "diverged":
         message = divergence_message(bad_step, config.lr)
+    elif status == "interrupted":
+        message = interrupted_message(session, ledger.step)
     local = placement.local_tree(state)
     info = {"chunk_steps": K, "processes": placement.world,
             "devices": getattr(placement, "n_devices", 1)}
