@@ -19,6 +19,11 @@ from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
 #: random search in one of its modes (see :mod:`sgdlab.optim.random_search`).
 METHODS = ("sgd", "random-global", "random-local", "random-weighted")
 
+SINGLE_PROCESS_CHECKPOINTS = (
+    "checkpoints, resume and on_divergence need a single process: only single-process runs "
+    "(in memory or streamed from a shard set) can checkpoint; drop --processes, --coordinator "
+    "and --devices (placement=...) to use them")
+
 
 def as_dataset(X, y=None, *, label_column=None, task=None, name="array") -> Dataset:
     """A :class:`Dataset` from a Dataset, a data spec/path string, or arrays ``X (N, d)``, ``y``."""
@@ -63,8 +68,9 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         goes here.
       resume: a run directory to continue from its newest valid checkpoint, bit-exactly
         (implies ``out=resume``). Settings not given come from the checkpoint; ``X`` may be
-        left out when the run was trained on a data spec. Changed settings or data are refused
-        unless ``force=True`` (see :mod:`sgdlab.engine.resume`).
+        left out when the run was trained on a data spec or a shard directory. Changed
+        settings or data (for shards: the manifest's checksums) are refused unless
+        ``force=True`` (see :mod:`sgdlab.engine.resume`).
       checkpoint_every, keep_checkpoints: checkpoint schedule (``"200 steps"``, ``"30s"``,
         ``"1 epoch"`` (default), ``"end"``) and how many to keep (default 3), when ``out`` is
         given.
@@ -77,7 +83,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         no checkpoints).
       placement: a :class:`~sgdlab.engine.batched.MeshPlacement` for data parallelism over
         several devices or processes (see :mod:`sgdlab.distributed`); only the process with
-        ``placement.is_writer`` writes ``out``.
+        ``placement.is_writer`` writes ``out``. Such runs keep no checkpoints: ``resume`` and
+        the checkpoint and divergence settings are refused.
       settings: any :class:`TrainConfig` field, e.g. ``batch_size=32, epochs=30, lr=0.1,
         eval_every="500 steps"``; ``label_column`` and ``task`` for data specs; for random
         search also the :class:`~sgdlab.optim.random_search.RandomSearchConfig` fields
@@ -87,7 +94,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     >>> r.history[-1]["val_accuracy"] > 0.9                                  # doctest: +SKIP
     True
     """
-    from .engine.resume import check_resume, fingerprint, resume_config, train_with_recovery
+    from .engine.resume import (check_resume, fingerprint, resume_config, shard_files,
+                                train_with_recovery)
     from .engine.session import CheckpointPolicy, Session
 
     if method not in METHODS:
@@ -99,12 +107,12 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     if method != "sgd" and (resume is not None or on_divergence is not None):
         raise ConfigError("random search keeps no checkpoints: resume and on_divergence apply "
                           "to method='sgd' only")
-    shards = as_shards(X)
-    if (shards is not None or placement is not None) and (
-            resume is not None or on_divergence is not None or method != "sgd"):
-        raise ConfigError("streamed (shard) data and several processes train with method='sgd' "
-                          "and keep no checkpoints yet: resume and on_divergence need "
-                          "in-memory data on one process")
+    if (as_shards(X) is not None or placement is not None) and method != "sgd":
+        raise ConfigError("streamed (shard) data and several processes train with "
+                          "method='sgd' only")
+    if placement is not None and any(v is not None for v in (
+            resume, checkpoint_every, keep_checkpoints, on_divergence, max_retries)):
+        raise ConfigError(SINGLE_PROCESS_CHECKPOINTS)
     if placement is not None and not placement.is_writer:
         out = None  # only the writing process touches the run directory
     if isinstance(model, str):
@@ -112,10 +120,6 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     if isinstance(loss, str):
         settings["loss"], loss = loss, None
     label_column, task = settings.pop("label_column", None), settings.pop("task", None)
-    if shards is not None:
-        config = config.replace(**settings) if config is not None else TrainConfig(**settings)
-        return _fit_shards(shards, validation, test, out, model, loss, callback, config,
-                           placement, plots)
     given_policy = {k: v for k, v in (("every", checkpoint_every), ("keep", keep_checkpoints),
                                       ("on_divergence", on_divergence),
                                       ("max_retries", max_retries)) if v is not None}
@@ -143,26 +147,36 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         if X is None:
             raise ConfigError("no data: call fit(X, y, ...) or fit('digits', ...)")
         spec = os.fspath(X) if isinstance(X, (str, os.PathLike)) else None
-        if spec is not None and os.path.isfile(spec):
-            spec = os.path.abspath(spec)  # a resume may run from another directory
-        data = as_dataset(X, y, label_column=label_column, task=task)
-        if validation is not None:
-            val = validation if isinstance(validation, Dataset) else from_arrays(
-                *validation, task=data.task, name="validation")
-            val = _align_classes(val, data)
-            train_part, test_part = data, (as_dataset(*test) if test is not None else None)
+        shards = as_shards(X)
+        if shards is not None or (spec is not None and os.path.isfile(spec)):
+            # a resume may run from another directory
+            spec = os.path.abspath(shards.path if shards is not None else spec)
+        if shards is not None:  # streamed: nothing is loaded, validation may stream too
+            data, train_part, test_part = shards, shards, None
+            val = _shard_validation(shards, validation, test)
+            data_name = str(shards.path)
         else:
-            parts = split(data, validation=config.validation_fraction,
-                          test=config.test_fraction, seed=config.seed)
-            train_part, val, test_part = parts.train, parts.validation, parts.test
+            data = as_dataset(X, y, label_column=label_column, task=task)
+            data_name = data.name
+            if validation is not None:
+                val = validation if isinstance(validation, Dataset) else from_arrays(
+                    *validation, task=data.task, name="validation")
+                val = _align_classes(val, data)
+                train_part, test_part = data, (as_dataset(*test) if test is not None else None)
+            else:
+                parts = split(data, validation=config.validation_fraction,
+                              test=config.test_fraction, seed=config.seed)
+                train_part, val, test_part = parts.train, parts.validation, parts.test
         if method == "sgd" and placement is None and (
                 out is not None or policy.on_divergence == "halve-lr"):
+            # held-out validation (in memory or whole blocks) follows from data and config
             fp = fingerprint(data, val if validation is not None else None)
+            files = shard_files(shards) if shards is not None else None
             if snap is not None:
-                forced = check_resume(snap, config, fp, out, force)
+                forced = check_resume(snap, config, fp, out, force, files)
             meta = {"config": config.to_dict(), "data": {
                 "spec": spec, "label_column": label_column, "task": task, "name": data.name,
-                "fingerprint": fp}, "seed": config.seed,
+                "fingerprint": fp, **({"files": files} if files else {})}, "seed": config.seed,
                 "forced_changes": forced or [], "resumed_from_step": None,
                 "policy": {k: getattr(policy, k)
                            for k in ("every", "keep", "on_divergence", "max_retries")}}
@@ -172,7 +186,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 meta["resumed_from_step"] = snap.step
             if out is not None:
                 cfg = config.to_dict()
-                cfg["data"] = data.name
+                cfg["data"] = data_name
                 write_json_atomic(Path(out) / "config.json", cfg)
             session = Session(out, policy if out is not None else
                               dataclasses.replace(policy, handle_signals=False), meta, snap,
@@ -184,6 +198,10 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 return random_search(train_part, val, cfg,
                                      RandomSearchConfig(mode=method.split("-", 1)[1], **search),
                                      model=model, loss=loss, callback=callback)
+            if shards is not None:
+                from .engine.stream_fit import train_shards
+                return train_shards(shards, cfg, validation=val, model=model, loss=loss,
+                                    callback=callback, placement=placement, session=session)
             if placement is not None:
                 from .engine.stream_fit import train_parallel
                 return train_parallel(train_part, val, cfg, placement=placement, model=model,
@@ -205,7 +223,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 result.score(test_part.X, _labels(test_part))
         if out is not None:
             from .report.run import write_run  # lazy: plotting is not needed to train
-            write_run(out, result, data_name=data.name,
+            write_run(out, result, data_name=data_name,
                       plots=plots and result.status != "interrupted")
         return result
     finally:
@@ -215,9 +233,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             lock.release()
 
 
-def _fit_shards(shards, validation, test, out, model, loss, callback, config, placement,
-                plots):
-    from .engine.stream_fit import train_shards
+def _shard_validation(shards, validation, test):
+    """The validation data of a streamed run: shards, an in-memory Dataset, or None."""
     if test is not None:
         raise ConfigError("test data is not supported with streamed training data; score the "
                           "test set with result.score(X_test, y_test) after training")
@@ -230,12 +247,7 @@ def _fit_shards(shards, validation, test, out, model, loss, callback, config, pl
         raise ConfigError(f"validation shards {val.path} have {val.d} features and classes "
                           f"{list(val.classes)[:5]}, the training shards {shards.d} and "
                           f"{list(shards.classes)[:5]}; convert both with the same --classes")
-    result = train_shards(shards, config, validation=val, model=model, loss=loss,
-                          callback=callback, placement=placement)
-    if out is not None:
-        from .report.run import write_run  # lazy: plotting is not needed to train
-        write_run(out, result, data_name=str(shards.path), plots=plots)
-    return result
+    return val
 
 
 def _recorded_data(snap, out):

@@ -25,7 +25,8 @@ examples:
   sgdlab train --name mlp-b64 --model mlp --checkpoint-every "200 steps"   # runs/mlp-b64
   sgdlab train --resume runs/mlp-b64            # continue exactly where it stopped
   sgdlab train --lr 5 --on-divergence halve-lr  # on NaN/inf: back to the last checkpoint, lr/2
-  sgdlab train --data shards/ --buffer-mb 64    # stream a shard set ('sgdlab data convert')
+  sgdlab train --data shards/ --buffer-mb 64    # stream a shard set ('sgdlab data convert');
+                                                # checkpoints and --resume work as in memory
   sgdlab train --processes 2 --batch-size 64    # 2 local processes, global batch 64
   sgdlab train --coordinator 10.0.0.1:7777 --num-processes 4 --process-id 0 ...  # on each
                                                 # machine, with its own --process-id
@@ -93,6 +94,11 @@ def run(args) -> int:
         raise ConfigError("--processes launches local processes; --coordinator joins a run "
                           "started elsewhere: use one or the other")
     world = args.processes or args.num_processes or 1
+    if (world > 1 or args.coordinator or args.devices) and any(
+            v is not None for v in (args.resume, args.checkpoint_every, args.keep_checkpoints,
+                                    args.on_divergence, args.max_retries)):
+        from ..api import SINGLE_PROCESS_CHECKPOINTS  # refused before any process starts
+        raise ConfigError(SINGLE_PROCESS_CHECKPOINTS)
     if args.batch_size is not None and args.batch_size % world:
         raise ConfigError(f"batch size {args.batch_size} must be a multiple of the number of "
                           f"processes ({world}): each process takes an equal share")

@@ -10,7 +10,10 @@ resuming :func:`check_resume` compares
   non-constant learning-rate schedule ``epochs``/``max_steps`` set the schedule's length and are
   compared too;
 * the data fingerprint, a sha256 over the training (and explicit validation) arrays, labels,
-  task and classes, so an edited data file is noticed even under the same name.
+  task and classes, so an edited data file is noticed even under the same name. A shard set
+  is fingerprinted by its manifest instead (:func:`shard_fingerprint`: rows, features, task,
+  classes, block layout and every shard file's sha256), so a resume reads no data to check
+  it; a changed shard set is named file by file (:func:`data_changes`).
 
 A difference is refused with a :class:`ConfigError` naming each changed field, unless
 ``force``; forced changes are recorded in the run's metrics (``forced_changes``).
@@ -23,7 +26,7 @@ import json
 
 import numpy as np
 
-from ..data.dataset import Dataset
+from ..data.shards import ShardSet
 from ..errors import ConfigError
 from .checkpoint import Snapshot
 from .config import TrainConfig
@@ -32,23 +35,53 @@ from .config import TrainConfig
 FREE_FIELDS = ("epochs", "max_steps", "max_time", "target", "eval_every", "extra")
 
 
-def fingerprint(train: Dataset, validation: Dataset | None = None) -> str:
+def fingerprint(train, validation=None) -> str:
     """``"sha256:<hex>"`` of the data a run sees (features, labels, task, classes).
 
-    Computed on the loaded arrays, so the same data gives the same fingerprint whichever
-    file format it came from; any changed value changes it.
+    A :class:`Dataset` is hashed on its loaded arrays, so the same data gives the same
+    fingerprint whichever file format it came from; any changed value changes it. A
+    :class:`ShardSet` is hashed on its manifest (see :func:`shard_files`).
     """
     h = hashlib.sha256()
     for ds in (train, validation):
         if ds is None:
             h.update(b"<none>")
-            continue
-        X, y = np.ascontiguousarray(ds.X), np.ascontiguousarray(ds.y)
-        h.update(repr((ds.task, [str(c) for c in ds.classes], X.shape, X.dtype.str,
-                       y.dtype.str)).encode())
-        h.update(X.tobytes())
-        h.update(y.tobytes())
+        elif isinstance(ds, ShardSet):
+            h.update(repr((ds.task, [str(c) for c in ds.classes], ds.n, ds.d, str(ds.y_dtype),
+                           ds.block_sizes.tolist(), sorted(shard_files(ds).items()))).encode())
+        else:
+            X, y = np.ascontiguousarray(ds.X), np.ascontiguousarray(ds.y)
+            h.update(repr((ds.task, [str(c) for c in ds.classes], X.shape, X.dtype.str,
+                           y.dtype.str)).encode())
+            h.update(X.tobytes())
+            h.update(y.tobytes())
     return "sha256:" + h.hexdigest()
+
+
+def shard_files(shards: ShardSet) -> dict[str, str]:
+    """``{file name: sha256}`` of every shard file, as the manifest records them.
+
+    The converter writes the manifest last, from the bytes it wrote, so a shard set converted
+    again from other data has other checksums; ``ShardSet.verify`` re-reads the files.
+    """
+    return {s[key]: s[f"sha256_{key}"] for s in shards.shards for key in ("x", "y")}
+
+
+def data_changes(saved: dict, data_fingerprint: str, files: dict | None = None) -> list[dict]:
+    """``[{"field", "was", "now"}]`` for changed data (empty if the fingerprint is the same).
+
+    With the shard ``files`` of both runs (see :func:`shard_files`) each changed, added or
+    removed file is named; otherwise (or if only the layout or validation data changed) the
+    fingerprint itself.
+    """
+    if saved.get("fingerprint") == data_fingerprint:
+        return []
+    was = saved.get("files") or {}
+    named = [{"field": f"shard file {name}", "was": was.get(name), "now": files.get(name)}
+             for name in sorted(set(was) | set(files or {}))
+             if files is not None and was.get(name) != files.get(name)]
+    return named or [{"field": "data fingerprint", "was": saved.get("fingerprint"),
+                      "now": data_fingerprint}]
 
 
 def _norm(v):
@@ -73,12 +106,13 @@ def config_changes(saved: dict, config: TrainConfig) -> list[dict]:
 
 
 def check_resume(snap: Snapshot, config: TrainConfig, data_fingerprint: str, run_dir,
-                 force: bool = False) -> list[dict]:
-    """The forced changes (empty if none); :class:`ConfigError` if any and not ``force``."""
+                 force: bool = False, files: dict | None = None) -> list[dict]:
+    """The forced changes (empty if none); :class:`ConfigError` if any and not ``force``.
+
+    ``files``: the shard files of a streamed run (:func:`shard_files`), to name changed ones.
+    """
     changes = config_changes(snap.meta.get("config", {}), config)
-    saved_fp = snap.meta.get("data", {}).get("fingerprint")
-    if saved_fp != data_fingerprint:
-        changes.append({"field": "data fingerprint", "was": saved_fp, "now": data_fingerprint})
+    changes += data_changes(snap.meta.get("data", {}), data_fingerprint, files)
     if changes and not force:
         what = "; ".join(f"{c['field']} was {c['was']!r}, now {c['now']!r}" for c in changes)
         names = ", ".join(c["field"] for c in changes)
