@@ -10,13 +10,16 @@ moment, or by the parent process):
 * ``report``: at the N-th file write of the final report, FRACTION of the way through.
 * ``none``: run to the end (the parent may send it SIGTERM or SIGINT).
 * ``resume``: ``sgdlab train --resume RUN_DIR`` instead of a fresh run.
+
+With ``REL_SHARDS=SHARD_DIR`` in the environment it trains :data:`rel_helpers.STREAM_JOB`,
+streamed from that shard set, and traces the streamed batches instead.
 """
 
 import os
 import signal
 import sys
 
-from rel_helpers import JOB, install_trace
+from rel_helpers import JOB, STREAM_JOB, install_stream_trace, install_trace
 
 
 def die():
@@ -51,7 +54,8 @@ def main():
     run_dir, trace, mode, n = sys.argv[1:5]
     n = int(n)
     fraction = float(sys.argv[5]) if len(sys.argv) > 5 else 0.5
-    install_trace(trace)
+    shards = os.environ.get("REL_SHARDS")
+    (install_stream_trace if shards else install_trace)(trace)
     import sgdlab.engine.checkpoint as ckpt
     import sgdlab.engine.rundir as rundir
     import sgdlab.report.plots as plots
@@ -86,7 +90,8 @@ def main():
     from sgdlab.cli.main import main as cli
     if mode == "resume":
         sys.exit(cli(["train", "--resume", run_dir, "--quiet"]))
-    sys.exit(cli(["train", *JOB, "--out", run_dir]))
+    job = ["--data", shards, *STREAM_JOB] if shards else JOB
+    sys.exit(cli(["train", *job, "--out", run_dir]))
 
 
 if __name__ == "__main__":

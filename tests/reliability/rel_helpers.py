@@ -27,6 +27,14 @@ STEPS_PER_EPOCH = 30   # ceil(480 / 16)
 TOTAL_STEPS = 120
 
 
+#: The same job streamed from a shard set (``REL_SHARDS`` in the child's environment names it):
+#: 65-row loads, so a checkpoint mid-epoch falls inside a partly consumed load.
+STREAM_JOB = ["--model", "mlp", "--hidden", "8", "--optimizer", "momentum", "--lr", "0.05",
+              "--batch-size", "16", "--epochs", "3", "--chunk-steps", "4", "--eval-every",
+              "10 steps", "--seed", "3", "--checkpoint-every", "6 steps",
+              "--keep-checkpoints", "3", "--buffer-mb", "0.002", "--quiet"]
+
+
 def child_env(cache_dir=None) -> dict:
     """The environment of a child process: this checkout's sources, the CPU backend, and
     optionally a shared JAX compilation cache (the same program is compiled by every child;
@@ -108,17 +116,30 @@ def install_trace(path):
     so after a kill the file holds every batch that was handed to the device.
     """
     from sgdlab.data.sampling import BatchPlan
-    original = BatchPlan.take
+    return _trace(BatchPlan, path, lambda out: out)
+
+
+def install_stream_trace(path):
+    """:func:`install_trace` for ``ShardStream.take``; the "idx" are the first feature of the
+    real rows (the row numbers, for a shard set of row ids)."""
+    from sgdlab.data.stream import ShardStream
+    return _trace(ShardStream, path, lambda out: (out[0][..., 0].astype(np.int64), out[2]))
+
+
+def _trace(cls, path, ids_and_weights):
+    """Wrap ``cls.take``: ``ids_and_weights(its result) -> (idx (k, B), w (k, B))`` to trace."""
+    original = cls.take
 
     def take(self, k, pad_to=None):
         g0 = self.epoch * self.steps_per_epoch + self.step_in_epoch
-        idx, w = original(self, k, pad_to)
+        out = original(self, k, pad_to)
+        idx, w = ids_and_weights(out)
         with open(path, "a") as f:
             for r in range(k):
                 f.write(json.dumps({"g": g0 + r, "idx": idx[r][w[r] > 0].tolist()}) + "\n")
             f.flush()
         print(f"take {g0}", flush=True)
-        return idx, w
+        return out
 
-    BatchPlan.take = take
-    return lambda: setattr(BatchPlan, "take", original)
+    cls.take = take
+    return lambda: setattr(cls, "take", original)
