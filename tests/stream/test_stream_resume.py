@@ -158,3 +158,15 @@ def test_several_processes_still_refuse_checkpoints(ids, capsys):
     for flags in (["--processes", "2"], ["--devices", "all"]):
         assert main(["train", "--data", str(ids.path), "--resume", "runs/x", *flags]) == 2
         assert "only single-process runs" in capsys.readouterr().err
+
+
+def test_halve_lr_restarts_a_streamed_run_from_its_last_checkpoint(ids):
+    job = dict(JOB, model="linreg", optimizer="sgd", lr=8.0, checkpoint_every="end")
+    r = sgdlab.fit(str(ids.path), on_divergence="halve-lr", max_retries=6, **job)
+    retries = r.extra["divergence_retries"]
+    assert r.status == "completed" and retries
+    assert all(t["restart_step"] == 0 for t in retries)
+    # restarted from step 0 with the stream back at (0, 0): a fresh run at the final rate
+    fresh = sgdlab.fit(str(ids.path), **dict(job, lr=retries[-1]["lr_to"]))
+    assert_same_arrays({k: np.asarray(v) for k, v in r.params.items()},
+                       {k: np.asarray(v) for k, v in fresh.params.items()})
