@@ -87,6 +87,16 @@ def assert_same_arrays(a: dict, b: dict) -> None:
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
 
 
+def assert_same_run(run_dir, reference) -> None:
+    """Two run directories hold the same run: history (time columns aside), final parameters
+    and the final checkpoint's arrays (parameters, optimiser state, step), bit for bit."""
+    assert history_without_time(Path(run_dir) / "history.csv") == \
+        history_without_time(Path(reference) / "history.csv")
+    assert_same_arrays(npz_arrays(Path(run_dir) / "params.npz"),
+                       npz_arrays(Path(reference) / "params.npz"))
+    assert_same_arrays(final_checkpoint_arrays(run_dir), final_checkpoint_arrays(reference))
+
+
 def metrics(run_dir) -> dict:
     return json.loads((Path(run_dir) / "metrics.json").read_text())
 

@@ -14,8 +14,7 @@ import pytest
 from stream_helpers import blobs, row_id_shards, write_csv
 
 import sgdlab
-from reliability.rel_helpers import (assert_same_arrays, final_checkpoint_arrays,
-                                     history_without_time, npz_arrays)
+from reliability.rel_helpers import assert_same_arrays, assert_same_run
 from sgdlab.cli.main import main
 from sgdlab.data.stream import ShardStream
 from sgdlab.engine.checkpoint import CheckpointStore
@@ -64,13 +63,6 @@ def reference(ids, tmp_path_factory):
     return out, result, trace
 
 
-def _same_run(run_dir, ref_dir):
-    assert history_without_time(run_dir / "history.csv") == \
-        history_without_time(ref_dir / "history.csv")
-    assert_same_arrays(npz_arrays(run_dir / "params.npz"), npz_arrays(ref_dir / "params.npz"))
-    assert_same_arrays(final_checkpoint_arrays(run_dir), final_checkpoint_arrays(ref_dir))
-
-
 def _back_to(ref_dir, dst, pick):
     """A copy of the reference run whose newest checkpoint is the first one ``pick`` accepts."""
     shutil.copytree(ref_dir, dst)
@@ -105,7 +97,7 @@ def test_resume_from_a_checkpoint_is_bit_identical(reference, tmp_path, trace, w
     step, pos = _back_to(ref_dir, run, pick)
     r = sgdlab.fit(resume=run, plots=False)
     assert r.extra["resumed_from_step"] == step and r.status == "completed"
-    _same_run(run, ref_dir)
+    assert_same_run(run, ref_dir)
     # the resumed stream hands out the very batches the reference did from that step on
     assert min(trace) == step and trace == {g: ref_trace[g] for g in range(step, r.steps)}
 
@@ -126,7 +118,7 @@ def test_sigint_saves_at_the_next_chunk_boundary_then_resume_is_exact(ids, refer
     assert CheckpointStore(run).latest().step == r.steps
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     sgdlab.fit(resume=run, plots=False)
-    _same_run(run, ref_dir)
+    assert_same_run(run, ref_dir)
 
 
 def test_changed_shards_are_refused_naming_the_files(tmp_path, capsys):
