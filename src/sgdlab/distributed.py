@@ -199,6 +199,11 @@ def launch_local(worker_argv: list[str], n: int, *, grace_s: float = 20.0,
     other than 0 get ``--quiet``. Returns 0 when all succeed, else the first failure's code;
     once one worker fails, the rest get ``grace_s`` seconds to end by themselves (they normally
     do, through the failed collective) and are then terminated.
+
+    SIGTERM and SIGINT sent to the launcher are forwarded once to every worker (which then
+    checkpoint together at one chunk boundary and exit 143/130). The workers run in their own
+    session so that a Ctrl-C in the terminal reaches them only through this forwarding, not
+    twice (a second signal stops a worker at once).
     """
     if n < 1:
         raise ConfigError(f"--processes must be >= 1, got {n}")
@@ -208,13 +213,17 @@ def launch_local(worker_argv: list[str], n: int, *, grace_s: float = 20.0,
         argv = [sys.executable, "-m", "sgdlab.cli.main", *worker_argv,
                 "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n),
                 "--process-id", str(i)] + (["--quiet"] if i else [])
-        procs.append(subprocess.Popen(argv, env=env))
+        procs.append(subprocess.Popen(argv, env=env, start_new_session=True))
+    forwarded: list[int] = []
+    restore = _forward_signals(procs, forwarded)
     first_fail, failed_at = 0, None
     try:
         while any(p.poll() is None for p in procs):
             for i, p in enumerate(procs):
                 code = p.poll()
-                if code not in (None, 0) and not first_fail:
+                if code not in (None, 0) and not first_fail and forwarded:
+                    first_fail = code  # stopping as asked: no failure to report
+                elif code not in (None, 0) and not first_fail:
                     first_fail, failed_at = code, time.monotonic()
                     print(f"sgdlab: process {i} of {n} exited with code {code}; waiting up to "
                           f"{grace_s:g} s for the others to stop", file=sys.stderr, flush=True)
@@ -225,6 +234,7 @@ def launch_local(worker_argv: list[str], n: int, *, grace_s: float = 20.0,
                 break
             time.sleep(0.1)
     finally:
+        restore()
         for p in procs:
             try:
                 p.wait(timeout=10)
@@ -233,6 +243,22 @@ def launch_local(worker_argv: list[str], n: int, *, grace_s: float = 20.0,
                 p.wait()
     codes = [p.returncode for p in procs]
     return first_fail or next((c for c in codes if c), 0)
+
+
+def _forward_signals(procs: list, forwarded: list) -> "callable":
+    """Pass SIGTERM/SIGINT on to ``procs`` (noting each in ``forwarded``); ``-> undo``."""
+    import signal
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # handlers can only be set from the main thread
+
+    def handler(signum, frame):
+        forwarded.append(signum)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    return lambda: [signal.signal(sig, h) for sig, h in old.items()]
 
 
 def _first_line(e: BaseException) -> str:

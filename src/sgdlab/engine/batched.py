@@ -101,6 +101,10 @@ class LocalPlacement:
         """A host decision input (a clock) all processes must share; here, itself."""
         return value
 
+    def gather(self, values) -> np.ndarray:
+        """``(world, len(values))`` float32: row ``r`` holds process ``r``'s ``values``."""
+        return np.asarray(values, np.float32)[None]
+
 
 class MeshPlacement(LocalPlacement):
     """Data parallelism over ``devices`` (default: every device of every process)."""
@@ -156,6 +160,12 @@ class MeshPlacement(LocalPlacement):
             return value
         from jax.experimental import multihost_utils
         return float(multihost_utils.broadcast_one_to_all(np.float32(value)))
+
+    def gather(self, values) -> np.ndarray:
+        if self.world == 1:
+            return super().gather(values)
+        from jax.experimental import multihost_utils
+        return np.asarray(multihost_utils.process_allgather(np.asarray(values, np.float32)))
 
 
 def _shapes(k, b, d, t_dtype):

@@ -14,6 +14,13 @@ between compiled chunks (a checkpoint is only ever taken at a chunk boundary):
 
 ``snap`` is a callable returning the loop state dict (see :meth:`Session.snapshot`), so nothing
 is copied off the device unless a checkpoint is actually taken.
+
+Several processes (``begin(..., placement=)`` with ``placement.world > 1``): every process has
+a session and takes every decision at the same chunk boundary, because each checkpoint and each
+stop must cut the same global step. Step and epoch triggers are the same everywhere by
+construction; the two inputs that are not (a signal that reached some processes only, the wall
+clock) are shared in one small gather per boundary: any process's signal stops all, and process
+0's clock decides a ``"30s"`` trigger. Only the session with a ``run_dir`` (process 0's) writes.
 """
 
 from __future__ import annotations
@@ -114,8 +121,9 @@ class Session:
         if self.log is not None:
             self.log.append(row)
 
-    def begin(self, snap, steps_per_epoch: int, resumed: bool) -> None:
+    def begin(self, snap, steps_per_epoch: int, resumed: bool, placement=None) -> None:
         self._spe = steps_per_epoch
+        self._placement = placement if getattr(placement, "world", 1) > 1 else None
         self._t0 = time.monotonic()
         if self.policy.handle_signals:
             self._install_signals()
@@ -123,12 +131,12 @@ class Session:
             self._save(snap())
 
     def at_boundary(self, snap) -> bool:
+        elapsed = self._agree(time.monotonic() - self._t0)
         if self.signal is not None:
             self._save(snap())
             return True
         s, loop = self.schedule, snap()
         step = int(loop["state"].step)
-        elapsed = time.monotonic() - self._t0
         due = (s.every_steps and step // s.every_steps > self._mark["step"] // s.every_steps) \
             or (s.every_epochs and _marks(step, s.every_epochs, self._spe)
                 > _marks(self._mark["step"], s.every_epochs, self._spe)) \
@@ -151,6 +159,21 @@ class Session:
             self.log.close()
 
     # -- helpers -----------------------------------------------------------------------------
+    def _agree(self, elapsed: float) -> float:
+        """Process 0's ``elapsed`` seconds; sets ``self.signal`` if any process got one.
+
+        One gather of ``(signal number or 0, elapsed)`` per boundary, identical on every
+        process, so all of them stop (or checkpoint) at this boundary or none does.
+        """
+        if getattr(self, "_placement", None) is None:
+            return elapsed
+        rows = self._placement.gather([float(self.signal or 0), elapsed])  # (world, 2)
+        signum = int(rows[:, 0].max())
+        if signum and self.signal is None:
+            self.signal = signum
+            self._restore_signals()  # as if it had come here: a second one acts at once
+        return float(rows[0, 1])
+
     def snapshot(self, loop: dict) -> Snapshot:
         """A :class:`Snapshot` of the loop state dict the fit loop hands over."""
         meta = {"step": int(loop["state"].step), "position": dict(loop["position"]),
