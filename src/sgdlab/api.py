@@ -20,9 +20,14 @@ from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
 METHODS = ("sgd", "random-global", "random-local", "random-weighted")
 
 SINGLE_PROCESS_CHECKPOINTS = (
-    "checkpoints, resume and on_divergence need a single process: only single-process runs "
-    "(in memory or streamed from a shard set) can checkpoint; drop --processes, --coordinator "
-    "and --devices (placement=...) to use them")
+    "checkpoints and resume work on one process or over several processes (--processes, "
+    "--coordinator), not over several devices of one process (--devices); drop --devices to "
+    "use them")
+
+HALVE_LR_ONE_PROCESS = (
+    "on_divergence='halve-lr' (--on-divergence halve-lr) needs a single process; runs over "
+    "several processes or devices stop on divergence and can be resumed from a checkpoint "
+    "with a lower --lr and --force")
 
 
 def as_dataset(X, y=None, *, label_column=None, task=None, name="array") -> Dataset:
@@ -83,8 +88,11 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         no checkpoints).
       placement: a :class:`~sgdlab.engine.batched.MeshPlacement` for data parallelism over
         several devices or processes (see :mod:`sgdlab.distributed`); only the process with
-        ``placement.is_writer`` writes ``out``. Such runs keep no checkpoints: ``resume`` and
-        the checkpoint and divergence settings are refused.
+        ``placement.is_writer`` writes ``out``. Such runs checkpoint and resume like one
+        process: every process reads the same checkpoint of ``resume`` (a directory all of
+        them see) and continues at the same global batch; a changed number of processes or
+        devices is refused unless ``force`` (see :mod:`sgdlab.engine.resume`).
+        ``on_divergence="halve-lr"`` is refused.
       settings: any :class:`TrainConfig` field, e.g. ``batch_size=32, epochs=30, lr=0.1,
         eval_every="500 steps"``; ``label_column`` and ``task`` for data specs; for random
         search also the :class:`~sgdlab.optim.random_search.RandomSearchConfig` fields
@@ -110,10 +118,13 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     if (as_shards(X) is not None or placement is not None) and method != "sgd":
         raise ConfigError("streamed (shard) data and several processes train with "
                           "method='sgd' only")
-    if placement is not None and any(v is not None for v in (
-            resume, checkpoint_every, keep_checkpoints, on_divergence, max_retries)):
-        raise ConfigError(SINGLE_PROCESS_CHECKPOINTS)
-    if placement is not None and not placement.is_writer:
+    if placement is not None and on_divergence == "halve-lr":
+        raise ConfigError(HALVE_LR_ONE_PROCESS)
+    # Every process must make the same checkpoint decisions, so whether a run keeps a session
+    # follows from the arguments all of them share, before `out` is dropped on non-writers.
+    shared_dir = resume if resume is not None else out
+    writer = placement is None or placement.is_writer
+    if not writer:
         out = None  # only the writing process touches the run directory
     if isinstance(model, str):
         settings["model"], model = model, None
@@ -128,7 +139,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         if out is not None and os.path.realpath(out) != os.path.realpath(resume):
             raise ConfigError(f"resume={str(resume)!r} continues that run directory; out="
                               f"{str(out)!r} names another one: give only one of them")
-        out = resume
+        out = resume if writer else None
         if not os.path.isdir(resume):
             raise RunDirError(f"cannot resume {str(resume)!r}: no such run directory")
     lock = RunLock(prepare_dir(out)).acquire() if out is not None else None
@@ -136,11 +147,11 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     try:
         snap = forced = None
         if resume is not None:
-            snap = CheckpointStore(out).latest()
+            snap = CheckpointStore(resume).latest()  # every process reads the same one
             config = resume_config(snap, settings, config)
             policy = CheckpointPolicy(**{**snap.meta.get("policy", {}), **given_policy})
             if X is None:
-                X, y, label_column, task = _recorded_data(snap, out)
+                X, y, label_column, task = _recorded_data(snap, resume)
         else:
             config = config.replace(**settings) if config is not None else \
                 TrainConfig(**settings)
@@ -167,17 +178,21 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 parts = split(data, validation=config.validation_fraction,
                               test=config.test_fraction, seed=config.seed)
                 train_part, val, test_part = parts.train, parts.validation, parts.test
-        if method == "sgd" and placement is None and (
-                out is not None or policy.on_divergence == "halve-lr"):
+        if method == "sgd" and (shared_dir is not None if placement is not None else (
+                out is not None or policy.on_divergence == "halve-lr")):
             # held-out validation (in memory or whole blocks) follows from data and config
             fp = fingerprint(data, val if validation is not None else None)
             files = shard_files(shards) if shards is not None else None
+            world = getattr(placement, "world", 1)
+            layout = {"processes": world,
+                      "local_devices": getattr(placement, "n_devices", 1) // world}
             if snap is not None:
-                forced = check_resume(snap, config, fp, out, force, files)
+                forced = check_resume(snap, config, fp, shared_dir, force, files, layout)
+                _same_checkpoint(placement, snap)
             meta = {"config": config.to_dict(), "data": {
                 "spec": spec, "label_column": label_column, "task": task, "name": data.name,
                 "fingerprint": fp, **({"files": files} if files else {})}, "seed": config.seed,
-                "forced_changes": forced or [], "resumed_from_step": None,
+                "forced_changes": forced or [], "resumed_from_step": None, **layout,
                 "policy": {k: getattr(policy, k)
                            for k in ("every", "keep", "on_divergence", "max_retries")}}
             if snap is not None:
@@ -188,7 +203,9 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 cfg = config.to_dict()
                 cfg["data"] = data_name
                 write_json_atomic(Path(out) / "config.json", cfg)
-            session = Session(out, policy if out is not None else
+            # Every process of a run handles SIGTERM/SIGINT (the launcher forwards them), so
+            # all stop at one boundary; only a run without any directory leaves them alone.
+            session = Session(out, policy if shared_dir is not None else
                               dataclasses.replace(policy, handle_signals=False), meta, snap,
                               lr=config.lr if policy.on_divergence == "halve-lr" else None)
 
@@ -205,7 +222,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             if placement is not None:
                 from .engine.stream_fit import train_parallel
                 return train_parallel(train_part, val, cfg, placement=placement, model=model,
-                                      loss=loss, callback=callback)
+                                      loss=loss, callback=callback, session=session)
             return train(train_part, val, cfg, model=model, loss=loss, callback=callback,
                          session=session)
 
@@ -231,6 +248,21 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             session.close()
         if lock is not None:
             lock.release()
+
+
+def _same_checkpoint(placement, snap) -> None:
+    """Refuse unless every process read the checkpoint of the same step.
+
+    Each process reads the newest valid checkpoint of the shared run directory itself; they
+    differ only if the directory is not really shared (say, a local copy per machine).
+    """
+    if getattr(placement, "world", 1) == 1:
+        return
+    steps = placement.gather([float(snap.step)])[:, 0]
+    if len(set(steps.tolist())) > 1:
+        raise ConfigError(
+            f"the processes read checkpoints of different steps ({', '.join(f'{s:g}' for s in steps)}"
+            "); --resume needs the run directory on a filesystem every process shares")
 
 
 def _shard_validation(shards, validation, test):

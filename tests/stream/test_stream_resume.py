@@ -143,13 +143,16 @@ def test_changed_shards_are_refused_naming_the_files(tmp_path, capsys):
     assert m["steps"] == 3 * m["steps_per_epoch"]
 
 
-def test_several_processes_still_refuse_checkpoints(ids, capsys):
+def test_devices_of_one_process_and_halve_lr_over_processes_are_refused(ids, capsys):
     from sgdlab.engine.batched import MeshPlacement
-    with pytest.raises(ConfigError, match="only single-process runs .* can checkpoint"):
-        sgdlab.fit(str(ids.path), placement=MeshPlacement(), checkpoint_every="1 epoch")
-    for flags in (["--processes", "2"], ["--devices", "all"]):
-        assert main(["train", "--data", str(ids.path), "--resume", "runs/x", *flags]) == 2
-        assert "only single-process runs" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="halve-lr.* needs a single process"):
+        sgdlab.fit(str(ids.path), placement=MeshPlacement(), on_divergence="halve-lr")
+    assert main(["train", "--data", str(ids.path), "--resume", "runs/x", "--devices",
+                 "all"]) == 2
+    assert "not over several devices of one process (--devices)" in capsys.readouterr().err
+    assert main(["train", "--data", str(ids.path), "--processes", "2", "--on-divergence",
+                 "halve-lr"]) == 2
+    assert "needs a single process" in capsys.readouterr().err
 
 
 def test_halve_lr_restarts_a_streamed_run_from_its_last_checkpoint(ids):

@@ -35,7 +35,9 @@ examples:
 The run directory holds config.json, history.csv (appended row by row), metrics.json,
 params.npz, checkpoints/ and PNG curves against epochs and against training seconds
 (evaluation and compilation excluded). SIGTERM or Ctrl-C saves a checkpoint at the next chunk
-boundary and exits (130/143); --resume continues it. Exit codes: 0 done, 1 diverged, 2 bad
+boundary and exits (130/143); --resume continues it. A run over several processes checkpoints
+the same way (process 0 writes; a signal to the --processes launcher reaches every process)
+and --resume relaunches as many processes as it had; another number is refused unless --force. Exit codes: 0 done, 1 diverged, 2 bad
 input or settings.
 """
 
@@ -93,21 +95,37 @@ def run(args) -> int:
     if args.processes is not None and args.coordinator:
         raise ConfigError("--processes launches local processes; --coordinator joins a run "
                           "started elsewhere: use one or the other")
-    world = args.processes or args.num_processes or 1
-    if (world > 1 or args.coordinator or args.devices) and any(
-            v is not None for v in (args.resume, args.checkpoint_every, args.keep_checkpoints,
-                                    args.on_divergence, args.max_retries)):
+    if args.devices and any(v is not None for v in (
+            args.resume, args.checkpoint_every, args.keep_checkpoints, args.on_divergence,
+            args.max_retries)):
         from ..api import SINGLE_PROCESS_CHECKPOINTS  # refused before any process starts
         raise ConfigError(SINGLE_PROCESS_CHECKPOINTS)
+    processes = args.processes
+    if args.resume and not args.coordinator:
+        recorded = recorded_processes(args.resume)
+        if processes is None:
+            processes = recorded  # relaunch as many as the run had
+        elif recorded is not None and processes != recorded and not args.force:
+            # refused once here rather than by every launched process
+            raise ConfigError(
+                f"cannot resume {args.resume!r}: processes changed (was {recorded}, now "
+                f"{processes}); the sums of each step would be taken in another order, so the "
+                "run would not continue bit-exactly. Resume without --processes (it relaunches "
+                f"{recorded}), or pass --force: the global batch order is unchanged and each "
+                "process takes its new share of every batch")
+    world = processes or args.num_processes or 1
+    if (world > 1 or args.coordinator) and args.on_divergence == "halve-lr":
+        from ..api import HALVE_LR_ONE_PROCESS
+        raise ConfigError(HALVE_LR_ONE_PROCESS)
     if args.batch_size is not None and args.batch_size % world:
         raise ConfigError(f"batch size {args.batch_size} must be a multiple of the number of "
                           f"processes ({world}): each process takes an equal share")
-    if args.processes is not None and args.processes > 1:
+    if processes is not None and processes > 1:
         from ..distributed import launch_local
         argv = _without(args.argv, "--processes")
-        if not args.out:  # every worker must agree on the run directory
+        if not args.out and not args.resume:  # every worker must agree on the run directory
             argv += ["--out", default_out("train")]
-        return launch_local(argv, args.processes)
+        return launch_local(argv, processes)
     placement = None
     if args.coordinator:
         if args.num_processes is None or args.process_id is None:
@@ -205,6 +223,19 @@ def _train(args, placement) -> int:
         print(f"sgdlab train: {result.message.replace('RUN_DIR', out)}", file=sys.stderr)
         return 128 + int(result.extra.get("signal", 2))  # the shell's convention
     return 0
+
+
+def recorded_processes(run_dir) -> int | None:
+    """The number of processes the newest valid checkpoint of ``run_dir`` was written by
+    (``None`` if there is no checkpoint: :func:`sgdlab.fit` then names the problem)."""
+    from ..engine.checkpoint import CheckpointStore
+    from ..errors import RunDirError
+    try:
+        with warnings.catch_warnings():  # a bad checkpoint is reported by the run itself
+            warnings.simplefilter("ignore")
+            return int(CheckpointStore(run_dir).latest().meta.get("processes", 1))
+    except (RunDirError, OSError):
+        return None
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -15,6 +15,14 @@ resuming :func:`check_resume` compares
   classes, block layout and every shard file's sha256), so a resume reads no data to check
   it; a changed shard set is named file by file (:func:`data_changes`).
 
+* the layout (:func:`layout_changes`): the number of processes and of devices per process
+  (``local_devices``). The update of a
+  step sums over them in another order when they change, so the run would no longer be
+  bit-identical. With ``force`` an in-memory run continues: the global batch order is a pure
+  function of the seed and the position, so each process just takes its new share of the same
+  global batches. A streamed run cannot, even with ``force``: process ``r`` of ``P`` reads the
+  blocks ``r, r + P, ...``, so its batches (and steps per epoch) depend on ``P``.
+
 A difference is refused with a :class:`ConfigError` naming each changed field, unless
 ``force``; forced changes are recorded in the run's metrics (``forced_changes``).
 """
@@ -84,6 +92,24 @@ def data_changes(saved: dict, data_fingerprint: str, files: dict | None = None) 
                       "now": data_fingerprint}]
 
 
+def layout_changes(saved_meta: dict, layout: dict, streamed: bool) -> list[dict]:
+    """``[{"field", "was", "now"}]`` for ``processes`` / ``local_devices`` that differ.
+
+    ``layout``: ``{"processes": P, "local_devices": D}`` of this run (D devices per process) (checkpoints without it came
+    from one process on one device). A streamed run is refused outright (see the module
+    docstring).
+    """
+    out = [{"field": key, "was": int(saved_meta.get(key, 1)), "now": int(layout[key])}
+           for key in ("processes", "local_devices") if int(saved_meta.get(key, 1)) != layout[key]]
+    if out and streamed:
+        what = "; ".join(f"{c['field']} was {c['was']}, now {c['now']}" for c in out)
+        raise ConfigError(
+            f"cannot resume a streamed run with another layout ({what}): process r of P "
+            "streams the blocks r, r + P, ..., so the batches depend on the number of "
+            "processes; resume with the run's --processes, even --force cannot change it")
+    return out
+
+
 def _norm(v):
     """Compare settings as they are stored (JSON: tuples become lists)."""
     return json.loads(json.dumps(v, default=str))
@@ -106,13 +132,17 @@ def config_changes(saved: dict, config: TrainConfig) -> list[dict]:
 
 
 def check_resume(snap: Snapshot, config: TrainConfig, data_fingerprint: str, run_dir,
-                 force: bool = False, files: dict | None = None) -> list[dict]:
+                 force: bool = False, files: dict | None = None,
+                 layout: dict | None = None) -> list[dict]:
     """The forced changes (empty if none); :class:`ConfigError` if any and not ``force``.
 
     ``files``: the shard files of a streamed run (:func:`shard_files`), to name changed ones.
+    ``layout``: this run's ``{"processes", "local_devices"}`` (see :func:`layout_changes`).
     """
     changes = config_changes(snap.meta.get("config", {}), config)
     changes += data_changes(snap.meta.get("data", {}), data_fingerprint, files)
+    if layout is not None:
+        changes += layout_changes(snap.meta, layout, streamed=files is not None)
     if changes and not force:
         what = "; ".join(f"{c['field']} was {c['was']!r}, now {c['now']!r}" for c in changes)
         names = ", ".join(c["field"] for c in changes)

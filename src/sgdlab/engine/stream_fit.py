@@ -112,8 +112,12 @@ def train_shards(shards: ShardSet, config: TrainConfig, *, validation=None, mode
 
 
 def train_parallel(train_data: Dataset, validation: Dataset | None, config: TrainConfig, *,
-                   placement, model=None, loss=None, callback=None) -> FitResult:
-    """Data-parallel training of in-memory data: each process feeds its slots of each batch."""
+                   placement, model=None, loss=None, callback=None, session=None) -> FitResult:
+    """Data-parallel training of in-memory data: each process feeds its slots of each batch.
+
+    ``session``: checkpoints and resume, as for :func:`train_fed`; the checkpointed position is
+    the global batch plan's, so a resume seeks every process to the same global batch.
+    """
     standardizer = Standardizer().fit(train_data.X) if config.standardize else None
     X = standardizer.transform(train_data.X) if standardizer else train_data.X
     plan = BatchPlan(train_data.n, config.batch_size, config.sampling, config.seed,
@@ -130,7 +134,7 @@ def train_parallel(train_data: Dataset, validation: Dataset | None, config: Trai
     return train_fed(feeder, evaluator, config, d=train_data.d, task=train_data.task,
                      classes=train_data.classes, standardizer=standardizer, model=model,
                      loss=loss, callback=callback, placement=placement,
-                     n_classes=train_data.n_classes, name=train_data.name)
+                     n_classes=train_data.n_classes, name=train_data.name, session=session)
 
 
 def _fed_chunk_steps(config: TrainConfig, spe: int, total: int | None, load_rows: int) -> int:
@@ -161,7 +165,8 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     ``kernel_transform``: a fitted Standardizer the kernel applies to every fed batch (the
     feeder hands over raw rows); None when the rows come standardised already.
 
-    ``session`` (a :class:`~sgdlab.engine.session.Session`, one process only) is called at the
+    ``session`` (a :class:`~sgdlab.engine.session.Session`; with several processes every
+    process has one, and only process 0's writes the run directory) is called at the
     same points as in :func:`sgdlab.engine.fit.train`: ``restore`` before the first chunk (the
     feeder is then positioned with ``feeder.seek(epoch, step_in_epoch)``), ``on_row`` per row,
     ``begin``, ``at_boundary`` after each chunk (a signal stops the run, status
@@ -232,7 +237,7 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
                 "status": status}
 
     if session is not None:
-        session.begin(loop_state, spe, resumed=resumed is not None)
+        session.begin(loop_state, spe, resumed=resumed is not None, placement=placement)
     while not finished:
         n = K if total is None else min(K, total - ledger.step)
         n = min(n, _steps_to_boundary(ledger.step, sched, spe))

@@ -1,0 +1,137 @@
+"""Checkpoints and --resume of runs over two real processes on 127.0.0.1.
+
+A two-process run is interrupted (SIGTERM to the ``--processes`` launcher; kill -9 of one
+worker) and resumed with ``sgdlab train --resume RUN``, which relaunches two processes; it must
+end bit-identical to an uninterrupted two-process run (parameters, optimiser state, history
+without its time columns). Resuming with another number of processes is refused unless --force.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+from rel_helpers import assert_same_run, child_env, metrics  # noqa: E402
+
+#: 45 steps per epoch, 900 in all: a few seconds of training, checkpoints every 10 steps, and
+#: momentum so the optimiser state matters.
+JOB = ["--data", "digits", "--model", "softmax", "--optimizer", "momentum", "--batch-size",
+       "32", "--lr", "0.1", "--seed", "0", "--eval-every", "1 epoch", "--epochs", "20",
+       "--chunk-steps", "5", "--checkpoint-every", "10 steps", "--quiet"]
+TOTAL = 900
+
+
+def _argv(*args):
+    return [sys.executable, "-m", "sgdlab.cli.main", "train", *map(str, args)]
+
+
+def _cli(*args, cache, timeout=240):
+    return subprocess.run(_argv(*args), capture_output=True, text=True, timeout=timeout,
+                          env=child_env(cache))
+
+
+def _checkpoint_steps(run_dir):
+    return [int(p.name[5:14]) for p in (Path(run_dir) / "checkpoints").glob("ckpt-*.json")]
+
+
+def _wait_for_checkpoint(run_dir, procs, timeout=120):
+    """Wait until a checkpoint after step 0 is committed (the loop is running)."""
+    deadline = time.monotonic() + timeout
+    while not any(0 < s < TOTAL for s in _checkpoint_steps(run_dir)):
+        assert time.monotonic() < deadline, "no checkpoint came"
+        assert all(p.poll() is None for p in procs), "a process ended early"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("jax-cache")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cache):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    done = _cli(*JOB, "--processes", "2", "--out", out, cache=cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert metrics(out)["processes"] == 2 and metrics(out)["steps"] == TOTAL
+    return out
+
+
+def _resume_and_compare(run_dir, reference, cache):
+    done = _cli("--resume", run_dir, "--quiet", cache=cache)  # relaunches 2 processes
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "process 1 of 2 joined" in done.stderr and "Traceback" not in done.stderr
+    m = metrics(run_dir)
+    assert m["status"] == "completed" and m["processes"] == 2
+    assert 0 < m["resumed_from_step"] < TOTAL
+    assert_same_run(run_dir, reference)
+
+
+def test_sigterm_to_the_launcher_checkpoints_both_processes_then_resume_is_exact(
+        reference, cache, tmp_path):
+    run_dir = tmp_path / "run"
+    launcher = subprocess.Popen(_argv(*JOB, "--processes", "2", "--out", run_dir),
+                                env=child_env(cache), stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_checkpoint(run_dir, [launcher])
+        launcher.send_signal(signal.SIGTERM)
+        err = launcher.communicate(timeout=120)[1]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "lost contact" not in err  # both stopped at the same boundary
+    m = metrics(run_dir)
+    assert m["status"] == "interrupted" and 0 < m["steps"] < TOTAL
+    assert max(_checkpoint_steps(run_dir)) == m["steps"]  # the stop's checkpoint
+    _resume_and_compare(run_dir, reference, cache)
+
+
+def test_kill_9_of_one_worker_then_resume_is_exact(reference, cache, tmp_path):
+    from sgdlab.distributed import LOST_PEER, free_port
+    run_dir, port = tmp_path / "run", free_port()
+    procs = [subprocess.Popen(_argv(*JOB, "--out", run_dir, "--coordinator",
+                                    f"127.0.0.1:{port}", "--num-processes", 2,
+                                    "--process-id", i),
+                              env=child_env(cache), stderr=subprocess.DEVNULL)
+             for i in range(2)]
+    try:
+        _wait_for_checkpoint(run_dir, procs)
+        procs[1].send_signal(signal.SIGKILL)
+        assert procs[0].wait(timeout=60) == LOST_PEER
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=30)
+    assert not (run_dir / "metrics.json").exists()
+    _resume_and_compare(run_dir, reference, cache)
+
+
+def test_resuming_with_another_number_of_processes_needs_force(reference, cache, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    done = _cli("--resume", run_dir, "--epochs", "21", "--processes", "4", cache=cache)
+    assert done.returncode == 2
+    assert "processes changed (was 2, now 4)" in done.stderr and "--force" in done.stderr
+    done = _cli("--resume", run_dir, "--epochs", "21", "--processes", "1", cache=cache)
+    assert done.returncode == 2
+    assert "processes changed (was 2, now 1)" in done.stderr
+    import sgdlab  # the API refuses it too (a run joined with --coordinator has no launcher)
+    from sgdlab.errors import ConfigError
+    with pytest.raises(ConfigError, match="processes changed .*processes was 2, now 1.*force"):
+        sgdlab.fit(resume=run_dir, epochs=21, plots=False)
+    done = _cli("--resume", run_dir, "--epochs", "21", "--processes", "1", "--force",
+                "--quiet", cache=cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    m = metrics(run_dir)
+    assert m["status"] == "completed" and m["steps"] == TOTAL + 45
+    assert [c["field"] for c in m["forced_changes"]] == ["processes"]
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 21
