@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS / "reliability"))
+sys.path.insert(0, str(TESTS))
 from rel_helpers import assert_same_run, child_env, metrics  # noqa: E402
 
 #: 45 steps per epoch, 900 in all: a few seconds of training, checkpoints every 10 steps, and
@@ -41,10 +43,10 @@ def _checkpoint_steps(run_dir):
     return [int(p.name[5:14]) for p in (Path(run_dir) / "checkpoints").glob("ckpt-*.json")]
 
 
-def _wait_for_checkpoint(run_dir, procs, timeout=120):
+def _wait_for_checkpoint(run_dir, procs, total=TOTAL, timeout=120):
     """Wait until a checkpoint after step 0 is committed (the loop is running)."""
     deadline = time.monotonic() + timeout
-    while not any(0 < s < TOTAL for s in _checkpoint_steps(run_dir)):
+    while not any(0 < s < total for s in _checkpoint_steps(run_dir)):
         assert time.monotonic() < deadline, "no checkpoint came"
         assert all(p.poll() is None for p in procs), "a process ended early"
         time.sleep(0.02)
@@ -135,3 +137,57 @@ def test_resuming_with_another_number_of_processes_needs_force(reference, cache,
     assert m["status"] == "completed" and m["steps"] == TOTAL + 45
     assert [c["field"] for c in m["forced_changes"]] == ["processes"]
     assert json.loads((run_dir / "config.json").read_text())["epochs"] == 21
+
+
+#: The same over a streamed shard set of row ids: 51 steps per epoch with two processes, each
+#: streaming its own blocks through a 65-row buffer.
+STREAM_JOB = ["--model", "mlp", "--hidden", "8", "--optimizer", "momentum", "--lr", "0.05",
+              "--batch-size", "16", "--epochs", "20", "--chunk-steps", "5", "--eval-every",
+              "10 steps", "--seed", "3", "--checkpoint-every", "10 steps", "--buffer-mb",
+              "0.002", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    from stream.stream_helpers import row_id_shards
+    return row_id_shards(tmp_path_factory.mktemp("ids")).path
+
+
+@pytest.fixture(scope="module")
+def stream_reference(tmp_path_factory, cache, shards):
+    out = tmp_path_factory.mktemp("sref") / "run"
+    done = _cli("--data", shards, *STREAM_JOB, "--processes", "2", "--out", out, cache=cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert metrics(out)["processes"] == 2
+    return out
+
+
+def test_sigterm_of_a_streamed_two_process_run_then_resume_is_exact(stream_reference, shards,
+                                                                      cache, tmp_path):
+    run_dir = tmp_path / "run"
+    total = metrics(stream_reference)["steps"]
+    launcher = subprocess.Popen(_argv("--data", shards, *STREAM_JOB, "--processes", "2",
+                                      "--out", run_dir),
+                                env=child_env(cache), stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_checkpoint(run_dir, [launcher], total)
+        launcher.send_signal(signal.SIGTERM)
+        err = launcher.communicate(timeout=120)[1]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 128 + signal.SIGTERM, err[-3000:]
+    stopped = metrics(run_dir)["steps"]
+    assert metrics(run_dir)["status"] == "interrupted" and 0 < stopped < total
+
+    # a streamed run's batches depend on the number of processes: refused even with --force
+    done = _cli("--resume", run_dir, "--processes", "1", "--force", cache=cache)
+    assert done.returncode == 2
+    assert "cannot resume a streamed run with another layout (processes was 2, now 1)" in \
+        done.stderr
+
+    done = _cli("--resume", run_dir, "--quiet", cache=cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    m = metrics(run_dir)
+    assert m["status"] == "completed" and m["resumed_from_step"] == stopped
+    assert_same_run(run_dir, stream_reference)
