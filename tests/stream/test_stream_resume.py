@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import types
 
 import numpy as np
 import pytest
@@ -147,6 +148,9 @@ def test_devices_of_one_process_and_halve_lr_over_processes_are_refused(ids, cap
     from sgdlab.engine.batched import MeshPlacement
     with pytest.raises(ConfigError, match="halve-lr.* needs a single process"):
         sgdlab.fit(str(ids.path), placement=MeshPlacement(), on_divergence="halve-lr")
+    two_devices = types.SimpleNamespace(world=1, rank=0, n_devices=2, is_writer=True)
+    with pytest.raises(ConfigError, match="not over several devices of one process"):
+        sgdlab.fit(str(ids.path), placement=two_devices, checkpoint_every="1 epoch")
     assert main(["train", "--data", str(ids.path), "--resume", "runs/x", "--devices",
                  "all"]) == 2
     assert "not over several devices of one process (--devices)" in capsys.readouterr().err
