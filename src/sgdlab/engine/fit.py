@@ -164,45 +164,26 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     compile_seconds = time.perf_counter() - t0
 
     metric = "val_r2" if regression else "val_accuracy"
-    sched = config.eval_schedule
     ledger = RunLedger(spe, wall0, lambda: state.params, step=int(state.step),
                        evaluate=validator, callback=callback,
                        on_row=session.on_row if session is not None else None)
     ledger.announce(total, K, compile_seconds, config.max_time)
     finished, status = open_ledger(ledger, resumed, config, total, metric)
-    bad_step = None
 
     def loop_state(status: str = "running") -> dict:
         return {"state": state, "position": plan.position, **ledger.counters(),
                 "status": status}
 
-    if session is not None:
-        session.begin(loop_state, spe, resumed=resumed is not None)
-    while not finished:
-        step = ledger.step
-        n = K if total is None else min(K, total - step)
-        n = min(n, _steps_to_boundary(step, sched, spe))
-        t = time.perf_counter()
+    def one_chunk(n: int):
+        nonlocal state
         idx, w = plan.take(n, pad_to=K)
         state, losses, first_bad = run(state, X, T, idx, w, np.int32(n))
-        ledger.add_chunk(time.perf_counter() - t - run.last_compile_seconds, losses, w, n,
-                         first_bad)
-        ended = end_of_chunk(ledger, first_bad, total, config, sched, metric)
-        if ended is not None:
-            status = ended
-            bad_step = first_bad + 1 if ended == "diverged" else None
-            break
-        if session is not None and session.at_boundary(loop_state):
-            status = "interrupted"
-            break
-    if session is not None:
-        session.finish(loop_state, status)
+        return losses, w, first_bad
 
-    message = ""
-    if status == "diverged":
-        message = divergence_message(bad_step, config.lr)
-    elif status == "interrupted":
-        message = interrupted_message(session, ledger.step)
+    if session is not None:
+        session.begin(loop_state, spe, resumed=resumed is not None)
+    status, bad_step, message = chunk_loop(ledger, one_chunk, run, K, total, config, metric,
+                                           session, loop_state, finished, status)
     result = FitResult(
         params=state.params, model=model_, loss=loss_, config=config, status=status,
         task=train_data.task, classes=train_data.classes, standardizer=standardizer,
@@ -231,9 +212,44 @@ def open_ledger(ledger: RunLedger, resumed: dict | None, config: TrainConfig,
     return False, "completed"
 
 
-def interrupted_message(session, step: int) -> str:
-    return (f"interrupted by signal {session.signal} at step {step}; a checkpoint was saved, "
-            "resume with --resume RUN_DIR")
+def chunk_loop(ledger: RunLedger, one_chunk, kernel, K: int, total: int | None,
+               config: TrainConfig, metric: str, session, loop_state, finished: bool,
+               status: str) -> tuple[str, int | None, str]:
+    """Call ``one_chunk(n) -> (losses (K,), counts (K, ...), first_bad)`` until the run ends.
+
+    Each call runs ``n <= K`` steps, cut at the next step- or epoch-based evaluation and at
+    ``total``; its time, less any compilation in it (``kernel.last_compile_seconds``: the
+    checked kernel built on a first divergence), is training time. After each chunk the
+    ledger accounts for it, :func:`end_of_chunk` decides, and the ``session`` may checkpoint
+    or stop on a signal. ``-> (status, diverged_at_step or None, message)``. Shared by the
+    in-memory and the fed loops, which differ only in how a chunk gets its batches.
+    """
+    sched, spe = config.eval_schedule, ledger.spe
+    bad_step = None
+    while not finished:
+        n = K if total is None else min(K, total - ledger.step)
+        n = min(n, _steps_to_boundary(ledger.step, sched, spe))
+        t = time.perf_counter()
+        losses, counts, first_bad = one_chunk(n)
+        ledger.add_chunk(time.perf_counter() - t - kernel.last_compile_seconds, losses, counts,
+                         n, first_bad)
+        ended = end_of_chunk(ledger, first_bad, total, config, sched, metric)
+        if ended is not None:
+            status = ended
+            bad_step = first_bad + 1 if ended == "diverged" else None
+            break
+        if session is not None and session.at_boundary(loop_state):
+            status = "interrupted"
+            break
+    if session is not None:
+        session.finish(loop_state, status)
+    message = ""
+    if status == "diverged":
+        message = divergence_message(bad_step, config.lr)
+    elif status == "interrupted":
+        message = (f"interrupted by signal {session.signal} at step {ledger.step}; a checkpoint "
+                   "was saved, resume with --resume RUN_DIR")
+    return status, bad_step, message
 
 
 def _check_compatible(start: TrainState, fresh: TrainState) -> None:

@@ -38,11 +38,10 @@ from .chunk import TwoTier
 from .config import TrainConfig
 from .evaluate import make_evaluator
 from .feed import MemoryEvaluator, MemoryFeeder, StreamEvaluator, host_targets
-from .fit import (MAX_CHUNK_STEPS, _check_compatible, _steps_to_boundary, end_of_chunk,
-                  _total_steps, choose_chunk_steps, interrupted_message, open_ledger,
-                  resolve_model)
+from .fit import (MAX_CHUNK_STEPS, _check_compatible, _total_steps, choose_chunk_steps,
+                  chunk_loop, open_ledger, resolve_model)
 from .ledger import RunLedger
-from .result import FitResult, divergence_message
+from .result import FitResult
 
 
 def split_blocks(shards: ShardSet, fraction: float, seed: int):
@@ -220,7 +219,6 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     compile_seconds = time.perf_counter() - t0
 
     metric = "val_r2" if regression else "val_accuracy"
-    sched = config.eval_schedule
     # A callback returning True from a row asks to stop (early stopping); every process
     # evaluates the same whole validation set, so they all decide alike.
     ledger = RunLedger(spe, wall0, lambda: placement.local_tree(state.params),
@@ -229,42 +227,25 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
                        on_row=session.on_row if session is not None else None)
     ledger.announce(total, K, compile_seconds, config.max_time)
     finished, status = open_ledger(ledger, resumed, config, total, metric)
-    bad_step = None
 
     def loop_state(status: str = "running") -> dict:
         # The feeder's position is the next batch's: with the seed it is the whole stream state.
         return {"state": state, "position": feeder.position, **ledger.counters(),
                 "status": status}
 
-    if session is not None:
-        session.begin(loop_state, spe, resumed=resumed is not None, placement=placement)
-    while not finished:
-        n = K if total is None else min(K, total - ledger.step)
-        n = min(n, _steps_to_boundary(ledger.step, sched, spe))
-        t = time.perf_counter()
+    def one_chunk(n: int):
+        nonlocal state
         # Reading (or waiting for the read-ahead) is part of training time: it is the cost of
         # not holding the data in memory, and hiding it would flatter streaming.
         X, y, w, count = feeder.take(n, pad_to=K)
         XB, TB, W = placement.put_batches(X, host_targets(loss_, y), w)
         state, losses, first_bad = run(state, XB, TB, W, np.int32(n), shift, scale)
-        ledger.add_chunk(time.perf_counter() - t - run.last_compile_seconds, losses, count, n,
-                         first_bad)
-        ended = end_of_chunk(ledger, first_bad, total, config, sched, metric)
-        if ended is not None:
-            status = ended
-            bad_step = first_bad + 1 if ended == "diverged" else None
-            break
-        if session is not None and session.at_boundary(loop_state):
-            status = "interrupted"
-            break
-    if session is not None:
-        session.finish(loop_state, status)
+        return losses, count, first_bad
 
-    message = ""
-    if status == "diverged":
-        message = divergence_message(bad_step, config.lr)
-    elif status == "interrupted":
-        message = interrupted_message(session, ledger.step)
+    if session is not None:
+        session.begin(loop_state, spe, resumed=resumed is not None, placement=placement)
+    status, bad_step, message = chunk_loop(ledger, one_chunk, run, K, total, config, metric,
+                                           session, loop_state, finished, status)
     local = placement.local_tree(state)
     info = {"chunk_steps": K, "processes": placement.world,
             "devices": getattr(placement, "n_devices", 1)}
