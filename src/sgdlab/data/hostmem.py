@@ -30,7 +30,7 @@ def empty_aligned(shape, dtype) -> np.ndarray:
     Over-allocates ``ALIGN`` bytes and views the aligned part; the view keeps the buffer alive.
     """
     dtype = np.dtype(dtype)
-    shape = tuple(int(s) for s in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
+    shape = tuple(int(s) for s in np.atleast_1d(shape))
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     raw = np.empty(nbytes + ALIGN, np.uint8)
     start = (-raw.ctypes.data) % ALIGN

@@ -16,7 +16,7 @@ from .._types import Loss, Model
 from ..data.dataset import Dataset
 from ..data.split import Standardizer, split
 from ..engine.config import TrainConfig
-from ..engine.fit import resolve_model
+from ..engine.fit import device_array, resolve_model
 from ..losses import encode_targets
 
 
@@ -40,7 +40,7 @@ def prepare(train_data: Dataset, config: TrainConfig, model=None, loss=None) -> 
         X = Standardizer().fit(train_data.X).transform(train_data.X)
     T = np.asarray(encode_targets(loss_, train_data.y, train_data.n_classes))
     n_out = loss_.n_outputs(max(train_data.n_classes, 1))
-    return Prepared(jax.device_put(X), jax.device_put(T), model_, loss_, n_out,
+    return Prepared(device_array(X), device_array(T), model_, loss_, n_out,
                     train_data.d, train_data.n)
 
 

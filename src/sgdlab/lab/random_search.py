@@ -28,7 +28,7 @@ from ..data.dataset import Dataset
 from ..data.split import Standardizer
 from ..engine.config import TrainConfig
 from ..engine.evaluate import Validator
-from ..engine.fit import resolve_model
+from ..engine.fit import device_array, resolve_model
 from ..engine.history import History
 from ..engine.result import FitResult
 from ..errors import ConfigError
@@ -75,8 +75,8 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
     prep = (lambda X: standardizer.transform(X)) if standardizer is not None else \
         (lambda X: np.asarray(X, np.float32))
     n_classes = train_data.n_classes
-    X = jax.device_put(prep(train_data.X))
-    T = jax.device_put(np.asarray(encode_targets(loss_, train_data.y, n_classes)))
+    X = device_array(prep(train_data.X))
+    T = device_array(np.asarray(encode_targets(loss_, train_data.y, n_classes)))
     ones = jnp.ones(train_data.n, jnp.float32)
 
     key_init, key_search = jax.random.split(jax.random.PRNGKey(config.seed))
