@@ -191,3 +191,21 @@ def test_sigterm_of_a_streamed_two_process_run_then_resume_is_exact(stream_refer
     m = metrics(run_dir)
     assert m["status"] == "completed" and m["resumed_from_step"] == stopped
     assert_same_run(run_dir, stream_reference)
+
+
+def test_processes_that_read_checkpoints_of_different_steps_are_told_to_share_the_directory():
+    import types
+
+    import numpy as np
+
+    from sgdlab.api import _same_checkpoint
+    from sgdlab.errors import ConfigError
+    big = (1 << 24) + 1  # not representable in float32: the steps travel in two halves
+    rows = {0: [big >> 20, big & 0xFFFFF], 1: [(big + 1) >> 20, (big + 1) & 0xFFFFF]}
+    placement = types.SimpleNamespace(world=2, gather=lambda values: np.array(
+        [rows[0], rows[1]], np.float32))
+    with pytest.raises(ConfigError, match=rf"different steps \({big}, {big + 1}\).*shares"):
+        _same_checkpoint(placement, types.SimpleNamespace(step=big))
+    same = types.SimpleNamespace(world=2, gather=lambda values: np.array([rows[0]] * 2,
+                                                                         np.float32))
+    _same_checkpoint(same, types.SimpleNamespace(step=big))  # agreeing processes pass
