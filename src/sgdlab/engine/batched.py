@@ -4,7 +4,7 @@ When the training data is not on the device (streaming from disk), or is spread 
 devices and processes, the host hands the kernel the rows of each step instead of indices:
 
     run_batches(state, XB: (K, B, d) float32, TB: (K, B), w: (K, B) float32, n_active: int32,
-                shift: (d,) float32, scale: (d,) float32)
+                shift: (d,) float32, scale: (d,) float32, lr: ())
         -> (state, losses: (K,), ok: bool)                      fast kernel
         -> (state, losses: (K,), first_bad: int32)              checked kernel
 
@@ -40,15 +40,15 @@ import numpy as np
 import optax
 
 from ..grad import ValueAndGrad
-from .chunk import checked_steps, fast_steps, make_step
+from .chunk import checked_steps, fast_steps, lr_shape, make_step
 
 
 def _fed(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation, steps):
     update = make_step(value_and_grad, optimizer)
 
-    def run_batches(state, XB, TB, w, n_active, shift, scale):
+    def run_batches(state, XB, TB, w, n_active, shift, scale, lr):
         def step(s, xb, tb, w_k):
-            return update(s, (xb - shift) / scale, tb, w_k)
+            return update(s, (xb - shift) / scale, tb, w_k, lr)
 
         return steps(step, state, (XB, TB, w), n_active)
 
@@ -143,7 +143,7 @@ class MeshPlacement(LocalPlacement):
         state_sh = jax.tree_util.tree_map(lambda _: self.replicated, state)
         jitted = jax.jit(fn, in_shardings=(state_sh, self.by_batch3, self.by_batch2,
                                            self.by_batch2, self.replicated, self.replicated,
-                                           self.replicated),
+                                           self.replicated, self.replicated),
                          out_shardings=(state_sh, self.replicated, self.replicated))
         return jitted.lower(state, *shapes).compile()
 
@@ -171,4 +171,5 @@ class MeshPlacement(LocalPlacement):
 def _shapes(k, b, d, t_dtype):
     return (jax.ShapeDtypeStruct((k, b, d), jnp.float32), jax.ShapeDtypeStruct((k, b), t_dtype),
             jax.ShapeDtypeStruct((k, b), jnp.float32), jax.ShapeDtypeStruct((), jnp.int32),
-            jax.ShapeDtypeStruct((d,), jnp.float32), jax.ShapeDtypeStruct((d,), jnp.float32))
+            jax.ShapeDtypeStruct((d,), jnp.float32), jax.ShapeDtypeStruct((d,), jnp.float32),
+            lr_shape())

@@ -5,7 +5,8 @@ data set (a scikit-learn estimator inside ``GridSearchCV`` or ``cross_val_score`
 train for a few milliseconds. A compiled program depends only on
 
 * *what* is computed: the model and loss functions, the L2 weight, the gradient method and
-  the optimiser (kind, learning rate, momentum, schedule);
+  the optimiser (kind, momentum, schedule; not the learning rate of a named optimiser, which
+  is a runtime input of the kernel, see :mod:`.chunk`);
 * the *shapes*: chunk steps ``K``, batch size ``B``, and the shape, dtype and placement of
   the training state, ``X: (N, d)`` and the loss targets ``T: (N,)``;
 * constants compiled in, such as the regression evaluator's centring value;
@@ -33,6 +34,7 @@ MAX_ENTRIES = 64
 _STORES: dict[str, OrderedDict] = {
     "chunk": OrderedDict(), "checked_chunk": OrderedDict(), "evaluate": OrderedDict()}
 _STATS = {"hits": 0, "misses": 0}
+_BUILT: dict[str, int] = {kind: 0 for kind in _STORES}
 
 
 def _leaf_signature(x) -> tuple:
@@ -65,8 +67,7 @@ def program_key(config, named: bool, model, loss, total_steps, *shapes: Any,
     if training:
         momentum = config.momentum if config.optimizer in ("momentum", "nesterov") else None
         horizon = None if config.schedule == "constant" else total_steps
-        how += (config.gradient, config.optimizer, config.lr, momentum, config.schedule,
-                horizon)
+        how += (config.gradient, config.optimizer, momentum, config.schedule, horizon)
     return what + how + tuple(s if isinstance(s, (int, float, str, type(None)))
                               else tree_signature(s) for s in shapes)
 
@@ -130,6 +131,7 @@ def get_or_build(kind: str, key: tuple, build: Callable[[], Any]):
         _STATS["hits"] += 1
         return store[key]
     _STATS["misses"] += 1
+    _BUILT[kind] += 1
     program = build()
     store[key] = program
     while len(store) > MAX_ENTRIES:
@@ -138,8 +140,9 @@ def get_or_build(kind: str, key: tuple, build: Callable[[], Any]):
 
 
 def stats() -> dict:
-    """``{"hits", "misses", "entries"}`` since start (or the last :func:`clear`)."""
-    return {**_STATS, "entries": sum(len(s) for s in _STORES.values())}
+    """``{"hits", "misses", "entries", "built": {kind: programs compiled}}`` since start (or
+    the last :func:`clear`). ``built["chunk"]`` counts compiled training programs."""
+    return {**_STATS, "entries": sum(len(s) for s in _STORES.values()), "built": dict(_BUILT)}
 
 
 def clear() -> None:
@@ -147,3 +150,4 @@ def clear() -> None:
     for store in _STORES.values():
         store.clear()
     _STATS.update(hits=0, misses=0)
+    _BUILT.update({kind: 0 for kind in _BUILT})

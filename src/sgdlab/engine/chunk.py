@@ -2,14 +2,17 @@
 
 The host never loops per step (DESIGN decision 1). It calls
 
-    run_chunk(state, X, T, idx: (K, B) int32, w: (K, B) float32, n_active: int32)
+    run_chunk(state, X, T, idx: (K, B) int32, w: (K, B) float32, n_active: int32, lr: ())
         -> (state, losses: (K,), ok: bool)
 
 which runs steps ``k = 0 .. n_active-1`` in a compiled loop. Step ``k`` gathers the rows
 ``X[idx[k]]`` (training data stays on the device), computes the masked mean objective and its
-gradient, and applies one optax update. ``n_active`` is a traced bound, so the host can stop at
-any boundary (an evaluation, an epoch) with one compiled shape, and no work is spent on the
-unused rows of ``idx``.
+gradient, and applies one optax update scaled by the learning rate ``lr``. ``n_active`` is a
+traced bound, so the host can stop at any boundary (an evaluation, an epoch) with one compiled
+shape, and no work is spent on the unused rows of ``idx``. ``lr`` is a traced scalar too (the
+optimiser is built at rate 1, see :mod:`sgdlab.optim.optimizers`), so one compiled program per
+batch size serves every learning rate and every seed (the seed only decides the initial
+parameters and the batch plan, both made on the host).
 
 Divergence is handled in two tiers so the common path pays nothing per step:
 
@@ -44,15 +47,18 @@ def _all_finite(tree) -> jax.Array:
 
 
 def make_step(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
-    """``step(state, xb (B, d), tb (B,), w (B,)) -> (state, loss)``: one update on a batch.
+    """``step(state, xb (B, d), tb (B,), w (B,), lr ()) -> (state, loss)``: one update.
 
-    Every kernel (gathering, pre-gathered, fast, checked) runs this very function, so a step's
-    arithmetic does not depend on which kernel runs it.
+    ``optimizer`` is built at learning rate 1 (:func:`sgdlab.optim.make_unit_optimizer`); its
+    update is multiplied by the runtime ``lr``. Every kernel (gathering, pre-gathered, fast,
+    checked) runs this very function, so a step's arithmetic does not depend on which kernel
+    runs it.
     """
 
-    def step(state: TrainState, xb, tb, w_k):
+    def step(state: TrainState, xb, tb, w_k, lr):
         value, grads = value_and_grad(state.params, xb, tb, w_k)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        updates = jax.tree_util.tree_map(lambda u: u * lr.astype(u.dtype), updates)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state, state.step + 1), value.astype(jnp.float32)
 
@@ -102,13 +108,13 @@ def checked_steps(step_on, state: TrainState, xs: tuple, n_active):
 def _gathering(value_and_grad, optimizer, steps):
     update = make_step(value_and_grad, optimizer)
 
-    def run_chunk(state: TrainState, X, T, idx, w, n_active):
+    def run_chunk(state: TrainState, X, T, idx, w, n_active, lr):
         def step_on(s, idx_k, w_k):
             # promise_in_bounds: indices come from the batch plan, always in 0..N-1; skipping
             # the bounds check matters at batch 1, where the gather is most of the step.
             xb = X.at[idx_k].get(mode="promise_in_bounds")
             tb = T.at[idx_k].get(mode="promise_in_bounds")
-            return update(s, xb, tb, w_k)
+            return update(s, xb, tb, w_k, lr)
 
         return steps(step_on, state, (idx, w), n_active)
 
@@ -116,7 +122,7 @@ def _gathering(value_and_grad, optimizer, steps):
 
 
 def make_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
-    """The fast kernel: ``(state, X, T, idx, w, n_active) -> (state, losses (K,), ok)``."""
+    """The fast kernel: ``(state, X, T, idx, w, n_active, lr) -> (state, losses (K,), ok)``."""
     return _gathering(value_and_grad, optimizer, fast_steps)
 
 
@@ -131,7 +137,12 @@ def compile_chunk(run_chunk, state, X, T, chunk_steps: int, batch_size: int):
     idx = jax.ShapeDtypeStruct((chunk_steps, batch_size), jnp.int32)
     w = jax.ShapeDtypeStruct((chunk_steps, batch_size), jnp.float32)
     n = jax.ShapeDtypeStruct((), jnp.int32)
-    return jax.jit(run_chunk).lower(state, X, T, idx, w, n).compile()
+    return jax.jit(run_chunk).lower(state, X, T, idx, w, n, lr_shape()).compile()
+
+
+def lr_shape() -> jax.ShapeDtypeStruct:
+    """The runtime learning rate's shape: a scalar of JAX's default float type."""
+    return jax.ShapeDtypeStruct((), jax.dtypes.canonicalize_dtype(np.float64))
 
 
 class TwoTier:

@@ -23,7 +23,7 @@ from ..data.split import Standardizer
 from ..errors import ConfigError, DataError
 from ..grad import value_and_grad_for
 from ..losses import encode_targets
-from ..optim import make_optimizer
+from ..optim import make_unit_optimizer, runtime_rate
 from ..tasks import resolve
 from . import cache
 from .chunk import TwoTier, compile_chunk, make_checked_chunk_fn, make_chunk_fn
@@ -132,8 +132,9 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         K = cache.bucket_steps(K)  # only n_active steps run, so a longer shape is free
 
     params = model_.init(jax.random.PRNGKey(config.seed), train_data.d, n_out)
-    optimizer = make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
-                               schedule=config.schedule, total_steps=total or 10_000)
+    optimizer = make_unit_optimizer(config.optimizer, momentum=config.momentum,
+                                    schedule=config.schedule, total_steps=total or 10_000)
+    lr = runtime_rate(config.optimizer, config.lr)
     state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
     if start is not None:
         _check_compatible(start, state)
@@ -177,7 +178,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     def one_chunk(n: int):
         nonlocal state
         idx, w = plan.take(n, pad_to=K)
-        state, losses, first_bad = run(state, X, T, idx, w, np.int32(n))
+        state, losses, first_bad = run(state, X, T, idx, w, np.int32(n), lr)
         return losses, w, first_bad
 
     if session is not None:

@@ -32,7 +32,7 @@ from ..data.split import Standardizer
 from ..errors import ConfigError, DataError
 from ..grad import value_and_grad_for
 from ..losses import encode_targets
-from ..optim import make_optimizer
+from ..optim import make_unit_optimizer, runtime_rate
 from .batched import LocalPlacement, make_batch_chunk_fn, make_checked_batch_chunk_fn
 from .chunk import TwoTier
 from .config import TrainConfig
@@ -186,8 +186,8 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     K = _fed_chunk_steps(config, spe, total, getattr(feeder, "load_rows", 0))
 
     params = model_.init(jax.random.PRNGKey(config.seed), d, loss_.n_outputs(max(n_classes, 1)))
-    optimizer = make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
-                               schedule=config.schedule, total_steps=total or 10_000)
+    optimizer = make_unit_optimizer(config.optimizer, momentum=config.momentum,
+                                    schedule=config.schedule, total_steps=total or 10_000)
     state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
     if start is not None:
         _check_compatible(start, state)
@@ -213,6 +213,7 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     else:
         shift, scale = np.zeros(d, np.float32), np.ones(d, np.float32)
     shift, scale = placement.put_replicated(shift), placement.put_replicated(scale)
+    lr = placement.put_replicated(runtime_rate(config.optimizer, config.lr))
     local_params = placement.local_tree(state.params)
     evaluator = make_eval(make_evaluator(model_, loss_, config.l2, regression), local_params,
                           loss_, regression)
@@ -239,7 +240,7 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
         # not holding the data in memory, and hiding it would flatter streaming.
         X, y, w, count = feeder.take(n, pad_to=K)
         XB, TB, W = placement.put_batches(X, host_targets(loss_, y), w)
-        state, losses, first_bad = run(state, XB, TB, W, np.int32(n), shift, scale)
+        state, losses, first_bad = run(state, XB, TB, W, np.int32(n), shift, scale, lr)
         return losses, count, first_bad
 
     if session is not None:

@@ -15,13 +15,20 @@ import numpy as np
 from .._types import Loss, Model
 from ..data.dataset import Dataset
 from ..data.split import Standardizer, split
+from ..engine import cache
 from ..engine.config import TrainConfig
 from ..engine.fit import device_array, resolve_model
 from ..losses import encode_targets
 
 
 class Prepared(NamedTuple):
-    """``X (N, d)`` float32 and ``T (N,)`` encoded targets on the device, plus the functions."""
+    """``X (N', d)`` float32 and ``T (N',)`` encoded targets on the device, plus the functions.
+
+    ``N' >= n`` rows: the device copy is padded exactly as the engine pads it (see
+    :func:`sgdlab.engine.cache.padded_rows`), so a program compiled for training serves the
+    probe and the noise scale too; only the first ``n`` rows are data. ``named`` says the
+    model and loss came from the configuration's names (part of a program's cache key).
+    """
 
     X: jax.Array
     T: jax.Array
@@ -30,6 +37,7 @@ class Prepared(NamedTuple):
     n_out: int
     d: int
     n: int
+    named: bool = True
 
 
 def prepare(train_data: Dataset, config: TrainConfig, model=None, loss=None) -> Prepared:
@@ -40,8 +48,10 @@ def prepare(train_data: Dataset, config: TrainConfig, model=None, loss=None) -> 
         X = Standardizer().fit(train_data.X).transform(train_data.X)
     T = np.asarray(encode_targets(loss_, train_data.y, train_data.n_classes))
     n_out = loss_.n_outputs(max(train_data.n_classes, 1))
-    return Prepared(device_array(X), device_array(T), model_, loss_, n_out,
-                    train_data.d, train_data.n)
+    rows = cache.padded_rows(train_data.n, train_data.d * 4)
+    named = model is None and loss is None and isinstance(config.model, str)
+    return Prepared(device_array(cache.pad_rows(X, rows)), device_array(cache.pad_rows(T, rows)),
+                    model_, loss_, n_out, train_data.d, train_data.n, named)
 
 
 def training_part(data: Dataset, config: TrainConfig) -> Dataset:

@@ -24,11 +24,12 @@ import numpy as np
 from .._types import TrainState
 from ..data.dataset import Dataset
 from ..data.sampling import steps_per_epoch
+from ..engine import cache
 from ..engine.chunk import compile_chunk, make_chunk_fn
 from ..engine.config import TrainConfig
 from ..engine.fit import choose_chunk_steps
 from ..grad import value_and_grad_for
-from ..optim import make_optimizer
+from ..optim import make_unit_optimizer, runtime_rate
 from .prepare import Prepared, prepare
 
 
@@ -36,22 +37,29 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
               min_call_examples: int = 4096, seed: int = 0) -> dict:
     """Time the chunk kernel of ``config`` (its batch size, learning rate, optimiser).
 
-    ``K`` is the chunk length training would use (so the compiled program is the very one a
-    run executes, and a compilation cache hit when a sweep ran it before); one timing covers
-    ``calls`` consecutive calls, enough for ``min_call_examples`` examples, so that short calls
-    do not time only the clock.
+    ``K`` is the chunk length training would use and the program is fetched from the engine's
+    program store under training's key, so the probe times the very program a run executes
+    (and compiles nothing when a run of this batch size came first). One timing covers
+    ``calls`` consecutive calls, enough for ``min_call_examples`` examples, so that short
+    calls do not time only the clock.
     """
     b = config.batch_size
     spe = steps_per_epoch(prepared.n, b, config.drop_last)
     k = choose_chunk_steps(config, spe, None)
+    if not config.chunk_steps:
+        k = cache.bucket_steps(k)  # as training rounds it
     calls = max(1, math.ceil(min_call_examples / (k * b)))
-    optimizer = make_optimizer(config.optimizer, config.lr, momentum=config.momentum,
-                               schedule=config.schedule, total_steps=10_000)
+    optimizer = make_unit_optimizer(config.optimizer, momentum=config.momentum,
+                                    schedule=config.schedule, total_steps=10_000)
+    lr = runtime_rate(config.optimizer, config.lr)
     params = prepared.model.init(jax.random.PRNGKey(config.seed), prepared.d, prepared.n_out)
     state0 = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
     vg = value_and_grad_for(config.gradient, prepared.model, prepared.loss, config.l2)
+    key = cache.program_key(config, prepared.named, prepared.model, prepared.loss, None, k, b,
+                            state0, prepared.X, prepared.T)
     t0 = time.perf_counter()
-    run = compile_chunk(make_chunk_fn(vg, optimizer), state0, prepared.X, prepared.T, k, b)
+    run = cache.get_or_build("chunk", key, lambda: compile_chunk(
+        make_chunk_fn(vg, optimizer), state0, prepared.X, prepared.T, k, b))
     compile_seconds = time.perf_counter() - t0
     rng = np.random.default_rng(seed)
     times, diverged = [], False
@@ -64,7 +72,7 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
         state = state0
         t = time.perf_counter()
         for c in range(calls):
-            state, losses, ok = run(state, prepared.X, prepared.T, idx[c], w, np.int32(k))
+            state, losses, ok = run(state, prepared.X, prepared.T, idx[c], w, np.int32(k), lr)
         jax.block_until_ready(losses)
         elapsed = time.perf_counter() - t
         diverged |= not bool(ok)

@@ -6,10 +6,22 @@ Vanilla SGD is the default, the update of the source texts:
 
 ``momentum`` and ``nesterov`` add heavy-ball / Nesterov momentum (optax ``sgd``), ``adam`` is
 optax ``adam``. Any other ``optax.GradientTransformation`` can be passed as is.
+
+The learning rate is a *runtime* input of the compiled step, not a constant compiled into it:
+every named optimiser ends in ``scale_by_learning_rate(schedule)`` with a schedule proportional
+to ``lr``, so its update is linear in ``lr``,
+
+.. math:: u_t(\\alpha) = \\alpha \\, u_t(1),
+
+and the engine builds it at rate 1 (:func:`make_unit_optimizer`) and multiplies the update by
+:func:`runtime_rate` inside the step. One compiled program then serves every learning rate
+(a learning-rate search costs runs, not compilations). A user's own transformation carries its
+rate inside it; its runtime rate is 1.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import optax
 
 from ..errors import ConfigError, choices_message
@@ -64,3 +76,34 @@ def make_optimizer(name: str | optax.GradientTransformation = "sgd", lr: float =
     if name == "adam":
         return optax.adam(rate)
     raise ConfigError(choices_message("optimizer", name, OPTIMIZERS))
+
+
+def is_named(name) -> bool:
+    """True for a built-in optimiser name (its learning rate is a runtime input)."""
+    return isinstance(name, str)
+
+
+def make_unit_optimizer(name: str | optax.GradientTransformation = "sgd", *,
+                        momentum: float = 0.9, schedule: str = "constant",
+                        total_steps: int = 1) -> optax.GradientTransformation:
+    """:func:`make_optimizer` at learning rate 1: the update the step scales by the runtime rate.
+
+    >>> import jax.numpy as jnp
+    >>> opt = make_unit_optimizer("sgd")
+    >>> u, _ = opt.update(jnp.array([2.0]), opt.init(jnp.zeros(1)))
+    >>> float(u[0] * runtime_rate("sgd", 0.25))
+    -0.5
+    """
+    return make_optimizer(name, 1.0, momentum=momentum, schedule=schedule,
+                          total_steps=total_steps)
+
+
+def runtime_rate(name, lr: float) -> np.ndarray:
+    """The scalar the compiled step multiplies a :func:`make_unit_optimizer` update by.
+
+    ``lr`` for a named optimiser, 1 for a user's transformation (its rate is inside it); a
+    0-d float array of JAX's default float type, the dtype the compiled step was built for.
+    """
+    import jax
+    return np.asarray(lr if is_named(name) else 1.0,
+                      dtype=jax.dtypes.canonicalize_dtype(np.float64))
