@@ -20,18 +20,23 @@ def test_sweep_writes_report_and_resumes(tmp_path, capsys):
                  "steps_to_target.png", "throughput.png", "sweep.json", "summary.csv",
                  "runs.csv"):
         assert (out / name).is_file(), name
-    assert len(list((out / "runs").glob("*.json"))) == 1
     saved = json.loads((out / "sweep.json").read_text())
+    n_runs = len(list((out / "runs").glob("*.json")))
+    assert n_runs == len(saved["groups"]) + 1    # every lr tried (one seed) + a confirmation
+    assert len(saved["groups"]) >= 4 and saved["sweep"]["lr_mode"] == "search"
     assert saved["recommendation"]["batch_size"] == 64
+    assert saved["recommendation"]["command"].startswith(
+        "sgdlab train --data digits --batch-size 64 --lr ")
     assert saved["noise"] is None and saved["throughput"] is None
 
     # Same directory again, with the progress display and summary: nothing is redone.
     capsys.readouterr()
     assert main(["sweep", *SMALL, "--out", str(out), "--compile-cache", "off"]) == 0
     captured = capsys.readouterr()
-    assert "1 of 1 runs were finished already" in captured.out
+    assert f"{n_runs} of {n_runs} runs were finished already" in captured.out
     assert "Batch size" in captured.out and "report:" in captured.out
-    assert "1/1" in captured.err and "Traceback" not in captured.err
+    assert "sgdlab train --data digits --batch-size 64" in captured.out
+    assert "Traceback" not in captured.err
 
 
 def test_sweep_help_has_examples():
@@ -47,7 +52,9 @@ def test_sweep_help_has_examples():
     (["--budget", "forever"], "cannot read budget"),
     (["--lr-scaling", "cubic"], "valid scalings"),
     (["--lr-grid", "1,two"], "comma-separated numbers"),
-    (["--stop-at-target"], "add --target-accuracy"),
+    (["--stop-at-target", "--full-budget"], "contradict each other"),
+    (["--lr-grid", "1,2", "--no-lr-search"], "contradict each other"),
+    (["--search-factor", "0.5"], "--search-factor"),
     (["--noise-batches", "64,8"], "small < big"),
     (["--seeds", "0"], "seeds must be"),
     (["--model", "sofmax", "--batch-sizes", "8"], "valid"),

@@ -5,7 +5,8 @@ import math
 import pytest
 
 from sgdlab.lab.measure import crossing, final_metric
-from sgdlab.lab.recommend import recommend, scaling_exponents
+from sgdlab.lab.recommend import recommend
+from sgdlab.lab.scaling_fit import scaling_exponents
 
 
 def _row(b, t, steps, final=0.95):

@@ -15,7 +15,7 @@ import pytest
 
 from sgdlab.data import Dataset
 from sgdlab.engine import TrainConfig
-from sgdlab.lab.recommend import fit_steps_scaling
+from sgdlab.lab.scaling_fit import fit_steps_scaling
 from sgdlab.lab.sweep import SweepConfig, run_sweep
 
 
@@ -65,3 +65,15 @@ def test_fit_recovers_a_known_curve():
         fit_steps_scaling(b, 1000 / b)["b_crit"] > 1e6
     assert fit_steps_scaling(b, np.full(8, 30.0))["b_crit"] == 0.0
     assert math.isnan(fit_steps_scaling([4], [10])["b_crit"])
+
+
+def test_fit_reports_its_quality_and_a_poor_fit_names_no_critical_batch():
+    b = np.array([1, 2, 4, 8, 16, 32, 64, 128.0])
+    good = fit_steps_scaling(b, 50 * (1 + 20 / b))
+    assert good["good"] and good["rel_rms"] < 1e-9
+    # Steps that fall like B^-0.4 all the way: the two-regime model does not describe them.
+    poor = fit_steps_scaling(b, 2000 * b ** -0.4 * (1 + 0.3 * np.sin(b)))
+    assert not poor["good"] and poor["rel_rms"] > 0.15
+    from sgdlab.lab.scaling_fit import scaling_sentence
+    text = scaling_sentence(poor, b, 2000 * b ** -0.4 * (1 + 0.3 * np.sin(b)))
+    assert "no critical batch size is read off it" in text and "B_crit =" not in text

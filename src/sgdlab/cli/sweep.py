@@ -13,16 +13,21 @@ EXAMPLES = """\
 examples:
   sgdlab sweep                                  # digits, softmax, batch sizes 1..1024, report
   sgdlab sweep --data my.parquet --label-column y --model mlp --hidden 128 \\
-               --batch-sizes 1,4,16,64,256,1024 --lr 0.05 --base-batch 32 --lr-scaling sqrt \\
-               --seeds 3 --target-accuracy 0.95 --budget 30s --out runs/sweep1
-  sgdlab sweep --batch-sizes 32,64,128,256 --lr-grid 0.5,1,2   # best of 3 learning rates each
-  sgdlab sweep --budget "20 epochs" --stop-at-target --target-accuracy 0.95
+               --batch-sizes 1,4,16,64,256,1024 --lr 0.05 --seeds 3 \\
+               --target-accuracy 0.95 --budget 30s --out runs/sweep1
+  sgdlab sweep --batch-sizes 32,64,128,256 --lr-grid 0.5,1,2   # fixed lrs instead of a search
+  sgdlab sweep --no-lr-search --lr-scaling linear  # the scaling rule alone, no search
+  sgdlab sweep --full-budget --budget "20 epochs" # every run trains its whole budget
   sgdlab sweep --out runs/sweep1                # re-run: finished runs are reused, not redone
 
-Each run trains with lr = lr0 * rule(B / base batch) for the per-run budget (training seconds,
-'N epochs' or 'N steps'). Time to target counts training time only (evaluation and compilation
-excluded). The output directory holds runs/*.json (one per run), sweep.json, summary.csv,
-runs.csv, four PNG charts and report.html (self-contained, opens offline).
+For every batch size B the learning rate is searched: the scaling rule gives the centre
+lr0(B) = lr x rule(B / base batch); lr0(B) / 4, lr0(B) and 4 lr0(B) are tried, the bracket is
+widened until the best lies inside it (divergence closes a side) and refined once; every
+point runs every seed and stops at the target. Without --target-accuracy a pilot at the base
+batch chooses it (0.99 x its best final value). Time to target counts training time only
+(evaluation and compilation excluded). The output directory holds runs/*.json (one per run),
+sweep.json, summary.csv, points.csv (every learning rate tried), runs.csv, the charts and
+report.html (self-contained, opens offline).
 """
 
 
@@ -59,8 +64,14 @@ def register(sub) -> None:
                                                   "(default 32)")
     g.add_argument("--lr-scaling", help="learning rate vs batch size: none, linear, sqrt "
                                         "(default sqrt)")
-    g.add_argument("--lr-grid", help="multipliers of the scaled lr tried per batch size, the "
-                                     "best kept, e.g. 0.5,1,2 (default 1)")
+    g.add_argument("--lr-grid", help="fixed multipliers of the scaled lr tried per batch "
+                                     "size instead of the search, the best kept, e.g. 0.5,1,2")
+    g.add_argument("--no-lr-search", action="store_true",
+                   help="no learning-rate search: each batch size at the scaling rule's lr")
+    g.add_argument("--search-factor", type=float,
+                   help="ratio of neighbouring learning rates in the search (default 4)")
+    g.add_argument("--search-points", type=int,
+                   help="most learning rates tried per batch size (default 8)")
     g.add_argument("--seeds", type=int, help="repeats per setting (default 3)")
     g.add_argument("--target-accuracy", "--target", dest="sweep_target", type=float,
                    help="validation accuracy (R^2) to reach (default: 0.99 x the best median "
@@ -71,7 +82,12 @@ def register(sub) -> None:
                    help="evaluation schedule for every run (default: every 10%% of an epoch, "
                         "at least 4 steps, and budget/50 seconds)")
     g.add_argument("--stop-at-target", action="store_true",
-                   help="end each run at the target (needs --target-accuracy)")
+                   help="end each run at the target (the default)")
+    g.add_argument("--full-budget", action="store_true",
+                   help="train every run for its whole budget instead of stopping at the "
+                        "target")
+    g.add_argument("--no-confirm", action="store_true",
+                   help="skip the confirmation runs of the recommendation with fresh seeds")
     g.add_argument("--no-probe", action="store_true", help="skip the throughput probe")
     g.add_argument("--no-noise", action="store_true", help="skip the gradient noise scale")
     g.add_argument("--noise-batches", help="small,big batch sizes for the noise scale "
@@ -99,12 +115,25 @@ def sweep_config_from_args(args, file_settings: dict):
         s["lr_grid"] = _floats(args.lr_grid, "--lr-grid")
     for flag, key in (("lr", "lr"), ("base_batch", "base_batch"), ("lr_scaling", "lr_scaling"),
                       ("seeds", "seeds"), ("sweep_target", "target"), ("budget", "budget"),
-                      ("sweep_eval_every", "eval_every")):
+                      ("sweep_eval_every", "eval_every"), ("search_factor", "search_factor"),
+                      ("search_points", "search_points")):
         v = getattr(args, flag, None)
         if v is not None:
             s[key] = v
+    if args.stop_at_target and args.full_budget:
+        raise ConfigError("--stop-at-target and --full-budget contradict each other; "
+                          "choose one")
     if args.stop_at_target:
         s["stop_at_target"] = True
+    if args.full_budget:
+        s["stop_at_target"] = False
+    if args.no_lr_search:
+        if args.lr_grid:
+            raise ConfigError("--lr-grid and --no-lr-search contradict each other; --lr-grid "
+                              "alone already replaces the search")
+        s["lr_search"] = False
+    if args.no_confirm:
+        s["confirm"] = False
     if args.no_probe:
         s["probe"] = False
     if args.no_noise:
@@ -131,6 +160,8 @@ def _sweep_table(path: str | None) -> dict:
 
 def run(args) -> int:
     from ..api import as_dataset  # lazy: keeps 'sgdlab --help' fast
+    from ..lab.summary import write_tables
+    from ..lab.next_run import train_command
     from ..lab.sweep import enable_compile_cache, run_sweep
     from ..report.sweep import write_sweep_report
     from .sweep_display import SweepProgress, print_sweep_summary
@@ -147,13 +178,20 @@ def run(args) -> int:
     progress = None if args.quiet else SweepProgress()
     with (progress or _null()):
         result = run_sweep(data, sweep, base, out=out, callback=progress)
+        data_flags = tuple(f for flag, value in (("--label-column", args.label_column),
+                                                 ("--task", args.task)) if value
+                           for f in (flag, str(value)))
+        result.recommendation["command"] = train_command(
+            base, result.recommendation, args.data or file_settings.get("data", "digits"),
+            data_flags)
+        write_tables(result, out)
         if progress:
             progress.phase("plots and report")
         paths = write_sweep_report(result, out)
     if not args.quiet:
         print_sweep_summary(result, paths["report.html"])
         if progress.reused:
-            print(f"{progress.reused} of {len(result.per_run)} runs were finished already and "
+            print(f"{progress.reused} of {len(result.records)} runs were finished already and "
                   f"reused from {out / 'runs'}")
     if result.recommendation.get("batch_size") is None:
         print("sgdlab sweep: " + " ".join(result.recommendation["sentences"]), file=sys.stderr)

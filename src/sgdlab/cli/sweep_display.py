@@ -1,4 +1,9 @@
-"""Terminal output of ``sgdlab sweep``: one progress bar over the whole sweep, a summary table."""
+"""Terminal output of ``sgdlab sweep``: one progress bar over the whole sweep, a summary table.
+
+The number of runs is not known in advance (the learning-rate search decides how many points
+each batch size needs): ``replan`` events reset the bar's total. No number is printed as
+``nan`` or ``inf``: a time that was never reached reads "never", all-diverged "diverged".
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ import math
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
+from ..report.html import tie_sentence  # plain text (no plotting imported)
 from .display import console
 
 
@@ -23,6 +30,7 @@ class SweepProgress:
             TimeRemainingColumn(), console=console, transient=False)
         self.task = None
         self.reused = 0
+        self.extra_done = 0
 
     def __enter__(self):
         self.progress.__enter__()
@@ -35,24 +43,40 @@ class SweepProgress:
         if self.task is not None:
             self.progress.update(self.task, info=name)
 
+    def _total(self, event: dict) -> None:
+        """``plan`` and ``replan``: ``runs`` expected runs (done ones included) plus ``extra``
+        probe and noise steps still to come (those already done are counted here)."""
+        total = event.get("runs", 0) + event.get("extra", 0) + self.extra_done
+        if self.task is None:
+            self.task = self.progress.add_task("sweep", total=total, info="starting")
+        else:
+            self.progress.update(self.task, total=total)
+
     def __call__(self, event: dict) -> None:
         kind = event["event"]
-        if kind == "plan":
-            self.task = self.progress.add_task("sweep", total=event["runs"] + event["extra"],
-                                               info="starting")
+        if kind in ("plan", "replan"):
+            self._total(event)
         elif self.task is None:
             return
         elif kind == "run_start":
-            self.progress.update(self.task, info=f"run {event['index'] + 1}/{event['total']}: "
-                                 f"B={event['batch_size']} lr={event['lr']:.3g} "
-                                 f"seed {event['seed']}")
+            phase = f" ({event['phase']})" if event.get("phase") else ""
+            self.progress.update(self.task, info=f"B={event['batch_size']} lr "
+                                 f"{event['lr']:.3g} seed {event['seed']}{phase}")
         elif kind == "run_end":
-            self.reused += event["reused"]
+            self.reused += int(event.get("reused", 0))
             self.progress.advance(self.task)
         elif kind == "phase":
             self.phase(event["name"])
         elif kind == "probe":
+            self.extra_done += event.get("count", 1)
             self.progress.advance(self.task, event.get("count", 1))
+
+
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def _s(v, unit: bool = True) -> str:
@@ -66,14 +90,17 @@ def _s(v, unit: bool = True) -> str:
 
 
 def _range(lo, hi) -> str:
-    same_unit = (lo < 1) == (hi < 1) and math.isfinite(hi)
+    if not _finite(lo):
+        return "-"
+    same_unit = _finite(hi) and (lo < 1) == (hi < 1)
     return f"{_s(lo, not same_unit)}-{_s(hi)}"
 
 
 def _n(v, digits: int = 3) -> str:
     """Compact numbers: ``1846``, ``0.0177``, ``1.4M``."""
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+    if not _finite(v):
         return "-"
+    v = float(v)
     if abs(v) >= 1e6:
         return f"{v / 1e6:.1f}M"
     if abs(v) >= 1e4:
@@ -83,27 +110,79 @@ def _n(v, digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
-def print_sweep_summary(result, report_path=None) -> None:
-    """Per-batch-size table, the recommendation and its evidence, and where the report is."""
-    rec = result.recommendation
+def _steps(v) -> str:
+    """A step count as a whole number (``never`` when not reached)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float) and math.isinf(v):
+        return "never"
+    return str(math.ceil(float(v) - 1e-9))
+
+
+def _all_diverged(g: dict) -> bool:
+    return bool(g.get("seeds")) and g.get("diverged", 0) >= g["seeds"]
+
+
+def outcome(g: dict) -> str:
+    """Seeds' outcome, short: ``3/3``, ``2/3 1 div``, ``div 3/3``."""
+    n, r, d = g.get("seeds"), g.get("reached"), g.get("diverged", 0)
+    if n is None or r is None:
+        return str(g.get("status_text", "-"))
+    if _all_diverged(g):
+        return f"div {d}/{n}"
+    return f"{r}/{n}" + (f" {d} div" if d else "")
+
+
+def _time(g: dict) -> str:
+    if _all_diverged(g):
+        return "diverged"
+    return _s(g.get("time_median"))
+
+
+def summary_console() -> Console:
+    """Standard output; when it is not a terminal, wide enough that no number is cut."""
+    out = Console()
+    return out if out.is_terminal else Console(width=max(out.width, 160))
+
+
+def print_sweep_summary(result, report_path=None, console: Console | None = None) -> None:
+    """Per-batch-size table, the recommendation and its evidence, the next command, and where
+    the report is. ``console`` defaults to :func:`summary_console`."""
+    rec = result.recommendation or {}
+    tied = set(rec.get("tied") or [])
     metric = "R^2" if result.metric == "val_r2" else "accuracy"
-    table = Table(title=f"sweep on {result.data}: training time to validation {metric} "
-                        f"{result.target:g}", caption=f"median and range over "
-                        f"{result.sweep['seeds']} seed(s); time in training seconds; "
-                        "jit = compile time")
+    target = f"{result.target:g}" if _finite(result.target) else "(none)"
+    caption = (f"median and range over {result.sweep.get('seeds')} seed(s) at each batch "
+               "size's chosen lr; time in training seconds; tried = learning rates searched; "
+               "s/step from the throughput probe; predicted = steps x s/step + calls x s/call "
+               "(one compiled call per evaluation)")
+    if len(tied) > 1:
+        caption += "; ≈ = within the measurement noise of the recommendation"
+    table = Table(title=escape(f"sweep on {result.data}: training time to validation {metric} "
+                               f"{target}"), caption=caption)
     table.box, table.pad_edge = box.SIMPLE_HEAD, False
-    for col in ("batch", "lr", "time", "range", "steps", "epochs", "ex/s", "final",
-                "jit"):
+    for col in ("batch", "lr", "tried", "outcome", "time", "range", "steps", "s/step",
+                "predicted", "final"):
         table.add_column(col, justify="right", no_wrap=True)
     for g in result.per_batch:
-        style = "bold yellow" if g["batch_size"] == rec.get("batch_size") else None
-        table.add_row(str(g["batch_size"]), _n(g["lr"], 3), _s(g["time_median"]),
-                      _range(g["time_low"], g["time_high"]), _n(g["steps_median"], 3),
-                      _n(g["epochs_median"], 3), _n(g["throughput"], 2),
-                      _n(g["final_median"], 3), _s(g["compile_seconds"]), style=style)
-    out = Console()
+        b = g["batch_size"]
+        best = b == rec.get("batch_size")
+        table.add_row(f"{b} ≈" if b in tied and not best else str(b), _n(g.get("lr"), 3),
+                      "-" if g.get("points") is None else str(g["points"]), outcome(g), _time(g),
+                      _range(g.get("time_low"), g.get("time_high")) if _finite(
+                          g.get("time_median")) else "-",
+                      _steps(g.get("steps_median")), _s(g.get("probe_step_seconds")),
+                      _s(g.get("predicted_seconds")), _n(g.get("final_median"), 3),
+                      style="bold yellow" if best else None)
+    out = console or summary_console()
     out.print(table)
-    for sentence in rec.get("sentences", []):
+    sentences = list(rec.get("sentences", []))
+    tie = tie_sentence(rec)
+    if tie and not any("measurement noise" in s.lower() for s in sentences):
+        sentences.append(tie)
+    for sentence in sentences:
         out.print(f"- {sentence}", highlight=False, markup=False)
+    if rec.get("command"):
+        out.print(f"next: {rec['command']}", highlight=False, markup=False, soft_wrap=True)
     if report_path:
-        out.print(f"report: {report_path}", highlight=False, markup=False)
+        out.print(f"report: {report_path}", highlight=False, markup=False, soft_wrap=True)

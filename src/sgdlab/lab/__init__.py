@@ -1,6 +1,7 @@
 """The lab: experiments that drive the engine. Never imports plotting or the command line.
 
-The batch-size lab (sweeps, the throughput probe, the gradient noise scale, recommendations),
+The batch-size lab (sweeps with a learning-rate search per batch size, the throughput probe,
+the gradient noise scales B_simple and B_noise, recommendations),
 random search and method comparison; restarts, loss landscapes, convexity, saddle points.
 """
 
@@ -10,6 +11,10 @@ from .interpolate import Interpolation as Interpolation
 from .interpolate import interpolate as interpolate
 from .landscape import LandscapeResult as LandscapeResult
 from .landscape import run_landscape as run_landscape
+from .hessian_noise import NoiseScales as NoiseScales
+from .hessian_noise import noise_scales as noise_scales
+from .lr_search import Outcome as Outcome
+from .lr_search import search_lr as search_lr
 from .noise import NoiseEstimate as NoiseEstimate
 from .noise import NoiseScaleMeter as NoiseScaleMeter
 from .noise import estimate_noise_scale as estimate_noise_scale

@@ -109,7 +109,12 @@ def ratio_with_interval(g2: np.ndarray, s: np.ndarray, b_small: int, b_big: int,
     bg, bs = g2[pick].mean(axis=1), s[pick].mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         boot = np.where(bg > 0, bs / bg, np.inf)
-    low, high = (float(v) for v in np.percentile(boot, [16, 84]))
+    # A resample whose |G|^2 estimate is not positive has no finite ratio: rank it above
+    # every finite one (as inf), without letting inf - inf turn a percentile into NaN.
+    top = np.finfo(float).max
+    low, high = (math.inf if v >= top else float(v)
+                 for v in np.percentile(np.where(np.isfinite(boot), boot, top), [16, 84],
+                                        method="lower"))
     return NoiseEstimate(point, low, high, mg, ms, m, b_small, b_big)
 
 

@@ -1,21 +1,17 @@
 """Pick the batch size that reaches the target fastest, and say why in plain sentences.
 
-The choice is the data's, nothing else: the batch size (with its learning rate) whose *median*
-training time to the target, over seeds, is lowest. The evidence sentences report
+The choice is the data's, nothing else: per batch size the learning rate the search kept, and
+between batch sizes the lowest *median* training time to the target over seeds, tested against
+the others by a bootstrap over the seeds (:mod:`.ties`; tied batch sizes are resolved by a
+stated rule). The evidence sentences report
 
-1. its time and spread;
-2. the runner-up and how much slower it was;
-3. where steps-to-target stops scaling with the batch size (Shallue et al. 2018): the first
-   pair of neighbouring batch sizes whose local exponent ``e = log(S_i/S_j) / log(B_j/B_i)``
-   falls below 1/2 (1 is perfect scaling, 0 none). The measured medians are also fitted by the
-   model of McCandlish et al. (2018),
-
-   .. math:: S(B) = S_{\\min} \\left(1 + \\frac{B_{\\mathrm{crit}}}{B}\\right),
-
-   i.e. ``S = a + c / B`` with ``S_min = a`` and ``B_crit = c / a``, by least squares on the
-   *relative* residuals ``(a + c / B_i - S_i) / S_i``. Below ``B_crit`` doubling the batch
-   nearly halves the steps; above it the steps flatten at ``S_min``;
-4. how the gradient noise scale ``B_simple`` compares with that critical batch size.
+1. the pick, its time, spread and steps, and how its learning rate compares with the rule's;
+2. whether it is distinguishable from the others (or which are tied), and which batch sizes
+   missed the target (per seed: reached / diverged);
+3. the decomposition the source texts teach, time = steps x seconds per step, with the probe's
+   step cost against the runs' (:func:`decomposition_sentence`);
+4. where steps to target stop scaling, with the fit and its quality (:mod:`.scaling_fit`);
+5. the gradient noise scales against the critical batch size, and what to conclude.
 """
 
 from __future__ import annotations
@@ -25,6 +21,12 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from .scaling_fit import fit_steps_scaling, scaling_sentence
+from .ties import RULE, tie_analysis
+
+#: Probe and runs agree on the cost of a step when their ratio is within this factor.
+AGREE = 1.25
+
 
 class Recommendation(NamedTuple):
     batch_size: int | None
@@ -32,32 +34,16 @@ class Recommendation(NamedTuple):
     seconds: float
     sentences: list
     scaling: dict
+    fastest: int | None = None
+    tied: list = []
+    distinguishable: bool = False
+    rule: str = RULE
+    p_slower: dict = {}
 
     def to_dict(self) -> dict:
-        return dict(self._asdict())
-
-
-def fit_steps_scaling(batch_sizes: Sequence[float], steps: Sequence[float]) -> dict:
-    """``{"s_min", "b_crit", "points"}`` of ``S(B) = S_min (1 + B_crit / B)``.
-
-    Only finite, positive steps are used; with fewer than two points both are NaN.
-    ``b_crit = inf`` means steps were still falling in proportion at the largest batch (the
-    fitted floor ``a`` was not positive); ``b_crit = 0`` means no batch size helped at all.
-    """
-    b = np.asarray(batch_sizes, float)
-    s = np.asarray(steps, float)
-    ok = np.isfinite(s) & (s > 0)
-    b, s = b[ok], s[ok]
-    if len(b) < 2:
-        return {"s_min": math.nan, "b_crit": math.nan, "points": int(len(b))}
-    # Rows [1/S, 1/(B S)] . (a, c) = 1: least squares on relative residuals.
-    A = np.stack([1.0 / s, 1.0 / (b * s)], axis=1)
-    (a, c), *_ = np.linalg.lstsq(A, np.ones_like(s), rcond=None)
-    if c <= 0:
-        return {"s_min": float(np.median(s)), "b_crit": 0.0, "points": int(len(b))}
-    if a <= 0:
-        return {"s_min": float(s.min()), "b_crit": math.inf, "points": int(len(b))}
-    return {"s_min": float(a), "b_crit": float(c / a), "points": int(len(b))}
+        d = dict(self._asdict())
+        d["p_slower"] = {str(k): v for k, v in self.p_slower.items()}
+        return d
 
 
 def _t(seconds: float) -> str:
@@ -71,112 +57,190 @@ def _what(metric: str, target: float) -> str:
     return f"{name} {target:g}"
 
 
+def _nan_low(v) -> float:
+    return -math.inf if v is None or not math.isfinite(v) else v
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def status_text(reached: int, diverged: int, seeds: int) -> str:
+    """``"3 of 3 reached"``, ``"2 of 3 reached, 1 diverged"``, ``"all 3 diverged"``."""
+    if diverged == seeds:
+        return f"all {seeds} diverged"
+    text = f"{reached} of {seeds} reached"
+    return text + (f", {diverged} diverged" if diverged else "")
+
+
 def recommend(per_batch: Sequence[dict], *, target: float, metric: str = "val_accuracy",
-              noise: dict | None = None, seeds: int = 1) -> Recommendation:
+              noise: dict | None = None, seeds: int = 1, times_by_batch: dict | None = None,
+              decomposition: Sequence[dict] | None = None,
+              noise_trace: Sequence[dict] | None = None) -> Recommendation:
     """The recommendation from per-batch-size rows.
 
-    Each row needs ``batch_size``, ``lr``, ``time_median``, ``time_low``, ``time_high`` and
+    Each row needs ``batch_size``, ``lr``, ``time_median``, ``time_low``, ``time_high``,
     ``steps_median`` (infinite when the median run missed the target) and ``final_median``;
-    the scaling fit uses ``steps_best`` (fewest steps over the learning-rate grid) if present.
-    ``noise`` is a :class:`~sgdlab.lab.noise.NoiseEstimate` as a dict, or None.
+    optionally ``reached``, ``diverged``, ``seeds`` and ``lr_multiplier`` (the kept lr over the
+    scaling rule's). ``times_by_batch`` maps a batch size to its per-seed times (default: the
+    median alone, so every difference counts). ``noise`` is the noise-scale dict of the sweep
+    (``b_simple``, ``low``, ``high``, optionally ``b_noise`` and ``reason``), or None.
     """
     rows = sorted(per_batch, key=lambda r: r["batch_size"])
-    scaling = fit_steps_scaling([r["batch_size"] for r in rows],
-                                [r.get("steps_best", r["steps_median"]) for r in rows])
-    reached = [r for r in rows if math.isfinite(r["time_median"])]
+    steps = [r.get("steps_best", r["steps_median"]) for r in rows]
+    scaling = fit_steps_scaling([r["batch_size"] for r in rows], steps)
     what = _what(metric, target)
-    if not reached:
+    times = times_by_batch or {r["batch_size"]: [r["time_median"]] for r in rows}
+    reached_all = {r["batch_size"]: r.get("reached", 1) == r.get("seeds", 1) for r in rows}
+    ties = tie_analysis(times, reached_all)
+    if ties["pick"] is None:
         best = max(rows, key=lambda r: _nan_low(r["final_median"]), default=None)
         tail = (f" The best final value, {best['final_median']:.4g}, was at batch size "
-                f"{best['batch_size']}." if best else "")
+                f"{best['batch_size']}." if best and _finite(best["final_median"]) else "")
         return Recommendation(None, None, math.inf, [
             f"No batch size reached {what} within its budget in the median of {seeds} "
             f"seed(s).{tail} Lower the target (--target-accuracy) or raise the budget "
             "(--budget)."], scaling)
 
-    ranked = sorted(reached, key=lambda r: (r["time_median"], r["batch_size"]))
-    best = ranked[0]
-    sentences = [
-        f"Batch size {best['batch_size']} (learning rate {best['lr']:.4g}) reached {what} "
-        f"fastest: a median {_t(best['time_median'])} of training time over {seeds} seed(s) "
-        f"(range {_t(best['time_low'])} to {_t(best['time_high'])}), in "
-        f"{best['steps_median']:.4g} steps."]
-    if len(ranked) > 1:
-        second = ranked[1]
-        ratio = second["time_median"] / best["time_median"] if best["time_median"] > 0 \
-            else math.inf
-        sentences.append(
-            f"The runner-up, batch size {second['batch_size']}, took {_t(second['time_median'])}"
-            f" ({ratio:.2f}x as long); {len(rows) - len(reached)} of {len(rows)} batch sizes "
-            "did not reach the target.")
-    else:
-        sentences.append(f"No other batch size reached the target (of {len(rows)} tried).")
-    sentences.append(_scaling_sentence(scaling, rows))
+    by_b = {r["batch_size"]: r for r in rows}
+    pick, fastest = by_b[ties["pick"]], by_b[ties["fastest"]]
+    sentences = [_pick_sentence(pick, fastest, what, seeds), _contest_sentence(rows, ties, by_b)]
+    if decomposition:
+        sentences.append(decomposition_sentence(decomposition))
+    sentences.append(scaling_sentence(scaling, [r["batch_size"] for r in rows], steps))
     if noise:
-        sentences.append(_noise_sentence(noise, scaling, best["batch_size"]))
-    return Recommendation(int(best["batch_size"]), float(best["lr"]), best["time_median"],
-                          sentences, scaling)
+        sentences.append(noise_sentence(noise, scaling, pick["batch_size"], noise_trace))
+    return Recommendation(int(pick["batch_size"]), float(pick["lr"]), pick["time_median"],
+                          sentences, scaling, int(fastest["batch_size"]), ties["tied"],
+                          ties["distinguishable"], RULE, ties["p_slower"])
 
 
-def _nan_low(v: float) -> float:
-    return -math.inf if v is None or math.isnan(v) else v
+def _pick_sentence(pick: dict, fastest: dict, what: str, seeds: int) -> str:
+    m = pick.get("lr_multiplier")
+    how = (f", {m:.3g}x the scaling rule's" if _finite(m) and abs(m - 1) > 1e-9 else "")
+    text = (f"Batch size {pick['batch_size']} (learning rate {pick['lr']:.4g}{how}) reached "
+            f"{what} in a median {_t(pick['time_median'])} of training time over {seeds} "
+            f"seed(s) (range {_t(pick['time_low'])} to {_t(pick['time_high'])}), in "
+            f"{pick['steps_median']:.0f} steps")
+    if "reached" in pick:
+        text += f"; {status_text(pick['reached'], pick.get('diverged', 0), pick['seeds'])}"
+    if fastest is not pick:
+        text += (f". Batch size {fastest['batch_size']} had the lowest median, "
+                 f"{_t(fastest['time_median'])}")
+    return text + "."
 
 
-def scaling_exponents(batch_sizes: Sequence[float], steps: Sequence[float]) -> list:
-    """``[(B_i, B_{i+1}, e_i)]`` with ``e = log(S_i / S_{i+1}) / log(B_{i+1} / B_i)``.
-
-    ``e = 1`` is perfect scaling (twice the batch, half the steps), ``e = 0`` no gain at all.
-    Only consecutive batch sizes that both reached the target are paired.
-    """
-    pts = [(b, s) for b, s in sorted(zip(batch_sizes, steps)) if math.isfinite(s) and s > 0]
-    return [(b0, b1, math.log(s0 / s1) / math.log(b1 / b0))
-            for (b0, s0), (b1, s1) in zip(pts, pts[1:])]
-
-
-def _scaling_sentence(scaling: dict, rows: Sequence[dict]) -> str:
-    """Where steps-to-target stop falling in proportion: the first pair with ``e < 1/2``."""
-    ex = scaling_exponents([r["batch_size"] for r in rows],
-                           [r.get("steps_best", r["steps_median"]) for r in rows])
-    if not ex:
-        return ("Too few batch sizes reached the target to see where steps-to-target stops "
-                "scaling.")
-    bc = scaling["b_crit"]
-    fit = (f" (fit of S(B) = S_min (1 + B_crit/B): B_crit = {bc:.3g}, S_min = "
-           f"{scaling['s_min']:.3g} steps; Shallue et al. 2018, McCandlish et al. 2018)"
-           if math.isfinite(bc) and bc > 0 and scaling["points"] >= 3
-           else " (Shallue et al. 2018)")
-    stop = next((i for i, (_, _, e) in enumerate(ex) if e < 0.5), None)
-    if stop is None:
-        return (f"Steps to target kept falling nearly in proportion to the batch size up to "
-                f"the largest one that reached it ({ex[-1][1]:g}): larger batches may still "
-                f"help{fit}.")
-    b0, b1, e = ex[stop]
-    gain = (b1 / b0) ** e
-    if stop == 0:
-        best = max(e_ for _, _, e_ in ex)
-        return (f"Steps to target fell less than in proportion to the batch size from the "
-                f"smallest one on: from {b0:g} to {b1:g} they fell {gain:.3g}x for "
-                f"{b1 / b0:g}x the batch (perfect scaling: {b1 / b0:g}x), and at best as "
-                f"B^-{best:.2g} between neighbouring batch sizes{fit}.")
-    return (f"Steps to target fall nearly in proportion to the batch size up to {b0:g} and "
-            f"flatten beyond: from {b0:g} to {b1:g} they fell only {gain:.3g}x for "
-            f"{b1 / b0:g}x the batch{fit}.")
+def _contest_sentence(rows: list, ties: dict, by_b: dict) -> str:
+    missed = [r for r in rows if not math.isfinite(r["time_median"])]
+    miss = ""
+    if missed:
+        detail = ", ".join(
+            f"{r['batch_size']} ({status_text(r['reached'], r.get('diverged', 0), r['seeds'])})"
+            if "reached" in r else str(r["batch_size"]) for r in missed)
+        miss = (f" {len(missed)} of {len(rows)} batch sizes did not reach the target in the "
+                f"median: {detail}.")
+    else:
+        miss = f" 0 of {len(rows)} batch sizes missed the target in the median."
+    fastest = by_b[ties["fastest"]]
+    if len(ties["tied"]) > 1:
+        others = [b for b in ties["tied"] if b != ties["fastest"]]
+        names = ", ".join(str(b) for b in others)
+        return (f"Within the measurement noise batch size {ties['fastest']} "
+                f"({_t(fastest['time_median'])}) cannot be told apart from {names} (each "
+                f"slower in fewer than 95% of bootstrap resamples of the seeds); the pick "
+                f"among them is {RULE}.{miss}")
+    ranked = sorted((r for r in rows if math.isfinite(r["time_median"])
+                     and r["batch_size"] != ties["fastest"]), key=lambda r: r["time_median"])
+    if not ranked:
+        return f"No other batch size reached the target (of {len(rows)} tried).{miss}"
+    second = ranked[0]
+    ratio = second["time_median"] / fastest["time_median"] if fastest["time_median"] > 0 \
+        else math.inf
+    p = ties["p_slower"].get(second["batch_size"], 1.0)
+    return (f"The runner-up, batch size {second['batch_size']}, took "
+            f"{_t(second['time_median'])} ({ratio:.2f}x as long) and was slower in "
+            f"{100 * p:.0f}% of bootstrap resamples of the seeds.{miss}")
 
 
-def _noise_sentence(noise: dict, scaling: dict, best_b: int) -> str:
-    b, low, high = noise["b_simple"], noise["low"], noise["high"]
-    if not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0):
+def decomposition_sentence(rows: Sequence[dict]) -> str:
+    """Time to target = steps x seconds per step (+ calls x seconds per call), between the
+    smallest and largest batch sizes that reached the target, and how well the product of
+    the probe's factors predicts the measured times."""
+    pts = [r for r in rows if _finite(r.get("steps")) and _finite(r.get("probe_step_seconds"))]
+    if len(pts) < 2:
+        return ("Time to target = steps x seconds per step could not be decomposed: fewer "
+                "than two batch sizes reached the target with a probed step cost.")
+    a, b = pts[0], pts[-1]
+    fall = a["steps"] / b["steps"]
+    cost = b["probe_step_seconds"] / a["probe_step_seconds"]
+    text = (f"Time to target = steps x seconds per step: from batch size {a['batch_size']} to "
+            f"{b['batch_size']} the steps fell {fall:.3g}x while one step cost {cost:.3g}x "
+            f"as much (throughput probe)")
+    calls = [r for r in pts if _finite(r.get("call_seconds")) and r.get("calls")]
+    if calls:
+        share = float(np.median([r["overhead_seconds"] / r["predicted_seconds"]
+                                 for r in calls]))
+        text += (f"; each run also paid about {_t(float(np.median([r['call_seconds'] for r in calls])))} "
+                 f"per compiled call, one call per evaluation ({min(r['calls'] for r in calls)}"
+                 f" to {max(r['calls'] for r in calls)} calls to the target, a median "
+                 f"{100 * share:.0f}% of the predicted time, which a run evaluated less "
+                 "often would not pay)")
+    ratios = [r["ratio"] for r in pts if _finite(r.get("ratio"))]
+    if ratios:
+        lo, hi = min(ratios), max(ratios)
+        verdict = ("agree" if 1 / AGREE <= float(np.median(ratios)) <= AGREE
+                   else "disagree: the runs were slower or faster than their probed parts")
+        text += (f". Steps x step cost + calls x call cost predicts the measured medians to a "
+                 f"median ratio of {float(np.median(ratios)):.2f} (measured / predicted; "
+                 f"{lo:.2f} to {hi:.2f} over batch sizes): probe and runs {verdict}")
+    return text + "."
+
+
+def noise_sentence(noise: dict, scaling: dict, pick: int,
+                   trace: Sequence[dict] | None = None) -> str:
+    """The noise scales near the target, how B_simple grew, their agreement with B_crit
+    (McCandlish et al. 2018), and what to conclude, in words and numbers."""
+    b, low, high = noise.get("b_simple"), noise.get("low"), noise.get("high")
+    if not (_finite(b) and b > 0):
         return ("The gradient noise scale could not be estimated: the mean gradient was "
                 "indistinguishable from zero at the target (|G|^2 estimate <= 0).")
-    head = (f"The gradient noise scale near the target is B_simple = {b:.3g} "
-            f"(68% interval {low:.3g} to {high:.3g})")
-    bc = scaling["b_crit"]
-    if math.isfinite(bc) and bc > 0 and scaling["points"] >= 3:  # two points fit any curve
+    if _finite(low) and _finite(high):
+        interval = f"68% interval {low:.3g} to {high:.3g}"
+    elif _finite(low):
+        interval = (f"68% interval from {low:.3g} up, with no upper end: the |G|^2 estimate "
+                    "was not positive in over 16% of bootstrap resamples")
+    else:
+        interval = ("no interval: the |G|^2 estimate was not positive in most bootstrap "
+                    "resamples")
+    text = f"The gradient noise scale near the target is B_simple = {b:.3g} ({interval})"
+    pts = [t["b_simple"] for t in (trace or []) if _finite(t.get("b_simple"))]
+    if len(pts) >= 2:
+        text += f"; it grew from {pts[0]:.3g} early in training as the loss fell"
+    bn = noise.get("b_noise")
+    if _finite(bn) and bn > 0:
+        text += f"; with curvature, B_noise = tr(H Sigma)/(G^T H G) = {bn:.3g}"
+    elif noise.get("reason"):
+        text += f"; B_noise was not formed: {noise['reason']}"
+    bc = scaling.get("b_crit", math.nan)
+    if scaling.get("good") and _finite(bc) and bc > 0:
         f = b / bc
         rel = ("within a factor of 2 of" if 0.5 <= f <= 2 else
                f"{f:.2g}x" if f > 2 else f"{1 / f:.2g}x smaller than")
-        return (f"{head}, {rel} the critical batch size fitted from the steps "
-                f"({bc:.3g}); McCandlish et al. (2018) predict the two agree.")
-    side = "above" if best_b > b else "at or below"
-    return (f"{head}; the recommended batch size {best_b} is {side} it, and McCandlish "
-            "et al. (2018) predict that batches beyond it stop saving steps.")
+        text += (f". B_simple is {rel} the critical batch size fitted from the steps "
+                 f"({bc:.3g}); McCandlish et al. (2018) predict the two agree")
+        if pick < bc / 2:
+            text += (f". Conclusion: batch size {pick} is below B_crit, so larger batches "
+                     "would still save steps, but on this hardware their steps cost more "
+                     "than they save")
+        elif pick <= 2 * bc:
+            text += (f". Conclusion: batch size {pick} sits at the critical batch size, "
+                     "where doubling the batch stops halving the steps")
+        else:
+            text += (f". Conclusion: batch size {pick} is beyond B_crit, where steps barely "
+                     "fall, yet a step there costs little more than a smaller one, so the "
+                     "time still falls")
+        return text + "."
+    side = "above" if pick > b else "at or below"
+    return (f"{text}. No critical batch size was fitted from the steps, so the noise scale "
+            f"is the only guide: the recommended batch size {pick} is {side} it, and "
+            "McCandlish et al. (2018) predict that batches beyond it stop saving steps.")

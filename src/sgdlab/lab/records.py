@@ -41,10 +41,13 @@ def run_key(batch_size: int, lr: float, seed: int) -> str:
     return f"b{batch_size:04d}-lr{lr:.4g}-s{seed}"
 
 
-def make_record(key: str, result: FitResult, fingerprint: str, lr_multiplier: float) -> dict:
+def make_record(key: str, result: FitResult, fingerprint: str, lr_multiplier: float,
+                phase: str = "search") -> dict:
+    """One run as stored: ``phase`` is ``pilot``, ``search`` or ``confirm`` (see the sweep)."""
     cfg = result.config
     return {"key": key, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
-            "lr_multiplier": lr_multiplier, "data": fingerprint, "config": cfg.to_dict(),
+            "lr_multiplier": lr_multiplier, "phase": phase, "data": fingerprint,
+            "config": cfg.to_dict(),
             "status": result.status, "summary": result.summary(),
             "history": [dict(r) for r in result.history]}
 

@@ -1,10 +1,15 @@
-"""From finished runs to per-batch-size figures, the probe, the noise scale and the verdict.
+"""From finished runs to per-batch-size figures, the probe, the noise scales and the verdict.
 
-Per (batch size, learning rate) over its seeds: the median and range of training seconds to
-the target, medians of steps, epochs and examples to the target, throughput (examples per
-training second), final validation metric and compile time (the largest over seeds: the first
-compile, later ones may come from the compilation cache). Per batch size the learning rate with
-the lowest median time is kept (ties: the higher final metric).
+Per (batch size, learning rate) point over its seeds (``groups``): the median and range of
+training seconds to the target (``inf`` for a seed that missed), medians of steps (whole
+steps: the interpolated crossing rounded up), epochs and examples to the target, throughput
+(examples per training second), final validation metric and compile time (the largest over
+seeds). Per batch size (``per_batch``) the point ranked best by :func:`.lr_search.rank` is kept:
+every seed reached, fewest median steps (within a batch size every learning rate runs the same
+compiled program, so fewest steps is fastest, without timing noise).
+
+``decomposition`` sets, per batch size, the measured median time beside steps x the probe's
+seconds per step, and the runs' own seconds per step (training seconds / steps).
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ import numpy as np
 
 from ..data.dataset import Dataset
 from ..engine.config import TrainConfig
-from ..engine.fit import train
 from ..engine.history import History
 from ..engine.rundir import environment, write_json_atomic, write_text_atomic
+from .lr_search import Outcome, rank
 from .measure import crossing, final_metric, metric_name
-from .recommend import recommend
+from .recommend import recommend, status_text
 
 
 @dataclass
@@ -47,6 +52,10 @@ class SweepResult:
     recommendation: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
     seconds: float = 0.0
+    target_source: str = ""
+    decomposition: list = field(default_factory=list)
+    confirmation: dict | None = None
+    compilations: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "records"}
@@ -77,7 +86,9 @@ def per_run_rows(records: list, target: float, metric: str) -> list:
         rows.append({"key": r["key"], "batch_size": r["batch_size"], "lr": r["lr"],
                      "lr_multiplier": r["lr_multiplier"], "seed": r["seed"],
                      "status": r["status"], "reached": c["reached"],
-                     "time_to_target": c["train_seconds"], "steps_to_target": c["step"],
+                     "time_to_target": c["train_seconds"],
+                     "steps_to_target": float(math.ceil(c["step"] - 1e-9)) if c["reached"]
+                     else math.inf,
                      "epochs_to_target": c["epoch"], "examples_to_target": c["examples"],
                      "final": final_metric(r["history"], metric), "steps": s.get("steps"),
                      "train_seconds": s.get("train_seconds"),
@@ -87,6 +98,15 @@ def per_run_rows(records: list, target: float, metric: str) -> list:
     return rows
 
 
+def median(values) -> float:
+    """``np.median`` that keeps ``inf`` (a seed that missed) without a NaN warning."""
+    v = np.sort(np.asarray(values, float))
+    if not len(v):
+        return math.nan
+    mid = len(v) // 2
+    return float(v[mid]) if len(v) % 2 else float(v[mid - 1] / 2 + v[mid] / 2)
+
+
 def _med(values) -> float:
     v = np.asarray([math.nan if x is None else x for x in values], float)
     v = v[~np.isnan(v)]
@@ -94,10 +114,14 @@ def _med(values) -> float:
 
 
 def group_rows(per_run: list) -> list:
-    """One row per (batch size, lr) with medians and ranges over seeds."""
+    """One row per (batch size, lr) point with medians and ranges over seeds; ``order`` is
+    the point's position in the order its batch size tried them."""
     groups: dict = {}
     for r in per_run:
         groups.setdefault((r["batch_size"], r["lr"]), []).append(r)
+    order: dict = {}
+    for b, lr in groups:  # dicts keep insertion order: the order the runs were made
+        order[(b, lr)] = sum(1 for k in order if k[0] == b)
     out = []
     for (b, lr), rs in sorted(groups.items()):
         times = [r["time_to_target"] for r in rs]
@@ -105,42 +129,45 @@ def group_rows(per_run: list) -> list:
             "batch_size": b, "lr": lr, "lr_multiplier": rs[0]["lr_multiplier"],
             "seeds": len(rs), "reached": sum(r["reached"] for r in rs),
             "diverged": sum(r["status"] == "diverged" for r in rs),
-            "time_median": float(np.median(times)), "time_low": float(min(times)),
+            "time_median": median(times), "time_low": float(min(times)),
             "time_high": float(max(times)),
-            "steps_median": float(np.median([r["steps_to_target"] for r in rs])),
-            "epochs_median": float(np.median([r["epochs_to_target"] for r in rs])),
-            "examples_median": float(np.median([r["examples_to_target"] for r in rs])),
+            "steps_median": median([r["steps_to_target"] for r in rs]),
+            "epochs_median": median([r["epochs_to_target"] for r in rs]),
+            "examples_median": median([r["examples_to_target"] for r in rs]),
             "throughput": _med(r["examples_per_second"] for r in rs),
             "final_median": _med(r["final"] for r in rs),
             "compile_seconds": max((r["compile_seconds"] or 0.0) for r in rs),
+            "run_step_seconds": _med(r["train_seconds"] / r["steps"] for r in rs
+                                     if r["steps"] and r["train_seconds"] is not None),
+            "order": order[(b, lr)], "chosen": False,
         })
+        out[-1]["status_text"] = status_text(out[-1]["reached"], out[-1]["diverged"], len(rs))
     return out
 
 
-def best_per_batch(groups: list) -> list:
-    """Per batch size, the learning rate with the lowest median time to target.
+def outcome_of(group: dict) -> Outcome:
+    """A group row as the search's :class:`~.lr_search.Outcome`."""
+    return Outcome(lr=group["lr"], seeds=group["seeds"], reached=group["reached"],
+                   diverged=group["diverged"], steps_median=group["steps_median"],
+                   final_median=group["final_median"])
 
-    Each row also gets ``steps_best`` (and ``steps_best_lr``): the fewest median steps to the
-    target over the grid, the quantity Shallue et al. plot (each batch size at its own best
-    learning rate measured in steps, not in seconds).
+
+def best_per_batch(groups: list) -> list:
+    """Per batch size, the point ranked best by :func:`.lr_search.rank` (marked ``chosen``).
+
+    Each row also gets ``points`` (learning rates tried) and ``steps_best`` (with
+    ``steps_best_lr``): the fewest median steps to the target over the points tried, the
+    quantity Shallue et al. plot (each batch size at its own best learning rate, in steps).
     """
-    best: dict = {}
-    for g in groups:
-        cur = best.get(g["batch_size"])
-        key = (g["time_median"], -_low(g["final_median"]))
-        if cur is None or key < (cur["time_median"], -_low(cur["final_median"])):
-            best[g["batch_size"]] = g
     rows = []
-    for b in sorted(best):
-        fewest = min((g for g in groups if g["batch_size"] == b),
-                     key=lambda g: (g["steps_median"], g["lr"]))
-        rows.append({**best[b], "steps_best": fewest["steps_median"],
+    for b in sorted({g["batch_size"] for g in groups}):
+        mine = [g for g in groups if g["batch_size"] == b]
+        best = min(mine, key=lambda g: rank(outcome_of(g)))
+        best["chosen"] = True
+        fewest = min(mine, key=lambda g: (g["steps_median"], g["lr"]))
+        rows.append({**best, "points": len(mine), "steps_best": fewest["steps_median"],
                      "steps_best_lr": fewest["lr"]})
     return rows
-
-
-def _low(v: float) -> float:
-    return -math.inf if math.isnan(v) else v
 
 
 def _cached(out, name: str, key: dict, compute):
@@ -161,23 +188,33 @@ def _cached(out, name: str, key: dict, compute):
 
 
 def summarise(records: list, sweep, base: TrainConfig, train_part: Dataset,
-              validation: Dataset, *, emit, out=None, fingerprint: str = "", model=None,
+              validation: Dataset, *, target: float | None, config_for, emit, out=None,
+              fingerprint: str = "", target_source: str = "", model=None,
               loss=None) -> SweepResult:
+    """Tables, probe, noise scales, decomposition and recommendation of a sweep's runs.
+
+    ``records`` are the search phase's runs; ``target`` None means "choose it from the runs"
+    (0.99 x the best median final value, see :func:`auto_target`). ``config_for(B, lr,
+    target)`` returns the configuration a run of that batch size and learning rate used, so
+    the probe times that run's program and the noise run trains like it.
+    """
     metric = metric_name(records[0]["history"]) if records else "val_accuracy"
-    target = sweep.target if sweep.target is not None else auto_target(records, metric)
+    target_auto = sweep.target is None
+    if target is None:
+        target = auto_target(records, metric)
+        target_source = "0.99 x the best median final value of the runs, floored to 0.01"
     per_run = per_run_rows(records, target, metric)
     groups = group_rows(per_run)
     per_batch = best_per_batch(groups)
     res = SweepResult(sweep.to_dict(), base.to_dict(), train_part.name, train_part.n,
-                      validation.n, metric, target, sweep.target is None, records, per_run,
-                      groups, per_batch, environment=environment())
+                      validation.n, metric, target, target_auto, records, per_run,
+                      groups, per_batch, environment=environment(),
+                      target_source=target_source)
     chosen = {g["batch_size"]: g["lr"] for g in per_batch}
     if sweep.probe:
         emit({"event": "phase", "name": "throughput probe"})
         from .throughput import probe_throughput
-        configs = [base.replace(batch_size=b, lr=lr, eval_every=next(
-            r["config"]["eval_every"] for r in records if r["batch_size"] == b))
-            for b, lr in chosen.items()]
+        configs = [config_for(b, lr, None) for b, lr in chosen.items()]
         done = []  # probe events sent; a probe reused from disk sends them all at once
 
         def progress(event):
@@ -192,71 +229,113 @@ def summarise(records: list, sweep, base: TrainConfig, train_part: Dataset,
             emit({"event": "probe", "count": len(configs) - len(done)})
     if sweep.noise:
         emit({"event": "phase", "name": "gradient noise scale"})
-        key = {"data": fingerprint, "base": base.to_dict(), "sweep": sweep.to_dict(),
-               "target": target}
+        from .sweep_noise import measure_noise
+        b = min(chosen, key=lambda s: (abs(math.log(s / sweep.base_batch)), s))
+        cfg = config_for(b, chosen[b], target if math.isfinite(target) else None)
+        key = {"data": fingerprint, "config": cfg.to_dict(), "sweep": sweep.to_dict()}
         both = _cached(out, "noise.json", key, lambda: measure_noise(
-            sweep, base, train_part, validation, target, chosen, model, loss))
+            train_part, validation, cfg, sorted(chosen), sweep.noise_batches,
+            sweep.noise_draws, model=model, loss=loss))
         # JSON stores a non-finite estimate as null; read it back as NaN.
         res.noise = {k: math.nan if v is None else v for k, v in both["estimate"].items()}
         res.noise_trace = both["trace"]
         emit({"event": "probe", "name": "noise"})
+    per_call = {}
+    for b, lr in chosen.items():
+        sched = config_for(b, lr, None).eval_schedule
+        per_call[b] = sched.every_steps or 0
+    res.decomposition = decomposition_rows(per_batch, res.throughput,
+                                           {b: k for b, k in per_call.items() if k})
+    for row, d in zip(per_batch, res.decomposition):
+        row.update(probe_step_seconds=d["probe_step_seconds"],
+                   predicted_seconds=d["predicted_seconds"])
+    times = {g["batch_size"]: [r["time_to_target"] for r in per_run
+                               if (r["batch_size"], r["lr"]) == (g["batch_size"], g["lr"])]
+             for g in per_batch}
     rec = recommend(per_batch, target=target, metric=metric, noise=res.noise,
-                    seeds=sweep.seeds)
+                    seeds=sweep.seeds, times_by_batch=times,
+                    decomposition=res.decomposition if res.throughput else None,
+                    noise_trace=res.noise_trace)
     res.recommendation = rec.to_dict()
     return res
 
 
-def measure_noise(sweep, base: TrainConfig, train_part: Dataset, validation: Dataset,
-                  target: float, chosen: dict, model=None, loss=None) -> dict:
-    """A short run with a :class:`NoiseScaleMeter` attached, at the swept batch size nearest
-    (in ratio) to the base batch, with that batch size's chosen learning rate (``chosen`` maps
-    batch size to learning rate), so its compiled kernel is one the sweep already built.
+def decomposition_rows(per_batch: list, throughput: list | None, steps_per_call: dict) -> list:
+    """Time to target = steps x seconds per step (+ calls x seconds per call), per batch size.
 
-    The estimate pools the rows in the second half of the run up to where it first reached the
-    target (McCandlish et al. relate the critical batch size to the noise scale *at* the loss
-    one trains to); the whole run when it never does.
+    ``steps`` x the probe's ``probe_step_seconds`` is the compute; a run is cut into
+    ``calls = ceil(steps / steps_per_call[B])`` compiled calls by its evaluations, each
+    costing the probe's ``call_seconds`` more. ``predicted_seconds`` is their sum, beside the
+    ``measured_seconds`` (median time to target) and the runs' own ``run_step_seconds``;
+    ``ratio`` = measured / predicted (None where a factor is missing).
     """
-    from .noise import NoiseScaleMeter
-    from .prepare import prepare
-    from .sweep import eval_schedule_for, parse_budget
-    n = train_part.n
-    sizes = sorted(chosen)
-    b = min(sizes, key=lambda s: (abs(math.log(s / sweep.base_batch)), s))
-    small, big = sweep.noise_batches or ((sizes[0], sizes[-1]) if len(sizes) > 1 and
-                                         sizes[0] < sizes[-1] else (1, min(256, n)))
-    cfg = base.replace(batch_size=b, lr=chosen[b],
-                       eval_every=eval_schedule_for(sweep, n, b, base.drop_last),
-                       target=target if math.isfinite(target) else None,
-                       **parse_budget(sweep.budget))
-    meter = NoiseScaleMeter(prepare(train_part, cfg, model, loss), l2=cfg.l2, b_small=small,
-                            b_big=big, draws=sweep.noise_draws, seed=base.seed)
-    result = train(train_part, validation, cfg, model=model, loss=loss, callback=meter)
-    c = crossing(result.history, target) if math.isfinite(target) else {"reached": False}
-    est = meter.estimate(up_to_step=c["step"] if c["reached"] else None).to_dict()
-    est.update(batch_size=b, lr=cfg.lr, reached_target=c["reached"])
-    return {"estimate": est, "trace": meter.trace()}
+    probe = {p["batch_size"]: p for p in throughput or []}
+    rows = []
+    for g in per_batch:
+        b, steps = g["batch_size"], g["steps_median"]
+        p = probe.get(b)
+        row = {"batch_size": b, "steps": steps if math.isfinite(steps) else None,
+               "probe_step_seconds": p["step_seconds"] if p else None,
+               "call_seconds": p.get("call_seconds") if p else None,
+               "calls": None, "compute_seconds": None, "overhead_seconds": None,
+               "predicted_seconds": None,
+               "measured_seconds": g["time_median"] if math.isfinite(g["time_median"]) else None,
+               "run_step_seconds": g["run_step_seconds"]
+               if math.isfinite(g["run_step_seconds"]) else None, "ratio": None}
+        if p and row["steps"] is not None:
+            calls = math.ceil(steps / max(1, steps_per_call.get(b, p["chunk_steps"])))
+            row.update(calls=calls, compute_seconds=steps * p["step_seconds"],
+                       overhead_seconds=calls * (p.get("call_seconds") or 0.0))
+            row["predicted_seconds"] = row["compute_seconds"] + row["overhead_seconds"]
+            if row["measured_seconds"]:
+                row["ratio"] = row["measured_seconds"] / row["predicted_seconds"]
+        rows.append(row)
+    return rows
+
+
+def confirmation_row(records: list, target: float) -> dict:
+    """Median and range of time to target, steps and outcome of the confirmation runs."""
+    runs = per_run_rows(records, target, metric_name(records[0]["history"]))
+    times = [r["time_to_target"] for r in runs]
+    reached = sum(r["reached"] for r in runs)
+    diverged = sum(r["status"] == "diverged" for r in runs)
+    return {"batch_size": records[0]["batch_size"], "lr": records[0]["lr"],
+            "seeds": [r["seed"] for r in records], "runs": len(records), "reached": reached,
+            "diverged": diverged, "status_text": status_text(reached, diverged, len(records)),
+            "time_median": median(times), "time_low": float(min(times)),
+            "time_high": float(max(times)),
+            "steps_median": median([r["steps_to_target"] for r in runs])}
 
 
 CSV_RUN = ("key", "batch_size", "lr", "lr_multiplier", "seed", "status", "reached",
            "time_to_target", "steps_to_target", "epochs_to_target", "examples_to_target",
            "final", "steps", "train_seconds", "eval_seconds", "compile_seconds",
            "examples_per_second")
-CSV_BATCH = ("batch_size", "lr", "seeds", "reached", "diverged", "time_median", "time_low",
-             "time_high", "steps_median", "epochs_median", "examples_median", "throughput",
-             "final_median", "compile_seconds", "steps_best", "steps_best_lr")
+CSV_POINT = ("batch_size", "lr", "lr_multiplier", "order", "chosen", "seeds", "reached",
+             "diverged", "time_median", "time_low", "time_high", "steps_median",
+             "final_median")
+CSV_BATCH = ("batch_size", "lr", "lr_multiplier", "points", "seeds", "reached", "diverged",
+             "time_median", "time_low", "time_high", "steps_median", "epochs_median",
+             "examples_median", "throughput", "final_median", "compile_seconds", "steps_best",
+             "steps_best_lr", "run_step_seconds", "probe_step_seconds", "predicted_seconds")
 
 
 def _csv(rows: list, cols) -> str:
     lines = [",".join(cols)]
     for r in rows:
-        lines.append(",".join("" if r.get(c) is None else repr(r[c]) if isinstance(r[c], float)
-                              else str(r[c]) for c in cols))
+        # A missing or non-finite figure (a seed that never reached) is an empty cell.
+        lines.append(",".join("" if r.get(c) is None or (isinstance(r[c], float)
+                                                         and not math.isfinite(r[c]))
+                              else repr(r[c]) if isinstance(r[c], float) else str(r[c])
+                              for c in cols))
     return "\n".join(lines) + "\n"
 
 
 def write_tables(result: SweepResult, out) -> None:
-    """``sweep.json`` (everything but histories), ``runs.csv`` and ``summary.csv``."""
+    """``sweep.json`` (everything but histories), ``runs.csv`` (every search run),
+    ``points.csv`` (every learning rate tried) and ``summary.csv`` (per batch size)."""
     out = Path(out)
     write_json_atomic(out / "sweep.json", result.to_dict())
     write_text_atomic(out / "runs.csv", _csv(result.per_run, CSV_RUN))
+    write_text_atomic(out / "points.csv", _csv(result.groups, CSV_POINT))
     write_text_atomic(out / "summary.csv", _csv(result.per_batch, CSV_BATCH))

@@ -5,6 +5,8 @@ run executes) is compiled and called on random batches, and the clock is read af
 ``block_until_ready``. Reported per batch size ``B``:
 
 * ``step_seconds``: ``t(B)``, the median over ``repeats`` timings of ``time / steps``;
+* ``call_seconds``: the fixed cost of one call of the kernel (zero active steps), which a run
+  pays once per call: runs evaluated every few steps make many short calls;
 * ``example_seconds`` ``t(B) / B`` and ``examples_per_second`` ``B / t(B)``;
 * ``step_cost_ratio`` ``t(B) / t(B0)`` against the smallest probed ``B0``: the source text's
   "a batch of 100 may cost 50 times one example, not 100", i.e. a vectorisation gain of
@@ -79,9 +81,19 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
         if r > 0:
             times.append(elapsed)
     step = float(np.median(times)) / (k * calls)
+    # The fixed cost of one compiled call (dispatch, reading losses and ok back): the same
+    # program with zero active steps. A run cut into short calls by frequent evaluations
+    # pays it once per call.
+    idle = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = run(state0, prepared.X, prepared.T, idx[0], w, np.int32(0), lr)
+        np.asarray(out[1]), bool(out[2])
+        idle.append(time.perf_counter() - t)
     return {"batch_size": b, "chunk_steps": k, "calls": calls, "step_seconds": step,
-            "example_seconds": step / b, "examples_per_second": b / step,
-            "compile_seconds": compile_seconds, "diverged": diverged}
+            "call_seconds": float(np.median(idle)), "example_seconds": step / b,
+            "examples_per_second": b / step, "compile_seconds": compile_seconds,
+            "diverged": diverged}
 
 
 def probe_throughput(train_data: Dataset, configs: Sequence[TrainConfig], *, repeats: int = 5,

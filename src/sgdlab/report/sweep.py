@@ -8,14 +8,20 @@ from ..engine.rundir import prepare_dir, write_text_atomic
 
 
 def write_sweep_report(result, out) -> dict:
-    """PNG charts and ``report.html`` under ``out``; returns ``{name: path}``."""
+    """Every PNG chart of :data:`~.sweep_plots.PLOTS` and ``report.html`` under ``out``;
+    returns ``{name: path}``.
+
+    A chart whose data is missing is still written (a PNG saying "not measured"), but the
+    HTML embeds only the charts that were drawn and says "not measured" in place of the others.
+    """
     from .html import render_sweep_html
     from .sweep_plots import PLOTS
     out = prepare_dir(out)
     images, paths = {}, {}
     for name, plot in PLOTS.items():
-        plot(result, out / name)
-        images[name] = (out / name).read_bytes()
+        drawn = plot(result, out / name)
+        if drawn is not False:
+            images[name] = (out / name).read_bytes()
         paths[name] = out / name
     write_text_atomic(out / "report.html", render_sweep_html(result, images))
     paths["report.html"] = Path(out) / "report.html"

@@ -1,0 +1,111 @@
+"""The learning-rate search of one batch size: a bracket on a log grid, widened until the best
+point is interior, then refined once.
+
+Batch sizes must be compared each at its own best learning rate (Shallue et al. 2018: neither
+linear nor square-root scaling holds everywhere), so the scaling rule only gives the search its
+centre ``lr_0(B)``. The points lie on the grid
+
+.. math:: \\mathrm{lr}_j = \\mathrm{lr}_0(B) \\, f^{\\,j}, \\qquad j \\in \\tfrac12 \\mathbb{Z},
+
+with ``f`` the search factor (4 by default). The search
+
+1. tries ``j = 0, 1, -1``;
+2. while the best point is the highest one tried, tries one higher (unless that point already
+   had a seed diverge: divergence closes the upper side); while it is the lowest, one lower;
+3. refines once between the best point and the neighbour where the optimum more likely lies
+   (``j +- 1/2``): toward a neighbour that diverged (steps to target fall with the learning
+   rate up to the stability edge), else toward the better neighbour;
+
+at most ``max_points`` points in all. Each point is every seed at that learning rate, and
+points are ranked by :func:`rank` on their outcome over the seeds. Within one batch size every
+learning rate runs the same compiled program, so time to target is steps to target times one
+step cost: the ranking uses median *steps* (exact, free of timing noise), and the comparison
+*between* batch sizes uses time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+#: Learning rates outside this range are never tried.
+LR_RANGE = (1e-8, 1e8)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One learning rate's result over its seeds."""
+
+    lr: float
+    seeds: int
+    reached: int            # seeds that reached the target
+    diverged: int           # seeds that diverged
+    steps_median: float     # median steps to target over seeds (inf when the median missed)
+    final_median: float     # median final validation metric (NaN when none is finite)
+
+
+def rank(o: Outcome) -> tuple:
+    """Sort key, lower is better: every seed reached, by median steps; then a majority
+    reached (some seeds missed or diverged), by median steps; then no divergence, by final
+    metric; then some divergence; then every seed diverged (lower learning rates first).
+    """
+    final = o.final_median if math.isfinite(o.final_median) else -math.inf
+    if o.reached == o.seeds:
+        return (0, o.steps_median, o.lr)
+    if math.isfinite(o.steps_median):
+        return (1, o.steps_median, o.diverged, o.lr)
+    if o.diverged == 0:
+        return (2, -final, o.lr)
+    if o.diverged < o.seeds:
+        return (3, o.diverged, -final, o.lr)
+    return (4, o.lr)
+
+
+def search_lr(evaluate: Callable[[float], Outcome], lr0: float, *, factor: float = 4.0,
+              max_points: int = 8, refine: bool = True) -> dict:
+    """Run the search of the module docstring; ``-> {j: Outcome}`` of every point tried.
+
+    ``evaluate(lr)`` trains every seed at ``lr`` and summarises them. Points are evaluated in
+    the order this function asks for them, so a deterministic ``evaluate`` gives a
+    deterministic search.
+    """
+    if factor <= 1:
+        raise ValueError(f"search factor must be > 1, got {factor}")
+    tried: dict = {}
+
+    def lr_at(j: float) -> float:
+        return lr0 * factor ** j
+
+    def try_(j: float) -> bool:
+        if j in tried or len(tried) >= max_points:
+            return False
+        lr = lr_at(j)
+        if not LR_RANGE[0] <= lr <= LR_RANGE[1]:
+            return False
+        tried[j] = evaluate(lr)
+        return True
+
+    for j in (0, 1, -1):
+        try_(j)
+    while len(tried) < max_points:
+        best = min(tried, key=lambda j: rank(tried[j]))
+        whole = [j for j in tried if j == int(j)]
+        if best == max(whole) and tried[best].diverged == 0 and try_(best + 1):
+            continue
+        if best == min(whole) and try_(best - 1):
+            continue
+        break
+    if refine:
+        best = min(tried, key=lambda j: rank(tried[j]))
+        up, down = tried.get(best + 1), tried.get(best - 1)
+        if up is not None and (up.diverged > 0 or down is None or rank(up) < rank(down)):
+            try_(best + 0.5)
+        elif down is not None:
+            try_(best - 0.5)
+    return tried
+
+
+def best_point(tried: dict) -> float:
+    """The exponent ``j`` of the best point tried (see :func:`rank`)."""
+    return min(tried, key=lambda j: rank(tried[j]))

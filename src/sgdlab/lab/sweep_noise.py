@@ -1,0 +1,64 @@
+"""The sweep's noise-scale run: B_simple traced over training, both noise scales at the target.
+
+One short run of a swept batch size (the one nearest the base batch, at the learning rate its
+search kept, so its compiled program is one the sweep already built) carries a
+:class:`~.noise.NoiseScaleMeter`: at every evaluation row it estimates ``B_simple`` from pairs of
+batches, giving a trace that grows as the loss falls. The run stops at the target, and there
+both scales of McCandlish et al. (2018) are measured from per-example gradients and
+Hessian-vector products (:mod:`.hessian_noise`): ``B_simple = tr(Sigma) / |G|^2`` and
+``B_noise = tr(H Sigma) / (G^T H G)``.
+
+The two-batch estimate pools the rows in the second half of the run up to where it first
+reached the target (McCandlish et al. relate the critical batch size to the noise scale *at*
+the loss one trains to); the whole run when it never does.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..data.dataset import Dataset
+from ..engine.config import TrainConfig
+from ..engine.fit import train
+from .measure import crossing
+from .noise import NoiseScaleMeter
+from .prepare import prepare
+
+
+def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, sizes: list,
+                  noise_batches: tuple | None = None, draws: int = 16, *, model=None,
+                  loss=None) -> dict:
+    """``{"estimate": {...}, "trace": [{"step", "b_simple"}]}`` of a run of ``cfg``.
+
+    The two-batch estimator uses ``noise_batches`` ``(small, big)`` or the smallest and
+    largest of ``sizes`` (``(1, min(256, N))`` when they coincide).
+    """
+    n = train_part.n
+    small, big = noise_batches or ((sizes[0], sizes[-1]) if len(sizes) > 1 and
+                                   sizes[0] < sizes[-1] else (1, min(256, n)))
+    prepared = prepare(train_part, cfg, model, loss)
+    meter = NoiseScaleMeter(prepared, l2=cfg.l2, b_small=small, b_big=big, draws=draws,
+                            seed=cfg.seed)
+    result = train(train_part, validation, cfg, model=model, loss=loss, callback=meter)
+    target = cfg.target
+    c = crossing(result.history, target) if target is not None else {"reached": False}
+    est = meter.estimate(up_to_step=c["step"] if c["reached"] else None).to_dict()
+    est.update(batch_size=cfg.batch_size, lr=cfg.lr, reached_target=c["reached"],
+               at_step=result.steps)
+    est.update(_with_curvature(result.params, prepared, cfg.l2, cfg.seed))
+    return {"estimate": est, "trace": meter.trace()}
+
+
+def _with_curvature(params, prepared, l2: float, seed: int) -> dict:
+    """``b_noise`` (with its interval), ``hessian_b_simple`` and a ``reason`` when B_noise
+    cannot be formed; NaN stays out of the result (None instead)."""
+    from .hessian_noise import noise_scales
+    # Smaller samples than the defaults: the sweep needs the figure, not the last 5 %.
+    s = noise_scales(params, prepared, l2=l2, seed=seed, examples=512, hessian_examples=2048)
+
+    def clean(v):
+        return float(v) if v is not None and math.isfinite(v) else None
+
+    return {"b_noise": clean(s.b_noise), "b_noise_low": clean(s.b_noise_low),
+            "b_noise_high": clean(s.b_noise_high), "hessian_b_simple": clean(s.b_simple),
+            "reason": s.reason}
