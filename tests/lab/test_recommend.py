@@ -61,3 +61,22 @@ def test_crossing_is_interpolated_between_evaluations():
     h.append({"step": 25, "epoch": 2.5, "examples": 800, "train_seconds": 3.5,
               "val_accuracy": float("nan")})
     assert final_metric(h) == 0.9
+
+
+def test_a_target_met_before_any_step_and_a_missing_target_print_no_inf_or_nan():
+    from sgdlab.lab.recommend import decomposition_sentence
+    rows = [_row(8, 0.0, 0), _row(32, 0.01, 20)]
+    rec = recommend(rows, target=0.5, seeds=1)
+    text = " ".join(rec.sentences)
+    assert "inf" not in text and "nan" not in text and "first evaluation" in text
+    deco = [{"batch_size": 8, "steps": 0, "probe_step_seconds": 1e-5},
+            {"batch_size": 32, "steps": 20, "probe_step_seconds": 2e-5}]
+    assert "could not be decomposed" in decomposition_sentence(deco)
+    none = recommend([_row(8, math.inf, math.inf, float("nan"))], target=float("nan"))
+    assert "nan" not in " ".join(none.sentences) and "the target" in none.sentences[0]
+
+
+def test_a_kept_learning_rate_at_the_edge_of_the_search_is_named():
+    rows = [dict(_row(8, 0.05, 400), at_edge="highest"), _row(16, 0.02, 250)]
+    rec = recommend(rows, target=0.9)
+    assert "8 (highest)" in rec.sentences[1] and "--search-points" in rec.sentences[1]

@@ -27,3 +27,9 @@ def test_missed_targets_are_never_fastest_nor_tied():
                      {4: False, 16: True})
     assert t["fastest"] == 16 and t["tied"] == [16] and t["pick"] == 16
     assert tie_analysis({4: [math.inf]}, {4: False})["pick"] is None
+
+
+def test_an_even_number_of_seeds_with_half_missed_is_a_miss():
+    # The median of [1.0, inf] is inf: a batch size where half the seeds missed did not reach.
+    t = tie_analysis({8: [1.0, math.inf], 16: [2.0, 2.1]}, {8: False, 16: True})
+    assert t["fastest"] == 16 and t["pick"] == 16 and 8 not in t["tied"]

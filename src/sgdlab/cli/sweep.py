@@ -21,8 +21,9 @@ examples:
   sgdlab sweep --out runs/sweep1                # re-run: finished runs are reused, not redone
 
 For every batch size B the learning rate is searched: the scaling rule gives the centre
-lr0(B) = lr x rule(B / base batch); lr0(B) / 4, lr0(B) and 4 lr0(B) are tried, the bracket is
-widened until the best lies inside it (divergence closes a side) and refined once; every
+lr0(B) = lr x rule(B / base batch); lr0(B) / f, lr0(B) and f lr0(B) are tried (f =
+--search-factor, 4), the bracket is widened until the best lies inside it (divergence closes a
+side) and refined once by sqrt(f); every
 point runs every seed and stops at the target. Without --target-accuracy a pilot at the base
 batch chooses it (0.99 x its best final value). Time to target counts training time only
 (evaluation and compilation excluded). The output directory holds runs/*.json (one per run),
@@ -74,8 +75,9 @@ def register(sub) -> None:
                    help="most learning rates tried per batch size (default 8)")
     g.add_argument("--seeds", type=int, help="repeats per setting (default 3)")
     g.add_argument("--target-accuracy", "--target", dest="sweep_target", type=float,
-                   help="validation accuracy (R^2) to reach (default: 0.99 x the best median "
-                        "final value, floored to 0.01)")
+                   help="validation accuracy (R^2) to reach (default: chosen by a pilot, 0.99 "
+                        "x its best final value floored to 0.01; with --full-budget, 0.99 x "
+                        "the best median final value of the runs)")
     g.add_argument("--budget", help="per run: training time '30s', '5 epochs' or "
                                     "'2000 steps' (default 0.2s)")
     g.add_argument("--eval-every", dest="sweep_eval_every",
@@ -178,8 +180,9 @@ def run(args) -> int:
     progress = None if args.quiet else SweepProgress()
     with (progress or _null()):
         result = run_sweep(data, sweep, base, out=out, callback=progress)
-        data_flags = tuple(f for flag, value in (("--label-column", args.label_column),
-                                                 ("--task", args.task)) if value
+        data_flags = tuple(f for flag, key in (("--label-column", "label_column"),
+                                               ("--task", "task"))
+                           for value in [getattr(args, key) or file_settings.get(key)] if value
                            for f in (flag, str(value)))
         result.recommendation["command"] = train_command(
             base, result.recommendation, args.data or file_settings.get("data", "digits"),

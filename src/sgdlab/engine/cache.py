@@ -67,7 +67,10 @@ def program_key(config, named: bool, model, loss, total_steps, *shapes: Any,
     if training:
         momentum = config.momentum if config.optimizer in ("momentum", "nesterov") else None
         horizon = None if config.schedule == "constant" else total_steps
-        how += (config.gradient, config.optimizer, momentum, config.schedule, horizon)
+        # The runtime learning rate is a scalar of JAX's default float type, which the x64
+        # flag switches: a program compiled for one cannot take the other.
+        lr_dtype = str(jax.dtypes.canonicalize_dtype(float))
+        how += (config.gradient, config.optimizer, momentum, config.schedule, horizon, lr_dtype)
     return what + how + tuple(s if isinstance(s, (int, float, str, type(None)))
                               else tree_signature(s) for s in shapes)
 

@@ -126,7 +126,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     plan = BatchPlan(train_data.n, config.batch_size, config.sampling, config.seed,
                      config.drop_last, **(position or {}))
     spe = plan.steps_per_epoch
-    total = _total_steps(config, spe)
+    total = total_steps(config, spe)
     K = choose_chunk_steps(config, spe, total)
     if not config.chunk_steps:
         K = cache.bucket_steps(K)  # only n_active steps run, so a longer shape is free
@@ -262,7 +262,9 @@ def _check_compatible(start: TrainState, fresh: TrainState) -> None:
                           "shapes differ from this configuration's model and data")
 
 
-def _total_steps(config: TrainConfig, spe: int) -> int | None:
+def total_steps(config: TrainConfig, spe: int) -> int | None:
+    """Steps a run of ``config`` takes at most (its ``epochs`` or ``max_steps``, the fewer), or
+    None when only time or a target ends it; ``spe`` is steps per epoch."""
     totals = []
     if config.epochs is not None:
         totals.append(max(1, math.ceil(config.epochs * spe - 1e-9)))

@@ -38,7 +38,7 @@ from .chunk import TwoTier
 from .config import TrainConfig
 from .evaluate import make_evaluator
 from .feed import MemoryEvaluator, MemoryFeeder, StreamEvaluator, host_targets
-from .fit import (MAX_CHUNK_STEPS, _check_compatible, _total_steps, choose_chunk_steps,
+from .fit import (MAX_CHUNK_STEPS, _check_compatible, total_steps, choose_chunk_steps,
                   chunk_loop, open_ledger, resolve_model)
 from .ledger import RunLedger
 from .result import FitResult
@@ -182,7 +182,7 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
                         "labels; use --model linreg (squared loss)")
     encode_targets(loss_, np.zeros(1, np.int32), n_classes)  # raises on a loss/label mismatch
     spe = feeder.steps_per_epoch
-    total = _total_steps(config, spe)
+    total = total_steps(config, spe)
     K = _fed_chunk_steps(config, spe, total, getattr(feeder, "load_rows", 0))
 
     params = model_.init(jax.random.PRNGKey(config.seed), d, loss_.n_outputs(max(n_classes, 1)))

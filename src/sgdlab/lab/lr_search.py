@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import ConfigError
+
 #: Learning rates outside this range are never tried.
 LR_RANGE = (1e-8, 1e8)
 
@@ -71,7 +73,7 @@ def search_lr(evaluate: Callable[[float], Outcome], lr0: float, *, factor: float
     deterministic search.
     """
     if factor <= 1:
-        raise ValueError(f"search factor must be > 1, got {factor}")
+        raise ConfigError(f"search factor must be > 1, got {factor}; e.g. --search-factor 4")
     tried: dict = {}
 
     def lr_at(j: float) -> float:
@@ -88,7 +90,12 @@ def search_lr(evaluate: Callable[[float], Outcome], lr0: float, *, factor: float
 
     for j in (0, 1, -1):
         try_(j)
-    while len(tried) < max_points:
+    if not tried:
+        raise ConfigError(f"the learning rates around {lr0:g} lie outside {LR_RANGE[0]:g} to "
+                          f"{LR_RANGE[1]:g}; choose --lr (and --lr-scaling) so that the "
+                          "scaled learning rate is in that range")
+    # Keep one point for the refinement: widening alone must not use up the budget.
+    while len(tried) < max_points - int(refine):
         best = min(tried, key=lambda j: rank(tried[j]))
         whole = [j for j in tried if j == int(j)]
         if best == max(whole) and tried[best].diverged == 0 and try_(best + 1):
@@ -109,3 +116,17 @@ def search_lr(evaluate: Callable[[float], Outcome], lr0: float, *, factor: float
 def best_point(tried: dict) -> float:
     """The exponent ``j`` of the best point tried (see :func:`rank`)."""
     return min(tried, key=lambda j: rank(tried[j]))
+
+
+def at_edge(points: list, chosen_lr: float) -> str | None:
+    """``"lowest"`` or ``"highest"`` when the kept learning rate is the lowest or highest of
+    three or more tried (the optimum may lie beyond: raise ``--search-points``), else None.
+    ``points`` are the :class:`Outcome` of every learning rate tried at one batch size."""
+    lrs = sorted(o.lr for o in points)
+    if len(lrs) < 3:
+        return None
+    if chosen_lr == lrs[0]:
+        return "lowest"
+    if chosen_lr == lrs[-1]:
+        return "highest"
+    return None

@@ -77,3 +77,19 @@ def final_metric(history, metric: str | None = None) -> float:
         if math.isfinite(v):
             return v
     return math.nan
+
+
+def median(values) -> float:
+    """The median, keeping ``inf`` (a seed that missed the target) without NaN: the median of
+    ``[t, inf]`` is ``inf``, as a majority that missed should be; NaN for no values."""
+    v = sorted(float(x) for x in values)
+    if not v:
+        return math.nan
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else v[mid - 1] / 2 + v[mid] / 2
+
+
+def target_from(best: float) -> float:
+    """An automatic target from the best final value: 0.99 x it, floored to 0.01 (a
+    non-positive R^2 is kept as it is)."""
+    return math.floor(100 * 0.99 * best) / 100 if best > 0 else best

@@ -54,7 +54,7 @@ def _t(seconds: float) -> str:
 
 def _what(metric: str, target: float) -> str:
     name = "validation R^2" if metric == "val_r2" else "validation accuracy"
-    return f"{name} {target:g}"
+    return f"{name} {target:g}" if _finite(target) else f"the target {name}"
 
 
 def _nan_low(v) -> float:
@@ -141,6 +141,19 @@ def _contest_sentence(rows: list, ties: dict, by_b: dict) -> str:
                 f"median: {detail}.")
     else:
         miss = f" 0 of {len(rows)} batch sizes missed the target in the median."
+    shaky = [r for r in rows if math.isfinite(r["time_median"]) and "reached" in r
+             and r["reached"] < r["seeds"]]
+    if shaky:
+        detail = ", ".join(
+            f"{r['batch_size']} ({status_text(r['reached'], r.get('diverged', 0), r['seeds'])})"
+            for r in shaky)
+        miss += (f" At their kept learning rates {len(shaky)} of {len(rows)} batch sizes had a "
+                 f"seed that missed the target or diverged: {detail}.")
+    edges = [r for r in rows if r.get("at_edge")]
+    if edges:
+        detail = ", ".join(f"{r['batch_size']} ({r['at_edge']})" for r in edges)
+        miss += (f" For batch sizes {detail} the kept learning rate is the lowest or highest "
+                 "one tried, so a better one may lie beyond: raise --search-points (or widen --lr-grid).")
     fastest = by_b[ties["fastest"]]
     if len(ties["tied"]) > 1:
         others = [b for b in ties["tied"] if b != ties["fastest"]]
@@ -154,11 +167,12 @@ def _contest_sentence(rows: list, ties: dict, by_b: dict) -> str:
     if not ranked:
         return f"No other batch size reached the target (of {len(rows)} tried).{miss}"
     second = ranked[0]
-    ratio = second["time_median"] / fastest["time_median"] if fastest["time_median"] > 0 \
-        else math.inf
+    ratio = (f"{second['time_median'] / fastest['time_median']:.2f}x as long"
+             if fastest["time_median"] > 0 else "the fastest met the target at its first "
+             "evaluation, before any step")
     p = ties["p_slower"].get(second["batch_size"], 1.0)
     return (f"The runner-up, batch size {second['batch_size']}, took "
-            f"{_t(second['time_median'])} ({ratio:.2f}x as long) and was slower in "
+            f"{_t(second['time_median'])} ({ratio}) and was slower in "
             f"{100 * p:.0f}% of bootstrap resamples of the seeds.{miss}")
 
 
@@ -166,7 +180,8 @@ def decomposition_sentence(rows: Sequence[dict]) -> str:
     """Time to target = steps x seconds per step (+ calls x seconds per call), between the
     smallest and largest batch sizes that reached the target, and how well the product of
     the probe's factors predicts the measured times."""
-    pts = [r for r in rows if _finite(r.get("steps")) and _finite(r.get("probe_step_seconds"))]
+    pts = [r for r in rows if _finite(r.get("steps")) and r["steps"] > 0
+           and _finite(r.get("probe_step_seconds"))]
     if len(pts) < 2:
         return ("Time to target = steps x seconds per step could not be decomposed: fewer "
                 "than two batch sizes reached the target with a probed step cost.")
@@ -180,8 +195,8 @@ def decomposition_sentence(rows: Sequence[dict]) -> str:
     if calls:
         share = float(np.median([r["overhead_seconds"] / r["predicted_seconds"]
                                  for r in calls]))
-        text += (f"; each run also paid about {_t(float(np.median([r['call_seconds'] for r in calls])))} "
-                 f"per compiled call, one call per evaluation ({min(r['calls'] for r in calls)}"
+        per_call = _t(float(np.median([r["call_seconds"] for r in calls])))
+        text += (f"; each run also paid about {per_call} per compiled call, one call per evaluation ({min(r['calls'] for r in calls)}"
                  f" to {max(r['calls'] for r in calls)} calls to the target, a median "
                  f"{100 * share:.0f}% of the predicted time, which a run evaluated less "
                  "often would not pay)")
@@ -202,8 +217,10 @@ def noise_sentence(noise: dict, scaling: dict, pick: int,
     (McCandlish et al. 2018), and what to conclude, in words and numbers."""
     b, low, high = noise.get("b_simple"), noise.get("low"), noise.get("high")
     if not (_finite(b) and b > 0):
-        return ("The gradient noise scale could not be estimated: the mean gradient was "
-                "indistinguishable from zero at the target (|G|^2 estimate <= 0).")
+        return ("The gradient noise scale could not be estimated at the target: the averaged "
+                "two-batch estimate of |G|^2 or of tr(Sigma) was not positive (the mean "
+                "gradient was indistinguishable from zero, or the two batch sizes too close: "
+                "try --noise-batches further apart, e.g. 1,1024).")
     if _finite(low) and _finite(high):
         interval = f"68% interval {low:.3g} to {high:.3g}"
     elif _finite(low):

@@ -43,7 +43,7 @@ def fit_steps_scaling(batch_sizes: Sequence[float], steps: Sequence[float]) -> d
     A = np.stack([1.0 / s, 1.0 / (b * s)], axis=1)
     (a, c), *_ = np.linalg.lstsq(A, np.ones_like(s), rcond=None)
     out["rel_rms"] = float(np.sqrt(np.mean(np.square(A @ np.array([a, c]) - 1.0))))
-    if c <= 0:
+    if c <= 1e-6 * abs(a) * b.min():  # B_crit a millionth of the smallest batch: none
         out.update(s_min=float(np.median(s)), b_crit=0.0)
     elif a <= 0:
         out.update(s_min=float(s.min()), b_crit=math.inf)

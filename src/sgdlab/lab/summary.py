@@ -25,8 +25,8 @@ from ..data.dataset import Dataset
 from ..engine.config import TrainConfig
 from ..engine.history import History
 from ..engine.rundir import environment, write_json_atomic, write_text_atomic
-from .lr_search import Outcome, rank
-from .measure import crossing, final_metric, metric_name
+from .lr_search import Outcome, at_edge, rank
+from .measure import crossing, final_metric, median, metric_name, target_from
 from .recommend import recommend, status_text
 
 
@@ -74,8 +74,7 @@ def auto_target(records: list, metric: str) -> float:
             groups.setdefault((r["batch_size"], r["lr"]), []).append(v)
     if not groups:
         return math.nan
-    best = max(float(np.median(v)) for v in groups.values())
-    return math.floor(100 * 0.99 * best) / 100 if best > 0 else best
+    return target_from(max(median(v) for v in groups.values()))
 
 
 def per_run_rows(records: list, target: float, metric: str) -> list:
@@ -96,15 +95,6 @@ def per_run_rows(records: list, target: float, metric: str) -> list:
                      "compile_seconds": s.get("compile_seconds"),
                      "examples_per_second": s.get("examples_per_second")})
     return rows
-
-
-def median(values) -> float:
-    """``np.median`` that keeps ``inf`` (a seed that missed) without a NaN warning."""
-    v = np.sort(np.asarray(values, float))
-    if not len(v):
-        return math.nan
-    mid = len(v) // 2
-    return float(v[mid]) if len(v) % 2 else float(v[mid - 1] / 2 + v[mid] / 2)
 
 
 def _med(values) -> float:
@@ -166,7 +156,8 @@ def best_per_batch(groups: list) -> list:
         best["chosen"] = True
         fewest = min(mine, key=lambda g: (g["steps_median"], g["lr"]))
         rows.append({**best, "points": len(mine), "steps_best": fewest["steps_median"],
-                     "steps_best_lr": fewest["lr"]})
+                     "steps_best_lr": fewest["lr"],
+                     "at_edge": at_edge([outcome_of(g) for g in mine], best["lr"])})
     return rows
 
 
@@ -230,7 +221,7 @@ def summarise(records: list, sweep, base: TrainConfig, train_part: Dataset,
     if sweep.noise:
         emit({"event": "phase", "name": "gradient noise scale"})
         from .sweep_noise import measure_noise
-        b = min(chosen, key=lambda s: (abs(math.log(s / sweep.base_batch)), s))
+        b = nearest_to_base(chosen, sweep.base_batch)
         cfg = config_for(b, chosen[b], target if math.isfinite(target) else None)
         key = {"data": fingerprint, "config": cfg.to_dict(), "sweep": sweep.to_dict()}
         both = _cached(out, "noise.json", key, lambda: measure_noise(
@@ -258,6 +249,11 @@ def summarise(records: list, sweep, base: TrainConfig, train_part: Dataset,
                     noise_trace=res.noise_trace)
     res.recommendation = rec.to_dict()
     return res
+
+
+def nearest_to_base(sizes, base_batch: int) -> int:
+    """The batch size nearest (in ratio) to the base batch; the smaller one on a tie."""
+    return min(sizes, key=lambda s: (abs(math.log(s / base_batch)), s))
 
 
 def decomposition_rows(per_batch: list, throughput: list | None, steps_per_call: dict) -> list:

@@ -18,8 +18,9 @@ and pick the batch size that reaches the target soonest.
    rate and the seed are runtime inputs of the compiled chunk: one compiled training program
    per batch size serves the whole search. A warm-up precedes each batch size's first timed
    run (:mod:`.runbook`).
-4. **Summary** (:mod:`.summary`): per batch size the learning rate with the fewest median steps
-   to target (the same program, so the fastest); between batch sizes the lowest median time,
+4. **Summary** (:mod:`.summary`): per batch size the learning rate ranked best by
+   :func:`.lr_search.rank` (every seed reached, then the fewest median steps: the same program,
+   so the fastest); between batch sizes the lowest median time,
    with a bootstrap test of the winner against the others, a confirmation with fresh seeds,
    the decomposition time = steps x seconds per step, and the noise scales.
 
@@ -50,11 +51,12 @@ from ..engine.schedule import parse_duration
 from ..errors import ConfigError
 from ..optim import LR_SCALINGS, scaled_lr
 from .lr_search import Outcome, search_lr
-from .measure import crossing, final_metric, metric_name
+from .measure import crossing, final_metric, median, metric_name, target_from
 from .records import data_fingerprint, run_key
 from .next_run import confirmation_sentence, train_command
 from .runbook import RunBook
-from .summary import SweepResult, confirmation_row, median, summarise, write_tables
+from .summary import (SweepResult, confirmation_row, nearest_to_base, summarise,
+                      write_tables)
 
 #: Confirmation runs use seeds ``base.seed + CONFIRM_SEED_OFFSET + i``: fresh, never searched.
 CONFIRM_SEED_OFFSET = 1000
@@ -236,6 +238,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     sweep = sweep or SweepConfig()
     base = base or TrainConfig()
     t0 = time.perf_counter()
+    built0 = cache.stats()["built"]
     if validation is None:
         parts = split(data, validation=base.validation_fraction, test=base.test_fraction,
                       seed=base.seed)
@@ -256,7 +259,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
 
     target, source = sweep.target, "given"
     if target is None and sweep.stop_at_target:
-        book.expect(runs + min(3, per_lr), extra)
+        book.expect(runs + (3 if sweep.lr_mode == "search" else per_lr), extra)
         target, source = pilot_target(book, sweep, base, sizes, train_part.n)
     stop = target if sweep.stop_at_target else None
     for i, b in enumerate(sizes):
@@ -298,7 +301,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         rec["sentences"].append(confirmation_sentence(result.confirmation))
     result.records = book.records
     rec["command"] = train_command(base, rec, data.name)
-    result.compilations = cache.stats()["built"]
+    result.compilations = {kind: n - built0.get(kind, 0)
+                           for kind, n in cache.stats()["built"].items()}
     result.seconds = time.perf_counter() - t0
     if out:
         write_tables(result, out)
@@ -330,7 +334,7 @@ def pilot_target(book: RunBook, sweep: SweepConfig, base: TrainConfig, sizes: tu
     The target is 0.99 x the best final validation value, floored to 0.01 (R^2 may be
     negative: then the value itself).
     """
-    b = min(sizes, key=lambda s: (abs(math.log(s / sweep.base_batch)), s))
+    b = nearest_to_base(sizes, sweep.base_batch)
     mults = {"search": (1.0, sweep.search_factor, 1 / sweep.search_factor),
              "grid": sweep.lr_grid, "rule": (1.0,)}[sweep.lr_mode]
     finals = {}
@@ -345,8 +349,7 @@ def pilot_target(book: RunBook, sweep: SweepConfig, base: TrainConfig, sizes: tu
                           f"{', '.join(f'{sweep.lr_for(b, m):.3g}' for m in mults)}), so no "
                           "target could be chosen; lower --lr or give --target-accuracy")
     lr, best = max(finals.items(), key=lambda kv: kv[1])
-    target = math.floor(100 * 0.99 * best) / 100 if best > 0 else best
-    return target, (f"0.99 x the best final value ({best:.4g}, at batch size {b} and "
+    return target_from(best), (f"0.99 x the best final value ({best:.4g}, at batch size {b} and "
                     f"learning rate {lr:.3g} after the whole budget of {sweep.budget}), "
                     "floored to 0.01")
 

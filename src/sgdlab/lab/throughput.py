@@ -29,7 +29,7 @@ from ..data.sampling import steps_per_epoch
 from ..engine import cache
 from ..engine.chunk import compile_chunk, make_chunk_fn
 from ..engine.config import TrainConfig
-from ..engine.fit import choose_chunk_steps
+from ..engine.fit import choose_chunk_steps, total_steps
 from ..grad import value_and_grad_for
 from ..optim import make_unit_optimizer, runtime_rate
 from .prepare import Prepared, prepare
@@ -47,17 +47,18 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
     """
     b = config.batch_size
     spe = steps_per_epoch(prepared.n, b, config.drop_last)
-    k = choose_chunk_steps(config, spe, None)
+    total = total_steps(config, spe)  # as training counts it: same K, schedule and key
+    k = choose_chunk_steps(config, spe, total)
     if not config.chunk_steps:
         k = cache.bucket_steps(k)  # as training rounds it
     calls = max(1, math.ceil(min_call_examples / (k * b)))
     optimizer = make_unit_optimizer(config.optimizer, momentum=config.momentum,
-                                    schedule=config.schedule, total_steps=10_000)
+                                    schedule=config.schedule, total_steps=total or 10_000)
     lr = runtime_rate(config.optimizer, config.lr)
     params = prepared.model.init(jax.random.PRNGKey(config.seed), prepared.d, prepared.n_out)
     state0 = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
     vg = value_and_grad_for(config.gradient, prepared.model, prepared.loss, config.l2)
-    key = cache.program_key(config, prepared.named, prepared.model, prepared.loss, None, k, b,
+    key = cache.program_key(config, prepared.named, prepared.model, prepared.loss, total, k, b,
                             state0, prepared.X, prepared.T)
     t0 = time.perf_counter()
     run = cache.get_or_build("chunk", key, lambda: compile_chunk(
@@ -80,18 +81,21 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
         diverged |= not bool(ok)
         if r > 0:
             times.append(elapsed)
-    step = float(np.median(times)) / (k * calls)
     # The fixed cost of one compiled call (dispatch, reading losses and ok back): the same
     # program with zero active steps. A run cut into short calls by frequent evaluations
-    # pays it once per call.
+    # pays it once per call; the step cost is what a call costs beyond it.
     idle = []
     for _ in range(repeats):
         t = time.perf_counter()
         out = run(state0, prepared.X, prepared.T, idx[0], w, np.int32(0), lr)
         np.asarray(out[1]), bool(out[2])
         idle.append(time.perf_counter() - t)
+    call = float(np.median(idle))
+    per_call = float(np.median(times)) / calls
+    # Timing noise can make the fixed part look larger than a whole call: then keep it all.
+    step = (per_call - call if per_call > call else per_call) / k
     return {"batch_size": b, "chunk_steps": k, "calls": calls, "step_seconds": step,
-            "call_seconds": float(np.median(idle)), "example_seconds": step / b,
+            "call_seconds": call, "example_seconds": step / b,
             "examples_per_second": b / step, "compile_seconds": compile_seconds,
             "diverged": diverged}
 

@@ -24,6 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .measure import median
+
 #: Bootstrap share above which a batch size counts as slower than the winner.
 LEVEL = 0.95
 #: Stand-in for the time of a seed that missed the target (``inf``) inside medians.
@@ -58,9 +60,8 @@ def tie_analysis(times_by_batch: dict, reached_all: dict) -> dict:
     not distinguishable from it (the fastest included), ``pick`` is :data:`RULE` applied to
     them. Batch sizes whose median missed the target are neither fastest nor tied.
     """
-    medians = {b: float(np.median(np.minimum(np.asarray(t, float), MISSED)))
-               for b, t in times_by_batch.items() if len(t)}
-    finite = {b: m for b, m in medians.items() if m < MISSED}
+    medians = {b: median(t) for b, t in times_by_batch.items() if len(t)}
+    finite = {b: m for b, m in medians.items() if math.isfinite(m)}
     if not finite:
         return {"fastest": None, "pick": None, "tied": [], "p_slower": {},
                 "distinguishable": False}

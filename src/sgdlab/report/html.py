@@ -15,6 +15,9 @@ import html
 import math
 import numbers
 
+from ..lab.next_run import confirmation_sentence as lab_confirmation
+from ..lab.recommend import status_text
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
 max-width:1100px;color:#1d2733;background:#fff;line-height:1.45}
@@ -136,10 +139,7 @@ def outcome_text(g: dict) -> str:
     """``"2 of 3 reached, 1 diverged"``: the row's ``status_text``, or made from its counts."""
     if g.get("status_text"):
         return str(g["status_text"])
-    n, r, d = g.get("seeds", 0), g.get("reached", 0), g.get("diverged", 0)
-    if n and d >= n:
-        return f"all {n} diverged"
-    return f"{r} of {n} reached" + (f", {d} diverged" if d else "")
+    return status_text(g.get("reached", 0), g.get("diverged", 0), g.get("seeds", 0))
 
 
 def tie_sentence(rec: dict) -> str:
@@ -157,19 +157,8 @@ def tie_sentence(rec: dict) -> str:
 
 
 def confirmation_sentence(conf: dict | None) -> str:
-    if not conf:
-        return "Confirmation: not run."
-    seeds_ = ", ".join(str(s) for s in conf.get("seeds") or [])
-    n = conf.get("runs") or len(conf.get("seeds") or [])
-    div = f", {conf['diverged']} diverged" if conf.get("diverged") else ""
-    text = (f"Confirmation with fresh seeds ({seeds_}) at batch size {conf.get('batch_size')}, "
-            f"learning rate {num(conf.get('lr'))}: {conf.get('reached', 0)} of {n} reached the "
-            f"target{div}")
-    if _real(conf.get("time_median")) is not None and math.isfinite(conf["time_median"]):
-        text += (f"; median {seconds(conf['time_median'])} (range "
-                 f"{seconds_range(conf.get('time_low'), conf.get('time_high'))}) in "
-                 f"{steps(conf.get('steps_median'))} steps")
-    return text + "."
+    """The lab's sentence on the confirmation runs, or that none were run."""
+    return lab_confirmation(conf) if conf else "Confirmation: not run."
 
 
 def _lr_mode_text(sweep: dict) -> str:
@@ -234,7 +223,8 @@ def _per_batch(result, rec: dict, metric: str) -> str:
             "the batch size's chosen learning rate."
             + (" ≈ marks batch sizes tied with the recommendation within the measurement noise."
                if len(tied) > 1 else "")
-            + " Predicted time = steps x seconds per step of the throughput probe.</p>")
+            + " Predicted time = steps x seconds per step + compiled calls x seconds per call, "
+            "both from the throughput probe.</p>")
 
 
 def _lr_search(result, rec: dict) -> str:

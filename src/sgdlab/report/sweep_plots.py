@@ -9,11 +9,8 @@
   on the top edge);
 * steps to target against batch size on log-log axes, with the perfect-scaling line
   ``S(B) = S(B_0) B_0 / B``, the fit ``S_min (1 + B_crit / B)`` and the noise scales marked;
-* the decomposition time to target = steps x seconds per step: measured against predicted,
-  and the two factors;
-* throughput (examples per second) against batch size, and the cost of one step relative to
-  the smallest batch;
-* the noise scale ``B_simple`` during the noise run, against step.
+* and the cost charts of :mod:`.sweep_cost_plots` (the decomposition time = steps x seconds
+  per step, throughput, the noise-scale trace); :data:`PLOTS` lists them all.
 
 The recommended batch size is drawn thick or highlighted on every chart. Each batch size keeps
 one colour (and marker) in every chart. A chart whose data is missing (no probe, no noise run)
@@ -26,102 +23,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from matplotlib.ticker import Formatter, FuncFormatter, NullFormatter
 
+from .chart_style import (HIGHLIGHT, as_float, batch_label, batch_styles, field, finite,
+                          log_axes, mark_band, metric_label, not_measured, recommended)
 from .plots import plt, save_figure
-
-_MARKERS = "osD^vP*Xh<>p"
-_HIGHLIGHT = "gold"
-
-
-def _finite(v) -> bool:
-    try:
-        return math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _float(v) -> float:
-    """``v`` as a float; None, non-numbers and infinities as NaN (matplotlib leaves NaN out)."""
-    return float(v) if _finite(v) else math.nan
-
-
-def _field(result, name: str, default=None):
-    """``result.<name>``, or ``default`` when it is absent or None."""
-    v = getattr(result, name, None)
-    return default if v is None else v
-
-
-def _recommended(result):
-    return (_field(result, "recommendation", {}) or {}).get("batch_size")
-
-
-def _styles(sizes) -> dict:
-    """Per batch size (ascending) a colour, line style and marker that can be told apart:
-    the ten qualitative colours of ``tab10``, then the same colours dashed with other
-    markers (12 sizes stay distinct)."""
-    cmap = plt.get_cmap("tab10")
-    return {b: {"color": cmap(i % 10), "ls": "-" if i < 10 else "--",
-                "marker": _MARKERS[i % len(_MARKERS)]}
-            for i, b in enumerate(sorted(set(sizes)))}
-
-
-def _label(b, rec, extra: str = "") -> str:
-    return f"B={b}{extra}" + (" (recommended)" if b == rec else "")
-
-
-def _plain(v, _pos=None) -> str:
-    return f"{v:g}"
-
-
-class _MinorLabels(Formatter):
-    """Labels some minor ticks of a base-10 log axis (``0.02, 0.03, 0.05``) when it spans
-    less than a decade and a half, so that a narrow axis is never left without numbers."""
-
-    def __call__(self, x, pos=None):
-        lo, hi = sorted(self.axis.get_view_interval())
-        if x <= 0 or lo <= 0 or hi / lo > 30:
-            return ""
-        mantissa = round(x / 10 ** math.floor(math.log10(x) + 1e-9))
-        return _plain(x) if mantissa in ((2, 5) if hi / lo > 10 else (2, 3, 4, 5, 6, 8)) \
-            else ""
-
-
-def _log(ax, x: int | None = None, y: int | None = None) -> None:
-    """Log axes (``x``/``y``: the base) labelled ``4, 16, 64`` / ``0.01, 0.1``, not
-    ``2^2, 10^-2`` (plain labels read faster and render faster than mathtext)."""
-    for base, scale, axis in ((x, ax.set_xscale, ax.xaxis), (y, ax.set_yscale, ax.yaxis)):
-        if base:
-            scale("log", base=base)
-            axis.set_major_formatter(FuncFormatter(_plain))
-            axis.set_minor_formatter(_MinorLabels() if base == 10 else NullFormatter())
-
-
-def _metric_label(metric: str) -> str:
-    return "validation R^2" if metric == "val_r2" else "validation accuracy"
-
-
-def _mark_band(ax, b, label: bool = True) -> None:
-    """A band around batch size ``b`` on a log batch-size axis."""
-    if b:
-        ax.axvspan(b / 2 ** 0.3, b * 2 ** 0.3, color=_HIGHLIGHT, alpha=0.35, lw=0, zorder=0,
-                   label=f"recommended B = {b}" if label else None)
-
-
-def _not_measured(path, title: str, why: str) -> bool:
-    """A small PNG saying the chart's data was not measured, and why; returns False."""
-    fig, ax = plt.subplots(figsize=(7, 1.8))
-    ax.axis("off")
-    ax.text(0.5, 0.68, title, ha="center", va="center", fontsize=12, weight="bold",
-            transform=ax.transAxes)
-    ax.text(0.5, 0.28, f"not measured: {why}", ha="center", va="center", fontsize=10,
-            color="0.35", transform=ax.transAxes, wrap=True)
-    save_figure(fig, path)
-    return False
+from .sweep_cost_plots import plot_decomposition, plot_noise_trace, plot_throughput
 
 
 def _same(a, b) -> bool:
-    return _finite(a) and _finite(b) and math.isclose(float(a), float(b), rel_tol=1e-9)
+    return finite(a) and finite(b) and math.isclose(float(a), float(b), rel_tol=1e-9)
 
 
 def _chosen_runs(result, b, lr) -> list:
@@ -144,8 +54,8 @@ def median_curve(histories: list, x: str, metric: str, points: int = 160, hold=N
     hold = list(hold) if hold is not None else [False] * len(histories)
     series, held = [], []
     for h, keep_last in zip(histories, hold):
-        xs = np.array([_float(r.get(x)) for r in h])
-        ys = np.array([_float(r.get(metric)) for r in h])
+        xs = np.array([as_float(r.get(x)) for r in h])
+        ys = np.array([as_float(r.get(metric)) for r in h])
         ok = np.isfinite(xs) & np.isfinite(ys)
         xs, ys = xs[ok], ys[ok]
         order = np.argsort(xs, kind="stable")
@@ -175,10 +85,10 @@ def plot_metric_curves(result, x: str, path) -> bool:
     history column (``train_seconds`` or ``epoch``)."""
     what = "training time" if x == "train_seconds" else "epochs"
     if not result.per_batch:
-        return _not_measured(path, f"{_metric_label(result.metric)} against {what}",
+        return not_measured(path, f"{metric_label(result.metric)} against {what}",
                              "no batch size was run")
-    rec = _recommended(result)
-    styles = _styles(g["batch_size"] for g in result.per_batch)
+    rec = recommended(result)
+    styles = batch_styles(g["batch_size"] for g in result.per_batch)
     fig, ax = plt.subplots(figsize=(8.5, 5))
     seeds, drawn = set(), []  # drawn: lowest and highest median of every curve
     for g in result.per_batch:
@@ -195,26 +105,26 @@ def plot_metric_curves(result, x: str, path) -> bool:
                 markevery=(0.05 + 0.03 * (sorted(styles).index(b) % 4), 0.2),
                 markersize=7 if best else 4.5, lw=3.4 if best else 1.5,
                 zorder=5 if best else 3, alpha=1.0 if best else 0.9,
-                label=_label(b, rec, f", lr {g['lr']:.3g}"))
+                label=batch_label(b, rec, f", lr {g['lr']:.3g}"))
         end = np.flatnonzero(np.isfinite(med))[-1]  # mark the end: short curves stay visible
         ax.plot(grid[end], med[end], st["marker"], color=st["color"], ms=9 if best else 6,
                 mec="k", mew=0.6, zorder=6)
-    if _finite(result.target):
+    if finite(result.target):
         ax.axhline(result.target, color="k", ls="--", lw=1, label=f"target {result.target:g}")
-    _log(ax, x=10)
+    log_axes(ax, x=10)
     ax.set_xlabel("training seconds (evaluation and compilation excluded)"
                   if x == "train_seconds" else "epochs")
-    ax.set_ylabel(_metric_label(result.metric))
+    ax.set_ylabel(metric_label(result.metric))
     if drawn:
-        lo = min(drawn + ([result.target] if _finite(result.target) else []))
-        hi = max(drawn + ([result.target] if _finite(result.target) else []))
+        lo = min(drawn + ([result.target] if finite(result.target) else []))
+        hi = max(drawn + ([result.target] if finite(result.target) else []))
         pad = 0.05 * max(hi - lo, 1e-3)
         ax.set_ylim(max(lo - pad, -1.0 if result.metric == "val_r2" else 0.0),
                     min(hi + pad, 1.0))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2 if len(styles) > 6 else 1, loc="lower right")
     n = "/".join(str(s) for s in sorted(seeds)) or "0"
-    ax.set_title(f"{_metric_label(result.metric)} against {what}: median over {n} seed(s) "
+    ax.set_title(f"{metric_label(result.metric)} against {what}: median over {n} seed(s) "
                  "at each batch size's chosen learning rate", fontsize=10)
     save_figure(fig, path)
     return True
@@ -225,7 +135,7 @@ def _lr_line(ax, points: list, style: dict, top: float, *, thick: bool,
     """One batch size's points: median time against lr, misses and divergences at ``top``."""
     points = sorted(points, key=lambda g: g["lr"])
     lr = np.array([g["lr"] for g in points], float)
-    t = np.array([g["time_median"] if _finite(g.get("time_median")) else top for g in points])
+    t = np.array([g["time_median"] if finite(g.get("time_median")) else top for g in points])
     if context:
         ax.plot(lr, t, "-", color="0.82", lw=1, zorder=1)
         return
@@ -235,11 +145,11 @@ def _lr_line(ax, points: list, style: dict, top: float, *, thick: bool,
     for g, x, y in zip(points, lr, t):
         if g.get("seeds") and g.get("diverged", 0) >= g["seeds"]:
             ax.plot(x, y, "x", color=color, ms=size + 2, mew=2.5, zorder=6)
-        elif not _finite(g.get("time_median")):
+        elif not finite(g.get("time_median")):
             ax.plot(x, y, style["marker"], mfc="white", mec=color, mew=1.8, ms=size, zorder=6)
         else:
             lo, hi = g.get("time_low"), g.get("time_high")
-            if _finite(lo) and _finite(hi):
+            if finite(lo) and finite(hi):
                 ax.plot([x, x], [lo, hi], color=color, lw=1, alpha=0.6, zorder=5)
             ax.plot(x, y, style["marker"], color=color, ms=size, zorder=6)
         if g.get("chosen"):
@@ -248,18 +158,18 @@ def _lr_line(ax, points: list, style: dict, top: float, *, thick: bool,
 
 def plot_lr_search(result, path) -> bool:
     """Median time to target against learning rate for every point tried, per batch size."""
-    groups = _field(result, "groups", [])
+    groups = field(result, "groups", [])
     if not groups:
-        return _not_measured(path, "Learning-rate search", "no (batch size, lr) point was run")
-    rec = _recommended(result)
+        return not_measured(path, "Learning-rate search", "no (batch size, lr) point was run")
+    rec = recommended(result)
     by_b: dict = {}
     for g in groups:
         by_b.setdefault(g["batch_size"], []).append(g)
     sizes = sorted(by_b)
-    styles = _styles(sizes)
-    times = [g["time_median"] for g in groups if _finite(g.get("time_median"))
+    styles = batch_styles(sizes)
+    times = [g["time_median"] for g in groups if finite(g.get("time_median"))
              and g["time_median"] > 0]
-    lows = [g["time_low"] for g in groups if _finite(g.get("time_low")) and g["time_low"] > 0]
+    lows = [g["time_low"] for g in groups if finite(g.get("time_low")) and g["time_low"] > 0]
     bottom = min(times + lows) / 2 if times else 0.5
     top = max(times) * 3 if times else 1.0
     small = len(sizes) > 6  # small multiples: one panel per batch size, the others grey
@@ -276,22 +186,22 @@ def plot_lr_search(result, path) -> bool:
         for s in ([b] if small else sizes):
             _lr_line(ax, by_b[s], styles[s], top, thick=s == rec)
         if small:
-            ax.set_title(_label(b, rec), fontsize=9, weight="bold" if b == rec else "normal",
+            ax.set_title(batch_label(b, rec), fontsize=9, weight="bold" if b == rec else "normal",
                          color="k" if b == rec else "0.25")
             if b == rec:
                 for side in ax.spines.values():
-                    side.set_edgecolor(_HIGHLIGHT)
+                    side.set_edgecolor(HIGHLIGHT)
                     side.set_linewidth(3)
     for ax in panels[len(sizes) if small else 1:]:
         ax.axis("off")
     for ax in panels:
-        _log(ax, x=10, y=10)
+        log_axes(ax, x=10, y=10)
         ax.set_ylim(bottom, top * 1.8)
         ax.axhline(top, color="0.6", ls=":", lw=1, zorder=0)
         ax.grid(alpha=0.3, which="both")
     handles = [plt.Line2D([], [], color=styles[s]["color"], ls=styles[s]["ls"],
                           marker=styles[s]["marker"], lw=3.2 if s == rec else 1.4,
-                          label=_label(s, rec)) for s in ([] if small else sizes)]
+                          label=batch_label(s, rec)) for s in ([] if small else sizes)]
     handles += [plt.Line2D([], [], ls="", marker="o", mfc="none", mec="k", mew=1.8, ms=14,
                            label="chosen learning rate"),
                 plt.Line2D([], [], ls="", marker="o", mfc="white", mec="0.3", mew=1.8,
@@ -321,11 +231,11 @@ def plot_lr_search(result, path) -> bool:
 
 def plot_steps_to_target(result, path) -> bool:
     if not result.per_batch:
-        return _not_measured(path, "Steps to target against batch size", "no batch size was run")
-    rec = _recommended(result)
-    rows = [g for g in result.per_batch if _finite(g.get("steps_best"))]
+        return not_measured(path, "Steps to target against batch size", "no batch size was run")
+    rec = recommended(result)
+    rows = [g for g in result.per_batch if finite(g.get("steps_best"))]
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    _mark_band(ax, rec)
+    mark_band(ax, rec)
     if rows:
         b = np.array([g["batch_size"] for g in rows], float)
         s = np.array([g["steps_best"] for g in rows], float)
@@ -333,162 +243,37 @@ def plot_steps_to_target(result, path) -> bool:
         ax.plot(b, s[0] * b[0] / b, ":", color="0.4", label="perfect scaling: steps ∝ 1/B")
         sc = result.recommendation.get("scaling") or {}
         smin, bc = sc.get("s_min"), sc.get("b_crit")
-        if _finite(smin) and _finite(bc) and bc > 0:
+        # A poor fit names no critical batch size (lab.scaling_fit), so none is drawn either.
+        if sc.get("good") and finite(smin) and finite(bc) and bc > 0:
             grid = np.geomspace(b.min(), b.max(), 100)
             ax.plot(grid, smin * (1 + bc / grid), "-", color="C1", lw=1,
                     label=f"fit S_min(1 + B_crit/B), B_crit = {bc:.3g}")
             ax.axvline(bc, color="C1", ls="--", lw=1)
         best = [g for g in rows if g["batch_size"] == rec]
         if best:
-            ax.plot(rec, best[0]["steps_best"], "*", color=_HIGHLIGHT, mec="k", ms=20, zorder=6,
+            ax.plot(rec, best[0]["steps_best"], "*", color=HIGHLIGHT, mec="k", ms=20, zorder=6,
                     label=f"recommended B = {rec}: {best[0]['steps_best']:.0f} steps")
         ax.set_ylim(max(s.min() / 3, 0.1), s.max() * 3)
     else:
         ax.text(0.5, 0.5, "no batch size reached the target", ha="center",
                 transform=ax.transAxes)
-    noise = _field(result, "noise", {}) or {}
-    if _finite(noise.get("b_simple")) and noise["b_simple"] > 0:
-        ax.axvline(noise["b_simple"], color="C3", ls="-.", lw=1.2,
-                   label=f"noise scale B_simple = {noise['b_simple']:.3g}")
-        lo, hi = noise.get("low"), noise.get("high")
-        if _finite(lo) and _finite(hi) and lo > 0:
-            ax.axvspan(lo, hi, color="C3", alpha=0.12)
-    if _finite(noise.get("b_noise")) and noise["b_noise"] > 0:
-        ax.axvline(noise["b_noise"], color="C4", ls="--", lw=1.4,
-                   label=f"B_noise (Hessian-weighted) = {noise['b_noise']:.3g}")
-        lo, hi = noise.get("b_noise_low"), noise.get("b_noise_high")
-        if _finite(lo) and _finite(hi) and lo > 0:
-            ax.axvspan(lo, hi, color="C4", alpha=0.10)
-    _log(ax, x=2, y=10)
+    noise = field(result, "noise", {}) or {}
+    for key, low, high, color, ls, name in (
+            ("b_simple", "low", "high", "C3", "-.", "noise scale B_simple"),
+            ("b_noise", "b_noise_low", "b_noise_high", "C4", "--",
+             "B_noise (Hessian-weighted)")):
+        v, lo, hi = noise.get(key), noise.get(low), noise.get(high)
+        if finite(v) and v > 0:
+            ax.axvline(v, color=color, ls=ls, lw=1.3, label=f"{name} = {v:.3g}")
+            if finite(lo) and finite(hi) and lo > 0:
+                ax.axvspan(lo, hi, color=color, alpha=0.11)
+    log_axes(ax, x=2, y=10)
     ax.set_xlabel("batch size B")
-    ax.set_ylabel(f"steps to {_metric_label(result.metric)} {result.target:g}"
-                  if _finite(result.target) else "steps to target")
+    ax.set_ylabel(f"steps to {metric_label(result.metric)} {result.target:g}"
+                  if finite(result.target) else "steps to target")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     ax.set_title("Steps to target against batch size")
-    save_figure(fig, path)
-    return True
-
-
-def _column(rows: list, key: str) -> np.ndarray:
-    """``key`` of every row, positive finite values only (others NaN: left out)."""
-    v = np.array([_float(r.get(key)) for r in rows])
-    v[~(v > 0)] = np.nan
-    return v
-
-
-def plot_decomposition(result, path) -> bool:
-    """Time to target = steps x seconds per step, per batch size: measured against predicted,
-    then the two factors."""
-    rows = sorted(_field(result, "decomposition", []), key=lambda r: r["batch_size"])
-    if not rows:
-        return _not_measured(path, "Time to target = steps x seconds per step",
-                             "needs the throughput probe (run without --no-probe)")
-    rec = _recommended(result)
-    b = np.array([r["batch_size"] for r in rows], float)
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 4.4), sharex=True)
-    for ax in (a1, a2, a3):
-        _mark_band(ax, rec, label=ax is a1)
-    measured, predicted = _column(rows, "measured_seconds"), _column(rows, "predicted_seconds")
-    a1.plot(b, measured, "o-", color="C0", label="measured (median over seeds)")
-    a1.plot(b, predicted, "s--", color="C1", mfc="none",
-            label="predicted: steps x s/step + calls x s/call (probe)")
-    for r, x, y in zip(rows, b, measured):
-        if _finite(r.get("ratio")) and np.isfinite(y):
-            a1.annotate(f"×{r['ratio']:.2g}", (x, y), textcoords="offset points", xytext=(0, 7),
-                        ha="center", fontsize=7, color="C0")
-    a1.margins(y=0.12)  # room for the ratios
-    a1.set_ylabel("training seconds to target")
-    a1.set_title("time to target: measured vs predicted", fontsize=10)
-    a2.plot(b, _column(rows, "steps"), "o-", color="C2", label="steps to target (median)")
-    a2.set_ylabel("steps to target")
-    a2.set_title("factor 1: steps", fontsize=10)
-    a3.plot(b, _column(rows, "probe_step_seconds"), "o-", color="C4", label="throughput probe")
-    a3.plot(b, _column(rows, "run_step_seconds"), "s--", color="C5", mfc="none",
-            label="during the runs")
-    a3.set_ylabel("seconds per step")
-    a3.set_title("factor 2: seconds per step", fontsize=10)
-    for ax in (a1, a2, a3):
-        _log(ax, x=2, y=10)
-        ax.set_xlabel("batch size B")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-    fig.suptitle("Time to target = steps x seconds per step", fontsize=11)
-    save_figure(fig, path)
-    return True
-
-
-def plot_throughput(result, path) -> bool:
-    runs = [g for g in result.per_batch if _finite(g.get("throughput"))]
-    probe = _field(result, "throughput", [])
-    if not runs and not probe:
-        return _not_measured(path, "Throughput", "no run finished a step")
-    rec = _recommended(result)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    _mark_band(ax, rec)
-    _mark_band(ax2, rec, label=False)
-    if runs:
-        ax.plot([g["batch_size"] for g in runs], [g["throughput"] for g in runs], "s--",
-                color="C2", label="during the sweep's runs")
-    if probe:
-        b = np.array([p["batch_size"] for p in probe], float)
-        ax.plot(b, _column(probe, "examples_per_second"), "o-", color="C0",
-                label="probe (compiled chunk kernel)")
-        ratio = _column(probe, "step_cost_ratio")
-        ax2.plot(b, ratio, "o-", color="C0", label="measured")
-        ax2.plot(b, b / b[0], ":", color="0.4", label="no vectorisation (cost ∝ B)")
-        ax2.plot(b, np.ones_like(b), "--", color="0.6", label="free batching (cost flat)")
-        ax2.legend(fontsize=8)
-    else:
-        ax2.text(0.5, 0.5, "not measured: the throughput probe did not run", ha="center",
-                 transform=ax2.transAxes, color="0.35")
-    for a in (ax, ax2):
-        _log(a, x=2, y=10)
-        a.set_xlabel("batch size B")
-        a.grid(alpha=0.3, which="both")
-    ax.set_ylabel("examples per training second")
-    ax.set_title("Throughput")
-    ax.legend(fontsize=8)
-    ax2.set_ylabel("time of one step / time at the smallest B")
-    ax2.set_title("Cost of one step")
-    save_figure(fig, path)
-    return True
-
-
-def plot_noise_trace(result, path) -> bool:
-    """``B_simple`` during the noise run against step, with the final estimates as lines."""
-    trace = _field(result, "noise_trace", [])
-    noise = _field(result, "noise", {}) or {}
-    steps = np.array([_float(r.get("step")) for r in trace])
-    values = np.array([_float(r.get("b_simple")) for r in trace])
-    ok = np.isfinite(steps) & np.isfinite(values)
-    if not ok.any():
-        why = noise.get("reason") or ("the noise run recorded no estimate" if noise
-                                      else "the noise scale was not run (--no-noise)")
-        return _not_measured(path, "Gradient noise scale during training", why)
-    positive = ok & (values > 0)
-    log = positive.sum() >= max(2, ok.sum() // 2)
-    keep = positive if log else ok
-    fig, ax = plt.subplots(figsize=(8, 4.4))
-    ax.plot(steps[keep], values[keep], ".-", color="0.3", lw=1, ms=4,
-            label="B_simple = tr(Σ)/|G|² (running estimate)")
-    sc = (_field(result, "recommendation", {}) or {}).get("scaling") or {}
-    lines = [(noise.get("b_simple"), "C3", "-.", "B_simple (final estimate)"),
-             (noise.get("b_noise"), "C4", "--", "B_noise (Hessian-weighted)"),
-             (sc.get("b_crit"), "C1", ":", "B_crit (fit of steps to target)"),
-             (_recommended(result), _HIGHLIGHT, "-", "recommended B")]
-    for v, color, ls, name in lines:
-        if _finite(v) and (v > 0 or not log):
-            ax.axhline(v, color=color, ls=ls, lw=3 if color == _HIGHLIGHT else 1.5,
-                       zorder=0 if color == _HIGHLIGHT else 2, label=f"{name} = {v:.3g}")
-    if log:
-        _log(ax, y=10)
-    ax.set_xlabel("step")
-    ax.set_ylabel("batch size")
-    where = f" (run at batch size {noise['batch_size']})" if noise.get("batch_size") else ""
-    ax.set_title(f"Gradient noise scale during training{where}", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
     save_figure(fig, path)
     return True
 
