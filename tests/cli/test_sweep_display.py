@@ -87,3 +87,21 @@ def test_progress_total_follows_replan():
     p({"event": "probe", "count": 2})
     p({"event": "replan", "runs": 20, "extra": 0})
     assert task.total == 22 and task.completed == 3
+
+
+def test_every_learning_rate_tried_is_listed_with_the_kept_one_marked():
+    from types import SimpleNamespace
+
+    from sgdlab.cli.sweep_display import tried_lines
+    groups = [{"batch_size": 8, "lr": 0.1, "seeds": 3, "diverged": 0, "steps_median": 400.0,
+               "chosen": False},
+              {"batch_size": 8, "lr": 0.4, "seeds": 3, "diverged": 0, "steps_median": 120.0,
+               "chosen": True},
+              {"batch_size": 8, "lr": 1.6, "seeds": 3, "diverged": 3,
+               "steps_median": float("inf"), "chosen": False},
+              {"batch_size": 64, "lr": 0.2, "seeds": 3, "diverged": 0,
+               "steps_median": float("inf"), "chosen": True}]
+    lines = tried_lines(SimpleNamespace(groups=groups))
+    assert lines[0].split() == ["B=8", "0.1:400", "[0.4:120]", "1.6:div"]
+    assert lines[1].split() == ["B=64", "[0.2:miss]"]
+    assert tried_lines(SimpleNamespace(groups=groups[3:])) == []  # the rule alone: no list

@@ -145,6 +145,31 @@ def summary_console() -> Console:
     return out if out.is_terminal else Console(width=max(out.width, 160))
 
 
+def tried_lines(result) -> list[str]:
+    """One line per batch size listing every learning rate its search (or grid) tried, in
+    increasing order, as ``lr:steps`` with the kept one in brackets; empty when each batch
+    size tried a single learning rate (the scaling rule alone)."""
+    by_b: dict = {}
+    for g in getattr(result, "groups", None) or []:
+        by_b.setdefault(g["batch_size"], []).append(g)
+    if all(len(points) < 2 for points in by_b.values()):
+        return []
+    width = max(len(str(b)) for b in by_b)
+    lines = []
+    for b in sorted(by_b):
+        cells = []
+        for g in sorted(by_b[b], key=lambda g: g["lr"]):
+            if g.get("diverged") and g["diverged"] >= g.get("seeds", 1):
+                what = "div"
+            else:
+                what = _steps(g.get("steps_median")) if _finite(g.get("steps_median")) \
+                    else "miss"
+            cell = f"{_n(g['lr'], 3)}:{what}"
+            cells.append(f"[{cell}]" if g.get("chosen") else cell)
+        lines.append(f"  B={b:<{width}}  " + "  ".join(cells))
+    return lines
+
+
 def print_sweep_summary(result, report_path=None, console: Console | None = None) -> None:
     """Per-batch-size table, the recommendation and its evidence, the next command, and where
     the report is. ``console`` defaults to :func:`summary_console`."""
@@ -176,6 +201,13 @@ def print_sweep_summary(result, report_path=None, console: Console | None = None
                       style="bold yellow" if best else None)
     out = console or summary_console()
     out.print(table)
+    tried = tried_lines(result)
+    if tried:
+        out.print("learning rates tried per batch size (lr: median steps to target; [kept]; "
+                  "'div' every seed diverged, 'miss' the median seed missed):",
+                  highlight=False, markup=False)
+        for line in tried:
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
     sentences = list(rec.get("sentences", []))
     tie = tie_sentence(rec)
     if tie and not any("measurement noise" in s.lower() for s in sentences):

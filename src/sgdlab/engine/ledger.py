@@ -100,14 +100,16 @@ class RunLedger:
         self.train_seconds = self._agree(self.train_seconds + seconds)
         done = n if first_bad < 0 else first_bad - self.step
         self.step_losses.append(losses[:done].copy())
-        self.since_row[0] += float(losses[:done].sum())
+        # float64 sums: float32 losses near 3e38 (a run about to diverge) overflow float32.
+        self.since_row[0] += float(losses[:done].sum(dtype=np.float64))
         self.since_row[1] += done
         self.examples += int(counts[:done].sum())
         self.step += done
         if self._callback:
             self._callback({"event": "chunk", "step": self.step, "epoch": self.step / self.spe,
                             "train_seconds": self.train_seconds, "examples": self.examples,
-                            "loss": float(losses[:done].mean()) if done else math.nan})
+                            "loss": float(losses[:done].mean(dtype=np.float64)) if done
+                            else math.nan})
         return done
 
     def counters(self) -> dict:
