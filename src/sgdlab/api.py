@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 from .data import Dataset, from_arrays, load_data, split
@@ -12,7 +13,7 @@ from .engine import FitResult, TrainConfig, train
 from .engine.checkpoint import CheckpointStore
 from .engine.lock import RunLock
 from .engine.rundir import prepare_dir, write_json_atomic
-from .errors import ConfigError, RunDirError, choices_message
+from .errors import ConfigError, DivergedWarning, RunDirError, choices_message
 from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
 
 #: ``fit(method=...)``: gradient descent (the gradient itself is ``TrainConfig.gradient``), or
@@ -241,9 +242,14 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             for key in ("resumed_from_step", "forced_changes"):
                 if session.meta.get(key):
                     result.extra[key] = session.meta[key]
+        if result.status == "diverged":
+            warnings.warn(f"{result.message[0].upper()}{result.message[1:]}", DivergedWarning,
+                          stacklevel=2)
         if test_part is not None:
-            result.extra["test_accuracy" if data.task == "classification" else "test_r2"] = \
-                result.score(test_part.X, _labels(test_part))
+            with warnings.catch_warnings():  # fit has just said so
+                warnings.simplefilter("ignore", DivergedWarning)
+                result.extra["test_accuracy" if data.task == "classification" else "test_r2"] = \
+                    result.score(test_part.X, _labels(test_part))
         if out is not None:
             from .report.run import write_run  # lazy: plotting is not needed to train
             write_run(out, result, data_name=data_name,

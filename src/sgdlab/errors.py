@@ -23,6 +23,11 @@ class RunDirError(SgdlabError):
     """A run directory cannot be created, locked, or read."""
 
 
+class DivergedWarning(RuntimeWarning):
+    """Training diverged (NaN/inf); the model holds the last finite parameters. Raised as a
+    warning, not an error: the run directory and its history are still written and useful."""
+
+
 def choices_message(what: str, given: str, valid) -> str:
     """``unknown model 'sofmax'; valid: linear, mlp, ...`` with the valid names sorted."""
     plural = what + ("es" if what.endswith("s") else "s")

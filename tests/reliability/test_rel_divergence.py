@@ -12,6 +12,7 @@ import pytest
 import sgdlab
 from sgdlab.cli.main import main
 from sgdlab.engine.checkpoint import CheckpointStore
+from sgdlab.errors import DivergedWarning
 
 DATA = "linreg:n=500,d=5"   # 400 training rows: 25 steps per epoch at batch 16
 K = 4                      # steps per compiled chunk
@@ -30,9 +31,11 @@ def _all_checkpoints_finite(run_dir):
 def test_exploding_lr_stops_within_one_chunk_and_writes_no_nan_checkpoint(tmp_path):
     out = tmp_path / "run"
     chunks = []
-    r = sgdlab.fit(DATA, model="linreg", lr=8.0, batch_size=16, epochs=3, chunk_steps=K,
-                   out=out, plots=False, checkpoint_every="5 steps", keep_checkpoints=50,
-                   callback=lambda e: chunks.append(e["step"]) if e["event"] == "chunk" else 0)
+    with pytest.warns(DivergedWarning, match="diverged at step"):
+        r = sgdlab.fit(DATA, model="linreg", lr=8.0, batch_size=16, epochs=3, chunk_steps=K,
+                       out=out, plots=False, checkpoint_every="5 steps", keep_checkpoints=50,
+                       callback=lambda e: chunks.append(e["step"]) if e["event"] == "chunk"
+                       else 0)
     assert r.status == "diverged"
     bad = r.diverged_at_step
     # The step that went non-finite was not applied: the state is the one before it ...
@@ -81,9 +84,10 @@ def test_halve_lr_restarts_from_last_checkpoint_until_it_trains(tmp_path):
 
 
 def test_halve_lr_retries_are_bounded_and_recorded(tmp_path):
-    r = sgdlab.fit(DATA, model="linreg", lr=1e4, batch_size=16, epochs=3, chunk_steps=K,
-                   checkpoint_every="5 steps", out=tmp_path / "run", plots=False,
-                   on_divergence="halve-lr", max_retries=2)
+    with pytest.warns(DivergedWarning, match="after 2 learning-rate halvings"):
+        r = sgdlab.fit(DATA, model="linreg", lr=1e4, batch_size=16, epochs=3, chunk_steps=K,
+                       checkpoint_every="5 steps", out=tmp_path / "run", plots=False,
+                       on_divergence="halve-lr", max_retries=2)
     assert r.status == "diverged"
     retries = r.extra["divergence_retries"]
     assert len(retries) == 2 and [x["lr_to"] for x in retries] == [5e3, 2.5e3]

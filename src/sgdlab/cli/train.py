@@ -163,6 +163,7 @@ def _train(args, placement) -> int:
     from ..api import as_dataset, as_shards, fit  # lazy: keeps 'sgdlab --help' fast
     from ..engine.checkpoint import CheckpointWarning
     from ..engine.lock import run_dir_for_name
+    from ..errors import DivergedWarning
 
     file_settings = read_config_file(args.config)
     config = config_from_args(args, file_settings)  # validates every given setting
@@ -209,6 +210,8 @@ def _train(args, placement) -> int:
         callback = _both(progress, meter)
     with warnings.catch_warnings():
         warnings.simplefilter("always", CheckpointWarning)
+        # The summary prints the divergence message itself; the Python warning would repeat it.
+        warnings.simplefilter("ignore", DivergedWarning)
         warnings.showwarning = _show_warning
         with (progress or _null()):
             result = fit(data, callback=callback, **kwargs, **settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import jax
@@ -10,6 +11,7 @@ import numpy as np
 
 from .._types import Loss, Model
 from ..data.split import Standardizer
+from ..errors import DivergedWarning
 from .config import TrainConfig
 from .history import History
 
@@ -88,13 +90,22 @@ class FitResult:
                              "use 'softmax' or 'logistic' for predict_proba")
 
     def score(self, X, y) -> float:
-        """Accuracy for classification, R^2 for regression."""
+        """Accuracy for classification, R^2 for regression.
+
+        A model whose training diverged warns (:class:`~sgdlab.errors.DivergedWarning`): its
+        score is that of the last finite parameters, often ``-inf`` for R^2.
+        """
+        if self.status == "diverged":
+            warnings.warn(f"scoring a model whose {self.message[0].lower()}{self.message[1:]}",
+                          DivergedWarning, stacklevel=2)
         pred = self.predict(X)
         y = np.asarray(y)
         if self.task == "classification":
             return float(np.mean(pred == y))
-        sst = float(np.sum((y - y.mean()) ** 2))
-        return 1.0 - float(np.sum((pred - y) ** 2)) / sst if sst > 0 else float("nan")
+        with np.errstate(over="ignore", invalid="ignore"):  # huge predictions: R^2 = -inf
+            sst = float(np.sum((y - y.mean()) ** 2))
+            sse = float(np.sum((np.asarray(pred, np.float64) - y) ** 2))
+        return 1.0 - sse / sst if sst > 0 else float("nan")
 
     def summary(self) -> dict:
         """Final figures, for metrics.json and the terminal table."""
