@@ -10,6 +10,7 @@ demo: install
 	sgdlab sweep
 
 test:
+	bash scripts/ensure-chromium
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m pytest -q
 
