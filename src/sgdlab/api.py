@@ -36,6 +36,10 @@ def as_dataset(X, y=None, *, label_column=None, task=None, name="array") -> Data
     if isinstance(X, Dataset):
         return X
     if isinstance(X, (str, os.PathLike)):
+        if is_shard_dir(X):
+            raise ConfigError(f"{str(X)!r} is a shard directory, which only 'sgdlab train' "
+                              "(and sgdlab.fit) stream; this tool holds its data in memory: "
+                              "pass the original .csv/.parquet/.npy file instead")
         return load_data(str(X), label_column=label_column, task=task)
     if y is None:
         raise ConfigError("labels missing: call fit(X, y, ...) with one label per row of X")

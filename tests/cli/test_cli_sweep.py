@@ -73,3 +73,21 @@ def test_train_noise_scale_option(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["noise_scale"] > 0
     assert m["noise_scale_low"] <= m["noise_scale"] <= m["noise_scale_high"]
+
+
+def test_a_shard_directory_is_refused_by_in_memory_verbs_with_the_verb_that_takes_it(
+        tmp_path, capsys):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    rows = ["a,b,y"] + [f"{x:.3f},{z:.3f},{int(x > z)}" for x, z in rng.standard_normal((60, 2))]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    assert main(["data", "convert", str(tmp_path / "d.csv"), str(tmp_path / "shards")]) == 0
+    capsys.readouterr()
+    for verb in ("sweep", "gradcheck"):
+        code = main([verb, "--data", str(tmp_path / "shards"), "--quiet"]
+                    if verb == "sweep" else [verb, "--data", str(tmp_path / "shards")])
+        err = capsys.readouterr().err
+        assert code == 2 and "shard directory" in err and "'sgdlab train'" in err, (verb, err)
+    p = subprocess.run([sys.executable, "-m", "sgdlab.cli.main", "gradcheck", "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert "shard directories are for 'sgdlab train'" in " ".join(p.stdout.split())

@@ -13,13 +13,15 @@ from ..errors import ConfigError
 Formatter = argparse.RawDescriptionHelpFormatter
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
+def add_data_options(p: argparse.ArgumentParser, shards: bool = False) -> None:
+    """The data options of a verb; ``shards``: it also streams shard directories."""
     g = p.add_argument_group("data")
+    streamed = (", or a shard directory from 'sgdlab data convert' (streamed)" if shards
+                else " (held in memory: shard directories are for 'sgdlab train')")
     g.add_argument("--data",
                    help="built-in name (digits, blobs, gaussian, linreg, xor, mnist-like; "
                         "'blobs:n=5000,d=20' sets parameters) or a .csv/.tsv/.parquet/.npy/.npz "
-                        "file, or a shard directory from 'sgdlab data convert' (streamed; "
-                        "default: digits)")
+                        f"file{streamed}; default: digits")
     g.add_argument("--label-column", help="label column of a CSV/Parquet file, by name or "
                                           "0-based index (default: the last column)")
     g.add_argument("--task", choices=["classification", "regression"],

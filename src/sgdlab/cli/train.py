@@ -46,7 +46,7 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="fit one model and write a run directory",
                        description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
                        formatter_class=Formatter)
-    add_data_options(p)
+    add_data_options(p, shards=True)
     add_model_options(p)
     add_optim_options(p)
     add_stop_options(p)
