@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from sgdlab.cli.main import main
 
@@ -50,3 +51,11 @@ def test_train_with_closed_form_and_numerical_gradients(tmp_path):
         cfg = json.loads((out / "config.json").read_text())
         assert cfg["gradient"] == kind
         assert pd.read_csv(out / "history.csv")["val_accuracy"].iloc[-1] > 0.8
+
+
+@pytest.mark.parametrize("model, data", [("logistic", "blobs"), ("svm", "blobs"),
+                                         ("linreg", "linreg")])
+def test_without_data_a_verb_picks_built_in_data_that_fits_the_model(model, data, capsys):
+    assert main(["gradcheck", "--model", model, "--examples", "8"]) == 0
+    err = capsys.readouterr().err
+    assert f"using the built-in '{data}' data" in err and "Traceback" not in err

@@ -91,3 +91,4 @@ def test_a_shard_directory_is_refused_by_in_memory_verbs_with_the_verb_that_take
     p = subprocess.run([sys.executable, "-m", "sgdlab.cli.main", "gradcheck", "--help"],
                        capture_output=True, text=True, timeout=120)
     assert "shard directories are for 'sgdlab train'" in " ".join(p.stdout.split())
+

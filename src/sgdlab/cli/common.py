@@ -124,3 +124,40 @@ def config_from_args(args, file_settings: dict | None = None, **overrides) -> Tr
 
 def default_out(verb: str) -> str:
     return str(Path("runs") / f"{verb}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def default_data(model: str | None, loss: str | None = None) -> str:
+    """The built-in data a verb uses without ``--data``, fitted to the model's loss: ``linreg``
+    for a real-valued loss (squared), ``blobs`` (two separable classes) for a two-class loss
+    (logistic, hinge, perceptron), else ``digits`` (10 classes). Unknown names fall back to
+    the digits, so the model's own error message is the one the user sees."""
+    from ..errors import SgdlabError
+    from ..tasks import resolve
+    try:
+        _, l = resolve(model or "softmax", loss)
+        if l.target_kind == "real":
+            return "linreg"
+        l.n_outputs(10)  # a two-class loss refuses ten classes
+        return "digits"
+    except SgdlabError:
+        try:
+            _, l = resolve(model or "softmax", loss)
+        except SgdlabError:
+            return "digits"
+        return "blobs"
+
+
+def data_spec(args, file_settings: dict | None = None) -> str:
+    """``--data``, else the settings file's ``data``, else :func:`default_data` for the model
+    (announced on standard error, so the user knows which data was used)."""
+    spec = getattr(args, "data", None) or (file_settings or {}).get("data")
+    if spec:
+        return spec
+    model = getattr(args, "model", None) or (file_settings or {}).get("model")
+    loss = getattr(args, "loss", None) or (file_settings or {}).get("loss")
+    spec = default_data(model, loss)
+    if spec != "digits":
+        import sys
+        print(f"sgdlab: no --data given; using the built-in '{spec}' data, which suits "
+              f"--model {model or 'softmax'}", file=sys.stderr)
+    return spec

@@ -3,7 +3,8 @@ several batch sizes, each for the same training-time budget, on one problem."""
 
 from __future__ import annotations
 
-from .common import Formatter, add_data_options, add_model_options, default_out
+from .common import (Formatter, add_data_options, add_model_options, data_spec,
+                     default_out)
 
 EXAMPLES = """\
 examples:
@@ -53,7 +54,7 @@ def run(args) -> int:
     from ..report.compare import write_comparison
     from .display import console, print_comparison
 
-    data = as_dataset(args.data or "digits", label_column=args.label_column, task=args.task)
+    data = as_dataset(data_spec(args), label_column=args.label_column, task=args.task)
     settings = {k: v for k, v in {"model": args.model or "softmax", "loss": args.loss,
                                   "hidden": args.hidden, "activation": args.activation,
                                   "l2": args.l2, "lr": args.lr, "seed": args.seed,

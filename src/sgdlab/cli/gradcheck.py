@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import Formatter, add_data_options, add_model_options
+from .common import Formatter, add_data_options, add_model_options, data_spec
 
 EXAMPLES = """\
 examples:
@@ -58,7 +58,7 @@ def run(args) -> int:
 
     if args.examples < 1:
         raise ConfigError(f"--examples must be >= 1, got {args.examples}")
-    data = as_dataset(args.data or "digits", label_column=args.label_column, task=args.task)
+    data = as_dataset(data_spec(args), label_column=args.label_column, task=args.task)
     settings = {k: v for k, v in {"model": args.model or "softmax", "loss": args.loss,
                                   "hidden": args.hidden, "activation": args.activation,
                                   "l2": args.l2, "seed": args.seed,

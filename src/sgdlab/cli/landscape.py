@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
-                     add_stop_options, config_from_args, default_out, read_config_file)
+                     add_stop_options, config_from_args, data_spec, default_out,
+                     read_config_file)
 
 EXAMPLES = """\
 examples:
@@ -70,7 +71,7 @@ def run(args) -> int:
         raise ConfigError(f"--seeds must be at least 2 to compare restarts, got {args.seeds}")
     file_settings = read_config_file(args.config)
     config = config_from_args(args, file_settings)
-    data = as_dataset(args.data or file_settings.get("data", "digits"),
+    data = as_dataset(data_spec(args, file_settings),
                       label_column=args.label_column or file_settings.get("label_column"),
                       task=args.task or file_settings.get("task"))
     out = args.out or default_out("landscape")

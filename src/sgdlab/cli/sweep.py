@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
-                     config_from_args, default_out, read_config_file)
+                     config_from_args, data_spec, default_out, read_config_file)
 
 EXAMPLES = """\
 examples:
@@ -171,7 +171,8 @@ def run(args) -> int:
     file_settings = read_config_file(args.config)
     sweep = sweep_config_from_args(args, file_settings)
     base = config_from_args(args, {k: v for k, v in file_settings.items() if k != "sweep"})
-    data = as_dataset(args.data or file_settings.get("data", "digits"),
+    data_arg = data_spec(args, file_settings)
+    data = as_dataset(data_arg,
                       label_column=args.label_column or file_settings.get("label_column"),
                       task=args.task or file_settings.get("task"))
     out = Path(args.out or default_out("sweep"))
@@ -185,7 +186,7 @@ def run(args) -> int:
                            for value in [getattr(args, key) or file_settings.get(key)] if value
                            for f in (flag, str(value)))
         result.recommendation["command"] = train_command(
-            base, result.recommendation, args.data or file_settings.get("data", "digits"),
+            base, result.recommendation, data_arg,
             data_flags)
         write_tables(result, out)
         if progress:
