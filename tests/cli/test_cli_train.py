@@ -113,3 +113,12 @@ def test_python_dash_m_sgdlab_is_the_same_command_line():
     p = subprocess.run([sys.executable, "-m", "sgdlab", "--help"], capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0 and "train" in p.stdout and "sweep" in p.stdout
+
+
+def test_the_summary_has_no_orphan_footnote_and_names_the_run_directory(tmp_path, capsys):
+    out = tmp_path / "run-with-a-rather-long-name-that-would-squeeze-a-caption"
+    assert main(["train", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "again")]) == 0
+    text = capsys.readouterr().out
+    assert "attempts" not in text and "random search" not in text
+    assert f"run directory: {tmp_path / 'again'}" in text

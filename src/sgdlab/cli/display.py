@@ -62,7 +62,9 @@ def print_summary(result, out: str | None = None) -> None:
                         f"{result.config.batch_size}, lr {result.config.lr:g}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    rows = [("status", s["status"]), ("steps", s["steps"]), ("epochs", f"{s['epochs']:.2f}"),
+    searched = str(result.extra.get("method", "")).startswith("random-search")
+    rows = [("status", s["status"]), ("attempts*" if searched else "steps", s["steps"]),
+            ("epochs", f"{s['epochs']:.2f}"),
             ("examples seen", f"{s['examples']:,}"),
             ("train loss", s.get("train_loss")), ("validation loss", s.get("val_loss")),
             ("validation accuracy", s.get("val_accuracy")), ("validation R^2", s.get("val_r2")),
@@ -74,10 +76,13 @@ def print_summary(result, out: str | None = None) -> None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
         table.add_row(name, value if isinstance(value, str) else f"{value:,.4g}")
-    table.caption = "* attempts (objective evaluations on the training set) for random search"
-    if out:
-        table.caption += f"; run directory: {out}"
-    Console(width=max(Console().width, 120)).print(table)
+    if searched:  # the footnote explains the starred row, so only where there is one
+        table.caption = "* objective evaluations on the training set (random search)"
+    console_out = Console(width=max(Console().width, 120))
+    console_out.print(table)
+    if out:  # below the table, not in its caption: a long path would squeeze the columns
+        console_out.print(f"run directory: {out}", highlight=False, markup=False,
+                          soft_wrap=True)
 
 
 def print_gradcheck(report, title: str) -> None:
