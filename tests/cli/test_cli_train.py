@@ -122,3 +122,14 @@ def test_the_summary_has_no_orphan_footnote_and_names_the_run_directory(tmp_path
     text = capsys.readouterr().out
     assert "attempts" not in text and "random search" not in text
     assert f"run directory: {tmp_path / 'again'}" in text
+
+
+def test_the_progress_bar_ends_on_the_final_evaluation():
+    from sgdlab.cli.display import TrainProgress
+    from sgdlab.engine import TrainConfig
+    bar = TrainProgress(TrainConfig(), None)
+    bar({"event": "start", "total_steps": 10, "steps_per_epoch": 5})
+    bar({"event": "chunk", "train_seconds": 0.1, "loss": 0.5, "examples": 320, "epoch": 2.0,
+         "step": 10})
+    bar({"event": "row", "row": {"step": 10, "val_accuracy": 0.961}})
+    assert "val 0.9610" in bar.progress.tasks[0].fields["info"]

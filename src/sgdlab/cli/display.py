@@ -23,6 +23,7 @@ class TrainProgress:
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=console, transient=False)
         self.task = None
+        self.where = None  # (bar position, epoch, step) after the latest chunk
         self.max_time = config.max_time
 
     def __enter__(self):
@@ -44,15 +45,22 @@ class TrainProgress:
             secs = event["train_seconds"]
             self.stats["loss"] = f"{event['loss']:.4g}"
             self.stats["rate"] = f"{event['examples'] / secs:,.0f} ex/s" if secs > 0 else "-"
-            done = secs if self.by_time else event["step"]
-            info = (f"epoch {event['epoch']:.2f} step {event['step']} "
-                    f"loss {self.stats['loss']} val {self.stats['val']} {self.stats['rate']}")
-            self.progress.update(self.task, completed=done, info=info)
+            self.where = (secs if self.by_time else event["step"], event["epoch"], event["step"])
+            self._show()
         elif kind == "row":
             row = event["row"]
             for key in ("val_accuracy", "val_r2"):
                 if key in row and not math.isnan(row[key]):
                     self.stats["val"] = f"{row[key]:.4f}"
+            # A row follows its chunk: redraw, so the last frame shows the final evaluation.
+            if self.task is not None and self.where is not None:
+                self._show()
+
+    def _show(self) -> None:
+        done, epoch, step = self.where
+        info = (f"epoch {epoch:.2f} step {step} loss {self.stats['loss']} "
+                f"val {self.stats['val']} {self.stats['rate']}")
+        self.progress.update(self.task, completed=done, info=info)
 
 
 def print_summary(result, out: str | None = None) -> None:
