@@ -92,3 +92,15 @@ def test_a_shard_directory_is_refused_by_in_memory_verbs_with_the_verb_that_take
                        capture_output=True, text=True, timeout=120)
     assert "shard directories are for 'sgdlab train'" in " ".join(p.stdout.split())
 
+
+
+def test_a_target_nobody_reaches_still_gives_the_table_verdict_and_report(tmp_path, capsys):
+    out = tmp_path / "never"
+    code = main(["sweep", "--batch-sizes", "16,64", "--seeds", "1", "--target-accuracy",
+                 "0.999", "--budget", "20 steps", "--no-noise", "--no-lr-search", "--out",
+                 str(out), "--compile-cache", "off"])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err
+    assert "No batch size reached" in captured.err and "--budget" in captured.err
+    assert (out / "report.html").is_file() and (out / "decomposition.png").is_file()
+    assert "sweep on digits" in captured.out

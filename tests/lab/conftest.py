@@ -9,7 +9,7 @@ def compile_cache(tmp_path_factory):
 
     Switched off again afterwards, so no other test module sees a cache.
     """
-    from sgdlab.lab.sweep import disable_compile_cache, enable_compile_cache
+    from sgdlab.lab.compile_cache import disable_compile_cache, enable_compile_cache
     enable_compile_cache(tmp_path_factory.mktemp("compile-cache"))
     yield
     disable_compile_cache()

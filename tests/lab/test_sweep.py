@@ -230,3 +230,10 @@ def test_batch_larger_than_the_data_is_a_config_error(digits_ds):
     with pytest.raises(ConfigError, match="--validation-fraction"):
         run_sweep(digits_ds, SweepConfig(batch_sizes=(32,)),
                   TrainConfig(validation_fraction=0.0))
+
+
+def test_a_pilot_that_learns_nothing_is_an_error_not_a_target_met_at_step_0(digits_ds):
+    with pytest.raises(ConfigError, match="learned nothing.*--target-accuracy"):
+        run_sweep(digits_ds, SweepConfig(batch_sizes=(16, 64), lr=1e-9, seeds=1,
+                                         budget="20 steps", probe=False, noise=False,
+                                         confirm=False), TrainConfig(model="softmax"))

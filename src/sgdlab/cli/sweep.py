@@ -164,7 +164,8 @@ def run(args) -> int:
     from ..api import as_dataset  # lazy: keeps 'sgdlab --help' fast
     from ..lab.summary import write_tables
     from ..lab.next_run import train_command
-    from ..lab.sweep import enable_compile_cache, run_sweep
+    from ..lab.compile_cache import enable_compile_cache
+    from ..lab.sweep import run_sweep
     from ..report.sweep import write_sweep_report
     from .sweep_display import SweepProgress, print_sweep_summary
 

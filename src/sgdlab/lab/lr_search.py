@@ -51,17 +51,25 @@ def rank(o: Outcome) -> tuple:
     """Sort key, lower is better: every seed reached, by median steps; then a majority
     reached (some seeds missed or diverged), by median steps; then no divergence, by final
     metric; then some divergence; then every seed diverged (lower learning rates first).
+    Equal keys are broken by :func:`closeness` to the scaling rule's learning rate.
     """
     final = o.final_median if math.isfinite(o.final_median) else -math.inf
     if o.reached == o.seeds:
-        return (0, o.steps_median, o.lr)
+        return (0, o.steps_median)
     if math.isfinite(o.steps_median):
-        return (1, o.steps_median, o.diverged, o.lr)
+        return (1, o.steps_median, o.diverged)
     if o.diverged == 0:
-        return (2, -final, o.lr)
+        return (2, -final)
     if o.diverged < o.seeds:
-        return (3, o.diverged, -final, o.lr)
+        return (3, o.diverged, -final)
     return (4, o.lr)
+
+
+def closeness(lr: float, lr0: float) -> float:
+    """``|log(lr / lr0)|``: among points of equal :func:`rank` (a plateau of equal steps, a
+    target every learning rate meets alike) the one nearest the rule's is kept, so a plateau
+    neither pulls the search outward nor leaves the kept point at its edge."""
+    return abs(math.log(lr / lr0))
 
 
 def search_lr(evaluate: Callable[[float], Outcome], lr0: float, *, factor: float = 4.0,
@@ -95,8 +103,11 @@ def search_lr(evaluate: Callable[[float], Outcome], lr0: float, *, factor: float
                           f"{LR_RANGE[1]:g}; choose --lr (and --lr-scaling) so that the "
                           "scaled learning rate is in that range")
     # Keep one point for the refinement: widening alone must not use up the budget.
+    def key(j: float) -> tuple:
+        return rank(tried[j]) + (abs(j),)
+
     while len(tried) < max_points - int(refine):
-        best = min(tried, key=lambda j: rank(tried[j]))
+        best = min(tried, key=key)
         whole = [j for j in tried if j == int(j)]
         if best == max(whole) and tried[best].diverged == 0 and try_(best + 1):
             continue
@@ -104,7 +115,7 @@ def search_lr(evaluate: Callable[[float], Outcome], lr0: float, *, factor: float
             continue
         break
     if refine:
-        best = min(tried, key=lambda j: rank(tried[j]))
+        best = min(tried, key=key)
         up, down = tried.get(best + 1), tried.get(best - 1)
         if up is not None and (up.diverged > 0 or down is None or rank(up) < rank(down)):
             try_(best + 0.5)
@@ -114,8 +125,8 @@ def search_lr(evaluate: Callable[[float], Outcome], lr0: float, *, factor: float
 
 
 def best_point(tried: dict) -> float:
-    """The exponent ``j`` of the best point tried (see :func:`rank`)."""
-    return min(tried, key=lambda j: rank(tried[j]))
+    """The exponent ``j`` of the best point tried (see :func:`rank`; ties: nearest ``j = 0``)."""
+    return min(tried, key=lambda j: rank(tried[j]) + (abs(j),))
 
 
 def at_edge(points: list, chosen_lr: float) -> str | None:

@@ -127,6 +127,9 @@ def _pick_sentence(pick: dict, fastest: dict, what: str, seeds: int) -> str:
     if fastest is not pick:
         text += (f". Batch size {fastest['batch_size']} had the lowest median, "
                  f"{_t(fastest['time_median'])}")
+    if pick["steps_median"] == 0:
+        text += (". The target was met at the first evaluation, before any training step: "
+                 "choose a higher --target-accuracy")
     return text + "."
 
 
@@ -139,8 +142,8 @@ def _contest_sentence(rows: list, ties: dict, by_b: dict) -> str:
             if "reached" in r else str(r["batch_size"]) for r in missed)
         miss = (f" {len(missed)} of {len(rows)} batch sizes did not reach the target in the "
                 f"median: {detail}.")
-    else:
-        miss = f" 0 of {len(rows)} batch sizes missed the target in the median."
+        if len(missed) >= len(rows) - 1:
+            miss += " Raise --budget to give them more time, or lower --target-accuracy."
     shaky = [r for r in rows if math.isfinite(r["time_median"]) and "reached" in r
              and r["reached"] < r["seeds"]]
     if shaky:
@@ -153,7 +156,8 @@ def _contest_sentence(rows: list, ties: dict, by_b: dict) -> str:
     if edges:
         detail = ", ".join(f"{r['batch_size']} ({r['at_edge']})" for r in edges)
         miss += (f" For batch sizes {detail} the kept learning rate is the lowest or highest "
-                 "one tried, so a better one may lie beyond: raise --search-points (or widen --lr-grid).")
+                 "one tried, so a better one may lie beyond: raise --search-points (or, with "
+                 "--lr-grid, widen the grid).")
     fastest = by_b[ties["fastest"]]
     if len(ties["tied"]) > 1:
         others = [b for b in ties["tied"] if b != ties["fastest"]]
@@ -171,9 +175,12 @@ def _contest_sentence(rows: list, ties: dict, by_b: dict) -> str:
              if fastest["time_median"] > 0 else "the fastest met the target at its first "
              "evaluation, before any step")
     p = ties["p_slower"].get(second["batch_size"], 1.0)
+    test = (f"was slower in {100 * p:.0f}% of bootstrap resamples of the seeds"
+            if second.get("seeds", 1) > 1 and fastest.get("seeds", 1) > 1 else
+            "with one seed each no test can tell whether the difference is more than timing "
+            "noise (use --seeds 3)")
     return (f"The runner-up, batch size {second['batch_size']}, took "
-            f"{_t(second['time_median'])} ({ratio}) and was slower in "
-            f"{100 * p:.0f}% of bootstrap resamples of the seeds.{miss}")
+            f"{_t(second['time_median'])} ({ratio}); it {test}.{miss}")
 
 
 def decomposition_sentence(rows: Sequence[dict]) -> str:
@@ -196,19 +203,26 @@ def decomposition_sentence(rows: Sequence[dict]) -> str:
         share = float(np.median([r["overhead_seconds"] / r["predicted_seconds"]
                                  for r in calls]))
         per_call = _t(float(np.median([r["call_seconds"] for r in calls])))
-        text += (f"; each run also paid about {per_call} per compiled call, one call per evaluation ({min(r['calls'] for r in calls)}"
-                 f" to {max(r['calls'] for r in calls)} calls to the target, a median "
+        text += (f"; each run also paid about {per_call} per compiled call, one call per "
+                 f"evaluation ({_calls(calls)} to the target, a median "
                  f"{100 * share:.0f}% of the predicted time, which a run evaluated less "
                  "often would not pay)")
     ratios = [r["ratio"] for r in pts if _finite(r.get("ratio"))]
     if ratios:
         lo, hi = min(ratios), max(ratios)
-        verdict = ("agree" if 1 / AGREE <= float(np.median(ratios)) <= AGREE
-                   else "disagree: the runs were slower or faster than their probed parts")
+        mid = float(np.median(ratios))
+        verdict = ("agree" if 1 / AGREE <= mid <= AGREE else
+                   f"disagree: the runs took {mid:.2f}x their probed parts"
+                   if mid > 1 else f"disagree: the runs took only {mid:.2f}x their probed parts")
         text += (f". Steps x step cost + calls x call cost predicts the measured medians to a "
                  f"median ratio of {float(np.median(ratios)):.2f} (measured / predicted; "
                  f"{lo:.2f} to {hi:.2f} over batch sizes): probe and runs {verdict}")
     return text + "."
+
+
+def _calls(rows: Sequence[dict]) -> str:
+    lo, hi = min(r["calls"] for r in rows), max(r["calls"] for r in rows)
+    return f"{lo} call{'s' if lo > 1 else ''}" if lo == hi else f"{lo} to {hi} calls"
 
 
 def noise_sentence(noise: dict, scaling: dict, pick: int,
@@ -232,7 +246,12 @@ def noise_sentence(noise: dict, scaling: dict, pick: int,
     text = f"The gradient noise scale near the target is B_simple = {b:.3g} ({interval})"
     pts = [t["b_simple"] for t in (trace or []) if _finite(t.get("b_simple"))]
     if len(pts) >= 2:
-        text += f"; it grew from {pts[0]:.3g} early in training as the loss fell"
+        first, last = pts[0], pts[-1]
+        if last > 1.2 * first or last < first / 1.2:
+            how = "grew" if last > first else "fell"
+            text += f"; over the run it {how} from {first:.3g} to {last:.3g}"
+        else:
+            text += f"; over the run it stayed near {first:.3g}"
     bn = noise.get("b_noise")
     if _finite(bn) and bn > 0:
         text += f"; with curvature, B_noise = tr(H Sigma)/(G^T H G) = {bn:.3g}"

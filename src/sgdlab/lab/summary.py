@@ -25,7 +25,7 @@ from ..data.dataset import Dataset
 from ..engine.config import TrainConfig
 from ..engine.history import History
 from ..engine.rundir import environment, write_json_atomic, write_text_atomic
-from .lr_search import Outcome, at_edge, rank
+from .lr_search import Outcome, at_edge, closeness, rank
 from .measure import crossing, final_metric, median, metric_name, target_from
 from .recommend import recommend, status_text
 
@@ -97,6 +97,11 @@ def per_run_rows(records: list, target: float, metric: str) -> list:
     return rows
 
 
+def _whole(v: float) -> float:
+    """A median step count as a whole number of steps (rounded up); ``inf`` stays."""
+    return float(math.ceil(v - 1e-9)) if math.isfinite(v) else v
+
+
 def _med(values) -> float:
     v = np.asarray([math.nan if x is None else x for x in values], float)
     v = v[~np.isnan(v)]
@@ -121,7 +126,8 @@ def group_rows(per_run: list) -> list:
             "diverged": sum(r["status"] == "diverged" for r in rs),
             "time_median": median(times), "time_low": float(min(times)),
             "time_high": float(max(times)),
-            "steps_median": median([r["steps_to_target"] for r in rs]),
+            # Whole steps: with an even number of seeds the upper of the two middle ones.
+            "steps_median": _whole(median([r["steps_to_target"] for r in rs])),
             "epochs_median": median([r["epochs_to_target"] for r in rs]),
             "examples_median": median([r["examples_to_target"] for r in rs]),
             "throughput": _med(r["examples_per_second"] for r in rs),
@@ -152,7 +158,8 @@ def best_per_batch(groups: list) -> list:
     rows = []
     for b in sorted({g["batch_size"] for g in groups}):
         mine = [g for g in groups if g["batch_size"] == b]
-        best = min(mine, key=lambda g: rank(outcome_of(g)))
+        best = min(mine, key=lambda g: rank(outcome_of(g))
+                   + (closeness(g["lr_multiplier"], 1.0) if g.get("lr_multiplier") else 0.0,))
         best["chosen"] = True
         fewest = min(mine, key=lambda g: (g["steps_median"], g["lr"]))
         rows.append({**best, "points": len(mine), "steps_best": fewest["steps_median"],
@@ -300,7 +307,7 @@ def confirmation_row(records: list, target: float) -> dict:
             "diverged": diverged, "status_text": status_text(reached, diverged, len(records)),
             "time_median": median(times), "time_low": float(min(times)),
             "time_high": float(max(times)),
-            "steps_median": median([r["steps_to_target"] for r in runs])}
+            "steps_median": _whole(median([r["steps_to_target"] for r in runs]))}
 
 
 CSV_RUN = ("key", "batch_size", "lr", "lr_multiplier", "seed", "status", "reached",

@@ -322,7 +322,8 @@ def outcome(records: list, target: float | None) -> Outcome:
     finite = [f for f in finals if math.isfinite(f)]
     return Outcome(lr=records[0]["lr"], seeds=len(records), reached=reached,
                    diverged=sum(r["status"] == "diverged" for r in records),
-                   steps_median=median(steps),
+                   steps_median=float(math.ceil(median(steps) - 1e-9))
+                   if math.isfinite(median(steps)) else math.inf,
                    final_median=float(np.median(finite)) if finite else math.nan)
 
 
@@ -332,48 +333,45 @@ def pilot_target(book: RunBook, sweep: SweepConfig, base: TrainConfig, sizes: tu
     budget, one seed each; ``-> (target, sentence saying how it was chosen)``.
 
     The target is 0.99 x the best final validation value, floored to 0.01 (R^2 may be
-    negative: then the value itself).
+    negative: then the value itself). A pilot that learned nothing (no final value above the
+    value before training) is an error: its target would be met before any step. When the
+    target is no better than always guessing the most frequent class, the sentence says so.
     """
     b = nearest_to_base(sizes, sweep.base_batch)
     mults = {"search": (1.0, sweep.search_factor, 1 / sweep.search_factor),
              "grid": sweep.lr_grid, "rule": (1.0,)}[sweep.lr_mode]
-    finals = {}
+    finals, start = {}, -math.inf
     for m in mults:
         rec = book.run(run_config(sweep, base, n_train, b, sweep.lr_for(b, m), base.seed, None),
                        "pilot", m)
         v = final_metric(rec["history"])
+        start = max(start, final_metric(rec["history"][:1]))
         if rec["status"] != "diverged" and math.isfinite(v):
             finals[rec["lr"]] = v
+    lrs = ", ".join(f"{sweep.lr_for(b, m):.3g}" for m in mults)
     if not finals:
-        raise ConfigError(f"every pilot run at batch size {b} diverged (learning rates "
-                          f"{', '.join(f'{sweep.lr_for(b, m):.3g}' for m in mults)}), so no "
-                          "target could be chosen; lower --lr or give --target-accuracy")
+        raise ConfigError(f"every pilot run at batch size {b} diverged (learning rates {lrs}), "
+                          "so no target could be chosen; lower --lr or give --target-accuracy")
     lr, best = max(finals.items(), key=lambda kv: kv[1])
-    return target_from(best), (f"0.99 x the best final value ({best:.4g}, at batch size {b} and "
-                    f"learning rate {lr:.3g} after the whole budget of {sweep.budget}), "
-                    "floored to 0.01")
+    target = target_from(best)
+    if not target > start:
+        raise ConfigError(f"the pilot at batch size {b} (learning rates {lrs}) learned nothing "
+                          f"within the budget of {sweep.budget}: its best validation value, "
+                          f"{best:.4g}, gives a target no better than before training "
+                          f"({start:.4g}); raise --lr or --budget, or give --target-accuracy")
+    text = (f"0.99 x the best final value ({best:.4g}, at batch size {b} and learning rate "
+            f"{lr:.3g} after the whole budget of {sweep.budget}), floored to 0.01")
+    guess = _majority_rate(book.validation)
+    if guess is not None and target <= guess:
+        text += (f"; note that always guessing the most frequent class scores {guess:.3g} on "
+                 "the validation set, so this target says little: give a higher "
+                 "--target-accuracy")
+    return target, text
 
 
-def enable_compile_cache(path: str | Path) -> None:
-    """Keep compiled programs on disk under ``path`` (JAX's persistent compilation cache).
-
-    A sweep compiles the same chunk kernel once per (batch size, learning rate) and again for
-    every seed; with the cache every repeat, and every resumed or re-run sweep, loads it
-    instead (about 0.1 s instead of about 1 s each on a 2-core CPU). Compilation is never part of
-    the measured training time either way. Process-wide: call it once, before training.
-    """
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache
-    Path(path).mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    # JAX decides once per process whether the cache is in use; make it look again.
-    compilation_cache.reset_cache()
-
-
-def disable_compile_cache() -> None:
-    """Undo :func:`enable_compile_cache` (compile in memory only again)."""
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache
-    jax.config.update("jax_compilation_cache_dir", None)
-    compilation_cache.reset_cache()
+def _majority_rate(data: Dataset) -> float | None:
+    """Accuracy of always predicting the most frequent class (None for regression)."""
+    if data.task != "classification" or not len(data.y):
+        return None
+    _, counts = np.unique(np.asarray(data.y), return_counts=True)
+    return float(counts.max() / counts.sum())

@@ -8,9 +8,9 @@ both scales of McCandlish et al. (2018) are measured from per-example gradients 
 Hessian-vector products (:mod:`.hessian_noise`): ``B_simple = tr(Sigma) / |G|^2`` and
 ``B_noise = tr(H Sigma) / (G^T H G)``.
 
-The two-batch estimate pools the rows in the second half of the run up to where it first
-reached the target (McCandlish et al. relate the critical batch size to the noise scale *at*
-the loss one trains to); the whole run when it never does.
+The two-batch estimate pools the rows in the second half of the run, which ends at the row that
+first reached the target (McCandlish et al. relate the critical batch size to the noise scale
+*at* the loss one trains to); the whole run's second half when it never does.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, si
     result = train(train_part, validation, cfg, model=model, loss=loss, callback=meter)
     target = cfg.target
     c = crossing(result.history, target) if target is not None else {"reached": False}
-    est = meter.estimate(up_to_step=c["step"] if c["reached"] else None).to_dict()
+    # The run stops at the row that reached the target, so its last rows are the ones near
+    # it: the estimate pools the second half of the run, that row included. (Cutting at the
+    # interpolated crossing step would drop that row and could leave only step 0.)
+    est = meter.estimate().to_dict()
     est.update(batch_size=cfg.batch_size, lr=cfg.lr, reached_target=c["reached"],
                at_step=result.steps)
     est.update(_with_curvature(result.params, prepared, cfg.l2, cfg.seed))

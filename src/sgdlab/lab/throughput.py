@@ -76,7 +76,10 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
         t = time.perf_counter()
         for c in range(calls):
             state, losses, ok = run(state, prepared.X, prepared.T, idx[c], w, np.int32(k), lr)
-        jax.block_until_ready(losses)
+            # Read the losses and ok back after every call, as a run does (TwoTier): the
+            # call's fixed cost below is measured the same way, so their difference is the
+            # steps' own cost (calls left in flight would hide part of the fixed cost).
+            np.asarray(losses), bool(ok)
         elapsed = time.perf_counter() - t
         diverged |= not bool(ok)
         if r > 0:
@@ -87,9 +90,10 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
     idle = []
     for _ in range(repeats):
         t = time.perf_counter()
-        out = run(state0, prepared.X, prepared.T, idx[0], w, np.int32(0), lr)
-        np.asarray(out[1]), bool(out[2])
-        idle.append(time.perf_counter() - t)
+        for c in range(calls):
+            out = run(state0, prepared.X, prepared.T, idx[c], w, np.int32(0), lr)
+            np.asarray(out[1]), bool(out[2])
+        idle.append((time.perf_counter() - t) / calls)
     call = float(np.median(idle))
     per_call = float(np.median(times)) / calls
     # Timing noise can make the fixed part look larger than a whole call: then keep it all.

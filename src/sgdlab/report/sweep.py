@@ -18,8 +18,14 @@ def write_sweep_report(result, out) -> dict:
     from .sweep_plots import PLOTS
     out = prepare_dir(out)
     images, paths = {}, {}
+    from .chart_style import not_measured
     for name, plot in PLOTS.items():
-        drawn = plot(result, out / name)
+        try:
+            drawn = plot(result, out / name)
+        except (ValueError, OverflowError) as e:
+            # Degenerate data (nothing positive for a log axis, ...) must not cost the user
+            # the table, the verdict and the other charts: this one says what went wrong.
+            drawn = not_measured(out / name, name, f"nothing that can be drawn ({e})")
         if drawn is not False:
             images[name] = (out / name).read_bytes()
         paths[name] = out / name

@@ -34,7 +34,11 @@ def plot_decomposition(result, path) -> bool:
     rows = sorted(field(result, "decomposition", []), key=lambda r: r["batch_size"])
     if not rows:
         return not_measured(path, "Time to target = steps x seconds per step",
-                             "needs the throughput probe (run without --no-probe)")
+                            "needs the throughput probe (run without --no-probe)")
+    if not any(finite(r.get("measured_seconds")) and r["measured_seconds"] > 0
+               and finite(r.get("steps")) and r["steps"] > 0 for r in rows):
+        return not_measured(path, "Time to target = steps x seconds per step",
+                            "no batch size reached the target after at least one step")
     rec = recommended(result)
     b = np.array([r["batch_size"] for r in rows], float)
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 4.4), sharex=True)

@@ -233,7 +233,8 @@ def plot_steps_to_target(result, path) -> bool:
     if not result.per_batch:
         return not_measured(path, "Steps to target against batch size", "no batch size was run")
     rec = recommended(result)
-    rows = [g for g in result.per_batch if finite(g.get("steps_best"))]
+    # A target met before any step (0 steps) has no place on a log axis.
+    rows = [g for g in result.per_batch if finite(g.get("steps_best")) and g["steps_best"] > 0]
     fig, ax = plt.subplots(figsize=(7.5, 5))
     mark_band(ax, rec)
     if rows:
@@ -272,7 +273,8 @@ def plot_steps_to_target(result, path) -> bool:
     ax.set_ylabel(f"steps to {metric_label(result.metric)} {result.target:g}"
                   if finite(result.target) else "steps to target")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # nothing reached and no noise scale: no legend
+        ax.legend(fontsize=8)
     ax.set_title("Steps to target against batch size")
     save_figure(fig, path)
     return True

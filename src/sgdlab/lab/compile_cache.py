@@ -1,0 +1,34 @@
+"""JAX's persistent compilation cache, switched on for a sweep's directory.
+
+With the learning rate a runtime input, a sweep compiles one training program per batch size;
+the cache keeps those programs on disk, so a re-run or resumed sweep (and the seeds of a test
+suite's repeated settings) load them instead of compiling again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def enable_compile_cache(path: str | Path) -> None:
+    """Keep compiled programs on disk under ``path`` (JAX's persistent compilation cache).
+
+    A sweep compiles one chunk kernel per batch size; with the cache every resumed or re-run
+    sweep loads it instead (about 0.1 s instead of about 1 s each on a 2-core CPU). Compilation is never part of
+    the measured training time either way. Process-wide: call it once, before training.
+    """
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+    Path(path).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    # JAX decides once per process whether the cache is in use; make it look again.
+    compilation_cache.reset_cache()
+
+
+def disable_compile_cache() -> None:
+    """Undo :func:`enable_compile_cache` (compile in memory only again)."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache.reset_cache()
