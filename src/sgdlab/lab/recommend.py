@@ -212,8 +212,10 @@ def decomposition_sentence(rows: Sequence[dict]) -> str:
         lo, hi = min(ratios), max(ratios)
         mid = float(np.median(ratios))
         verdict = ("agree" if 1 / AGREE <= mid <= AGREE else
-                   f"disagree: the runs took {mid:.2f}x their probed parts"
-                   if mid > 1 else f"disagree: the runs took only {mid:.2f}x their probed parts")
+                   f"disagree: the runs took {mid:.2f}x their probed parts, since a run's calls "
+                   "come between evaluations and host-side batch drawing, which the probe's "
+                   "back-to-back calls skip" if mid > 1 else
+                   f"disagree: the runs took only {mid:.2f}x their probed parts")
         text += (f". Steps x step cost + calls x call cost predicts the measured medians to a "
                  f"median ratio of {float(np.median(ratios)):.2f} (measured / predicted; "
                  f"{lo:.2f} to {hi:.2f} over batch sizes): probe and runs {verdict}")
@@ -249,9 +251,10 @@ def noise_sentence(noise: dict, scaling: dict, pick: int,
         first, last = pts[0], pts[-1]
         if last > 1.2 * first or last < first / 1.2:
             how = "grew" if last > first else "fell"
-            text += f"; over the run it {how} from {first:.3g} to {last:.3g}"
+            text += (f"; its smoothed trace over the run {how} from {first:.3g} to "
+                     f"{last:.3g}")
         else:
-            text += f"; over the run it stayed near {first:.3g}"
+            text += f"; its smoothed trace over the run stayed near {first:.3g}"
     bn = noise.get("b_noise")
     if _finite(bn) and bn > 0:
         text += f"; with curvature, B_noise = tr(H Sigma)/(G^T H G) = {bn:.3g}"
