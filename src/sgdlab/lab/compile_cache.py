@@ -14,8 +14,8 @@ def enable_compile_cache(path: str | Path) -> None:
     """Keep compiled programs on disk under ``path`` (JAX's persistent compilation cache).
 
     A sweep compiles one chunk kernel per batch size; with the cache every resumed or re-run
-    sweep loads it instead (about 0.1 s instead of about 1 s each on a 2-core CPU). Compilation is never part of
-    the measured training time either way. Process-wide: call it once, before training.
+    sweep loads it instead (about 0.1 s instead of about 1 s each on a 2-core CPU).
+    Compilation is never part of the measured training time either way. Process-wide: call it once, before training.
     """
     import jax
     from jax.experimental.compilation_cache import compilation_cache
