@@ -70,3 +70,15 @@ def test_rank_prefers_reliable_then_few_steps_then_best_final():
     order = sorted([all_diverged, missed_worse, faster_but_one_diverged, missed, every],
                    key=rank)
     assert order == [every, faster_but_one_diverged, missed, missed_worse, all_diverged]
+
+
+def test_refinement_goes_up_toward_a_higher_neighbour_that_missed_without_diverging():
+    # Above 1.0 the runs oscillate: no NaN, but the target is never reached.
+    def evaluate(lr):
+        if lr > 1.0:
+            return Outcome(lr, 3, 0, 0, math.inf, 0.5)
+        return Outcome(lr, 3, 3, 0, round(100 / lr), 0.95)
+    tried = search_lr(evaluate, 0.25, factor=4)
+    assert tried[2].steps_median == math.inf and tried[2].diverged == 0   # 4.0 missed
+    assert 1.5 in tried and tried[1.5].lr == pytest.approx(2.0)  # refined between 1.0 and 4.0
+    assert tried[best_point(tried)].lr == pytest.approx(1.0)

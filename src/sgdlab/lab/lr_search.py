@@ -13,8 +13,9 @@ with ``f`` the search factor (4 by default). The search
 2. while the best point is the highest one tried, tries one higher (unless that point already
    had a seed diverge: divergence closes the upper side); while it is the lowest, one lower;
 3. refines once between the best point and the neighbour where the optimum more likely lies
-   (``j +- 1/2``): toward a neighbour that diverged (steps to target fall with the learning
-   rate up to the stability edge), else toward the better neighbour;
+   (``j +- 1/2``): toward a higher neighbour that diverged or missed the target (steps to
+   target fall with the learning rate up to the stability edge), else toward the better
+   neighbour;
 
 at most ``max_points`` points in all. Each point is every seed at that learning rate, and
 points are ranked by :func:`rank` on their outcome over the seeds. Within one batch size every
@@ -117,7 +118,11 @@ def search_lr(evaluate: Callable[[float], Outcome], lr0: float, *, factor: float
     if refine:
         best = min(tried, key=key)
         up, down = tried.get(best + 1), tried.get(best - 1)
-        if up is not None and (up.diverged > 0 or down is None or rank(up) < rank(down)):
+        # Steps to target fall with the learning rate up to the edge of stability, so a
+        # higher neighbour that failed (diverged, or its median missed) puts the optimum
+        # between it and the best: refine upward.
+        failed_up = up is not None and (up.diverged > 0 or not math.isfinite(up.steps_median))
+        if up is not None and (failed_up or down is None or rank(up) < rank(down)):
             try_(best + 0.5)
         elif down is not None:
             try_(best - 0.5)
