@@ -262,25 +262,21 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         book.expect(runs + (3 if sweep.lr_mode == "search" else per_lr), extra)
         target, source = pilot_target(book, sweep, base, sizes, train_part.n)
     stop = target if sweep.stop_at_target else None
-    for i, b in enumerate(sizes):
-        if sweep.lr_mode == "search":
-            lr0 = sweep.lr_for(b)
+    if sweep.lr_mode != "search":  # a fixed grid or the rule alone: every run is known now
+        for _, cfg, m in plan_runs(sweep, base, train_part.n, target):
+            book.run(cfg, "search", m)
+    for i, b in enumerate(sizes if sweep.lr_mode == "search" else ()):
+        lr0 = sweep.lr_for(b)
 
-            def evaluate(lr, b=b, lr0=lr0):
-                recs = [book.run(run_config(sweep, base, train_part.n, b, lr, base.seed + s,
-                                            stop), "search", lr / lr0)
-                        for s in range(sweep.seeds)]
-                return outcome(recs, target)
+        def evaluate(lr, b=b, lr0=lr0):
+            recs = [book.run(run_config(sweep, base, train_part.n, b, lr, base.seed + s, stop),
+                             "search", lr / lr0)
+                    for s in range(sweep.seeds)]
+            return outcome(recs, target)
 
-            search_lr(evaluate, lr0, factor=sweep.search_factor,
-                      max_points=sweep.search_points)
-            left = (len(sizes) - i - 1) * per_lr * sweep.seeds
-            book.expect(left + (sweep.seeds if sweep.confirm else 0), extra)
-        else:
-            for m in sweep.lr_grid or (1.0,):
-                for s in range(sweep.seeds):
-                    book.run(run_config(sweep, base, train_part.n, b, sweep.lr_for(b, m),
-                                        base.seed + s, stop), "search", m)
+        search_lr(evaluate, lr0, factor=sweep.search_factor, max_points=sweep.search_points)
+        left = (len(sizes) - i - 1) * per_lr * sweep.seeds
+        book.expect(left + (sweep.seeds if sweep.confirm else 0), extra)
 
     def config_for(b: int, lr: float, run_target: float | None) -> TrainConfig:
         return run_config(sweep, base, train_part.n, b, lr, base.seed, run_target)
