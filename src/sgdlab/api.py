@@ -7,13 +7,14 @@ import os
 import warnings
 from pathlib import Path
 
-from .data import Dataset, from_arrays, load_data, split
+from .data import Dataset, TargetScaler, from_arrays, load_data, split
 from .data.shards import ShardSet, is_shard_dir
 from .engine import FitResult, TrainConfig, train
 from .engine.checkpoint import CheckpointStore
 from .engine.lock import RunLock
 from .engine.rundir import prepare_dir, write_json_atomic
 from .errors import ConfigError, DivergedWarning, RunDirError, choices_message
+from .tasks import default_lr
 from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
 
 #: ``fit(method=...)``: gradient descent (the gradient itself is ``TrainConfig.gradient``), or
@@ -160,10 +161,12 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         if resume is not None:
             snap = CheckpointStore(resume).latest()  # every process reads the same one
             config = resume_config(snap, settings, config)
+            lr_given = True  # the checkpoint's configuration holds the rate
             policy = CheckpointPolicy(**{**snap.meta.get("policy", {}), **given_policy})
             if X is None:
                 X, y, label_column, task = _recorded_data(snap, resume)
         else:
+            lr_given = config is not None or "lr" in settings
             config = config.replace(**settings) if config is not None else \
                 TrainConfig(**settings)
         if X is None:
@@ -175,6 +178,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             spec = os.path.abspath(shards.path if shards is not None else spec)
         if shards is not None:  # streamed: nothing is loaded, validation may stream too
             data, train_part, test_part = shards, shards, None
+            target_scaler = None  # streamed targets train as stored
             val = _shard_validation(shards, validation, test)
             data_name = str(shards.path)
         else:
@@ -189,6 +193,9 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 parts = split(data, validation=config.validation_fraction,
                               test=config.test_fraction, seed=config.seed)
                 train_part, val, test_part = parts.train, parts.validation, parts.test
+            target_scaler, train_part, val = standardized_targets(config, train_part, val)
+            if not lr_given and model is None and loss is None:
+                config = config.replace(lr=default_lr(config.model, config.loss, data.task))
         if method == "sgd" and (shared_dir is not None if placement is not None else (
                 out is not None or policy.on_divergence == "halve-lr")):
             # held-out validation (in memory or whole blocks) follows from data and config
@@ -239,6 +246,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
 
         result = train_with_recovery(run_once, config, session) if session is not None \
             else run_once(config)
+        result.target_scaler = target_scaler
         if session is not None:
             result.extra["checkpoints_written"] = session.checkpoints_written
             if session.signal is not None:
@@ -264,6 +272,22 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             session.close()
         if lock is not None:
             lock.release()
+
+
+def standardized_targets(config: TrainConfig, train_part: Dataset, val):
+    """``(scaler, train, validation)``: real-valued targets z-scored with the training part's
+    mean and deviation when ``config.standardize``, else ``(None, train, validation)``.
+
+    Validation targets take the training statistics, so R^2 is unchanged and the validation
+    loss reads in standardised units; :meth:`FitResult.predict` maps back to original units.
+    """
+    if not config.standardize or train_part.task != "regression":
+        return None, train_part, val
+    scaler = TargetScaler().fit(train_part.y)
+
+    def scaled(ds):
+        return dataclasses.replace(ds, y=scaler.transform(ds.y)) if ds is not None else None
+    return scaler, scaled(train_part), scaled(val)
 
 
 def _same_checkpoint(placement, snap) -> None:

@@ -26,7 +26,7 @@ from .errors import ConfigError, choices_message
 from .losses import get_loss
 from .models import get_model, linear, mlp
 
-__all__ = ["TASK_MODELS", "OPEN_LOSS", "resolve", "is_regression"]
+__all__ = ["TASK_MODELS", "OPEN_LOSS", "DEFAULT_LR", "resolve", "is_regression", "default_lr"]
 
 #: Task name -> (model factory, default loss name).
 TASK_MODELS: dict[str, tuple[Callable[..., Model], str]] = {
@@ -42,6 +42,15 @@ TASK_MODELS: dict[str, tuple[Callable[..., Model], str]] = {
 
 #: Tasks whose loss is only a default that ``loss_name`` may replace.
 OPEN_LOSS = frozenset({"mlp", "linear"})
+
+#: The learning rate when none is given (``TrainConfig.lr``'s default) ...
+DEFAULT_LR = 0.1
+#: ... except for an MLP on real-valued targets. Its squared loss has curvature along the
+#: output layer of about ``width * E[h^2]`` (the ReLU features' second moment, ~0.5 at the
+#: default initialisation), so ~64 for 128 units: plain gradient descent is stable only
+#: below 2/64 ~ 0.03. Measured on the diabetes data (442 x 10, standardised targets):
+#: lr 0.1 diverges in 9 steps, 0.05 oscillates, 0.01 reaches the linear model's R^2.
+REGRESSION_MLP_LR = 0.01
 
 
 def resolve(model_name, loss_name=None, hidden: int | Sequence[int] = (128,),
@@ -81,3 +90,14 @@ def resolve(model_name, loss_name=None, hidden: int | Sequence[int] = (128,),
 def is_regression(loss) -> bool:
     """Whether ``loss`` fits real-valued targets (``target_kind == "real"``)."""
     return get_loss(loss).target_kind == "real"
+
+
+def default_lr(model_name, loss_name, task: str) -> float:
+    """The learning rate a run takes when none is given: :data:`REGRESSION_MLP_LR` for the
+    ``mlp`` architecture with a real-valued loss (given, or the squared loss picked for
+    ``task == "regression"``), else :data:`DEFAULT_LR`."""
+    if model_name != "mlp":
+        return DEFAULT_LR
+    if loss_name is None:
+        return REGRESSION_MLP_LR if task == "regression" else DEFAULT_LR
+    return REGRESSION_MLP_LR if is_regression(loss_name) else DEFAULT_LR

@@ -127,9 +127,73 @@ def test_the_summary_has_no_orphan_footnote_and_names_the_run_directory(tmp_path
 def test_the_progress_bar_ends_on_the_final_evaluation():
     from sgdlab.cli.display import TrainProgress
     from sgdlab.engine import TrainConfig
-    bar = TrainProgress(TrainConfig(), None)
+    import io
+
+    from rich.console import Console
+    bar = TrainProgress(TrainConfig(), None,
+                        out=Console(file=io.StringIO(), force_terminal=True, width=120))
     bar({"event": "start", "total_steps": 10, "steps_per_epoch": 5})
     bar({"event": "chunk", "train_seconds": 0.1, "loss": 0.5, "examples": 320, "epoch": 2.0,
          "step": 10})
     bar({"event": "row", "row": {"step": 10, "val_accuracy": 0.961}})
     assert "val 0.9610" in bar.progress.tasks[0].fields["info"]
+
+
+def test_an_mlp_on_a_regression_file_works_with_default_settings(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4))
+    y = 150 + 80 * (np.tanh(X[:, 0]) - 0.5 * X[:, 1]) + rng.standard_normal(300)
+    rows = "\n".join(",".join(f"{v:.5f}" for v in (*x, t)) for x, t in zip(X, y))
+    data = _csv(tmp_path, "a,b,c,d,target\n" + rows + "\n")
+    out = tmp_path / "r"
+    assert main(["train", "--data", data, "--label-column", "target", "--model", "mlp",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "mlp / squared" in text and "lr 0.01" in text
+    assert "losses in standardised target units" in text
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["val_r2"] > 0.8
+    # a classification loss on these labels names the flags that fix it
+    assert main(["train", "--data", data, "--label-column", "target", "--model", "softmax",
+                 "--out", str(tmp_path / "s"), "--quiet"]) == 2
+    assert "--model mlp / --model linear without --loss" in capsys.readouterr().err
+
+
+def _frames(text: str) -> list[str]:
+    """The visible lines of terminal output: colour and cursor codes removed, a line per
+    newline or carriage return."""
+    import re
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", text)
+    return [line for line in re.split(r"[\r\n]", text) if line.strip()]
+
+
+def test_piped_output_keeps_whole_numbers(tmp_path):
+    code, out, err = run_cli("train", "--epochs", "2", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    assert "…" not in out and "…" not in err
+    final = [line for line in err.splitlines() if line.startswith("train: epoch 2.00")]
+    assert len(final) == 1 and "val 0.9" in final[0] and "ex/s" in final[0]
+    assert f"run directory: {tmp_path / 'r'}" in out
+
+
+def test_an_80_column_terminal_gets_whole_lines(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    import sgdlab
+    from sgdlab.cli.display import TrainProgress, print_summary
+    from sgdlab.engine import TrainConfig
+    buf = io.StringIO()
+    term = Console(file=buf, force_terminal=True, width=80)
+    bar = TrainProgress(TrainConfig(), None, out=term)
+    with bar:
+        result = sgdlab.fit("digits", epochs=2, callback=bar)
+    print_summary(result, str(tmp_path / "a-long-run-directory-name" / ("x" * 60)), term)
+    lines = _frames(buf.getvalue())
+    # every line fits, but the path: it is printed whole for the terminal to wrap
+    assert lines[-1].startswith("run directory: ") and lines[-1].endswith("x" * 60)
+    assert all(len(line) <= 80 for line in lines[:-1]), max(lines[:-1], key=len)
+    assert not any("…" in line for line in lines)
+    assert any("epoch 2.00" in line and "val 0.9" in line for line in lines)
+    assert any("validation accuracy" in line for line in lines)

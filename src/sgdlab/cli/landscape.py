@@ -65,7 +65,7 @@ def run(args) -> int:
     from ..errors import ConfigError
     from ..lab import run_landscape
     from ..report.landscape import barrier_sentence, write_landscape
-    from .display import console
+    from .display import console, print_lines
 
     if args.seeds < 2:
         raise ConfigError(f"--seeds must be at least 2 to compare restarts, got {args.seeds}")
@@ -96,5 +96,5 @@ def run(args) -> int:
             lines.append("convexity: " + res.convexity.summary)
         lines += [d.summary for d in res.saddles]
         lines.append(f"run directory: {out} (landscape.html)")
-        print("\n".join(lines))
+        print_lines(lines)
     return 0

@@ -17,7 +17,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 from rich.table import Table
 
 from ..report.html import tie_sentence  # plain text (no plotting imported)
-from .display import console
+from .display import NARROW, console, result_console
 
 
 class SweepProgress:
@@ -141,8 +141,7 @@ def _time(g: dict) -> str:
 
 def summary_console() -> Console:
     """Standard output; when it is not a terminal, wide enough that no number is cut."""
-    out = Console()
-    return out if out.is_terminal else Console(width=max(out.width, 160))
+    return result_console(160)
 
 
 def tried_lines(result) -> list[str]:
@@ -177,29 +176,38 @@ def print_sweep_summary(result, report_path=None, console: Console | None = None
     tied = set(rec.get("tied") or [])
     metric = "R^2" if result.metric == "val_r2" else "accuracy"
     target = f"{result.target:g}" if _finite(result.target) else "(none)"
-    caption = (f"median and range over {result.sweep.get('seeds')} seed(s) at each batch "
-               "size's chosen lr; time in training seconds; tried = learning rates searched; "
-               "s/step from the throughput probe; predicted = steps x s/step + calls x s/call "
-               "(one compiled call per evaluation)")
+    out = console or summary_console()
+    # A narrow terminal keeps what the verdict rests on; the report has every column.
+    narrow = out.width < NARROW
+    caption = (f"median{'' if narrow else ' and range'} over {result.sweep.get('seeds')} "
+               "seed(s) at each batch size's chosen lr; time in training seconds"
+               + ("" if narrow else
+                  "; tried = learning rates searched; s/step from the throughput probe; "
+                  "predicted = steps x s/step + calls x s/call (one compiled call per "
+                  "evaluation)"))
     if len(tied) > 1:
         caption += "; ≈ = within the measurement noise of the recommendation"
     table = Table(title=escape(f"sweep on {result.data}: training time to validation {metric} "
                                f"{target}"), caption=caption)
     table.box, table.pad_edge = box.SIMPLE_HEAD, False
-    for col in ("batch", "lr", "tried", "outcome", "time", "range", "steps", "s/step",
-                "predicted", "final"):
+    columns = ("batch", "lr", "outcome", "time", "steps", "final") if narrow else (
+        "batch", "lr", "tried", "outcome", "time", "range", "steps", "s/step", "predicted",
+        "final")
+    for col in columns:
         table.add_column(col, justify="right", no_wrap=True)
     for g in result.per_batch:
         b = g["batch_size"]
         best = b == rec.get("batch_size")
-        table.add_row(f"{b} ≈" if b in tied and not best else str(b), _n(g.get("lr"), 3),
-                      "-" if g.get("points") is None else str(g["points"]), outcome(g), _time(g),
-                      _range(g.get("time_low"), g.get("time_high")) if _finite(
-                          g.get("time_median")) else "-",
-                      _steps(g.get("steps_median")), _s(g.get("probe_step_seconds")),
-                      _s(g.get("predicted_seconds")), _n(g.get("final_median"), 3),
-                      style="bold yellow" if best else None)
-    out = console or summary_console()
+        cells = {"batch": f"{b} ≈" if b in tied and not best else str(b),
+                 "lr": _n(g.get("lr"), 3),
+                 "tried": "-" if g.get("points") is None else str(g["points"]),
+                 "outcome": outcome(g), "time": _time(g),
+                 "range": _range(g.get("time_low"), g.get("time_high")) if _finite(
+                     g.get("time_median")) else "-",
+                 "steps": _steps(g.get("steps_median")), "s/step": _s(g.get("probe_step_seconds")),
+                 "predicted": _s(g.get("predicted_seconds")),
+                 "final": _n(g.get("final_median"), 3)}
+        table.add_row(*(cells[c] for c in columns), style="bold yellow" if best else None)
     out.print(table)
     tried = tried_lines(result)
     if tried:

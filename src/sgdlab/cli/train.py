@@ -187,7 +187,8 @@ def _train(args, placement) -> int:
         settings.update(settings_from_args(args, file_settings))
         kwargs = {"resume": args.resume, "force": args.force}
     else:
-        kwargs = {"config": config, "out": out}
+        # only the given settings: fit fills in the defaults that depend on the data
+        kwargs = {"out": out, **settings_from_args(args, file_settings)}
         data = data or "digits"
     shards = as_shards(data) if data else None
     if shards is not None or placement is not None:  # streamed or data-parallel training

@@ -17,6 +17,7 @@ from .loaders import load_data as load_data
 from .shards import ShardSet as ShardSet
 from .split import Splits as Splits
 from .split import Standardizer as Standardizer
+from .split import TargetScaler as TargetScaler
 from .split import split as split
 from .synthetic import GENERATORS as GENERATORS
 from .text import load_csv as load_csv

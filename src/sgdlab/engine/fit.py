@@ -24,7 +24,7 @@ from ..errors import ConfigError, DataError
 from ..grad import value_and_grad_for
 from ..losses import encode_targets
 from ..optim import make_unit_optimizer, runtime_rate
-from ..tasks import resolve
+from ..tasks import OPEN_LOSS, resolve
 from . import cache
 from .chunk import TwoTier, compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
@@ -51,12 +51,19 @@ def device_array(a: np.ndarray) -> jax.Array:
     return jax.block_until_ready(jax.device_put(aligned(a)))
 
 
-def resolve_model(config: TrainConfig, model=None, loss=None, n_classes: int = 0):
-    """``(Model, Loss)`` from the config's names, or user-supplied objects."""
+def resolve_model(config: TrainConfig, model=None, loss=None, n_classes: int | None = None):
+    """``(Model, Loss)`` from the config's names, or user-supplied objects.
+
+    ``n_classes == 0`` says the labels are real-valued: a named architecture without a loss
+    (``mlp``, ``linear``) then takes the squared loss instead of softmax.
+    """
     from ..losses import get_loss
     from ..models import get_model
     if model is None and isinstance(config.model, str):
-        named_model, named_loss = resolve(config.model, config.loss if loss is None else None,
+        name = config.loss if loss is None else None
+        if name is None and loss is None and n_classes == 0 and config.model in OPEN_LOSS:
+            name = "squared"
+        named_model, named_loss = resolve(config.model, name,
                                           hidden=config.hidden, activation=config.activation)
         return named_model, (get_loss(loss) if loss is not None else named_loss)
     m = get_model(model if model is not None else config.model)
@@ -334,5 +341,6 @@ def _check_task(data: Dataset, loss: Loss, regression: bool) -> None:
             return  # class indices used as real targets: allowed (e.g. linear regression on 0/1)
     if not regression and data.task == "regression":
         raise DataError(f"loss {loss.name!r} needs class labels but {data.name!r} has real-valued "
-                        "labels; use --model linreg (squared loss) or pass --task "
+                        "labels; use --model linreg, or --model mlp / --model linear without "
+                        "--loss (both then use the squared loss), or pass --task "
                         "classification if the labels are classes")

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import Loss, Model
-from ..data.split import Standardizer
+from ..data.split import Standardizer, TargetScaler
 from ..errors import DivergedWarning
 from .config import TrainConfig
 from .history import History
@@ -61,6 +61,8 @@ class FitResult:
     #: only keep means between evaluations; this keeps the zig-zag of small batches visible)
     step_losses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     extra: dict = field(default_factory=dict)
+    #: real-valued targets were trained as ``(y - mean) / scale``; :meth:`predict` undoes it
+    target_scaler: TargetScaler | None = None
 
     # -- prediction --------------------------------------------------------------------------
     def decision_function(self, X) -> np.ndarray:
@@ -76,6 +78,8 @@ class FitResult:
         pred = np.asarray(self.loss.predict(jnp.asarray(out)))
         if self.task == "classification" and self.classes:
             return np.asarray(self.classes, dtype=object if _mixed(self.classes) else None)[pred]
+        if self.target_scaler is not None:
+            return self.target_scaler.inverse(pred)
         return pred
 
     def predict_proba(self, X) -> np.ndarray:

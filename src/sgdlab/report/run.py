@@ -25,6 +25,8 @@ def write_run(out, result: FitResult, data_name: str = "", plots: bool = True) -
                    environment=environment())
     if result.standardizer is not None:
         metrics["standardizer"] = result.standardizer.to_dict()
+    if result.target_scaler is not None:
+        metrics["target_scaler"] = result.target_scaler.to_dict()
     write_json_atomic(out / "metrics.json", metrics)
     save_params(out / "params.npz", result.params)
     if plots and len(result.history) > 1:
