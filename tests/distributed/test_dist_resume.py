@@ -7,7 +7,6 @@ without its time columns). Resuming with another number of processes is refused 
 """
 
 import json
-import os
 import shutil
 import signal
 import subprocess
