@@ -197,3 +197,38 @@ def test_an_80_column_terminal_gets_whole_lines(tmp_path):
     assert not any("…" in line for line in lines)
     assert any("epoch 2.00" in line and "val 0.9" in line for line in lines)
     assert any("validation accuracy" in line for line in lines)
+
+
+def test_config_file_mistakes_name_the_file_and_the_closest_setting(tmp_path, capsys):
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[train]\nepocs = 3\n")
+    section = tmp_path / "section.toml"
+    section.write_text("[trian]\nepochs = 3\n")
+    data = _csv(tmp_path, "a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n")
+    column = tmp_path / "column.toml"
+    column.write_text(f'data = "{data}"\nlabel_column = "lable"\n')
+    expected = {typo: "typo.toml: unknown setting 'epocs' (did you mean 'epochs'?)",
+                section: "section.toml: unknown table [trian] (did you mean 'train'?)",
+                column: f"(label_column = 'lable' in {column})"}
+    for path, needle in expected.items():
+        assert main(["train", "--config", str(path), "--quiet",
+                     "--out", str(tmp_path / "o")]) == 2
+        assert needle in capsys.readouterr().err
+
+
+def test_a_runs_config_json_reruns_it_and_run_options_work_in_a_file(tmp_path):
+    first = tmp_path / "first"
+    assert main(["train", "--epochs", "1", "--batch-size", "64", "--lr", "0.3",
+                 "--out", str(first), "--quiet"]) == 0
+    again = tmp_path / "again"
+    assert main(["train", "--config", str(first / "config.json"), "--out", str(again),
+                 "--quiet"]) == 0
+    assert json.loads((again / "config.json").read_text()) == \
+        json.loads((first / "config.json").read_text())
+    assert json.loads((again / "metrics.json").read_text())["val_accuracy"] == \
+        json.loads((first / "metrics.json").read_text())["val_accuracy"]
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'out = "{tmp_path / "from-file"}"\ncheckpoint_every = "1 epoch"\n'
+                    'epochs = 2\n[sweep]\nseeds = 2\n')
+    assert main(["train", "--config", str(toml), "--quiet"]) == 0
+    assert list((tmp_path / "from-file" / "checkpoints").iterdir())

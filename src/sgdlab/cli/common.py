@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import tomllib
 from pathlib import Path
@@ -81,22 +82,80 @@ CONFIG_KEYS = ("model", "loss", "hidden", "activation", "batch_size", "sampling"
                "validation_fraction", "test_fraction", "standardize", "seed", "buffer_mb")
 
 
-def read_config_file(path: str | None) -> dict:
-    """Settings from a TOML file (top level, or a [train] table)."""
+#: Settings a config file may hold besides :data:`CONFIG_KEYS`: the data it reads, and
+#: ``extra`` (free-form notes, which a run's own config.json carries).
+DATA_KEYS = ("data", "label_column", "task")
+#: Tables of a TOML file: ``[train]`` settings merge with the top level; ``[sweep]`` is the
+#: sweep's own (read by ``sgdlab sweep``).
+CONFIG_TABLES = ("train", "sweep")
+
+
+def read_config_file(path: str | None, extra_keys=()) -> dict:
+    """Settings from a TOML file (top level and a ``[train]`` table) or a run's own
+    ``config.json``, with ``-`` in keys read as ``_``.
+
+    Every key must be a training setting (:data:`CONFIG_KEYS`), a data key
+    (:data:`DATA_KEYS`) or one of the verb's ``extra_keys``; anything else, or an unknown
+    table, is a :class:`ConfigError` naming the file and the closest valid name.
+    """
     if not path:
         return {}
+    settings = _raw_settings(path)
+    if isinstance(settings.get("sweep"), dict) and "sweep" not in extra_keys:
+        del settings["sweep"]  # one file may configure both verbs
+    allowed = set(CONFIG_KEYS) | set(DATA_KEYS) | {"extra"} | set(extra_keys)
+    for key, value in settings.items():
+        if key in allowed:
+            continue
+        if isinstance(value, dict) and key not in CONFIG_TABLES:
+            raise ConfigError(f"{path}: unknown table [{key}]{_closest(key, CONFIG_TABLES)}; "
+                              "put settings at the top level or under [train]")
+        raise ConfigError(f"{path}: unknown setting {key!r}{_closest(key, allowed)}; valid "
+                          f"settings: {', '.join(sorted(allowed - {'extra'}))}")
+    return settings
+
+
+def _raw_settings(path) -> dict:
+    """The top level of ``path`` merged with its ``[train]`` table, keys with ``_``."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = tomllib.loads(p.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    data = data.get("train", data)
+        text = p.read_text(encoding="utf-8")
+        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
+        raise ConfigError(f"{path}: not valid {kind}: {e}") from None
     if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold a table of settings, got {type(data).__name__}")
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    train = data.pop("train", {})
+    if not isinstance(train, dict):
         raise ConfigError(f"{path}: [train] must be a table of settings, got "
-                          f"{type(data).__name__}")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+                          f"{type(train).__name__}")
+    return {**data, **{k.replace("-", "_"): v for k, v in train.items()}}
+
+
+def _closest(name: str, options) -> str:
+    import difflib
+    near = difflib.get_close_matches(name, sorted(options), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def blame_config(message: str, path: str | None) -> str:
+    """``message`` with the config file named when one of its values appears in it quoted:
+    an error about a value the user typed in a file should say which file."""
+    if not path or str(path) in message:
+        return message
+    try:
+        settings = _raw_settings(path)
+    except (ConfigError, OSError):
+        return message
+    for key, value in settings.items():
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and \
+                repr(value) in message:
+            return f"{message} ({key} = {value!r} in {path})"
+    return message
 
 
 def settings_from_args(args, file_settings: dict | None = None, **overrides) -> dict:

@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SgdlabError as e:
-        print(f"sgdlab {args.verb}: error: {e}", file=sys.stderr)
+        from .common import blame_config  # lazy: keeps 'sgdlab --help' fast
+        message = blame_config(str(e), getattr(args, "config", None))
+        print(f"sgdlab {args.verb}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sgdlab {args.verb}: interrupted", file=sys.stderr)

@@ -169,7 +169,7 @@ def run(args) -> int:
     from ..report.sweep import write_sweep_report
     from .sweep_display import SweepProgress, print_sweep_summary
 
-    file_settings = read_config_file(args.config)
+    file_settings = read_config_file(args.config, extra_keys=("sweep",))
     sweep = sweep_config_from_args(args, file_settings)
     base = config_from_args(args, {k: v for k, v in file_settings.items() if k != "sweep"})
     data_arg = data_spec(args, file_settings)

@@ -159,13 +159,22 @@ def run(args) -> int:
     return code
 
 
+#: The command line's run options a config file may set too (flags override it).
+RUN_KEYS = ("out", "name", "checkpoint_every", "keep_checkpoints", "on_divergence",
+            "max_retries", "validation_data")
+
+
 def _train(args, placement) -> int:
     from ..api import as_dataset, as_shards, fit  # lazy: keeps 'sgdlab --help' fast
     from ..engine.checkpoint import CheckpointWarning
     from ..engine.lock import run_dir_for_name
     from ..errors import DivergedWarning
 
-    file_settings = read_config_file(args.config)
+    file_settings = read_config_file(args.config, extra_keys=RUN_KEYS)
+    for key in RUN_KEYS:  # flags override the file
+        if getattr(args, key, None) is None and key in file_settings:
+            setattr(args, key, file_settings.pop(key))
+        file_settings.pop(key, None)
     config = config_from_args(args, file_settings)  # validates every given setting
     if args.resume and args.out and os.path.realpath(args.out) != os.path.realpath(args.resume):
         raise ConfigError("--resume RUN_DIR continues that directory; --out names another "
