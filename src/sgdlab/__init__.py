@@ -4,6 +4,7 @@ The public API at a glance::
 
     result = sgdlab.fit(X, y, model="softmax", batch_size=32, epochs=30, lr=0.1)
     result.history, result.predict(X), result.score(X, y)
+    model = sgdlab.load("runs/train-...")     # a run directory's model, to predict later
 
 scikit-learn estimators (loaded on first use)::
 
@@ -19,7 +20,9 @@ from .data import load_data as load_data
 from .engine import EvalSchedule as EvalSchedule
 from .engine import FitResult as FitResult
 from .engine import History as History
+from .engine import Predictor as Predictor
 from .engine import TrainConfig as TrainConfig
+from .engine import load as load
 from .engine import train as train
 from .errors import ConfigError as ConfigError
 from .errors import DataError as DataError

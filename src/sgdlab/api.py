@@ -247,6 +247,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         result = train_with_recovery(run_once, config, session) if session is not None \
             else run_once(config)
         result.target_scaler = target_scaler
+        if shards is not None:
+            result.feature_names = tuple(shards.feature_names)
         if session is not None:
             result.extra["checkpoints_written"] = session.checkpoints_written
             if session.signal is not None:

@@ -124,6 +124,9 @@ def _linear_apply(params: Params, X: Array) -> Array:
     return linear_scores(params["W"], params["b"], X)
 
 
+_linear_apply.spec = {"builtin": "linear"}  # see mlp's apply.spec
+
+
 def linear() -> Model:
     """The affine model ``f(X) = X W^T + b``; params ``{"W": (k, d), "b": (k,)}``."""
     return Model("linear", _linear_init, _linear_apply)
@@ -215,6 +218,8 @@ def mlp(hidden: int | Sequence[int] = (128,), activation: str = "relu") -> Model
         last = layers[-1]
         return linear_scores(last["W"], last["b"], h)
 
+    # how to rebuild this network elsewhere (a saved or pickled model; engine.predictor)
+    apply.spec = {"builtin": "mlp", "hidden": list(sizes), "activation": act_name}
     return Model("mlp", init, apply)
 
 

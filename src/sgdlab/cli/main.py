@@ -14,7 +14,17 @@ from ..errors import SgdlabError
 
 #: verb -> module under sgdlab.cli with ``register(subparsers)`` and ``run(args) -> int``
 VERBS = {"train": "train", "sweep": "sweep", "gradcheck": "gradcheck",
-         "compare-methods": "compare_methods", "landscape": "landscape", "data": "data"}
+         "compare-methods": "compare_methods", "landscape": "landscape", "data": "data",
+         "predict": "predict"}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("sgdlab")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        from .. import __version__
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mini-batch gradient descent, measured: train models and find the batch "
                     "size and learning rate that reach a target accuracy fastest here.",
         epilog="Run 'sgdlab VERB --help' for a verb's options and examples.")
+    parser.add_argument("--version", action="version", version=f"sgdlab {_version()}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
     for verb, module in VERBS.items():

@@ -197,6 +197,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         task=train_data.task, classes=train_data.classes, standardizer=standardizer,
         compile_seconds=compile_seconds + run.compile_seconds, diverged_at_step=bad_step,
         message=message, opt_state=state.opt_state, extra={"chunk_steps": K},
+        n_features=train_data.d, feature_names=tuple(train_data.feature_names),
         **ledger.totals())
     if callback:
         callback({"event": "end", "result": result})

@@ -12,6 +12,7 @@ import numpy as np
 from .._types import Loss, Model
 from ..data.split import Standardizer, TargetScaler
 from ..errors import DivergedWarning
+from .predictor import Predictor, build_loss, build_model, model_spec
 from .config import TrainConfig
 from .history import History
 
@@ -64,34 +65,40 @@ class FitResult:
     #: real-valued targets were trained as ``(y - mean) / scale``; :meth:`predict` undoes it
     target_scaler: TargetScaler | None = None
 
-    # -- prediction --------------------------------------------------------------------------
+    #: features the model takes, and their names (matched by name when predicting from a
+    #: DataFrame; ``x0..`` for array data, matched by position)
+    n_features: int = 0
+    feature_names: tuple = ()
+
+    # -- prediction: a Predictor does it, so a loaded model predicts exactly the same --------
+    def predictor(self) -> Predictor:
+        """The trained model on its own (what :func:`sgdlab.load` returns for a run)."""
+        return Predictor(
+            params=self.params, model=self.model, loss=self.loss, task=self.task,
+            classes=tuple(self.classes), feature_names=tuple(self.feature_names),
+            n_features=self.n_features, standardizer=self.standardizer,
+            target_scaler=self.target_scaler, spec=self.spec(),
+            diverged_message=self.message if self.status == "diverged" else "")
+
+    def spec(self) -> dict:
+        """How to rebuild the network: see :mod:`sgdlab.engine.predictor`."""
+        return {"model": model_spec(self.model), "loss": self.loss.name,
+                "n_features": self.n_features,
+                "n_outputs": int(np.shape(jax.tree_util.tree_leaves(self.params)[-1])[0])
+                if jax.tree_util.tree_leaves(self.params) else 0}
+
     def decision_function(self, X) -> np.ndarray:
         """Raw model outputs ``(N, k)`` for features ``X (N, d)`` (standardised as in training)."""
-        X = np.asarray(X, dtype=np.float32)
-        if self.standardizer is not None:
-            X = self.standardizer.transform(X)
-        return np.asarray(_apply(self.model.apply)(self.params, jnp.asarray(X)))
+        return self.predictor().decision_function(X)
 
     def predict(self, X) -> np.ndarray:
-        """Class labels (original values) or real predictions for ``X (N, d)``."""
-        out = self.decision_function(X)
-        pred = np.asarray(self.loss.predict(jnp.asarray(out)))
-        if self.task == "classification" and self.classes:
-            return np.asarray(self.classes, dtype=object if _mixed(self.classes) else None)[pred]
-        if self.target_scaler is not None:
-            return self.target_scaler.inverse(pred)
-        return pred
+        """Class labels (original values) or real predictions for ``X (N, d)``; a DataFrame's
+        columns are matched by name."""
+        return self.predictor().predict(X)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities ``(N, C)`` for softmax and logistic losses."""
-        out = self.decision_function(X)
-        if self.loss.name == "softmax":
-            return np.asarray(jax.nn.softmax(out, axis=-1))
-        if self.loss.name == "logistic":
-            p1 = np.asarray(jax.nn.sigmoid(out[:, 0]))
-            return np.stack([1 - p1, p1], axis=1)
-        raise AttributeError(f"loss {self.loss.name!r} gives scores, not probabilities; "
-                             "use 'softmax' or 'logistic' for predict_proba")
+        return self.predictor().predict_proba(X)
 
     def score(self, X, y) -> float:
         """Accuracy for classification, R^2 for regression.
@@ -99,17 +106,30 @@ class FitResult:
         A model whose training diverged warns (:class:`~sgdlab.errors.DivergedWarning`): its
         score is that of the last finite parameters, often ``-inf`` for R^2.
         """
-        if self.status == "diverged":
+        if self.status == "diverged":  # warned here, so the warning points at the caller
             warnings.warn(f"scoring a model whose {self.message[0].lower()}{self.message[1:]}",
                           DivergedWarning, stacklevel=2)
-        pred = self.predict(X)
-        y = np.asarray(y)
-        if self.task == "classification":
-            return float(np.mean(pred == y))
-        with np.errstate(over="ignore", invalid="ignore"):  # huge predictions: R^2 = -inf
-            sst = float(np.sum((y - y.mean()) ** 2))
-            sse = float(np.sum((np.asarray(pred, np.float64) - y) ** 2))
-        return 1.0 - sse / sst if sst > 0 else float("nan")
+        predictor = self.predictor()
+        predictor.diverged_message = ""
+        return predictor.score(X, y)
+
+    # -- pickling: the network travels as its spec, not as functions --------------------------
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        spec = self.spec()
+        if not spec["model"].get("builtin") and not spec["model"].get("import"):
+            raise TypeError(f"cannot pickle a result whose model functions "
+                            f"({self.model.name!r}) were defined inside a function or in "
+                            "__main__; define them at module level")
+        state["model"], state["loss"] = spec["model"], spec["loss"]
+        to_host = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
+        state["params"], state["opt_state"] = to_host(self.params), to_host(self.opt_state)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["model"], state["loss"] = build_model(state["model"]), build_loss(state["loss"])
+        self.__dict__.update(state)
 
     def summary(self) -> dict:
         """Final figures, for metrics.json and the terminal table."""
@@ -126,16 +146,3 @@ class FitResult:
                 out[key] = h[-1][key]
         out.update(self.extra)
         return out
-
-
-def _mixed(classes) -> bool:
-    return len({type(c) for c in classes}) > 1
-
-
-_APPLY_CACHE: dict = {}
-
-
-def _apply(apply):
-    if apply not in _APPLY_CACHE:
-        _APPLY_CACHE[apply] = jax.jit(apply)
-    return _APPLY_CACHE[apply]

@@ -255,7 +255,8 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
         params=local.params, model=model_, loss=loss_, config=config, status=status,
         task=task, classes=classes, standardizer=standardizer,
         compile_seconds=compile_seconds + run.compile_seconds, diverged_at_step=bad_step,
-        message=message, opt_state=local.opt_state, extra=info, **ledger.totals())
+        message=message, opt_state=local.opt_state, extra=info, n_features=d,
+        **ledger.totals())
     if callback:
         callback({"event": "end", "result": result})
     return result

@@ -168,7 +168,8 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
         eval_seconds=clock["eval"], compile_seconds=compile_seconds,
         wall_seconds=time.perf_counter() - wall0,
         extra={"method": f"random-search-{search.mode}", "attempts": attempts,
-               "generations_per_call": G})
+               "generations_per_call": G}, n_features=train_data.d,
+        feature_names=tuple(train_data.feature_names))
     if callback:
         callback({"event": "end", "result": result})
     return result

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..engine.result import FitResult
-from ..engine.rundir import (environment, prepare_dir, save_params, write_json_atomic,
-                             write_text_atomic)
+from ..engine.model_file import save_model
+from ..engine.rundir import environment, prepare_dir, write_json_atomic, write_text_atomic
 
-FILES = ("config.json", "history.csv", "metrics.json", "params.npz",
+FILES = ("config.json", "history.csv", "metrics.json", "params.npz", "model.json",
          "curves_epoch.png", "curves_time.png")
 
 
@@ -28,7 +28,7 @@ def write_run(out, result: FitResult, data_name: str = "", plots: bool = True) -
     if result.target_scaler is not None:
         metrics["target_scaler"] = result.target_scaler.to_dict()
     write_json_atomic(out / "metrics.json", metrics)
-    save_params(out / "params.npz", result.params)
+    save_model(out, result)  # params.npz + model.json: what sgdlab.load reads
     if plots and len(result.history) > 1:
         from .plots import plot_curves
         title = f"{result.model.name} / {result.loss.name}, batch {result.config.batch_size}"

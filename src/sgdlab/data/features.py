@@ -1,0 +1,136 @@
+"""Read a file to predict on: its feature columns matched to a model's, and its labels if it
+has them.
+
+A model trained on named columns (a CSV/Parquet header, a DataFrame) takes its features by
+name in any order; the one column that is not a feature, if any, is the label (scored, never
+used to predict). A model trained on arrays (names ``x0 .. x{d-1}``) takes columns by
+position: ``d`` columns are features, ``d + 1`` are features and the label last. Every file
+format :func:`~sgdlab.data.loaders.load_data` reads works, with its located error messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import DataError
+from .loaders import load_data
+
+
+class Features(NamedTuple):
+    """``X: (N, d)`` float32 in the model's column order; ``y: (N,)`` original label values
+    (or real targets) or ``None``; ``label``: the label column's name or ``None``."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    label: str | None
+
+
+def column_names(path) -> list[str] | None:
+    """The column names of a CSV/TSV header or a Parquet schema; ``None`` for NumPy files."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in (".csv", ".tsv"):
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                for row in csv.reader(fh, delimiter="\t" if ext == ".tsv" else ","):
+                    if row:
+                        return [c.strip() or f"column_{j + 1}" for j, c in enumerate(row)]
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise DataError(f"{path}: cannot read the header: {e}") from None
+        raise DataError(f"{path}: is empty; a header row and data rows are needed")
+    if ext in (".parquet", ".pq"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        try:
+            return [str(n) for n in pq.read_schema(path).names]
+        except (pa.ArrowException, OSError) as e:
+            raise DataError(f"{path}: cannot read as Parquet: {e}") from None
+    return None
+
+
+def read_features(path, feature_names, n_features: int, label_column=None,
+                  task: str | None = None) -> Features:
+    """The features (and labels, if present) of the file ``path`` for a model trained on
+    ``feature_names`` (``n_features`` of them) for ``task``. ``label_column`` names the label
+    column when the file has one the rule above cannot tell apart."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    own = [str(f) for f in feature_names]
+    positional = not own or own == [f"x{i}" for i in range(len(own))]
+    names = column_names(path)
+    if names is None:  # .npy / .npz: by position
+        return _by_position_arrays(path, n_features, task)
+    if positional:
+        if len(names) == n_features:
+            return _without_label(path, names, names)
+        if len(names) == n_features + 1:
+            label = label_column if label_column is not None else names[-1]
+            return _with_label(path, names, [n for n in names if n != label], label, task)
+        raise DataError(f"{path}: has {len(names)} columns; the model takes {n_features} "
+                        f"features (and optionally the label as a last column)")
+    missing = [f for f in own if f not in names]
+    extra = [n for n in names if n not in own]
+    label = label_column if label_column is not None else (extra[0] if len(extra) == 1
+                                                           else None)
+    unexpected = [n for n in extra if n != label]
+    if missing or unexpected or (label is not None and label not in names):
+        parts = []
+        if missing:
+            parts.append(f"missing feature column(s) {', '.join(map(repr, missing[:8]))}")
+        if label is not None and label not in names:
+            parts.append(f"no label column {label!r}")
+        if unexpected:
+            parts.append(f"unexpected column(s) {', '.join(map(repr, unexpected[:8]))} (give "
+                         "the label column with --label-column, drop the others)")
+        raise DataError(f"{path}: the columns do not match the model's: {'; '.join(parts)}; "
+                        f"it was trained on {', '.join(map(repr, own[:12]))}"
+                        + (" ..." if len(own) > 12 else ""))
+    if label is None:
+        return _without_label(path, names, own)
+    return _with_label(path, names, own, label, task)
+
+
+def _with_label(path, names, own, label, task) -> Features:
+    ds = load_data(str(path), label_column=label, task=task)
+    X = _reorder(ds.X, [n for n in names if n != label], own)
+    return Features(X, _original_labels(ds), label)
+
+
+def _without_label(path, names, own) -> Features:
+    # The loaders split off a label column; load the last column as a real "label" and put
+    # it back, so every cell is still checked with the loaders' located messages.
+    ds = load_data(str(path), label_column=names[-1], task="regression")
+    X = np.column_stack([ds.X, ds.y.astype(np.float32)])
+    return Features(_reorder(X, names, own), None, None)
+
+
+def _reorder(X, names, own) -> np.ndarray:
+    if list(names) == list(own):
+        return np.ascontiguousarray(X, dtype=np.float32)
+    return np.ascontiguousarray(X[:, [list(names).index(f) for f in own]], dtype=np.float32)
+
+
+def _by_position_arrays(path, n_features: int, task) -> Features:
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext == ".npz":
+        ds = load_data(str(path), task=task)
+        if ds.d != n_features:
+            raise DataError(f"{path}: X has {ds.d} features; the model takes {n_features}")
+        return Features(ds.X, _original_labels(ds), "y")
+    ds = load_data(str(path), task="regression")  # .npy: the last column comes back as y
+    if ds.d + 1 == n_features:
+        return Features(np.column_stack([ds.X, ds.y.astype(np.float32)]), None, None)
+    if ds.d == n_features:
+        return Features(ds.X, _original_labels(load_data(str(path), task=task)), "last column")
+    raise DataError(f"{path}: has {ds.d + 1} columns; the model takes {n_features} features "
+                    "(and optionally the label as a last column)")
+
+
+def _original_labels(ds) -> np.ndarray:
+    """``ds.y`` as the file's own values: class labels for classification, reals otherwise."""
+    if ds.task == "classification" and ds.classes:
+        return np.asarray(ds.classes, dtype=object)[ds.y]
+    return ds.y

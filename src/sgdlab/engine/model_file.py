@@ -1,0 +1,113 @@
+"""A run directory's model: ``model.json`` (what the network is, the preprocessing, the labels)
+beside ``params.npz`` (the parameters), enough to predict without the training data.
+
+``model.json``::
+
+    {"format": 1,                      # FORMAT; a newer file is refused with a clear message
+     "model": {...}, "loss": "softmax", "n_features": d, "n_outputs": k,   # engine.predictor
+     "task": "classification", "classes": [0, 1, ...], "feature_names": ["a", ...],
+     "standardizer": {"mean": [...], "scale": [...]} | null,
+     "target_scaler": {"mean": m, "scale": s} | null,
+     "status": "completed", "message": ""}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+
+from ..data.split import Standardizer, TargetScaler
+from ..errors import RunDirError
+from .predictor import Predictor, build_loss, build_model, plain_labels
+from .rundir import load_params_like, save_params, write_json_atomic
+
+FORMAT = 1
+MODEL_FILE = "model.json"
+PARAMS_FILE = "params.npz"
+
+
+def save_model(out, result) -> None:
+    """Write ``params.npz`` then ``model.json`` of a :class:`FitResult` into ``out`` (each
+    atomically; ``model.json`` last, so its presence means the model is complete)."""
+    out = Path(out)
+    save_params(out / PARAMS_FILE, result.params)
+    spec = result.spec()
+    write_json_atomic(out / MODEL_FILE, {
+        "format": FORMAT, **spec, "task": result.task,
+        "classes": plain_labels(result.classes),
+        "feature_names": [str(f) for f in result.feature_names],
+        "standardizer": result.standardizer.to_dict() if result.standardizer else None,
+        "target_scaler": result.target_scaler.to_dict() if result.target_scaler else None,
+        "status": result.status, "message": result.message})
+
+
+def load(run_dir, model=None, loss=None) -> Predictor:
+    """The trained model of ``run_dir`` (a directory written by ``sgdlab train`` or
+    ``sgdlab.fit(out=...)``), ready to predict; it needs neither the training data nor code
+    beyond sgdlab (and, for a user model, the module that defines it).
+
+    ``model``/``loss``: the objects a run trained with, for a user model or loss that cannot
+    be rebuilt by import (defined inside a function or in ``__main__``).
+
+    Raises :class:`~sgdlab.errors.RunDirError` when the directory has no model (not a run, an
+    unfinished run, or one from before models were saved), or one of a newer format.
+    """
+    path = Path(run_dir)
+    meta_file = path / MODEL_FILE
+    if not path.is_dir():
+        raise RunDirError(f"{str(run_dir)!r} is not a directory; give a run directory written "
+                          "by 'sgdlab train' (e.g. runs/train-...)")
+    if not meta_file.is_file():
+        raise RunDirError(f"{str(run_dir)!r} holds no {MODEL_FILE}: it is not a finished "
+                          "training run (or it was written by an sgdlab without saved models; "
+                          "train it again)")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunDirError(f"{meta_file}: cannot read the model description: {e}") from None
+    version = meta.get("format") if isinstance(meta, dict) else None
+    if not isinstance(version, int) or version < 1:
+        raise RunDirError(f"{meta_file}: not an sgdlab model description")
+    if version > FORMAT:
+        raise RunDirError(f"{meta_file}: model format {version} is newer than this sgdlab "
+                          f"reads ({FORMAT}); upgrade sgdlab (pip install -U sgdlab)")
+    if not all(k in meta for k in ("model", "loss", "n_features", "n_outputs", "task")):
+        raise RunDirError(f"{meta_file}: incomplete model description; train it again")
+    # a model or loss that cannot be rebuilt is its own message (ConfigError), not damage
+    net = build_model(meta["model"]) if model is None else _as_model(model)
+    objective = build_loss(meta["loss"]) if loss is None else _as_loss(loss)
+    try:
+        like = net.init(jax.random.PRNGKey(0), int(meta["n_features"]), int(meta["n_outputs"]))
+        params = load_params_like(path / PARAMS_FILE, like)
+        shapes = [(a.shape, b.shape) for a, b in zip(jax.tree_util.tree_leaves(params),
+                                                      jax.tree_util.tree_leaves(like))]
+        if any(a != b for a, b in shapes):
+            raise ValueError(f"parameter shapes {[a for a, _ in shapes]} differ from the "
+                             f"network's {[b for _, b in shapes]}")
+        standardizer = Standardizer.from_dict(meta["standardizer"]) \
+            if meta.get("standardizer") else None
+        target_scaler = TargetScaler.from_dict(meta["target_scaler"]) \
+            if meta.get("target_scaler") else None
+    except (KeyError, TypeError, ValueError, OSError) as e:
+        raise RunDirError(f"{path}: the saved model is damaged or does not match its "
+                          f"parameters ({type(e).__name__}: {e}); train it again") from None
+    spec = {k: meta[k] for k in ("model", "loss", "n_features", "n_outputs")}
+    return Predictor(params=params, model=net, loss=objective, task=meta["task"],
+                     classes=tuple(meta.get("classes") or ()),
+                     feature_names=tuple(meta.get("feature_names") or ()),
+                     n_features=int(meta["n_features"]), standardizer=standardizer,
+                     target_scaler=target_scaler, spec=spec,
+                     diverged_message=meta.get("message", "")
+                     if meta.get("status") == "diverged" else "")
+
+
+def _as_model(model):
+    from ..models import get_model
+    return get_model(model)
+
+
+def _as_loss(loss):
+    from ..losses import get_loss
+    return get_loss(loss)
