@@ -6,7 +6,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .._types import Loss, Model
