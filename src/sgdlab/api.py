@@ -61,7 +61,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         resume: str | os.PathLike | None = None, force: bool = False,
         checkpoint_every: str | None = None, keep_checkpoints: int | None = None,
         on_divergence: str | None = None, max_retries: int | None = None,
-        plots: bool = True, method: str = "sgd", placement=None, **settings) -> FitResult:
+        plots: bool = True, method: str = "sgd", placement=None, init=None,
+        **settings) -> FitResult:
     """Train a model with mini-batch gradient descent (or random search: ``method=``).
 
     Args:
@@ -99,6 +100,11 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         them see) and continues at the same global batch; a changed number of processes or
         devices is refused unless ``force`` (see :mod:`sgdlab.engine.resume`).
         ``on_divergence="halve-lr"`` is refused.
+      init: start from a trained model's parameters (fine-tuning): a run directory, a
+        :class:`~sgdlab.engine.predictor.Predictor` (:func:`sgdlab.load`) or a
+        :class:`FitResult`. Its network, preprocessing and (for classification) classes are
+        kept; without ``model=`` the run takes its network. Recorded in the config's
+        ``extra["init"]``. In-memory data, one process, ``method="sgd"``.
       settings: any :class:`TrainConfig` field, e.g. ``batch_size=32, epochs=30, lr=0.1,
         eval_every="500 steps"``; ``label_column`` and ``task`` for data specs; for random
         search also the :class:`~sgdlab.optim.random_search.RandomSearchConfig` fields
@@ -124,6 +130,16 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     if (as_shards(X) is not None or placement is not None) and method != "sgd":
         raise ConfigError("streamed (shard) data and several processes train with "
                           "method='sgd' only")
+    start = None
+    if init is not None:
+        start, init_note = _initial_model(init)
+        if method != "sgd" or placement is not None or as_shards(X) is not None or \
+                resume is not None:
+            raise ConfigError("init= (--init) starts in-memory training on one process "
+                              "(method='sgd', not resume=); drop it for this run")
+        if model is None and "model" not in settings and (config is None or config.model ==
+                                                          TrainConfig().model):
+            settings.update(_network_settings(start))
     if placement is not None and on_divergence == "halve-lr":
         raise ConfigError(HALVE_LR_ONE_PROCESS)
     if placement is not None and getattr(placement, "world", 1) == 1 and \
@@ -193,7 +209,11 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 parts = split(data, validation=config.validation_fraction,
                               test=config.test_fraction, seed=config.seed)
                 train_part, val, test_part = parts.train, parts.validation, parts.test
-            target_scaler, train_part, val = standardized_targets(config, train_part, val)
+            if start is not None:
+                _check_init(start, data)
+                config = config.replace(extra={**config.extra, "init": init_note})
+            target_scaler, train_part, val = standardized_targets(
+                config, train_part, val, start.target_scaler if start is not None else None)
             if not lr_given and model is None and loss is None:
                 config = config.replace(lr=default_lr(config.model, config.loss, data.task))
         if method == "sgd" and (shared_dir is not None if placement is not None else (
@@ -241,6 +261,10 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 from .engine.stream_fit import train_parallel
                 return train_parallel(train_part, val, cfg, placement=placement, model=model,
                                       loss=loss, callback=callback, session=session)
+            if start is not None:
+                return train(train_part, val, cfg, model=model, loss=loss, callback=callback,
+                             session=session, init_params=start.params,
+                             standardizer=start.standardizer)
             return train(train_part, val, cfg, model=model, loss=loss, callback=callback,
                          session=session)
 
@@ -276,7 +300,46 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             lock.release()
 
 
-def standardized_targets(config: TrainConfig, train_part: Dataset, val):
+def _initial_model(init):
+    """``(Predictor, note)`` for ``fit(init=...)``: a run directory, a Predictor or a
+    FitResult; the note (the directory, or the kind of object) goes into the config."""
+    from .engine import Predictor, load
+    if isinstance(init, (str, os.PathLike)):
+        return load(init), os.path.abspath(os.fspath(init))
+    if isinstance(init, FitResult):
+        return init.predictor(), "FitResult"
+    if isinstance(init, Predictor):
+        return init, "Predictor"
+    raise ConfigError(f"init must be a run directory, a model from sgdlab.load or a "
+                      f"FitResult, got {type(init).__name__}")
+
+
+def _network_settings(start) -> dict:
+    """The model settings of a built-in network, so fine-tuning takes the same one."""
+    net = start.spec.get("model", {})
+    if net.get("builtin") == "mlp":
+        return {"model": "mlp", "hidden": tuple(net["hidden"]),
+                "activation": net["activation"], "loss": start.loss.name}
+    if net.get("builtin") == "linear":
+        return {"model": "linear", "loss": start.loss.name}
+    raise ConfigError("init= with a user model needs that model: pass model= (and loss=)")
+
+
+def _check_init(start, data: Dataset) -> None:
+    """The new data must feed the initial model's inputs and outputs the same way."""
+    own = [str(f) for f in start.feature_names]
+    positional = own == [f"x{i}" for i in range(len(own))]
+    if own and not positional and list(map(str, data.feature_names)) != own:
+        raise ConfigError(f"the initial model was trained on columns {own[:8]}, the data has "
+                          f"{list(data.feature_names)[:8]}: give the same columns in the same "
+                          "order")
+    if start.task == "classification" and tuple(start.classes) != tuple(data.classes):
+        raise ConfigError(f"the initial model's classes are {list(start.classes)[:10]}, the "
+                          f"data's {list(data.classes)[:10]}: fine-tuning keeps the output "
+                          "layer, so the classes must be the same")
+
+
+def standardized_targets(config: TrainConfig, train_part: Dataset, val, scaler=None):
     """``(scaler, train, validation)``: real-valued targets z-scored with the training part's
     mean and deviation when ``config.standardize``, else ``(None, train, validation)``.
 
@@ -285,7 +348,7 @@ def standardized_targets(config: TrainConfig, train_part: Dataset, val):
     """
     if not config.standardize or train_part.task != "regression":
         return None, train_part, val
-    scaler = TargetScaler().fit(train_part.y)
+    scaler = scaler or TargetScaler().fit(train_part.y)  # an initial model keeps its own
 
     def scaled(ds):
         return dataclasses.replace(ds, y=scaler.transform(ds.y)) if ds is not None else None

@@ -100,3 +100,15 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.startswith("sgdlab ")
+
+
+def test_train_init_continues_from_a_run(trained, tmp_path):
+    import json
+    root, _, _ = trained
+    out = tmp_path / "tuned"
+    assert main(["train", "--data", str(root / "train.csv"), "--init", str(root / "run"),
+                 "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "linear" and config["loss"] == "logistic"
+    assert config["extra"]["init"] == str((root / "run").resolve())
+    assert json.loads((out / "metrics.json").read_text())["val_accuracy"] > 0.9

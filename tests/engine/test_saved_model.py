@@ -128,3 +128,26 @@ def test_a_user_model_defined_in_a_function_loads_when_given_back(tmp_path):
     np.testing.assert_array_equal(model.predict(X), result.predict(X))
     with pytest.raises(TypeError, match="define them at module level"):
         pickle.dumps(result)
+
+
+def test_fine_tuning_starts_from_the_trained_parameters(iris_like, tmp_path):
+    root, df, first = iris_like
+    # zero further steps' worth of change: the same data, lr so small nothing moves
+    tuned = sgdlab.fit(str(root / "train.csv"), init=root / "run", epochs=1, lr=1e-12)
+    assert tuned.config.model == "mlp" and tuned.config.hidden == (16,)
+    assert tuned.config.extra["init"] == str((root / "run").resolve())
+    X = df[["width", "height", "depth"]]
+    np.testing.assert_allclose(tuned.predict_proba(X), first.predict_proba(X), atol=1e-6)
+    # from a FitResult or a loaded model alike, and the run records it
+    again = sgdlab.fit(str(root / "train.csv"), init=sgdlab.load(root / "run"), epochs=1,
+                       out=tmp_path / "tuned", plots=False)
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["extra"]["init"] == \
+        "Predictor"
+    assert again.score(X, df["species"]) > 0.8
+    # a different network or other classes are refused with the reason
+    with pytest.raises(sgdlab.ConfigError, match="use the same model settings"):
+        sgdlab.fit(str(root / "train.csv"), init=first, model="mlp", hidden=(8,), epochs=1)
+    two = df[df["species"] != "virginica"]
+    with pytest.raises(sgdlab.ConfigError, match="classes must be the same"):
+        sgdlab.fit(two[["width", "height", "depth"]], two["species"].to_numpy(), init=first,
+                   epochs=1)

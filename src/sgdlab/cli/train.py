@@ -73,6 +73,9 @@ def register(sub) -> None:
     g.add_argument("--max-retries", type=int,
                    help="learning-rate halvings allowed with halve-lr (default 3)")
     g = p.add_argument_group("several devices, processes and machines")
+    g.add_argument("--init", metavar="RUN_DIR",
+                   help="start from that run's trained model (fine-tuning): its network, "
+                        "preprocessing and classes, fresh optimiser state")
     g.add_argument("--validation-data", help="validation set: a data file or a shard directory")
     g.add_argument("--processes", type=int,
                    help="launch this many local processes (127.0.0.1), data-parallel; the batch "
@@ -161,7 +164,7 @@ def run(args) -> int:
 
 #: The command line's run options a config file may set too (flags override it).
 RUN_KEYS = ("out", "name", "checkpoint_every", "keep_checkpoints", "on_divergence",
-            "max_retries", "validation_data")
+            "max_retries", "validation_data", "init")
 
 
 def _train(args, placement) -> int:
@@ -204,6 +207,8 @@ def _train(args, placement) -> int:
         settings = {k: v for k, v in settings.items() if v is not None}
         kwargs["placement"] = placement
         data = shards or data
+    if args.init:
+        kwargs["init"] = args.init
     if args.validation_data:
         kwargs["validation"] = as_shards(args.validation_data) or as_dataset(
             args.validation_data, label_column=args.label_column, task=args.task)

@@ -89,7 +89,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
           model: Model | None = None, loss: Loss | None = None,
           callback: Callback | None = None, standardizer: Standardizer | None = None,
           start: TrainState | None = None, position: dict | None = None,
-          session=None) -> FitResult:
+          session=None, init_params=None) -> FitResult:
     """Train ``config`` on ``train_data``; evaluate on ``validation`` by the schedule.
 
     ``train_data.X`` is ``(N, d)``; if ``config.standardize`` the features are z-scored with
@@ -98,6 +98,10 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     event also carries the current ``params``, and a callback that returns ``True`` from it
     stops the run after that row with status ``stopped`` (how patience-based early stopping
     is built on top of the engine).
+
+    Starting from trained parameters (fine-tuning): ``init_params`` replaces the drawn
+    initialisation; it must have this configuration's shapes, and the optimiser starts fresh
+    at step 0. Pass the trained model's ``standardizer`` too, so inputs keep their scale.
 
     Continuing a run: ``start`` is a :class:`TrainState` to continue from (its ``step`` counts
     on) and ``position`` the batch plan's ``{"epoch", "step_in_epoch"}``. ``config.epochs`` and
@@ -139,6 +143,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         K = cache.bucket_steps(K)  # only n_active steps run, so a longer shape is free
 
     params = model_.init(jax.random.PRNGKey(config.seed), train_data.d, n_out)
+    if init_params is not None:
+        params = same_shapes(init_params, params)
     optimizer = make_unit_optimizer(config.optimizer, momentum=config.momentum,
                                     schedule=config.schedule, total_steps=total or 10_000)
     lr = runtime_rate(config.optimizer, config.lr)
@@ -259,6 +265,20 @@ def chunk_loop(ledger: RunLedger, one_chunk, kernel, K: int, total: int | None,
         message = (f"interrupted by signal {session.signal} at step {ledger.step}; a checkpoint "
                    "was saved, resume with --resume RUN_DIR")
     return status, bad_step, message
+
+
+def same_shapes(given, fresh):
+    """``given`` parameters as device arrays, if their structure and shapes are ``fresh``'s;
+    else a :class:`ConfigError` naming both."""
+    a = jax.tree_util.tree_map(jnp.shape, given)
+    b = jax.tree_util.tree_map(jnp.shape, fresh)
+    if jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b) or \
+            jax.tree_util.tree_leaves(a) != jax.tree_util.tree_leaves(b):
+        raise ConfigError(f"the initial parameters have shapes {jax.tree_util.tree_leaves(a)}, "
+                          f"this run's network {jax.tree_util.tree_leaves(b)}: use the same "
+                          "model settings (--model, --hidden) and data with the same features "
+                          "and classes")
+    return jax.tree_util.tree_map(lambda x, f: jnp.asarray(x, f.dtype), given, fresh)
 
 
 def _check_compatible(start: TrainState, fresh: TrainState) -> None:
