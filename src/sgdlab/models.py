@@ -114,7 +114,8 @@ def _linear_init(key: Array, n_in: int, n_out: int, *, dtype=jnp.float32) -> Par
 
 def linear_scores(W: Array, b: Array, X: Array) -> Array:
     """``X (B, d), W (k, d), b (k,) -> X W^T + b: (B, k)`` (see :data:`SMALL_BATCH_ROWS`)."""
-    if X.shape[0] <= SMALL_BATCH_ROWS:
+    # a symbolic row count (an exported function for any n) takes the general form
+    if isinstance(X.shape[0], int) and X.shape[0] <= SMALL_BATCH_ROWS:
         return jax.lax.dot_general(X, W, (((1,), (1,)), ((), ()))) + b
     return X @ W.T + b
 

@@ -15,7 +15,7 @@ from ..errors import SgdlabError
 #: verb -> module under sgdlab.cli with ``register(subparsers)`` and ``run(args) -> int``
 VERBS = {"train": "train", "sweep": "sweep", "gradcheck": "gradcheck",
          "compare-methods": "compare_methods", "landscape": "landscape", "data": "data",
-         "predict": "predict"}
+         "predict": "predict", "export": "export"}
 
 
 def _version() -> str:

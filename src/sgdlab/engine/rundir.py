@@ -32,7 +32,7 @@ def prepare_dir(path: str | os.PathLike) -> Path:
     return p
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process's file-creation mask (reading it means setting it; set it straight back)."""
     mask = os.umask(0o022)
     os.umask(mask)
@@ -45,7 +45,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         # mkstemp creates 0600; a run file is shared like any other program's output, so it
         # gets the mode open() would give it: 0666 less the umask (0644 under the usual 022).
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
