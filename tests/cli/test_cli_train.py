@@ -66,7 +66,7 @@ BAD_INPUTS = [
     (lambda t: ["--data", _csv(t, "a,b,y\n1,nan,0\n3,4,1\n")], "NaN"),
     (lambda t: ["--data", _csv(t, "a,b,y\n1,2,0\n3,4,1\n"), "--label-column", "species"],
      "species"),
-    (lambda t: ["--model", "svm"], "needs 2 classes"),
+    (lambda t: ["--data", "digits", "--model", "svm"], "needs 2 classes"),
     (lambda t: ["--batch-size", "0"], "batch size"),
     (lambda t: ["--batch-size", "100000"], "larger than the number of training examples"),
     (lambda t: ["--lr", "0"], "learning rate must be"),
@@ -232,3 +232,14 @@ def test_a_runs_config_json_reruns_it_and_run_options_work_in_a_file(tmp_path):
                     'epochs = 2\n[sweep]\nseeds = 2\n')
     assert main(["train", "--config", str(toml), "--quiet"]) == 0
     assert list((tmp_path / "from-file" / "checkpoints").iterdir())
+
+
+def test_train_without_data_picks_data_that_fits_the_model(tmp_path, capsys):
+    for model, data in (("logistic", "blobs"), ("svm", "blobs"), ("linreg", "linreg"),
+                        ("softmax", "digits")):
+        out = tmp_path / model
+        assert main(["train", "--model", model, "--epochs", "1", "--out", str(out),
+                     "--quiet"]) == 0
+        assert json.loads((out / "config.json").read_text())["data"] == data
+        err = capsys.readouterr().err
+        assert (f"using the built-in '{data}' data" in err) == (data != "digits")

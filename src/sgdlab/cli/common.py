@@ -33,7 +33,7 @@ def add_data_options(p: argparse.ArgumentParser, shards: bool = False) -> None:
                    help="streamed shard data: MiB of read buffers, which bound memory "
                         "whatever the data size (default 64)")
     g.add_argument("--no-standardize", dest="standardize", action="store_const", const=False,
-                   help="do not z-score the features")
+                   help="do not z-score the features (nor real-valued targets)")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

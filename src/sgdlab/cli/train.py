@@ -9,8 +9,8 @@ import warnings
 
 from ..errors import ConfigError, SgdlabError
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
-                     add_stop_options, config_from_args, default_out, read_config_file,
-                     settings_from_args)
+                     add_stop_options, config_from_args, data_spec, default_out,
+                     read_config_file, settings_from_args)
 from .display import TrainProgress, print_summary
 
 EXAMPLES = """\
@@ -201,7 +201,7 @@ def _train(args, placement) -> int:
     else:
         # only the given settings: fit fills in the defaults that depend on the data
         kwargs = {"out": out, **settings_from_args(args, file_settings)}
-        data = data or "digits"
+        data = data or data_spec(args, file_settings)  # built-in data that fits the model
     shards = as_shards(data) if data else None
     if shards is not None or placement is not None:  # streamed or data-parallel training
         settings = {k: v for k, v in settings.items() if v is not None}
