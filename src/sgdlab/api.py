@@ -7,13 +7,15 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from .data import Dataset, TargetScaler, from_arrays, load_data, split
 from .data.shards import ShardSet, is_shard_dir
 from .engine import FitResult, TrainConfig, train
 from .engine.checkpoint import CheckpointStore
 from .engine.lock import RunLock
 from .engine.rundir import prepare_dir, write_json_atomic
-from .errors import ConfigError, DivergedWarning, RunDirError, choices_message
+from .errors import ConfigError, DataError, DivergedWarning, RunDirError, choices_message
 from .tasks import default_lr
 from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
 
@@ -62,7 +64,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         checkpoint_every: str | None = None, keep_checkpoints: int | None = None,
         on_divergence: str | None = None, max_retries: int | None = None,
         plots: bool = True, method: str = "sgd", placement=None, init=None,
-        **settings) -> FitResult:
+        sample_weight=None, **settings) -> FitResult:
     """Train a model with mini-batch gradient descent (or random search: ``method=``).
 
     Args:
@@ -105,6 +107,9 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         :class:`FitResult`. Its network, preprocessing and (for classification) classes are
         kept; without ``model=`` the run takes its network. Recorded in the config's
         ``extra["init"]``. In-memory data, one process, ``method="sgd"``.
+      sample_weight: ``(N,)`` weights >= 0 of the rows of ``X``: training minimises the
+        weighted mean loss (see :func:`sgdlab.engine.train`); validation and test scores stay
+        unweighted. In-memory data, one process, ``method="sgd"``; pass them again to resume.
       settings: any :class:`TrainConfig` field, e.g. ``batch_size=32, epochs=30, lr=0.1,
         eval_every="500 steps"``; ``label_column`` and ``task`` for data specs; for random
         search also the :class:`~sgdlab.optim.random_search.RandomSearchConfig` fields
@@ -130,6 +135,10 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     if (as_shards(X) is not None or placement is not None) and method != "sgd":
         raise ConfigError("streamed (shard) data and several processes train with "
                           "method='sgd' only")
+    if sample_weight is not None and (method != "sgd" or placement is not None or
+                                      as_shards(X) is not None):
+        raise ConfigError("sample_weight applies to in-memory training on one process with "
+                          "method='sgd'")
     start = None
     if init is not None:
         start, init_note = _initial_model(init)
@@ -194,7 +203,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             spec = os.path.abspath(shards.path if shards is not None else spec)
         if shards is not None:  # streamed: nothing is loaded, validation may stream too
             data, train_part, test_part = shards, shards, None
-            target_scaler = None  # streamed targets train as stored
+            target_scaler = train_weight = None  # streamed targets train as stored
             val = _shard_validation(shards, validation, test)
             data_name = str(shards.path)
         else:
@@ -212,6 +221,14 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             if start is not None:
                 _check_init(start, data)
                 config = config.replace(extra={**config.extra, "init": init_note})
+            train_weight = None
+            if sample_weight is not None:
+                weights = np.asarray(sample_weight)
+                if weights.shape != (data.n,):
+                    raise DataError(f"sample_weight has shape {weights.shape}; the data has "
+                                    f"{data.n} rows: give one weight per row, shape ({data.n},)")
+                train_weight = weights if validation is not None else \
+                    weights[train_part.meta["rows"]]
             target_scaler, train_part, val = standardized_targets(
                 config, train_part, val, start.target_scaler if start is not None else None)
             if not lr_given and model is None and loss is None:
@@ -261,12 +278,10 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 from .engine.stream_fit import train_parallel
                 return train_parallel(train_part, val, cfg, placement=placement, model=model,
                                       loss=loss, callback=callback, session=session)
-            if start is not None:
-                return train(train_part, val, cfg, model=model, loss=loss, callback=callback,
-                             session=session, init_params=start.params,
-                             standardizer=start.standardizer)
+            begin = {} if start is None else {"init_params": start.params,
+                                               "standardizer": start.standardizer}
             return train(train_part, val, cfg, model=model, loss=loss, callback=callback,
-                         session=session)
+                         session=session, sample_weight=train_weight, **begin)
 
         result = train_with_recovery(run_once, config, session) if session is not None \
             else run_once(config)

@@ -257,18 +257,24 @@ def objective(model_apply, loss, params: Params, X: Array, targets: Array, weigh
     """The scalar minimised by one SGD step.
 
     With per-example losses ``l_i = loss.fn(apply(params, X), targets)_i``, ``X: (B, d)`` and
-    0/1 weights ``w: (B,)`` (0 marks padding rows of a short last batch)::
+    weights ``w: (B,)``: 0 marks padding rows of a short last batch, a real row carries its
+    sample weight (1 without sample weights; with them, normalised to mean 1 over the rows of
+    positive weight, so a row of weight 0 takes no part, like padding)::
 
-        J(params) = sum_i w_i l_i / max(sum_i w_i, 1)  +  l2 * 0.5 * sum_{weights W} ||W||^2
+        J(params) = sum_i w_i l_i / max(n, 1)  +  l2 * 0.5 * sum_{weights W} ||W||^2,
+        n = #{i : w_i > 0}  (the real rows)
 
-    i.e. the mean loss over the real rows plus the L2 term. The ``max(., 1)`` only matters for
-    an all-padding batch, where it gives 0 instead of 0/0. Padded rows must hold finite values
-    (zeros), since ``0 * inf`` would still be NaN.
+    i.e. the mean loss over the real rows plus the L2 term (a weighted mean whose expectation
+    over uniform batches is the weighted objective of the whole set: dividing by the batch's
+    weight sum instead would make weights a no-op at batch size 1). With 0/1 weights ``n`` is
+    ``sum_i w_i``. The ``max(., 1)`` only matters for an all-padding batch, where it gives 0
+    instead of 0/0. Padded rows must hold finite values (zeros): ``0 * inf`` is still NaN.
     """
     loss = get_loss(loss)
     per_example = loss.fn(model_apply(params, X), targets)
     weights = weights.astype(per_example.dtype)
-    data_term = jnp.sum(weights * per_example) / jnp.maximum(jnp.sum(weights), 1.0)
+    real_rows = jnp.sum(weights > 0).astype(per_example.dtype)
+    data_term = jnp.sum(weights * per_example) / jnp.maximum(real_rows, 1.0)
     # Skip tracing the penalty when it is switched off by a Python constant.
     if isinstance(l2, (int, float)) and l2 == 0:
         return data_term

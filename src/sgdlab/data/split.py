@@ -107,6 +107,7 @@ def split(ds: Dataset, validation: float = 0.2, test: float = 0.0, seed: int = 0
             return None
         sub = ds.subset(idx)
         sub.meta["split"] = which  # subset() gave it a fresh dict
+        sub.meta["rows"] = idx     # row numbers in ds (e.g. to split sample weights alike)
         return sub
 
     return Splits(part(train_idx, "train", 1.0), part(val_idx, "validation", validation),

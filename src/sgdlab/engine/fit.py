@@ -89,7 +89,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
           model: Model | None = None, loss: Loss | None = None,
           callback: Callback | None = None, standardizer: Standardizer | None = None,
           start: TrainState | None = None, position: dict | None = None,
-          session=None, init_params=None) -> FitResult:
+          session=None, init_params=None, sample_weight=None) -> FitResult:
     """Train ``config`` on ``train_data``; evaluate on ``validation`` by the schedule.
 
     ``train_data.X`` is ``(N, d)``; if ``config.standardize`` the features are z-scored with
@@ -98,6 +98,10 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     event also carries the current ``params``, and a callback that returns ``True`` from it
     stops the run after that row with status ``stopped`` (how patience-based early stopping
     is built on top of the engine).
+
+    ``sample_weight``: ``(N,)`` finite weights >= 0 of ``train_data``'s rows. They are scaled
+    to mean 1 over the positive ones and multiply each drawn row's loss, so a step minimises the weighted mean of
+    :func:`sgdlab.losses.objective` (a row of weight 0 takes no part).
 
     Starting from trained parameters (fine-tuning): ``init_params`` replaces the drawn
     initialisation; it must have this configuration's shapes, and the optimiser starts fresh
@@ -136,6 +140,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         np.asarray(encode_targets(loss_, train_data.y, n_classes)), n_dev))
     plan = BatchPlan(train_data.n, config.batch_size, config.sampling, config.seed,
                      config.drop_last, **(position or {}))
+    row_weight = normalized_weights(sample_weight, train_data.n)
     spe = plan.steps_per_epoch
     total = total_steps(config, spe)
     K = choose_chunk_steps(config, spe, total)
@@ -191,6 +196,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     def one_chunk(n: int):
         nonlocal state
         idx, w = plan.take(n, pad_to=K)
+        if row_weight is not None:
+            w = w * row_weight[idx]  # padding keeps weight 0
         state, losses, first_bad = run(state, X, T, idx, w, np.int32(n), lr)
         return losses, w, first_bad
 
@@ -265,6 +272,24 @@ def chunk_loop(ledger: RunLedger, one_chunk, kernel, K: int, total: int | None,
         message = (f"interrupted by signal {session.signal} at step {ledger.step}; a checkpoint "
                    "was saved, resume with --resume RUN_DIR")
     return status, bad_step, message
+
+
+def normalized_weights(sample_weight, n: int) -> np.ndarray | None:
+    """``sample_weight`` as float32 ``(n,)`` with mean 1 over its positive entries, after
+    checking it; None stays None."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise DataError(f"sample_weight must have one weight per training row, shape ({n},); "
+                        f"got shape {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        bad = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
+        raise DataError(f"sample_weight must be finite and >= 0; row {bad} has {w[bad]!r}")
+    if w.sum() <= 0:
+        raise DataError("sample_weight is 0 for every row: nothing to train on")
+    # mean 1 over the rows that count: the objective divides by that count (losses.objective)
+    return (w / w[w > 0].mean()).astype(np.float32)
 
 
 def same_shapes(given, fresh):

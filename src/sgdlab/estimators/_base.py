@@ -47,17 +47,22 @@ class MiniBatchEstimator(BaseEstimator):
     _score_name = "val_accuracy"
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Train for ``max_iter`` epochs (fewer with early stopping) from fresh weights.
 
         ``X``: ``(n_samples, n_features)`` array or DataFrame; ``y``: ``(n_samples,)``. Or ``X``
         a shard directory / :class:`~sgdlab.data.shards.ShardSet` (``sgdlab data convert``)
-        with ``y=None``: streamed through a bounded buffer instead of loaded. Returns ``self``.
+        with ``y=None``: streamed through a bounded buffer instead of loaded.
+        ``sample_weight``: ``(n_samples,)`` weights >= 0; training minimises the weighted mean
+        loss (weights are relative: scaling them all changes nothing). Returns ``self``.
         """
         self._check_hyperparams()
         from ..api import as_shards
         shards = as_shards(X)
         if shards is not None:
+            if sample_weight is not None:
+                raise DataError(f"{type(self).__name__}.fit: sample_weight applies to "
+                                "in-memory data, not to a shard set")
             return self._fit_stream(shards, y)
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=True,
                              y_numeric=not is_classifier(self))
@@ -66,9 +71,11 @@ class MiniBatchEstimator(BaseEstimator):
         data = self._dataset(_as_float32(X), targets)
         validation, callback = None, None
         target = getattr(self, self._target_param)
+        weights = _row_weights(sample_weight, data.n)
         if self.early_stopping:
             parts = split(data, validation=self.validation_fraction, seed=self._seed)
             data, validation = parts.train, parts.validation
+            weights = weights[data.meta["rows"]] if weights is not None else None
             callback = _Patience(self._score_name, self.n_iter_no_change, self.tol)
         elif target is not None:
             raise ConfigError(f"{type(self).__name__}: {self._target_param}={target!r} needs a "
@@ -77,7 +84,7 @@ class MiniBatchEstimator(BaseEstimator):
         config = self._config(data.n, epochs=float(self.max_iter), eval_every=self.eval_every,
                               target=target)
         result = train(data, validation, config, model=self._model(), loss=self._loss(),
-                       callback=callback)
+                       callback=callback, sample_weight=weights)
         self._keep(result, History(), first_epoch=0)
         return self
 
@@ -110,8 +117,9 @@ class MiniBatchEstimator(BaseEstimator):
         self._keep(result, History(), first_epoch=0)
         return self
 
-    def _partial_fit(self, X, y, classes=None):
-        """One epoch over ``(X, y)`` in mini-batches, continuing from the current weights."""
+    def _partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over ``(X, y)`` in mini-batches, continuing from the current weights;
+        ``sample_weight`` weighs the rows of this call against each other."""
         self._check_hyperparams()
         first = not hasattr(self, "params_")
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=first,
@@ -131,7 +139,8 @@ class MiniBatchEstimator(BaseEstimator):
         config = config.replace(chunk_steps=cache.bucket_steps(choose_chunk_steps(
             config.replace(eval_every="1 epoch"), spe, None)))
         result = train(data, None, config, model=self._model(), loss=self._loss(),
-                       start=start, position={"epoch": epoch, "step_in_epoch": 0})
+                       start=start, position={"epoch": epoch, "step_in_epoch": 0},
+                       sample_weight=_row_weights(sample_weight, data.n))
         self._keep(result, history, first_epoch=epoch)
         return self
 
@@ -238,3 +247,14 @@ def labels_dataset(name: str, X32: np.ndarray, targets: np.ndarray, n_classes: i
     """A classification :class:`Dataset` of int32 class indices ``0..n_classes-1``."""
     return Dataset(X32, targets.astype(np.int32), "classification", tuple(range(n_classes)),
                    name=name)
+
+
+def _row_weights(sample_weight, n: int):
+    """``sample_weight`` as a float64 ``(n,)`` array (checked by the engine), or None."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise DataError(f"sample_weight has shape {w.shape}; X has {n} rows: give one weight "
+                        f"per row, shape ({n},)")
+    return w

@@ -31,13 +31,14 @@ class ClassifierPart:
     def _loss(self):
         return training_loss(self._loss_name(), len(self.classes_))
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of mini-batch steps over ``(X, y)``, continuing the current weights.
 
         ``classes`` (every label the data can have) is required on the first call, since a
-        later batch may hold labels this one does not. Returns ``self``.
+        later batch may hold labels this one does not. ``sample_weight`` weighs this call's
+        rows against each other. Returns ``self``.
         """
-        return self._partial_fit(X, y, classes=classes)
+        return self._partial_fit(X, y, classes=classes, sample_weight=sample_weight)
 
     def _targets(self, y, first: bool, classes, partial: bool) -> np.ndarray:
         """Class indices ``(N,)`` into ``classes_`` (set here on the first call)."""
@@ -94,9 +95,10 @@ class RegressorPart:
     def _loss(self):
         return LOSSES[self._loss_name()]
 
-    def partial_fit(self, X, y):
-        """One epoch of mini-batch steps over ``(X, y)``, continuing the current weights."""
-        return self._partial_fit(X, y)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch of mini-batch steps over ``(X, y)``, continuing the current weights;
+        ``sample_weight`` weighs this call's rows against each other."""
+        return self._partial_fit(X, y, sample_weight=sample_weight)
 
     def _targets(self, y, first: bool, classes, partial: bool) -> np.ndarray:
         with np.errstate(over="ignore"):

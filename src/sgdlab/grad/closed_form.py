@@ -123,7 +123,7 @@ def closed_form_value_and_grad(model: Model, loss: Loss, l2: float):
         S = linear_scores(W, b, X)                                  # (B, k)
         values, dS = per_example(S, targets)
         w = weights.astype(S.dtype)
-        n = jnp.maximum(jnp.sum(w), 1.0)
+        n = jnp.maximum(jnp.sum(w > 0).astype(S.dtype), 1.0)  # real rows: losses.objective
         G = (w / n)[:, None] * dS                                   # (B, k)
         J = jnp.sum(w * values) / n
         # G^T X (k, d) as one contraction over the batch axis; spelling it with explicit
