@@ -29,12 +29,27 @@ Coordinates with a kink within ``+-h`` cannot be checked by differences at all (
 averages two slopes, the error can reach 1): they are counted and excluded from the verdict, and
 a tensor that fails only there is ``near-kink``, which passes.
 
-Kink detection (hinge, ReLU, max, abs): along each coordinate the check also evaluates ``f(w +- h/2)`` and compares the right and left second
-differences ``R = f(w+h) - 2 f(w+h/2) + f(w)`` and ``L = f(w-h) - 2 f(w-h/2) + f(w)`` and the
-full one ``f(w+h) - 2 f(w) + f(w-h)`` with ``2 (R + L)``: for a smooth function they agree to
+Kink detection (hinge, ReLU, max, abs): along each coordinate the check also evaluates
+``f(w +- h/2)`` and compares the right and left second differences
+``R = f(w+h) - 2 f(w+h/2) + f(w)`` and ``L = f(w-h) - 2 f(w-h/2) + f(w)`` and the full one
+``f(w+h) - 2 f(w) + f(w-h)`` with ``2 (R + L)``: for a smooth function they agree to
 ``O(h^3 f''')``; a slope jump ``J`` at distance ``t`` inside ``(-h, h)`` breaks one of them by
-about ``J t`` (or ``J h`` at ``t = 0``). Coordinates where they disagree by more than
-``1000 eps max|f|`` are counted as ``kinks``.
+about ``J t`` (or ``J h`` at ``t = 0``). Coordinates where they disagree by more than both
+
+* the round-off of the values, ``1000 eps max|f|``, and
+* ``1e-7 h G``, where ``G`` is the largest one-sided slope ``|f(w +- h e_i) - f(w)| / h`` over
+  the checked coordinates (a slope jump of ``1e-7 G``)
+
+are counted as ``kinks``. The second bound makes the test relative to the function's local
+scale, how fast it changes near ``w``, not to its value: a smooth function whose value is near
+0 (where the first bound is near 0 too, while the round-off of a sum of terms is not) has no
+kinks, and a hinge or ReLU kink within ``+-h`` is still found.
+
+Away from kinks the error also discounts the truncation error of the centred difference,
+``h^2 f''' / 6``, estimated from the half step as ``2 |n_i - n_i(h/2)|`` (Richardson's estimate is
+``4/3`` of that difference; the margin covers its own round-off). It matters only where the
+derivative is tiny against ``h^2 f'''``: at ``w = 0`` the centred difference of ``w^3`` is
+``h^2``, not 0.
 
 Everything is computed in float64 inside ``jax.enable_x64(True)``; the function should not
 cast back to float32, or round-off will dominate (the report then shows large errors).
@@ -60,6 +75,8 @@ DEFAULT_H = 1e-5
 TINY = 1e-30
 _NOISE = 16.0
 _KINK = 1000.0
+_LOCAL = 1e-7  # a slope jump below 1e-7 of the largest one-sided slope is no kink
+_TRUNC = 2.0
 _EPS64 = float(np.finfo(np.float64).eps)
 
 
@@ -172,6 +189,22 @@ def _probe(f, flat, unravel, coords, h):
     return vals.reshape(-1, 4)
 
 
+def _kinks(f0, fp, fm, fp2, fm2, scale, h):
+    """Which coordinates have a kink within ``+-h`` (module docstring), from the four probes.
+
+    The threshold is the larger of the values' round-off and ``_LOCAL * h * G``, ``G`` the
+    largest one-sided slope along any checked coordinate (how fast ``f`` changes near the
+    point). A smooth function disagrees by ``O(h^3 f''')``, a slope jump ``J`` by about ``J h``.
+    """
+    right, left = fp - 2 * fp2 + f0, fm - 2 * fm2 + f0
+    disagree = np.maximum(np.abs(right - left),
+                          np.abs((fp - 2 * f0 + fm) - 2 * (right + left)))
+    slopes = np.maximum(np.abs(fp - f0), np.abs(fm - f0)) / h
+    slopes = slopes[np.isfinite(slopes)]
+    local = _LOCAL * h * (float(slopes.max()) if slopes.size else 0.0)
+    return disagree > np.maximum(_KINK * _EPS64 * np.maximum(scale, 1e-300), local)
+
+
 def check_gradient(f, params, *, grad=None, h: float = DEFAULT_H, n_coords: int | None = None,
                    seed: int = 0, tolerance: float = TOLERANCE,
                    tiny: float = TINY) -> GradCheckReport:
@@ -213,7 +246,9 @@ def check_gradient(f, params, *, grad=None, h: float = DEFAULT_H, n_coords: int 
         per_leaf = _choose_coords(sizes, n_coords, seed)
         coords = np.concatenate(per_leaf)
         vals = np.asarray(_probe(f, flat, unravel, jnp.asarray(coords), h), np.float64)
-        step = np.asarray(flat[coords] + h - (flat[coords] - h), np.float64)
+        x = flat[coords]
+        step = np.asarray(x + h - (x - h), np.float64)
+        half_step = np.asarray(x + h / 2 - (x - h / 2), np.float64)
 
     fp, fm, fp2, fm2 = vals.T
     numerical = (fp - fm) / step
@@ -223,12 +258,11 @@ def check_gradient(f, params, *, grad=None, h: float = DEFAULT_H, n_coords: int 
     diff = np.abs(analytic - numerical)
     denom = np.maximum.reduce([np.abs(analytic), np.abs(numerical), np.full_like(fp, tiny)])
     rel = diff / denom
-    # What the verdict uses: the error beyond round-off of the quotient itself.
-    rel_beyond_noise = np.maximum(diff - noise, 0.0) / denom
-    right, left = fp - 2 * fp2 + f0, fm - 2 * fm2 + f0
-    kink_tol = _KINK * _EPS64 * np.maximum(scale, 1e-300)
-    kink = (np.abs(right - left) > kink_tol) | \
-        (np.abs((fp - 2 * f0 + fm) - 2 * (right + left)) > kink_tol)
+    kink = _kinks(f0, fp, fm, fp2, fm2, scale, h)
+    # Truncation error of the centred difference (module docstring); meaningless at a kink.
+    trunc = np.where(kink, 0.0, _TRUNC * np.abs(numerical - (fp2 - fm2) / half_step))
+    # What the verdict uses: the error beyond round-off and truncation of the quotient itself.
+    rel_beyond_noise = np.maximum(diff - noise - trunc, 0.0) / denom
 
     tensors, pos, start = [], 0, 0
     for name, leaf, idx, size in zip(_leaf_names(p64), leaves, per_leaf, sizes):
