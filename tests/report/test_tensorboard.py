@@ -14,8 +14,9 @@ from sgdlab.errors import ConfigError, RunDirError
 from sgdlab.lab.records import make_record
 from sgdlab.lab.summary import SweepResult
 
-pytest.importorskip("tensorboardX")
-event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+# the test extra installs both; a missing one is a failure, not a skip
+import tensorboardX  # noqa: E402,F401
+from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 
 from sgdlab.report import tensorboard as tb
 
@@ -175,7 +176,6 @@ def test_write_errors_become_run_dir_errors(monkeypatch, tmp_path):
         tb.TensorBoardWriter(blocker, "run")
 
     writer = tb.TensorBoardWriter(tmp_path, "full")
-    import tensorboardX
 
     def no_space(self, data):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -195,3 +195,21 @@ def test_write_errors_become_run_dir_errors(monkeypatch, tmp_path):
 def test_run_name_stays_inside_the_log_directory(tmp_path, name):
     with pytest.raises(ConfigError, match="run name"):
         tb.TensorBoardWriter(tmp_path, name)
+
+
+def test_train_command_line_writes_the_run_under_the_logdir(tmp_path, monkeypatch, capsys):
+    from sgdlab.cli.main import main
+    out = tmp_path / "my-run"
+    assert main(["train", "--epochs", "2", "--out", str(out), "--quiet",
+                 "--tensorboard", str(tmp_path / "tb")]) == 0
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "tb" / "my-run"))
+    acc.Reload()
+    values = [e.value for e in acc.Scalars("accuracy/validation")]
+    import json
+    assert values[-1] == pytest.approx(json.loads((out / "metrics.json").read_text())
+                                       ["val_accuracy"], rel=1e-6)
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "r2"), "--quiet",
+                 "--tensorboard", str(tmp_path / "tb")]) == 2
+    assert "pip install 'sgdlab[tensorboard]'" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() or not (tmp_path / "r2" / "metrics.json").exists()

@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from ..errors import ConfigError, SgdlabError
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
@@ -73,6 +74,9 @@ def register(sub) -> None:
     g.add_argument("--max-retries", type=int,
                    help="learning-rate halvings allowed with halve-lr (default 3)")
     g = p.add_argument_group("several devices, processes and machines")
+    g.add_argument("--tensorboard", metavar="LOGDIR",
+                   help="also write the history as TensorBoard event files under LOGDIR/RUN "
+                        "(RUN: the run directory's name; needs pip install 'sgdlab[tensorboard]')")
     g.add_argument("--init", metavar="RUN_DIR",
                    help="start from that run's trained model (fine-tuning): its network, "
                         "preprocessing and classes, fresh optimiser state")
@@ -164,7 +168,7 @@ def run(args) -> int:
 
 #: The command line's run options a config file may set too (flags override it).
 RUN_KEYS = ("out", "name", "checkpoint_every", "keep_checkpoints", "on_divergence",
-            "max_retries", "validation_data", "init")
+            "max_retries", "validation_data", "init", "tensorboard")
 
 
 def _train(args, placement) -> int:
@@ -223,6 +227,10 @@ def _train(args, placement) -> int:
         data = as_dataset(data, label_column=settings["label_column"], task=settings["task"])
         meter = meter_for_fit(data, config)
         callback = _both(progress, meter)
+    if args.tensorboard:
+        from ..report.tensorboard import TensorBoardWriter
+        # errors (the extra missing, an unwritable directory) show here, before training
+        callback = _both(callback, TensorBoardWriter(args.tensorboard, Path(out).name))
     with warnings.catch_warnings():
         warnings.simplefilter("always", CheckpointWarning)
         # The summary prints the divergence message itself; the Python warning would repeat it.
@@ -273,12 +281,15 @@ def _without(argv: list[str], flag: str) -> list[str]:
     return out
 
 
-def _both(first, second):
-    """One callback calling two (the first may be None)."""
+def _both(*callbacks):
+    """One callback calling several (None entries skipped); it asks to stop when any does."""
+    live = [c for c in callbacks if c is not None]
+
     def call(event):
-        if first is not None:
-            first(event)
-        second(event)
+        stop = False
+        for c in live:
+            stop = bool(c(event)) or stop
+        return stop or None
     return call
 
 

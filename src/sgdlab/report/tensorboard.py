@@ -117,6 +117,12 @@ def _require_library():
     return RecordWriter, summary, event_pb2
 
 
+def check_available() -> None:
+    """Raise the :data:`MISSING_MESSAGE` error now when the writer library is not installed
+    (before a long sweep, rather than after it)."""
+    _require_library()
+
+
 def _run_dir(logdir, run_name: str | None) -> Path:
     if run_name is None:
         return Path(logdir)
