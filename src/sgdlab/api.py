@@ -149,6 +149,11 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         if model is None and "model" not in settings and (config is None or config.model ==
                                                           TrainConfig().model):
             settings.update(_network_settings(start))
+    if on_divergence == "halve-lr" and (
+            callable(settings.get("lr", getattr(config, "lr", None))) or not isinstance(
+                settings.get("optimizer", getattr(config, "optimizer", "sgd")), str)):
+        raise ConfigError("on_divergence='halve-lr' halves a numeric lr of a named optimiser; "
+                          "with an optax schedule or optimiser object, pass a smaller one")
     if placement is not None and on_divergence == "halve-lr":
         raise ConfigError(HALVE_LR_ONE_PROCESS)
     if placement is not None and getattr(placement, "world", 1) == 1 and \

@@ -12,6 +12,8 @@ from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.table import Table
 
+from ..optim import describe_rate
+
 console = Console(stderr=True)
 
 #: Below this many columns a terminal gets the compact layouts (no vertical rules, a short
@@ -142,7 +144,7 @@ def print_summary(result, out: str | None = None, console_out: Console | None = 
     s = result.summary()
     console_out = console_out or result_console()
     table = fitted_table(console_out, title=f"{result.model.name} / {result.loss.name}, "
-                         f"batch {result.config.batch_size}, lr {result.config.lr:g}")
+                         f"batch {result.config.batch_size}, lr {describe_rate(result.config.lr)}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     searched = str(result.extra.get("method", "")).startswith("random-search")

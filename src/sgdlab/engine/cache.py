@@ -70,7 +70,10 @@ def program_key(config, named: bool, model, loss, total_steps, *shapes: Any,
         # The runtime learning rate is a scalar of JAX's default float type, which the x64
         # flag switches: a program compiled for one cannot take the other.
         lr_dtype = str(jax.dtypes.canonicalize_dtype(float))
-        how += (config.gradient, config.optimizer, momentum, config.schedule, horizon, lr_dtype)
+        # a schedule given as lr is compiled into the optimiser (optim.make_unit_optimizer)
+        rate = config.lr if callable(config.lr) else None
+        how += (config.gradient, config.optimizer, momentum, config.schedule, horizon, lr_dtype,
+                rate)
     return what + how + tuple(s if isinstance(s, (int, float, str, type(None)))
                               else tree_signature(s) for s in shapes)
 

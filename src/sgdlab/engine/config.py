@@ -69,10 +69,17 @@ class TrainConfig:
             raise ConfigError(f"batch size must be a whole number >= 1, got {self.batch_size!r}")
         if self.sampling not in SAMPLINGS:
             raise ConfigError(choices_message("sampling", self.sampling, SAMPLINGS))
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        if not callable(self.lr) and not (isinstance(self.lr, (int, float)) and
+                                          math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"learning rate must be a finite number > 0, got {self.lr!r}")
-        if self.optimizer not in OPTIMIZERS:
+        if isinstance(self.optimizer, str) and self.optimizer not in OPTIMIZERS:
             raise ConfigError(choices_message("optimizer", self.optimizer, OPTIMIZERS))
+        if callable(self.lr) and not isinstance(self.optimizer, str):
+            raise ConfigError("an optax optimiser object carries its own learning rate: give "
+                              "the schedule to the optax optimiser, not as lr")
+        if callable(self.lr) and self.schedule != "constant":
+            raise ConfigError(f"lr is an optax schedule already; drop schedule="
+                              f"{self.schedule!r} (or give lr as a number)")
         if self.schedule not in SCHEDULES:
             raise ConfigError(choices_message("schedule", self.schedule, SCHEDULES))
         if self.gradient not in GRADIENT_METHODS:
@@ -109,8 +116,16 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        """Plain JSON values; a Python object setting (a user model or loss, an optax
+        optimiser or schedule) becomes ``"<python object: ...>"`` (see :data:`OBJECT_MARK`):
+        a record of what ran, which a resume must be given again."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["hidden"] = list(self.hidden)
+        d["extra"] = dict(self.extra)
+        for key in ("model", "loss", "optimizer", "lr"):
+            value = d[key]
+            if value is not None and not isinstance(value, (str, int, float)):
+                d[key] = f"{OBJECT_MARK}{_object_name(value)}>"
         return d
 
     @classmethod
@@ -121,6 +136,15 @@ class TrainConfig:
             raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid settings: "
                               f"{', '.join(sorted(names))}")
         return cls(**d)
+
+
+#: How :meth:`TrainConfig.to_dict` records a Python object setting.
+OBJECT_MARK = "<python object: "
+
+
+def _object_name(value) -> str:
+    name = getattr(value, "__name__", None) or getattr(value, "name", None)
+    return f"{type(value).__name__} {name}" if isinstance(name, str) else type(value).__name__
 
 
 def parse_hidden(text: str) -> tuple:

@@ -59,6 +59,20 @@ def _text(name, value, optional=False):
     return value
 
 
+def _optimizer(name, value):
+    # A name, or any optax GradientTransformation (anything with init and update).
+    if isinstance(value, str) or (hasattr(value, "init") and hasattr(value, "update")):
+        return value
+    raise _fail(name, value, "an optimiser name or an optax GradientTransformation")
+
+
+def _rate(name, value):
+    # A number (range checked with its own message), or an optax schedule: step -> rate.
+    if callable(value):
+        return value
+    return _real(name, value, finite=False)
+
+
 def _flag(name, value):
     if not isinstance(value, bool):
         raise _fail(name, value, "true or false")
@@ -95,8 +109,8 @@ CHECKS = {
     "batch_size": _integer,
     "sampling": _text,
     "drop_last": _flag,
-    "lr": lambda n, v: _real(n, v, finite=False),  # range checked with its own message
-    "optimizer": _text,
+    "lr": _rate,
+    "optimizer": _optimizer,
     "momentum": _real,
     "schedule": _text,
     "l2": _real,

@@ -150,7 +150,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     params = model_.init(jax.random.PRNGKey(config.seed), train_data.d, n_out)
     if init_params is not None:
         params = same_shapes(init_params, params)
-    optimizer = make_unit_optimizer(config.optimizer, momentum=config.momentum,
+    optimizer = make_unit_optimizer(config.optimizer, lr=config.lr, momentum=config.momentum,
                                     schedule=config.schedule, total_steps=total or 10_000)
     lr = runtime_rate(config.optimizer, config.lr)
     state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))

@@ -11,6 +11,7 @@ import numpy as np
 from .._types import Loss, Model
 from ..data.split import Standardizer, TargetScaler
 from ..errors import DivergedWarning
+from ..optim import describe_rate
 from .predictor import Predictor, build_loss, build_model, model_spec
 from .config import TrainConfig
 from .history import History
@@ -18,10 +19,11 @@ from .history import History
 STATUSES = ("completed", "target_reached", "max_time", "diverged", "interrupted", "stopped")
 
 
-def divergence_message(step: int, lr: float) -> str:
+def divergence_message(step: int, lr) -> str:
     """What a diverged run tells its user: where, why, and what to try."""
+    advice = f"e.g. lr {lr / 10:g}" if not callable(lr) else "scale the schedule down"
     return (f"training diverged at step {step}: the loss or the parameters became NaN/inf with "
-            f"learning rate {lr:g}; try a smaller learning rate (e.g. lr {lr / 10:g}). "
+            f"learning rate {describe_rate(lr)}; try a smaller learning rate ({advice}). "
             "Parameters are the last finite ones.")
 
 

@@ -37,7 +37,7 @@ import numpy as np
 from ..data.shards import ShardSet
 from ..errors import ConfigError
 from .checkpoint import Snapshot
-from .config import TrainConfig
+from .config import OBJECT_MARK, TrainConfig
 
 #: Settings a resume may change without --force: they say when to stop or when to look.
 FREE_FIELDS = ("epochs", "max_steps", "max_time", "target", "eval_every", "extra")
@@ -161,6 +161,12 @@ def resume_config(snap: Snapshot, given: dict | None = None,
         return config.replace(**(given or {}))
     saved = {k: v for k, v in snap.meta.get("config", {}).items()}
     saved.update(given or {})
+    objects = sorted(k for k, v in saved.items()
+                     if isinstance(v, str) and v.startswith(OBJECT_MARK))
+    if objects:
+        raise ConfigError(f"this run was trained with Python object setting(s) "
+                          f"{', '.join(objects)}, which a checkpoint cannot hold; pass them "
+                          f"again: fit(resume=..., {', '.join(f'{k}=...' for k in objects)})")
     return TrainConfig.from_dict(saved)
 
 

@@ -186,7 +186,7 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     K = _fed_chunk_steps(config, spe, total, getattr(feeder, "load_rows", 0))
 
     params = model_.init(jax.random.PRNGKey(config.seed), d, loss_.n_outputs(max(n_classes, 1)))
-    optimizer = make_unit_optimizer(config.optimizer, momentum=config.momentum,
+    optimizer = make_unit_optimizer(config.optimizer, lr=config.lr, momentum=config.momentum,
                                     schedule=config.schedule, total_steps=total or 10_000)
     state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
     if start is not None:

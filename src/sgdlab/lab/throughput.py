@@ -52,7 +52,7 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
     if not config.chunk_steps:
         k = cache.bucket_steps(k)  # as training rounds it
     calls = max(1, math.ceil(min_call_examples / (k * b)))
-    optimizer = make_unit_optimizer(config.optimizer, momentum=config.momentum,
+    optimizer = make_unit_optimizer(config.optimizer, lr=config.lr, momentum=config.momentum,
                                     schedule=config.schedule, total_steps=total or 10_000)
     lr = runtime_rate(config.optimizer, config.lr)
     params = prepared.model.init(jax.random.PRNGKey(config.seed), prepared.d, prepared.n_out)

@@ -64,9 +64,9 @@ def make_optimizer(name: str | optax.GradientTransformation = "sgd", lr: float =
 
     ``momentum`` is used by ``momentum`` and ``nesterov`` only.
     """
-    if isinstance(name, optax.GradientTransformation):
-        return name
-    rate = make_schedule(lr, schedule, total_steps, decay, decay_every)
+    if not isinstance(name, str):
+        return name  # a user's optax GradientTransformation, its rate inside it
+    rate = lr if callable(lr) else make_schedule(lr, schedule, total_steps, decay, decay_every)
     if name == "sgd":
         return optax.sgd(rate)
     if name in ("momentum", "nesterov"):
@@ -78,6 +78,13 @@ def make_optimizer(name: str | optax.GradientTransformation = "sgd", lr: float =
     raise ConfigError(choices_message("optimizer", name, OPTIMIZERS))
 
 
+def describe_rate(lr) -> str:
+    """``lr`` for messages: the number, or the schedule function's name."""
+    if callable(lr):
+        return f"schedule {getattr(lr, '__name__', type(lr).__name__)}"
+    return f"{lr:g}"
+
+
 def is_named(name) -> bool:
     """True for a built-in optimiser name (its learning rate is a runtime input)."""
     return isinstance(name, str)
@@ -85,8 +92,11 @@ def is_named(name) -> bool:
 
 def make_unit_optimizer(name: str | optax.GradientTransformation = "sgd", *,
                         momentum: float = 0.9, schedule: str = "constant",
-                        total_steps: int = 1) -> optax.GradientTransformation:
+                        total_steps: int = 1, lr=None) -> optax.GradientTransformation:
     """:func:`make_optimizer` at learning rate 1: the update the step scales by the runtime rate.
+
+    An optax schedule as ``lr`` (a callable ``step -> rate``) is built into the optimiser
+    instead (its runtime rate is 1, see :func:`runtime_rate`).
 
     >>> import jax.numpy as jnp
     >>> opt = make_unit_optimizer("sgd")
@@ -94,16 +104,17 @@ def make_unit_optimizer(name: str | optax.GradientTransformation = "sgd", *,
     >>> float(u[0] * runtime_rate("sgd", 0.25))
     -0.5
     """
-    return make_optimizer(name, 1.0, momentum=momentum, schedule=schedule,
-                          total_steps=total_steps)
+    return make_optimizer(name, lr if callable(lr) else 1.0, momentum=momentum,
+                          schedule=schedule, total_steps=total_steps)
 
 
 def runtime_rate(name, lr: float) -> np.ndarray:
     """The scalar the compiled step multiplies a :func:`make_unit_optimizer` update by.
 
-    ``lr`` for a named optimiser, 1 for a user's transformation (its rate is inside it); a
-    0-d float array of JAX's default float type, the dtype the compiled step was built for.
+    ``lr`` for a named optimiser, 1 for a user's transformation or a schedule given as ``lr``
+    (the rate is inside the optimiser); a 0-d float array of JAX's default float type, the
+    dtype the compiled step was built for.
     """
     import jax
-    return np.asarray(lr if is_named(name) else 1.0,
+    return np.asarray(lr if is_named(name) and not callable(lr) else 1.0,
                       dtype=jax.dtypes.canonicalize_dtype(np.float64))
