@@ -16,6 +16,12 @@ A shard set is a directory of .npy feature and label shards, stats.npy (per-bloc
 statistics for standardising without a pass) and manifest.json (shapes, dtypes, row counts,
 sha256 checksums, classes, feature names). Conversion streams: memory is one input chunk and
 one block, whatever the file size.
+
+OUTPUT is written only when the conversion has succeeded: the shard set is built in a hidden
+temporary directory beside it and renamed into place at the end, so a bad row leaves OUTPUT
+as it was. OUTPUT must be new or empty; --overwrite replaces an existing shard set (a
+directory holding manifest.json and shard files only), never a folder with other content and
+never the one holding the input file.
 """
 
 
@@ -27,7 +33,8 @@ def register(sub) -> None:
     c = verbs.add_parser("convert", help="CSV / LibSVM / Parquet -> shard directory",
                          description=__doc__.strip(), epilog=EXAMPLES, formatter_class=Formatter)
     c.add_argument("input", help="a .csv, .tsv, .parquet/.pq or LibSVM (.svm, .libsvm, .txt) file")
-    c.add_argument("output", help="directory to create (must be new or empty)")
+    c.add_argument("output", help="directory to create (new or empty; or a shard set, "
+                                  "with --overwrite)")
     c.add_argument("--format", choices=["csv", "tsv", "libsvm", "parquet"],
                    help="input format (default: from the extension)")
     c.add_argument("--label-column", help="label column of a CSV/Parquet file (default: last)")
@@ -37,9 +44,11 @@ def register(sub) -> None:
                                      "discovering them (a label outside them is an error)")
     c.add_argument("--block-rows", type=int, help="rows per block (default: ~4 MiB of features)")
     c.add_argument("--features", type=int, help="LibSVM: number of features (default: the "
-                                                "largest index seen)")
+                                                "largest index seen, up to 1,000,000; give it "
+                                                "for more)")
     c.add_argument("--zero-based", action="store_true", help="LibSVM indices start at 0")
-    c.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace OUTPUT if it is a shard set (only once the new one is complete)")
     c.add_argument("--verify", action="store_true", help="re-read and check every checksum")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -55,6 +64,8 @@ def run(args) -> int:
 
     if args.block_rows is not None and args.block_rows < 1:
         raise ConfigError(f"--block-rows must be >= 1, got {args.block_rows}")
+    if args.features is not None and args.features < 1:
+        raise ConfigError(f"--features must be >= 1, got {args.features}")
     classes = None
     if args.classes:
         classes = [_number_or_text(c.strip()) for c in args.classes.split(",") if c.strip()]

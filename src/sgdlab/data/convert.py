@@ -10,23 +10,40 @@ Two passes over the input, each holding one input chunk and one output block in 
 
 Errors name the file, the 1-based line (text) or 0-based row index (Parquet), and the column,
 as the in-memory loaders do; the first bad row stops the conversion before anything is written.
+
+Nothing the user owns is touched before the new shard set is complete: it is written into a
+temporary directory beside OUT (``.OUT.xxxx.tmp``, same parent, so a rename moves it), every
+file fsynced, and only then swapped in: an empty or missing OUT is replaced by one rename; a
+shard set being replaced (``overwrite=True``) is renamed aside, the new one renamed into place,
+and the old one deleted last. On any failure the temporary directory is removed and OUT is as
+it was. ``overwrite`` replaces only a shard set: a directory holding a manifest and nothing but
+shard-set files, and never one that holds the input file.
+
+Memory is bounded whatever the input: one input chunk (see :mod:`sgdlab.data.readers`), one
+output block, and one block's statistics, which go to ``stats.npy`` as they are computed.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..errors import DataError
+from ..engine.rundir import current_umask, write_text_atomic
+from ..errors import ConfigError, DataError
 from .checks import _existing_file, _is_missing, check_task, encode_labels
 from .readers import csv_reader, libsvm_chunks, parquet_reader
-from .shards import FORMAT, MANIFEST, VERSION
+from .shards import FORMAT, MANIFEST, VERSION, is_shard_dir
 
 FORMATS = ("csv", "tsv", "libsvm", "parquet")
 #: distinct labels kept while scanning; more can only be a regression target
@@ -83,6 +100,10 @@ class LabelCoder:
         else:
             local_y, _, local = encode_labels(np.asarray(raw), "classification",
                                               source=self.source, column=self.column, where=where)
+            lut = np.array([self.index.get(k, -1) for k in local], np.int32)
+            out = lut[local_y]
+            if (out >= 0).all():
+                return out
             keys = [local[j] for j in local_y]
         out = np.empty(len(keys), np.int32)
         for i, k in enumerate(keys):
@@ -94,63 +115,249 @@ class LabelCoder:
         return out
 
 
+# -- the output directory --------------------------------------------------------------------
+
+#: the names a shard set's directory holds (and temporary names of its manifest)
+_SHARD_FILE = re.compile(r"[Xy]-\d{5,}\.npy|stats\.npy|manifest\.json(\.tmp)?"
+                         r"|\.manifest\.json\.[^/]+\.tmp")
+
+
+class _Output:
+    """Where a new shard set is built (a temporary directory beside OUT) and how it takes
+    OUT's place. Construct it to check OUT (refusals raise :class:`DataError`); use it as a
+    context manager around the writing: it yields the temporary directory, swaps it in when the
+    block ends normally, and removes it (and any parent it created) otherwise."""
+
+    def __init__(self, out, *, overwrite: bool, src: str | None = None):
+        self.given = str(out)
+        self.out = Path(os.path.abspath(out))
+        self.overwrite, self.src = overwrite, src
+        self.tmp: Path | None = None
+        self.created: list[Path] = []
+        self.replace = self._check()
+
+    def _refuse(self, what: str) -> DataError:
+        return DataError(f"{self.given}: {what}")
+
+    def _check(self) -> bool:
+        """Whether OUT is a shard set to replace (``False``: it is missing or empty)."""
+        out = self.out
+        if out.parent == out:
+            raise self._refuse("is the root directory; give a directory for the shard set")
+        if os.path.islink(out):
+            raise self._refuse(f"is a symbolic link (to {os.path.realpath(out)}); give the "
+                               "directory itself, or a new path")
+        if not os.path.lexists(out):
+            up = out.parent
+            while not os.path.lexists(up):
+                up = up.parent
+            if not up.is_dir():
+                raise self._refuse(f"{up} is a file, not a directory; choose another path")
+            return False
+        if not out.is_dir():
+            raise self._refuse("exists and is a file, not a directory; choose a new directory "
+                               "(--overwrite replaces only a shard set)")
+        if self.src is not None:
+            real_src, real_out = os.path.realpath(self.src), os.path.realpath(out)
+            if os.path.commonpath([real_src, real_out]) == real_out:
+                raise self._refuse(f"holds the input file {self.src}; write the shard set to "
+                                   "a directory outside the input's")
+        try:
+            entries = sorted(os.listdir(out))
+        except OSError as e:
+            raise self._refuse(f"cannot list the directory: {e.strerror}") from None
+        if not entries:
+            return False
+        if not is_shard_dir(out):
+            raise self._refuse("exists and is not empty, and is not a shard set (no "
+                               f"{MANIFEST}); --overwrite replaces only a shard set: choose a "
+                               "new directory, or move its contents away yourself")
+        other = [e for e in entries if not (_SHARD_FILE.fullmatch(e) and _regular(out / e))]
+        if other:
+            shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3
+                                            else "")
+            raise self._refuse(f"exists and is not empty: a shard set that also holds {shown}; "
+                               "--overwrite replaces only a shard set's own files: move "
+                               "those away, or choose a new directory")
+        if not self.overwrite:
+            raise self._refuse("exists and is not empty: it holds a shard set; pass --overwrite "
+                               "to replace it, or choose a new directory")
+        return True
+
+    def __enter__(self) -> Path:
+        parent = self.out.parent
+        missing, up = [], parent
+        while not os.path.lexists(up):
+            missing.append(up)
+            up = up.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.created = missing
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".tmp",
+                                             dir=parent))
+            os.chmod(self.tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700
+        except OSError as e:
+            self._cleanup()
+            raise self._os_error(e) from None
+        return self.tmp
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if kind is None:
+            try:
+                self._swap()
+                return False
+            except BaseException as e:
+                self._cleanup()
+                if isinstance(e, OSError):
+                    raise self._os_error(e) from None
+                raise
+        self._cleanup()
+        if isinstance(error, OSError):
+            raise self._os_error(error) from None
+        return False
+
+    def _swap(self) -> None:
+        out, parent = self.out, self.out.parent
+        fsync_dir(self.tmp)
+        if not self.replace:
+            try:
+                os.rename(self.tmp, out)  # onto nothing or an empty directory: atomic
+            except OSError as e:
+                if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                    raise self._refuse("appeared while converting and is not empty; nothing "
+                                       "was replaced: choose a new directory") from None
+                raise
+        else:
+            self._check()  # still a shard set, still ours to replace
+            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+            try:
+                os.rename(out, aside)  # onto the empty directory just made
+            except BaseException:
+                os.rmdir(aside)
+                raise
+            try:
+                os.rename(self.tmp, out)
+            except BaseException:
+                os.rename(aside, out)
+                raise
+            shutil.rmtree(aside, ignore_errors=True)
+            if os.path.lexists(aside):
+                warnings.warn(f"the replaced shard set could not be removed entirely: {aside}; "
+                              "delete it yourself", RuntimeWarning, stacklevel=2)
+        self.tmp = None
+        fsync_dir(parent)
+
+    def _cleanup(self) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+        for d in self.created:  # deepest first; stop at the first that is not empty
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+        self.created = []
+
+    def _os_error(self, e: OSError) -> DataError:
+        where = e.filename or self.given
+        hint = {errno.ENOSPC: "free some space or write the shard set to another disk",
+                errno.EDQUOT: "free some space or write the shard set to another disk",
+                errno.EACCES: "check the permissions or choose another directory",
+                errno.EPERM: "check the permissions or choose another directory",
+                errno.EROFS: "the file system is read-only: choose another directory"}.get(
+                    e.errno, "fix that and convert again")
+        return DataError(f"{where}: {e.strerror or e}; the conversion stopped and "
+                         f"{self.given} was left as it was: {hint}")
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def fsync_dir(path) -> None:
+    """Make a directory's entries (renames, new files) durable; a no-op where unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 # -- the converter ---------------------------------------------------------------------------
 
 def convert(src, out, *, fmt: str | None = None, label_column=None, task: str | None = None,
             classes=None, block_rows: int | None = None, shard_blocks: int = SHARD_BLOCKS,
             n_features: int | None = None, zero_based: bool = False, overwrite: bool = False,
             progress: Progress | None = None) -> Path:
-    """Convert ``src`` to a shard set in directory ``out``; returns ``out`` (see module doc)."""
+    """Convert ``src`` to a shard set in directory ``out``; returns ``out`` (see module doc).
+
+    ``out`` must be new or empty, or (with ``overwrite``) a shard set; it is replaced only once
+    the new shard set is complete. ``n_features`` (LibSVM) fixes the width; without it the
+    width is the largest index, at most :data:`~sgdlab.data.readers.MAX_FEATURES`.
+    """
     check_task(task)
     src = _existing_file(src)
     fmt = fmt or detect_format(src)
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r}; valid formats: {', '.join(FORMATS)}")
-    out = Path(out)
-    occupied = (out.is_dir() and any(out.iterdir())) or (out.exists() and not out.is_dir())
-    if occupied:
-        if not overwrite:
-            raise DataError(f"{out} exists and is not empty; choose a new directory or pass "
-                            "--overwrite")
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    if n_features is not None and (isinstance(n_features, bool) or int(n_features) != n_features
+                                   or n_features < 1):
+        raise ConfigError(f"--features must be a whole number >= 1, got {n_features!r}")
+    if block_rows is not None and block_rows < 1:
+        raise ConfigError(f"--block-rows must be >= 1, got {block_rows}")
+    output = _Output(out, overwrite=overwrite, src=src)  # refuse before reading anything
     tick = progress or (lambda *a: None)
 
-    if fmt in ("csv", "tsv"):
-        names, label_name, make = csv_reader(src, "\t" if fmt == "tsv" else ",", label_column)
-        scan_chunks, write_chunks, total = make(), make, None
-    elif fmt == "libsvm":
-        if label_column is not None:
-            raise DataError("LibSVM files have the label first on each line; drop label_column")
-        label_name = "label"
-        scan_chunks = libsvm_chunks(src, None, zero_based)
-        write_chunks, total, names = None, None, None
-    else:
-        names, label_name, total, make = parquet_reader(src, label_column)
-        scan_chunks, write_chunks = make(features=False), lambda: make(features=True)
+    try:
+        if fmt in ("csv", "tsv"):
+            names, label_name, make = csv_reader(src, "\t" if fmt == "tsv" else ",", label_column)
+            scan_chunks, write_chunks, total = make(), make, None
+        elif fmt == "libsvm":
+            if label_column is not None:
+                raise DataError("LibSVM files have the label first on each line; drop label_column")
+            label_name = "label"
+            scan_chunks = libsvm_chunks(src, None, zero_based, declared=n_features)
+            write_chunks, total, names = None, None, None
+        else:
+            names, label_name, total, make = parquet_reader(src, label_column)
+            scan_chunks, write_chunks = make(features=False), lambda: make(features=True)
 
-    # pass 1: rows, width, labels
-    n, width, distinct, overflow = 0, 0, {}, False
-    for X, labels, where in scan_chunks:
-        if fmt != "parquet":  # (Parquet nulls are checked by the reader)
-            for i, v in enumerate(labels):
-                if _is_missing(v):
-                    raise DataError(f"{src}, {where(i)}, column {label_name!r}: label is missing")
-        n += len(labels)
+        # pass 1: rows, width, labels
+        n, width, distinct, overflow = 0, 0, {}, False
+        for X, labels, where in scan_chunks:
+            if fmt != "parquet":  # (Parquet nulls are checked by the reader)
+                for i, v in enumerate(labels):
+                    if _is_missing(v):
+                        raise DataError(f"{src}, {where(i)}, column {label_name!r}: label is "
+                                        "missing")
+            n += len(labels)
+            if fmt == "libsvm":
+                width = max(width, X)
+            if not overflow:
+                for v in (np.unique(labels) if fmt == "parquet" else set(labels)):
+                    distinct.setdefault(v.item() if hasattr(v, "item") else v, None)
+                overflow = len(distinct) > MAX_SCANNED_LABELS
+            tick("scan", n, total or 0)
+        if n == 0:
+            raise DataError(f"{src}: has no data rows")
         if fmt == "libsvm":
-            width = max(width, X)
-        if not overflow:
-            for v in (np.unique(labels) if fmt == "parquet" else set(labels)):
-                distinct.setdefault(v.item() if hasattr(v, "item") else v, None)
-            overflow = len(distinct) > MAX_SCANNED_LABELS
-        tick("scan", n, total or 0)
-    if n == 0:
-        raise DataError(f"{src}: has no data rows")
-    if fmt == "libsvm":
-        d = n_features or width
-        if d < width:
-            raise DataError(f"{src}: feature index up to {width} but --features is {d}")
-        names = [f"x{j}" for j in range(d)]
-        write_chunks = lambda: libsvm_chunks(src, d, zero_based)  # noqa: E731
+            if n_features is None and width == 0:
+                raise DataError(f"{src}: no line has a feature: {n} line(s) hold a label only; a "
+                                "LibSVM line is 'label index:value ...' (pass --features N if the "
+                                "rows really are all zeros)")
+            d = int(n_features) if n_features is not None else width
+            names = [f"x{j}" for j in range(d)]
+            write_chunks = lambda: libsvm_chunks(src, d, zero_based)  # noqa: E731
+    except OSError as e:  # the input went away or cannot be read
+        raise DataError(f"{e.filename or src}: cannot read: {e.strerror or e}") from None
     coder = LabelCoder.discover(list(distinct), overflow, task, classes, src, label_name)
 
     # pass 2: write
@@ -161,22 +368,37 @@ def convert(src, out, *, fmt: str | None = None, label_column=None, task: str | 
             done += len(labels)
             tick("write", done, n)
 
-    return write_shards(out, encoded(), n, len(names), task=coder.task, classes=coder.classes,
-                        feature_names=names, block_rows=block_rows, shard_blocks=shard_blocks,
-                        source=os.path.basename(src), label_column=label_name)
+    with output as tmp:
+        _write_set(tmp, encoded(), n, len(names), task=coder.task, classes=coder.classes,
+                   feature_names=names, block_rows=block_rows, shard_blocks=shard_blocks,
+                   source=os.path.basename(src), label_column=label_name)
+    return Path(out)
 
 
 def write_shards(out, chunks, n: int, d: int, *, task: str = "classification",
                  classes=(0, 1), feature_names=None, block_rows: int | None = None,
                  shard_blocks: int = SHARD_BLOCKS, source: str = "arrays",
-                 label_column: str = "label") -> Path:
+                 label_column: str = "label", overwrite: bool = False) -> Path:
     """Write ``chunks`` of ``(X (r, d) float32, y (r,))``, ``n`` rows in all, as a shard set.
 
     ``y`` is already encoded: int32 class indices into ``classes``, or float32 regression
     targets (``task="regression"``, ``classes=()``). Used by :func:`convert` and by benchmarks
-    that generate data larger than memory chunk by chunk.
+    that generate data larger than memory chunk by chunk. ``out`` is treated as in
+    :func:`convert`: new or empty, or a shard set replaced (``overwrite``) once the new one is
+    complete.
     """
-    out = Path(out)
+    with _Output(out, overwrite=overwrite) as tmp:
+        _write_set(tmp, chunks, n, d, task=task, classes=classes, feature_names=feature_names,
+                   block_rows=block_rows, shard_blocks=shard_blocks, source=source,
+                   label_column=label_column)
+    return Path(out)
+
+
+def _write_set(out: Path, chunks, n: int, d: int, *, task, classes, feature_names, block_rows,
+               shard_blocks, source, label_column) -> None:
+    """The shard files, stats.npy and (last) the manifest, into the existing directory ``out``."""
+    if d < 1:
+        raise DataError(f"{source}: no feature columns; a shard set needs at least one")
     y_dtype = np.int32 if task == "classification" else np.float32
     names = list(feature_names or [f"x{j}" for j in range(d)])
     block_rows = block_rows or max(1, BLOCK_BYTES // (4 * d))
@@ -187,32 +409,35 @@ def write_shards(out, chunks, n: int, d: int, *, task: str = "classification",
             writer.append(X, y)
             written += len(y)
         if written != n:
-            raise DataError(f"{out}: {written} rows were written but {n} were announced")
-        manifest = {"format": FORMAT, "version": VERSION, "rows": n, "features": d,
-                    "task": task, "classes": list(classes), "feature_names": names,
-                    "x_dtype": "float32", "y_dtype": np.dtype(y_dtype).name,
-                    "block_rows": block_rows, "shard_blocks": shard_blocks, "source": source,
-                    "label_column": label_column, "shards": writer.close()}
-    except BaseException:
+            raise DataError(f"{source}: {written} rows were written but {n} were announced")
+        shards = writer.close()
+    finally:
         writer.abort()
-        raise
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, out / MANIFEST)  # the manifest appears last: its presence means complete
-    return out
+    manifest = {"format": FORMAT, "version": VERSION, "rows": n, "features": d,
+                "task": task, "classes": list(classes), "feature_names": names,
+                "x_dtype": "float32", "y_dtype": np.dtype(y_dtype).name,
+                "block_rows": block_rows, "shard_blocks": shard_blocks, "source": source,
+                "label_column": label_column, "shards": shards}
+    # the manifest appears last: its presence means complete
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
 class _ShardWriter:
-    """Appends rows to shard files whose shapes are known; one block is buffered."""
+    """Appends rows to shard files whose shapes are known; one block is buffered, and each
+    block's statistics go straight to ``stats.npy`` (whose shape is known too)."""
 
     def __init__(self, out: Path, n, d, block_rows, shard_blocks, y_dtype):
-        out.mkdir(parents=True, exist_ok=True)
         self.out, self.n, self.d = out, n, d
         self.block_rows, self.shard_rows = block_rows, block_rows * shard_blocks
         self.y_dtype = np.dtype(y_dtype)
         self.xbuf = np.empty((block_rows, d), np.float32)
         self.ybuf = np.empty(block_rows, self.y_dtype)
-        self.fill, self.written, self.shards, self.stats, self.files = 0, 0, [], [], None
+        self.fill, self.written, self.shards, self.files = 0, 0, [], None
+        self.n_blocks, self.blocks = -(-n // block_rows), 0
+        self.stats = open(out / "stats.npy", "wb")  # noqa: SIM115 (closed in close/abort)
+        np.lib.format.write_array_header_1_0(
+            self.stats, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float64)),
+                         "fortran_order": False, "shape": (self.n_blocks, 2, d)})
 
     def _start_shard(self):
         s = len(self.shards)
@@ -222,10 +447,10 @@ class _ShardWriter:
         for key, dtype, shape in (("x", np.float32, (rows, self.d)), ("y", self.y_dtype, (rows,))):
             fh = open(self.out / entry[key], "wb")
             h = _HashingFile(fh)
+            self.files[key] = h
             np.lib.format.write_array_header_1_0(
                 h, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
                     "fortran_order": False, "shape": shape})
-            self.files[key] = h
         self.shards.append(entry)
         self.shard_left = rows
 
@@ -239,7 +464,8 @@ class _ShardWriter:
         self.files["y"].write(y.tobytes())
         x64 = x.astype(np.float64)
         mean = x64.mean(axis=0)
-        self.stats.append(np.stack([mean, ((x64 - mean) ** 2).sum(axis=0)]))
+        self.stats.write(np.stack([mean, ((x64 - mean) ** 2).sum(axis=0)]).tobytes())
+        self.blocks += 1
         self.shard_left -= r
         self.written += r
         self.fill = 0
@@ -248,11 +474,13 @@ class _ShardWriter:
         if self.files is None:
             return
         for key, h in self.files.items():
-            h.fh.close()
+            _close_synced(h.fh)
             self.shards[-1][f"sha256_{key}"] = h.sha.hexdigest()
         self.files = None
 
     def append(self, X, y):
+        if self.written + self.fill + len(y) > self.n:
+            raise DataError(f"{self.out}: more rows than the {self.n} announced")
         i = 0
         while i < len(y):
             take = min(len(y) - i, self.block_rows - self.fill)
@@ -267,13 +495,22 @@ class _ShardWriter:
         if self.fill:
             self._flush_block()
         self._finish_shard()
-        np.save(self.out / "stats.npy", np.stack(self.stats))
+        assert self.blocks == self.n_blocks, (self.blocks, self.n_blocks)
+        _close_synced(self.stats)
         return self.shards
 
     def abort(self):
-        if self.files:
-            for h in self.files.values():
-                h.fh.close()
+        """Close whatever is still open (after :meth:`close`, nothing is)."""
+        for h in (self.files or {}).values():
+            h.fh.close()
+        self.files = None
+        self.stats.close()
+
+
+def _close_synced(fh) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.close()
 
 
 class _HashingFile:
