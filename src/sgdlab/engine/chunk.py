@@ -78,14 +78,16 @@ def fast_steps(step_on, state: TrainState, xs: tuple, n_active):
 
     losses = jnp.zeros(xs[0].shape[0], jnp.float32)
     state, losses = jax.lax.fori_loop(0, n_active, body, (state, losses))
-    return state, losses, jnp.all(jnp.isfinite(losses)) & _all_finite(state.params)
+    # the optimiser state too: Adam's second moment can overflow while params stay finite
+    return state, losses, jnp.all(jnp.isfinite(losses)) & _all_finite(state[:2])
 
 
 def checked_steps(step_on, state: TrainState, xs: tuple, n_active):
     """Like :func:`fast_steps` but stops before applying the first non-finite step.
 
     ``-> (state, losses (K,), first_bad)``: the last good state, and the step count at which
-    the loss or the new parameters went non-finite (``-1`` if none did).
+    the loss, the new parameters or the new optimiser state went non-finite (``-1`` if none
+    did).
     """
 
     def cond(carry):
@@ -95,7 +97,7 @@ def checked_steps(step_on, state: TrainState, xs: tuple, n_active):
     def body(carry):
         k, state, losses, first_bad = carry
         new, value = step_on(state, *(x[k] for x in xs))
-        good = jnp.isfinite(value) & _all_finite(new.params)
+        good = jnp.isfinite(value) & _all_finite(new[:2])  # params and optimiser state
         state_out = jax.tree_util.tree_map(lambda a, b: jnp.where(good, a, b), new, state)
         first_bad = jnp.where(good, first_bad, state.step)
         return k + 1, state_out, losses.at[k].set(jnp.where(good, value, 0.0)), first_bad

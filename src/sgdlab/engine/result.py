@@ -22,7 +22,8 @@ STATUSES = ("completed", "target_reached", "max_time", "diverged", "interrupted"
 def divergence_message(step: int, lr) -> str:
     """What a diverged run tells its user: where, why, and what to try."""
     advice = f"e.g. lr {lr / 10:g}" if not callable(lr) else "scale the schedule down"
-    return (f"training diverged at step {step}: the loss or the parameters became NaN/inf with "
+    return (f"training diverged at step {step}: the loss, the parameters or the optimiser "
+            f"state became NaN/inf with "
             f"learning rate {describe_rate(lr)}; try a smaller learning rate ({advice}). "
             "Parameters are the last finite ones.")
 
