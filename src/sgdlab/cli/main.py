@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name, value in vars(args).items():  # no file name or setting holds one
+        if isinstance(value, str) and "\x00" in value:
+            parser.error(f"argument {name.replace('_', '-')} contains a NUL character")
     args.argv = list(argv) if argv is not None else sys.argv[1:]  # for relaunching workers
     try:
         return int(args.func(args) or 0)
