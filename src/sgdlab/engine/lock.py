@@ -3,7 +3,9 @@
 The lock is a file ``RUN_DIR/.lock`` holding the holder's PID, locked with ``flock``. The
 kernel drops an ``flock`` when its process dies, even by ``kill -9``, so a lock left behind by a
 dead process is simply taken over by the next one; no PID liveness guessing (and no PID reuse
-problem) is involved. The PID written in the file is only there so the error can name the
+problem) is involved. The lock file is opened without following a symbolic link and must be
+a regular file with one link: anything planted at ``.lock`` is refused with a message, never
+truncated through. The PID written in the file is only there so the error can name the
 holder:
 
     run directory 'runs/a' is in use by process 4242 (lock file runs/a/.lock); wait for it to
@@ -16,12 +18,14 @@ silently escaping the root.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
 from pathlib import Path
 
 from ..errors import RunDirError
+from .rundir import open_nofollow, write_error
 
 LOCK_NAME = ".lock"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]*$")
@@ -40,11 +44,9 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as e:
-                raise RunDirError(f"cannot lock run directory {str(self.path.parent)!r}: "
-                                  f"{e.strerror}; check that it is writable") from None
+            # O_NOFOLLOW, one link, a regular file: a link planted at .lock is refused, never
+            # truncated through (open_nofollow's RunDirError names it and says to remove it).
+            fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT, "lock")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -56,18 +58,35 @@ class RunLock:
                     f"run directory {str(self.path.parent)!r} is in use by {who} (lock file "
                     f"{self.path}); wait for it to finish or stop it{stop}, or write to "
                     "another directory") from None
+            except OSError as e:
+                os.close(fd)
+                raise write_error(e, self.path, "lock") from None
             # A releasing holder unlinks the file after we opened it: our lock is then on an
             # orphaned inode that a third process could re-create. Retry on the live file.
             try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                same = os.fstat(fd).st_ino == os.lstat(self.path).st_ino
             except FileNotFoundError:
                 same = False
+            except OSError as e:
+                os.close(fd)
+                raise write_error(e, self.path, "lock") from None
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            data = f"{os.getpid()}\n".encode()
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(fd)
+        except OSError as e:
+            # Nothing of ours may stay behind: drop the (empty or partial) file while locked.
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(fd)
+            raise write_error(e, self.path, "write the lock file") from None
         self._fd = fd
         return self
 
