@@ -12,8 +12,10 @@ batch plan position ``(epoch, step_in_epoch)`` (the order of an epoch is a pure 
 the clocks, the partial train-loss sum since the last history row, the last evaluation mark,
 and the history itself (JSON floats are written with ``repr``, so they round-trip exactly).
 
-Commit protocol: the ``.npz`` is written to a temporary name, fsynced and renamed; then the
-``.json`` the same way; then the directory is fsynced. The manifest is the commit record: a
+Commit protocol: the ``.npz`` is written to a temporary file (created exclusively under an
+unpredictable name, so nothing planted is opened), fsynced and renamed; then the ``.json`` the
+same way; then the directory is fsynced. A symbolic link at a checkpoint's name or at
+``checkpoints/`` itself is refused, never written through. The manifest is the commit record: a
 checkpoint exists only if its manifest parses, its body checksum matches and the ``.npz``
 has the recorded size and sha256. A kill at any moment therefore leaves the previous
 checkpoints intact and the new one either complete or ignored. Reading falls back from the
@@ -37,6 +39,7 @@ import numpy as np
 
 from .._types import TrainState
 from ..errors import ConfigError, RunDirError
+from .rundir import refuse_symlink, replace_file, write_error
 
 FORMAT = "sgdlab-checkpoint-1"
 _NAME = re.compile(r"^ckpt-(\d{9})\.json$")
@@ -149,13 +152,18 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_durable(path: Path, data: bytes) -> None:
-    """Write to ``.name.tmp``, fsync, rename over ``path``: complete or absent after a kill."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``data`` to a temporary file created exclusively under an unpredictable name
+    beside ``path``, fsync, rename over ``path``: complete or absent after a kill, and no
+    planted file or link is ever opened (a link at ``path`` itself is refused). Raises
+    ``OSError``; :meth:`CheckpointStore.save` words it."""
+    replace_file(path, data)
+
+
+def _unlink_own(path: Path) -> None:
+    """Delete a checkpoint file; a symbolic link with its name was not written by sgdlab and
+    is refused (:class:`RunDirError`) rather than silently dropped."""
+    refuse_symlink(path)
+    path.unlink(missing_ok=True)
 
 
 def sha256(data: bytes) -> str:
@@ -190,6 +198,17 @@ class CheckpointStore:
         found = [int(m.group(1)) for p in self.dir.iterdir() if (m := _NAME.match(p.name))]
         return sorted(found, reverse=True)
 
+    def _writable_dir(self) -> Path:
+        """``RUN_DIR/checkpoints``, created if missing; a symbolic link there is refused
+        (pruning would otherwise delete files in whatever directory it points to)."""
+        refuse_symlink(self.dir)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(e, self.dir, "create checkpoint directory") from None
+        refuse_symlink(self.dir)  # created meanwhile by someone else
+        return self.dir
+
     def save(self, snap: Snapshot) -> Path:
         """Commit ``snap``; refuse non-finite arrays (a checkpoint is always a good state)."""
         if not all_finite(snap.arrays):
@@ -201,15 +220,23 @@ class CheckpointStore:
         body = {"format": FORMAT, "arrays": npz_path.name, "arrays_size": len(data),
                 "arrays_sha256": sha256(data), **snap.meta}
         manifest = {"body": body, "body_sha256": _body_digest(body)}
+        self._writable_dir()
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
             write_durable(npz_path, data)
-            write_durable(json_path, json.dumps(manifest).encode())
+            try:
+                write_durable(json_path, json.dumps(manifest).encode())
+            except BaseException:
+                if not json_path.exists():  # arrays nobody commits: drop them (complete or
+                    npz_path.unlink(missing_ok=True)  # absent); pruning would do it later
+                raise
             fsync_dir(self.dir)
+        except OSError as e:
+            raise RunDirError(f"{write_error(e, json_path, 'write checkpoint')}; earlier "
+                              "checkpoints are intact") from None
+        try:
             self.prune()
         except OSError as e:
-            raise RunDirError(f"cannot write checkpoint {json_path}: {e.strerror} (disk full or "
-                              "not writable?); earlier checkpoints are intact") from None
+            raise write_error(e, self.dir, "remove old checkpoints in") from None
         return json_path
 
     def prune(self) -> None:
@@ -218,21 +245,27 @@ class CheckpointStore:
         keep = set(steps[:self.keep])
         for step in steps[self.keep:]:
             npz_path, json_path = self.paths(step)
-            json_path.unlink(missing_ok=True)  # un-commit first, then drop the arrays
-            npz_path.unlink(missing_ok=True)
+            _unlink_own(json_path)  # un-commit first, then drop the arrays
+            _unlink_own(npz_path)
         for p in self.dir.iterdir():
             m = re.match(r"^ckpt-(\d{9})\.npz$", p.name)
-            if (m and int(m.group(1)) not in keep) or p.name.endswith(".tmp"):
-                p.unlink(missing_ok=True)
+            if m and int(m.group(1)) not in keep:
+                _unlink_own(p)
+            elif p.name.endswith(".tmp"):
+                p.unlink(missing_ok=True)  # a leftover (or a link: only the link goes)
 
     def discard_after(self, step: int) -> None:
         """Delete checkpoints newer than ``step``: on resume they are a future being redone
         (or were skipped as corrupt), and must not outrank the new ones when pruning."""
-        for newer in self.steps():
-            if newer > step:
-                npz_path, json_path = self.paths(newer)
-                json_path.unlink(missing_ok=True)
-                npz_path.unlink(missing_ok=True)
+        refuse_symlink(self.dir)
+        try:
+            for newer in self.steps():
+                if newer > step:
+                    npz_path, json_path = self.paths(newer)
+                    _unlink_own(json_path)
+                    _unlink_own(npz_path)
+        except OSError as e:
+            raise write_error(e, self.dir, "remove checkpoints in") from None
 
     def read(self, step: int) -> Snapshot:
         """The checkpoint at ``step``, verified; :class:`RunDirError` names the bad file."""
