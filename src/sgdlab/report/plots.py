@@ -13,14 +13,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..engine.rundir import write_bytes_atomic  # noqa: E402
+from ..engine.rundir import write_bytes_atomic, write_error  # noqa: E402
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
-    """Render to PNG in memory, then write atomically (no half-written image on a kill)."""
+    """Render to PNG in memory, then write atomically (no half-written image on a kill).
+
+    matplotlib never opens ``path``: the image goes through :func:`write_bytes_atomic` (a
+    temporary file created exclusively, renamed; a link at ``path`` refused). Any ``OSError``
+    is one :class:`~sgdlab.errors.RunDirError` naming ``path``.
+    """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    except OSError as e:
+        raise write_error(e, path, "draw") from None
+    finally:
+        plt.close(fig)
     write_bytes_atomic(path, buf.getvalue())
 
 

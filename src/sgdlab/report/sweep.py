@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..engine.rundir import prepare_dir, write_text_atomic
+from ..engine.rundir import prepare_dir, write_error, write_text_atomic
 
 
 def write_sweep_report(result, out) -> dict:
@@ -27,7 +27,10 @@ def write_sweep_report(result, out) -> dict:
             # the table, the verdict and the other charts: this one says what went wrong.
             drawn = not_measured(out / name, name, f"nothing that can be drawn ({e})")
         if drawn is not False:
-            images[name] = (out / name).read_bytes()
+            try:
+                images[name] = (out / name).read_bytes()
+            except OSError as e:
+                raise write_error(e, out / name, "read back") from None
         paths[name] = out / name
     write_text_atomic(out / "report.html", render_sweep_html(result, images))
     paths["report.html"] = Path(out) / "report.html"
