@@ -435,3 +435,50 @@ def test_python_api_refuses_a_planted_symlink(tmp_path):
     with pytest.raises(RunDirError, match="symbolic link.*remove"):
         sgdlab.fit(X, y, epochs=1, out=run)
     assert _untouched(victim) and (run / "config.json").is_symlink()
+
+
+# ------------------------------------------------------------- other verbs' written files
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run directory and a CSV of features for ``sgdlab predict``."""
+    base = tmp_path_factory.mktemp("trained")
+    assert main([*JOB, "--out", str(base / "run")]) == 0
+    X = np.random.default_rng(0).normal(size=(10, 4))
+    np.savetxt(base / "x.csv", X, delimiter=",", header="x0,x1,x2,x3", comments="")
+    return base
+
+
+def _verb(trained, verb, out: Path) -> list[str]:
+    if verb == "predict":
+        return ["predict", str(trained / "run"), "--data", str(trained / "x.csv"),
+                "--out", str(out / "pred.csv")]
+    return ["gradcheck", "--data", "gaussian:n=40,d=4,n_classes=3", "--model", "linear",
+            "--examples", "8", "--out", str(out)]
+
+
+@pytest.mark.parametrize("verb, name", [("predict", "pred.csv"), ("gradcheck", "gradcheck.json")])
+@pytest.mark.parametrize("fault", ["write", "replace", "symlink"])
+def test_other_verbs_outputs(verb, name, fault, trained, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = _victim(tmp_path, directory=False)
+    if fault == "symlink":
+        (out / name).symlink_to(victim)
+    capsys.readouterr()
+    with monkeypatch.context() as mp:
+        faults = Faults(out, mp, (fault, name + (" [tmp]" if fault == "write" else ""), 0,
+                                  errno.ENOSPC))
+        rc = main(_verb(trained, verb, out))
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert str(out / name) in lines[0]
+    if fault == "symlink":
+        assert "symbolic link" in lines[0] and (out / name).is_symlink()
+    else:
+        assert faults.fired and HINTS[errno.ENOSPC] in lines[0]
+        assert not (out / name).exists()
+    assert _untouched(victim) and check_complete(out) == []
+    _COUNTS["other verbs' outputs x faults (predict, gradcheck)"] = "2 x 3"

@@ -60,26 +60,26 @@ def write_error(e: OSError, path, what: str = "write") -> RunDirError:
     where, and how to fix it (by ``errno``)::
 
         cannot write 'runs/a/metrics.json': No space left on device; free space on the device
-        holding 'runs/a' or write the run elsewhere (--out)
+        holding 'runs/a' or write elsewhere (--out)
 
     A symbolic link met on the way (``ELOOP`` from ``O_NOFOLLOW``) is :func:`symlink_error`.
     """
     where = Path(path).parent
     reason = e.strerror or str(e)
     if e.errno in _NO_SPACE:
-        fix = f"free space on the device holding {str(where)!r} or write the run elsewhere (--out)"
+        fix = f"free space on the device holding {str(where)!r} or write elsewhere (--out)"
     elif e.errno == errno.EDQUOT:
         fix = (f"free space under your quota on the device holding {str(where)!r} (or have the "
-               "quota raised) or write the run elsewhere (--out)")
+               "quota raised) or write elsewhere (--out)")
     elif e.errno in _NOT_WRITABLE:
-        fix = f"make {str(where)!r} writable or write the run elsewhere (--out)"
+        fix = f"make {str(where)!r} writable or write elsewhere (--out)"
     elif e.errno == errno.EIO:
         fix = (f"the device holding {str(where)!r} reported an I/O error: check it, or write "
-               "the run elsewhere (--out)")
+               "elsewhere (--out)")
     elif e.errno == errno.ELOOP:
         return symlink_error(path)
     else:
-        fix = f"check {str(where)!r} or write the run elsewhere (--out)"
+        fix = f"check {str(where)!r} or write elsewhere (--out)"
     return RunDirError(f"cannot {what} {str(path)!r}: {reason}; {fix}")
 
 
