@@ -287,7 +287,7 @@ def normalized_weights(sample_weight, n: int) -> np.ndarray | None:
         bad = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
         raise DataError(f"sample_weight must be finite and >= 0; row {bad} has {w[bad]!r}")
     if w.sum() <= 0:
-        raise DataError("sample_weight is 0 for every row: nothing to train on")
+        raise DataError("sample_weight is zero for every row: nothing to train on")
     # mean 1 over the rows that count: the objective divides by that count (losses.objective)
     return (w / w[w > 0].mean()).astype(np.float32)
 
