@@ -39,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..engine.rundir import current_umask, write_text_atomic
+from ..files import current_umask, write_text_atomic
 from ..errors import ConfigError, DataError
 from .checks import _existing_file, _is_missing, check_task, encode_labels
 from .readers import csv_reader, libsvm_chunks, parquet_reader
