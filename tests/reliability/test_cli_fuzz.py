@@ -99,6 +99,7 @@ COUNTS: dict = {}
 
 @pytest.mark.parametrize("verb", list(VERBS), ids=lambda v: " ".join(v))
 def test_every_outcome_is_success_or_one_message(verb, workspace, monkeypatch):
+    import sgdlab.engine
     import sgdlab.engine.fit
     import sgdlab.engine.stream_fit
     import sgdlab.lab.compare
@@ -110,7 +111,8 @@ def test_every_outcome_is_success_or_one_message(verb, workspace, monkeypatch):
                          (sgdlab.lab.random_search, "random_search"),
                          (sgdlab.lab.compare, "train"), (sgdlab.lab.compare, "random_search"),
                          (sgdlab.lab.restarts, "train"), (sgdlab.lab.runbook, "train"),
-                         (sgdlab.lab.sweep_noise, "train"), (sgdlab.api, "train")):
+                         (sgdlab.lab.sweep_noise, "train"), (sgdlab.api, "train"),
+                         (sgdlab.engine, "train")):  # gradcheck's burn-in
         monkeypatch.setattr(module, name, _stop)
     monkeypatch.chdir(workspace)
     counts = COUNTS.setdefault(verb, {"examples": 0, "reached training": 0, "ok": 0,

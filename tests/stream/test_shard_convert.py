@@ -93,8 +93,12 @@ def test_damaged_shards_and_occupied_output_are_reported(tmp_path, shard_set):
     x0.write_bytes(bytes(data))
     with pytest.raises(DataError, match="X-00000.npy: checksum does not match"):
         ShardSet(bad).verify()
+    with pytest.raises(DataError, match=r"X-00000.npy: rows \d+ to \d+ do not match their "
+                                        "checksum"):
+        ShardSet(bad).read_all()  # training reads check each block's CRC-32 once
     x0.write_bytes(bytes(data[:-400]))
-    with pytest.raises(DataError, match="X-00000.npy: file is shorter than the manifest"):
+    with pytest.raises(DataError, match="X-00000.npy: 4,528 bytes where the manifest means "
+                                        "4,928"):
         ShardSet(bad).read_all()
     man = json.loads((bad / "manifest.json").read_text())
     man["version"] = 99
@@ -119,3 +123,29 @@ def test_cli_convert_then_train_streamed(tmp_path, capsys):
     assert metrics["val_accuracy"] > 0.85
     assert main(["data", "convert", str(src), str(tmp_path / "sh")]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
+
+
+def test_values_damaged_after_conversion_stop_training_with_file_and_row(tmp_path, capsys):
+    """NaN written into a shard (checksum updated, as a careless tool would) is found at its
+    row, before it can look like divergence; the command line exits 2 with that message."""
+    import shutil
+    import zlib
+    X, y = blobs(n=400, d=5)
+    src = write_csv(tmp_path / "d.csv", X, y)
+    assert main(["data", "convert", str(src), str(tmp_path / "sh"), "--block-rows", "25",
+                 "--quiet"]) == 0
+    bad = tmp_path / "bad"
+    shutil.copytree(tmp_path / "sh", bad)
+    man = json.loads((bad / "manifest.json").read_text())
+    x0 = bad / man["shards"][0]["x"]
+    arr = np.load(x0)
+    arr[30, 2] = np.nan  # block 1 (rows 25..49) of the first shard
+    np.save(x0, arr)
+    man["shards"][0]["crc32_x"][1] = zlib.crc32(arr[25:50].tobytes())
+    (bad / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(DataError, match=r"X-00000.npy, row 30, column 'x2': nan is not a finite"):
+        ShardSet(bad).read_all()
+    assert main(["train", "--data", str(bad), "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "row 30" in err and "diverged" not in err

@@ -147,6 +147,6 @@ def test_a_damaged_shard_fails_the_run_instead_of_hanging(tmp_path, shard_set):
     shutil.copytree(path, bad)
     last = sorted(bad.glob("X-*.npy"))[-1]
     last.write_bytes(last.read_bytes()[:-8])  # the read-ahead thread hits the short file
-    with pytest.raises(DataError, match="file is shorter than the manifest says"):
+    with pytest.raises(DataError, match="bytes where the manifest means"):
         sgdlab.fit(str(bad), model="logistic", sampling="sequential", validation_fraction=0,
                    buffer_mb=TINY_MB, epochs=1)

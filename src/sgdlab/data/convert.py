@@ -34,6 +34,7 @@ import shutil
 import stat
 import tempfile
 import warnings
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -460,8 +461,10 @@ class _ShardWriter:
             self._finish_shard()
             self._start_shard()
         x, y = self.xbuf[:r], self.ybuf[:r]
-        self.files["x"].write(x.tobytes())
-        self.files["y"].write(y.tobytes())
+        for key, data in (("x", x.tobytes()), ("y", y.tobytes())):
+            self.files[key].write(data)
+            # per-block checksums: a reader verifies each block it reads (ShardSet.read_block)
+            self.shards[-1].setdefault(f"crc32_{key}", []).append(zlib.crc32(data))
         x64 = x.astype(np.float64)
         mean = x64.mean(axis=0)
         self.stats.write(np.stack([mean, ((x64 - mean) ** 2).sum(axis=0)]).tobytes())

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,7 @@ class ShardSet:
         self._shard_first_block = starts  # block index where each shard begins
         self._fds: dict = {}
         self._stats = None
+        self._checked: set = set()  # blocks whose checksum and values this process verified
 
     @property
     def n_classes(self) -> int:
@@ -139,8 +141,15 @@ class ShardSet:
         except (OSError, ValueError) as e:
             raise DataError(f"{f}: cannot read shard: {e}") from None
         if tuple(shape) != want or fortran or dt != dtype:
+            os.close(fd)
             raise DataError(f"{f}: shard holds {dt} {tuple(shape)}, the manifest says "
                             f"{dtype} {want}; the shard set is damaged, convert again")
+        size = offset + int(np.prod(want)) * dtype.itemsize
+        if os.fstat(fd).st_size != size:  # cut short or appended to since conversion
+            actual = os.fstat(fd).st_size
+            os.close(fd)
+            raise DataError(f"{f}: {actual:,} bytes where the manifest means {size:,}; the "
+                            "shard set was changed or damaged after conversion, convert again")
         self._fds[key, s] = (fd, offset)
         return fd, offset
 
@@ -159,13 +168,43 @@ class ShardSet:
             done += got
 
     def read_block(self, b: int, x_out: np.ndarray | None = None, y_out: np.ndarray | None = None):
-        """Block ``b`` as ``X (r, d) float32`` and ``y (r,)``, read into ``x_out``/``y_out``."""
+        """Block ``b`` as ``X (r, d) float32`` and ``y (r,)``, read into ``x_out``/``y_out``.
+
+        The first time a process reads a block, it is checked: against the manifest's CRC-32
+        of the block (shard sets converted since checksums were recorded per block), and for
+        values that are not finite (NaN or infinity written into a shard after conversion),
+        each a :class:`DataError` naming the file and the row. Later epochs read it unchecked.
+        """
         r = int(self.block_sizes[b])
         x = np.empty((r, self.d), np.float32) if x_out is None else x_out[:r]
         y = np.empty(r, self.y_dtype) if y_out is None else y_out[:r]
         self._pread("x", b, x)
         self._pread("y", b, y)
+        if b not in self._checked:
+            self._check_block(b, x, y)
+            self._checked.add(b)
         return x, y
+
+    def _check_block(self, b: int, x: np.ndarray, y: np.ndarray) -> None:
+        s = int(self._block_shard[b])
+        entry, k = self.shards[s], b - int(self._shard_first_block[s])
+        row0 = k * self.block_rows
+        for key, arr in (("x", x), ("y", y)):
+            sums = entry.get(f"crc32_{key}")
+            if sums is not None and zlib.crc32(arr) != sums[k]:
+                raise DataError(
+                    f"{self.path / entry[key]}: rows {row0:,} to {row0 + len(arr) - 1:,} do not "
+                    "match their checksum in the manifest; the file was changed or damaged "
+                    "after conversion, convert again")
+        for key, arr in (("x", x), ("y", y)):
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                bad = np.argwhere(~np.isfinite(arr))[0]
+                where = f"row {row0 + int(bad[0]):,}" + (
+                    f", column {self.feature_names[int(bad[1])]!r}" if key == "x" and
+                    len(self.feature_names) == self.d else "")
+                raise DataError(f"{self.path / entry[key]}, {where}: {arr[tuple(bad)]} is not "
+                                "a finite number; the shard set was changed after conversion "
+                                "(convert checks every value), convert again")
 
     def read_all(self):
         """Every row in memory (for small sets and tests): ``X (N, d)``, ``y (N,)``."""
