@@ -215,6 +215,11 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             data = as_dataset(X, y, label_column=label_column, task=task)
             data_name = data.name
             if validation is not None:
+                if as_shards(validation) is not None:
+                    raise ConfigError(
+                        f"validation data {str(getattr(validation, 'path', validation))!r} is a "
+                        "shard set, which is streamed: it goes with streamed training data (a "
+                        "shard set too); for in-memory training give a data file or arrays")
                 val = validation if isinstance(validation, Dataset) else from_arrays(
                     *validation, task=data.task, name="validation")
                 val = _align_classes(val, data)

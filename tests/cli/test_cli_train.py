@@ -75,7 +75,15 @@ BAD_INPUTS = [
     (lambda t: ["--loss", "hinj"], "valid"),
     (lambda t: ["--eval-every", "sometimes"], "evaluation schedule"),
     (lambda t: ["--config", str(t / "nope.toml")], "config file not found"),
+    (lambda t: ["--processes", "0"], "--processes must be a whole number >= 1"),
+    (lambda t: ["--coordinator", "h:1", "--num-processes", "-2"], "--num-processes must be"),
+    (lambda t: ["--validation-data", _shards(t)], "is a shard set, which is streamed"),
 ]
+
+
+def _shards(tmp_path):
+    from sgdlab.data.convert import convert
+    return str(convert(_csv(tmp_path, "a,b,y\n1,2,0\n3,4,1\n5,6,0\n"), tmp_path / "sh"))
 
 
 @pytest.mark.parametrize("make_args,needle", BAD_INPUTS)

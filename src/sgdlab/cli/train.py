@@ -99,6 +99,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    for flag, value, least in (("--processes", args.processes, 1),
+                               ("--num-processes", args.num_processes, 1),
+                               ("--process-id", args.process_id, 0)):
+        if value is not None and value < least:
+            raise ConfigError(f"{flag} must be a whole number >= {least}, got {value}")
     if args.processes is not None and args.coordinator:
         raise ConfigError("--processes launches local processes; --coordinator joins a run "
                           "started elsewhere: use one or the other")
