@@ -58,6 +58,7 @@ def main():
     (install_stream_trace if shards else install_trace)(trace)
     import sgdlab.engine.checkpoint as ckpt
     import sgdlab.engine.rundir as rundir
+    import sgdlab.files as files
     import sgdlab.report.plots as plots
     import sgdlab.report.run as report
     if mode == "checkpoint":
@@ -72,8 +73,9 @@ def main():
 
         report.write_run = write_run
         calls = [0]
-        for module in (rundir, plots):
-            # one shared counter across both modules' references
+        for module in (files, rundir, plots):
+            # one shared counter across every module's reference (files writes text and JSON
+            # through its own; rundir's is the name save_params calls)
             def make(orig):
                 def writer(path, data):
                     if in_report[0]:

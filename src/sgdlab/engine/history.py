@@ -53,7 +53,7 @@ class History(list):
         writer = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n")
         writer.writeheader()
         for row in self:
-            writer.writerow({k: _fmt(v) for k, v in row.items()})
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
         return buf.getvalue()
 
     @classmethod
@@ -64,7 +64,8 @@ class History(list):
         return cls(rows)
 
 
-def _fmt(v):
+def csv_cell(v):
+    """A history value as written to history.csv: floats by repr, which round-trips exactly."""
     if isinstance(v, float):
         return repr(v)  # round-trips exactly
     return v

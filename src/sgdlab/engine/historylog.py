@@ -18,7 +18,7 @@ import io
 import os
 from pathlib import Path
 
-from .history import History, _fmt
+from .history import History, csv_cell
 from .rundir import append_whole, open_nofollow, write_error, write_text_atomic
 
 
@@ -26,7 +26,7 @@ def _line(row: dict, header: list[str]) -> str:
     """One CSV line, formatted as :meth:`History.to_csv_text` formats it (floats by repr)."""
     buf = io.StringIO()
     csv.DictWriter(buf, fieldnames=header, lineterminator="\n", extrasaction="ignore") \
-        .writerow({k: _fmt(v) for k, v in row.items()})
+        .writerow({k: csv_cell(v) for k, v in row.items()})
     return buf.getvalue()
 
 

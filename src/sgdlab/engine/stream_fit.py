@@ -1,10 +1,10 @@
-"""The host loop for fed batches: streamed from disk, or split over devices and processes.
+"""Training on fed batches: streamed from disk, or split over devices and processes.
 
-Same decisions as :func:`sgdlab.engine.fit.train` (evaluation schedule, stopping rules,
-divergence, honest clocks), reusing its helpers: the same run ledger (:mod:`.ledger`) and the
-same two-tier divergence handling (:class:`~sgdlab.engine.chunk.TwoTier`). The difference is
-what each compiled call receives: the rows of its K steps (from a feeder, see :mod:`.feed`)
-placed by a placement (see :mod:`.batched`), instead of indices into data held on the device.
+The same loop as in-memory training (:func:`~sgdlab.engine.loop.run_loop`: evaluation
+schedule, stopping rules, divergence, honest clocks) with another source of batches, a
+:class:`FedSource`: each compiled call receives the rows of its K steps (from a feeder, see
+:mod:`.feed`) placed by a placement (see :mod:`.batched`), instead of indices into data held
+on the device.
 
 * :func:`train_shards`: a shard set streamed through a bounded buffer (``config.buffer_mb``).
 * :func:`train_parallel`: an in-memory dataset, data-parallel over a :class:`MeshPlacement`.
@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .._types import TrainState
@@ -29,19 +27,16 @@ from ..data.dataset import Dataset
 from ..data.sampling import BatchPlan
 from ..data.shards import ShardSet
 from ..data.split import Standardizer
-from ..errors import ConfigError, DataError
-from ..grad import value_and_grad_for
+from ..errors import ConfigError
 from ..losses import encode_targets
-from ..optim import make_unit_optimizer, runtime_rate
 from .batched import LocalPlacement, make_batch_chunk_fn, make_checked_batch_chunk_fn
 from .chunk import TwoTier
 from .config import TrainConfig
 from .evaluate import make_evaluator
 from .feed import MemoryEvaluator, MemoryFeeder, StreamEvaluator, host_targets
-from .fit import (MAX_CHUNK_STEPS, _check_compatible, total_steps, choose_chunk_steps,
-                  chunk_loop, open_ledger, resolve_model)
-from .ledger import RunLedger
+from .loop import MAX_CHUNK_STEPS, choose_chunk_steps, run_loop
 from .result import FitResult
+from .setup import RunSetup, setup_run
 
 
 def split_blocks(shards: ShardSet, fraction: float, seed: int):
@@ -155,108 +150,103 @@ def _fed_chunk_steps(config: TrainConfig, spe: int, total: int | None, load_rows
     return max(1, k)
 
 
+class FedSource:
+    """Batches handed to the kernel by a feeder (see :mod:`.feed`), placed by a placement.
+
+    The feeder gives the rows of K steps (read from shards, or this process's slots of every
+    global batch); the placement puts them on the devices; the kernel standardises each batch
+    with ``kernel_transform`` (a fitted Standardizer; None when rows come standardised).
+    Reading, or waiting for the read-ahead, is part of training time: it is the cost of not
+    holding the data in memory, and hiding it would flatter streaming.
+    """
+
+    def __init__(self, feeder, make_eval, config: TrainConfig, setup: RunSetup, *, placement,
+                 kernel_transform=None, extra: dict | None = None):
+        self.feeder, self.make_eval, self.placement = feeder, make_eval, placement
+        self.steps_per_epoch = feeder.steps_per_epoch
+        self.chunk_steps = _fed_chunk_steps(config, self.steps_per_epoch, setup.total,
+                                            getattr(feeder, "load_rows", 0))
+        self.kernel_transform = kernel_transform
+        self.session_options = {"placement": placement}
+        # A callback returning True from a row asks to stop (early stopping); every process
+        # evaluates the same whole validation set, so they all decide alike.
+        self.agree = placement.agree
+        self.info = {"processes": placement.world,
+                     "devices": getattr(placement, "n_devices", 1), **(extra or {})}
+
+    @property
+    def position(self) -> dict:
+        # The feeder's position is the next batch's: with the seed it is the whole stream state.
+        return self.feeder.position
+
+    def seek(self, epoch: int, step_in_epoch: int) -> None:
+        self.feeder.seek(epoch=epoch, step_in_epoch=step_in_epoch)
+
+    def build(self, setup: RunSetup, state: TrainState):
+        placement, d = self.placement, setup.d
+        state = placement.put_state(state)
+        vg, opt = setup.value_and_grad, setup.optimizer
+        self.loss = setup.loss
+        t_dtype = host_targets(setup.loss, np.zeros(1, np.int32)).dtype
+        args = (state, self.chunk_steps, self.feeder.local_batch, d, t_dtype)
+        kernel = TwoTier(
+            placement.compile(make_batch_chunk_fn(vg, opt), *args),
+            lambda: placement.compile(make_checked_batch_chunk_fn(vg, opt), *args),
+            to_host=placement.to_host)
+        if self.kernel_transform is not None:
+            shift = self.kernel_transform.mean.astype(np.float32)
+            scale = self.kernel_transform.scale.astype(np.float32)
+        else:
+            shift, scale = np.zeros(d, np.float32), np.ones(d, np.float32)
+        self.shift, self.scale = placement.put_replicated(shift), placement.put_replicated(scale)
+        self.lr = placement.put_replicated(setup.lr)
+        evaluator = self.make_eval(
+            make_evaluator(setup.model, setup.loss, setup.config.l2, setup.regression),
+            placement.local_tree(state.params), setup.loss, setup.regression)
+        return state, kernel, evaluator
+
+    def run_chunk(self, kernel, state: TrainState, n: int):
+        X, y, w, count = self.feeder.take(n, pad_to=self.chunk_steps)
+        XB, TB, W = self.placement.put_batches(X, host_targets(self.loss, y), w)
+        state, losses, first_bad = kernel(state, XB, TB, W, np.int32(n), self.shift,
+                                          self.scale, self.lr)
+        return state, losses, count, first_bad
+
+    def params(self, state: TrainState):
+        return self.placement.local_tree(state.params)
+
+    def step(self, state: TrainState) -> int:
+        return int(self.placement.to_host(state.step))
+
+    def local(self, state: TrainState) -> TrainState:
+        return self.placement.local_tree(state)
+
+
 def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, classes: tuple,
               standardizer, model=None, loss=None, callback=None, placement=None,
               n_classes: int | None = None, name: str = "shards", start=None,
               kernel_transform=None, extra: dict | None = None, session=None) -> FitResult:
-    """The loop shared by :func:`train_shards` and :func:`train_parallel`.
+    """Train on batches a ``feeder`` hands over: :func:`train_shards` and
+    :func:`train_parallel` end here (a :class:`FedSource` in the shared
+    :func:`~sgdlab.engine.loop.run_loop`).
 
+    ``make_eval(evaluate_fn, params, loss, regression)`` builds the validator (or None).
     ``kernel_transform``: a fitted Standardizer the kernel applies to every fed batch (the
-    feeder hands over raw rows); None when the rows come standardised already.
-
-    ``session`` (a :class:`~sgdlab.engine.session.Session`; with several processes every
-    process has one, and only process 0's writes the run directory) is called at the
-    same points as in :func:`sgdlab.engine.fit.train`: ``restore`` before the first chunk (the
-    feeder is then positioned with ``feeder.seek(epoch, step_in_epoch)``), ``on_row`` per row,
-    ``begin``, ``at_boundary`` after each chunk (a signal stops the run, status
-    ``interrupted``) and ``finish``. The position it checkpoints is ``feeder.position``.
+    feeder hands over raw rows); None when the rows come standardised already. ``session``
+    (with several processes every process has one, and only process 0's writes the run
+    directory) checkpoints and resumes as in :func:`sgdlab.engine.fit.train`; the position it
+    checkpoints is ``feeder.position``.
     """
     wall0 = time.perf_counter()
     placement = placement or LocalPlacement()
     n_classes = len(classes) if n_classes is None and task == "classification" else \
         (n_classes or 0)
-    model_, loss_ = resolve_model(config, model, loss, n_classes)
-    regression = loss_.target_kind == "real"
-    if not regression and task == "regression":
-        raise DataError(f"loss {loss_.name!r} needs class labels but {name!r} has real-valued "
-                        "labels; use --model linreg (squared loss)")
-    encode_targets(loss_, np.zeros(1, np.int32), n_classes)  # raises on a loss/label mismatch
-    spe = feeder.steps_per_epoch
-    total = total_steps(config, spe)
-    K = _fed_chunk_steps(config, spe, total, getattr(feeder, "load_rows", 0))
-
-    params = model_.init(jax.random.PRNGKey(config.seed), d, loss_.n_outputs(max(n_classes, 1)))
-    optimizer = make_unit_optimizer(config.optimizer, lr=config.lr, momentum=config.momentum,
-                                    schedule=config.schedule, total_steps=total or 10_000)
-    state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
-    if start is not None:
-        _check_compatible(start, state)
-        state = start
-    resumed = session.restore(state) if session is not None else None
-    if resumed is not None:
-        state = resumed["state"]
-        feeder.seek(**resumed["position"])  # the feeder continues with the next batch
-    state = placement.put_state(state)
-
-    t0 = time.perf_counter()
-    vg = value_and_grad_for(config.gradient, model_, loss_, config.l2)
-    t_dtype = host_targets(loss_, np.zeros(1, np.int32)).dtype
-    run = TwoTier(
-        placement.compile(make_batch_chunk_fn(vg, optimizer), state, K, feeder.local_batch, d,
-                          t_dtype),
-        lambda: placement.compile(make_checked_batch_chunk_fn(vg, optimizer), state, K,
-                                  feeder.local_batch, d, t_dtype),
-        to_host=placement.to_host)
-    if kernel_transform is not None:
-        shift = kernel_transform.mean.astype(np.float32)
-        scale = kernel_transform.scale.astype(np.float32)
-    else:
-        shift, scale = np.zeros(d, np.float32), np.ones(d, np.float32)
-    shift, scale = placement.put_replicated(shift), placement.put_replicated(scale)
-    lr = placement.put_replicated(runtime_rate(config.optimizer, config.lr))
-    local_params = placement.local_tree(state.params)
-    evaluator = make_eval(make_evaluator(model_, loss_, config.l2, regression), local_params,
-                          loss_, regression)
-    compile_seconds = time.perf_counter() - t0
-
-    metric = "val_r2" if regression else "val_accuracy"
-    # A callback returning True from a row asks to stop (early stopping); every process
-    # evaluates the same whole validation set, so they all decide alike.
-    ledger = RunLedger(spe, wall0, lambda: placement.local_tree(state.params),
-                       step=int(placement.to_host(state.step)), evaluate=evaluator,
-                       callback=callback, agree=placement.agree,
-                       on_row=session.on_row if session is not None else None)
-    ledger.announce(total, K, compile_seconds, config.max_time)
-    finished, status = open_ledger(ledger, resumed, config, total, metric)
-
-    def loop_state(status: str = "running") -> dict:
-        # The feeder's position is the next batch's: with the seed it is the whole stream state.
-        return {"state": state, "position": feeder.position, **ledger.counters(),
-                "status": status}
-
-    def one_chunk(n: int):
-        nonlocal state
-        # Reading (or waiting for the read-ahead) is part of training time: it is the cost of
-        # not holding the data in memory, and hiding it would flatter streaming.
-        X, y, w, count = feeder.take(n, pad_to=K)
-        XB, TB, W = placement.put_batches(X, host_targets(loss_, y), w)
-        state, losses, first_bad = run(state, XB, TB, W, np.int32(n), shift, scale, lr)
-        return losses, count, first_bad
-
-    if session is not None:
-        session.begin(loop_state, spe, resumed=resumed is not None, placement=placement)
-    status, bad_step, message = chunk_loop(ledger, one_chunk, run, K, total, config, metric,
-                                           session, loop_state, finished, status)
-    local = placement.local_tree(state)
-    info = {"chunk_steps": K, "processes": placement.world,
-            "devices": getattr(placement, "n_devices", 1)}
-    info.update(extra or {})
-    result = FitResult(
-        params=local.params, model=model_, loss=loss_, config=config, status=status,
-        task=task, classes=classes, standardizer=standardizer,
-        compile_seconds=compile_seconds + run.compile_seconds, diverged_at_step=bad_step,
-        message=message, opt_state=local.opt_state, extra=info, n_features=d,
-        **ledger.totals())
-    if callback:
-        callback({"event": "end", "result": result})
-    return result
+    setup = setup_run(config, d=d, n_classes=n_classes, steps_per_epoch=feeder.steps_per_epoch,
+                      task=task, name=name, model=model, loss=loss)
+    encode_targets(setup.loss, np.zeros(1, np.int32), n_classes)  # a loss/label mismatch
+    source = FedSource(feeder, make_eval, config, setup, placement=placement,
+                       kernel_transform=kernel_transform, extra=extra)
+    return run_loop(setup, source, setup.initial_state(start=start), callback=callback,
+                    session=session, wall0=wall0,
+                    result_fields={"task": task, "classes": classes,
+                                   "standardizer": standardizer, "n_features": d})

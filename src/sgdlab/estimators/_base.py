@@ -24,8 +24,7 @@ from sklearn.utils.validation import validate_data
 from .._types import TrainState
 from ..data.dataset import Dataset
 from ..data.split import split
-from ..engine import History, TrainConfig, cache, train
-from ..engine.fit import choose_chunk_steps
+from ..engine import History, TrainConfig, cache, choose_chunk_steps, train
 from ..engine.history import TIME_COLUMNS
 from ..errors import ConfigError, DataError
 from ..optim import scaled_lr

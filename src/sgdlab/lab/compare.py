@@ -29,7 +29,7 @@ import numpy as np
 
 from ..data.dataset import Dataset
 from ..engine.config import TrainConfig
-from ..engine.fit import train
+from ..engine import train
 from ..engine.history import History
 from ..errors import ConfigError, choices_message
 from ..optim.random_search import RandomSearchConfig

@@ -15,9 +15,8 @@ import numpy as np
 from .._types import Loss, Model
 from ..data.dataset import Dataset
 from ..data.split import Standardizer, split
-from ..engine import cache
-from ..engine.config import TrainConfig
-from ..engine.fit import device_array, resolve_model
+from ..data.sampling import steps_per_epoch
+from ..engine import RunSetup, TrainConfig, cache, device_array, setup_run
 from ..losses import encode_targets
 
 
@@ -38,20 +37,33 @@ class Prepared(NamedTuple):
     d: int
     n: int
     named: bool = True
+    model_arg: object = None  # the user objects, if any, for each batch size's setup
+    loss_arg: object = None
+    task: str = "classification"
+    n_classes: int = 0
+
+    def setup(self, config: TrainConfig) -> RunSetup:
+        """The engine's setup of ``config`` on this data (its batch size, lr, optimiser)."""
+        return setup_run(config, d=self.d, n_classes=self.n_classes,
+                         steps_per_epoch=steps_per_epoch(self.n, config.batch_size,
+                                                         config.drop_last),
+                         task=self.task, model=self.model_arg, loss=self.loss_arg)
 
 
 def prepare(train_data: Dataset, config: TrainConfig, model=None, loss=None) -> Prepared:
     """Standardise (training statistics), encode targets and resolve the model like ``train``."""
-    model_, loss_ = resolve_model(config, model, loss, train_data.n_classes)
+    setup = setup_run(config, d=train_data.d, n_classes=train_data.n_classes,
+                      steps_per_epoch=steps_per_epoch(train_data.n, config.batch_size,
+                                                      config.drop_last),
+                      task=train_data.task, name=train_data.name, model=model, loss=loss)
     X = np.asarray(train_data.X, np.float32)
     if config.standardize:
         X = Standardizer().fit(train_data.X).transform(train_data.X)
-    T = np.asarray(encode_targets(loss_, train_data.y, train_data.n_classes))
-    n_out = loss_.n_outputs(max(train_data.n_classes, 1))
+    T = np.asarray(encode_targets(setup.loss, train_data.y, train_data.n_classes))
     rows = cache.padded_rows(train_data.n, train_data.d * 4)
-    named = model is None and loss is None and isinstance(config.model, str)
     return Prepared(device_array(cache.pad_rows(X, rows)), device_array(cache.pad_rows(T, rows)),
-                    model_, loss_, n_out, train_data.d, train_data.n, named)
+                    setup.model, setup.loss, setup.n_out, train_data.d, train_data.n,
+                    setup.named, model, loss, train_data.task, train_data.n_classes)
 
 
 def training_part(data: Dataset, config: TrainConfig) -> Dataset:

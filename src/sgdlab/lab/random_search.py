@@ -28,7 +28,7 @@ from ..data.dataset import Dataset
 from ..data.split import Standardizer
 from ..engine.config import TrainConfig
 from ..engine.evaluate import Validator
-from ..engine.fit import device_array, resolve_model
+from ..engine import device_array, setup_run
 from ..engine.history import History
 from ..engine.result import FitResult
 from ..errors import ConfigError
@@ -68,8 +68,10 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
     search = search or RandomSearchConfig()
     if search.attempts is None and config.max_time is None and config.target is None:
         raise ConfigError("random search has no budget: set attempts, max_time or target")
-    model_, loss_ = resolve_model(config, model, loss, train_data.n_classes)
-    regression = loss_.target_kind == "real"
+    # one step per attempt: the setup's optimiser is unused, its model and checks are the run's
+    setup = setup_run(config, d=train_data.d, n_classes=train_data.n_classes, steps_per_epoch=1,
+                      task=train_data.task, name=train_data.name, model=model, loss=loss)
+    model_, loss_, regression = setup.model, setup.loss, setup.regression
     if config.standardize and standardizer is None:
         standardizer = Standardizer().fit(train_data.X)
     prep = (lambda X: standardizer.transform(X)) if standardizer is not None else \
@@ -80,7 +82,7 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
     ones = jnp.ones(train_data.n, jnp.float32)
 
     key_init, key_search = jax.random.split(jax.random.PRNGKey(config.seed))
-    params0 = model_.init(key_init, train_data.d, loss_.n_outputs(max(n_classes, 1)))
+    params0 = model_.init(key_init, train_data.d, setup.n_out)
     w0, unravel = ravel_pytree(params0)
 
     def objective_of_flat(w, X, T):

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..engine.fit import train
+from ..engine import train
 from ..engine.result import FitResult
 from ..errors import ConfigError
 from .surface import Problem, flatten, relative_distance

@@ -18,7 +18,7 @@ from typing import Callable
 
 from ..data.dataset import Dataset
 from ..engine.config import TrainConfig
-from ..engine.fit import train
+from ..engine import train
 from .records import load_record, make_record, run_key, save_record
 
 #: Training seconds of the throw-away warm-up run of each batch size.

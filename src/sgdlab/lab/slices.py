@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .._types import Params
-from ..engine.fit import train
+from ..engine import train
 from ..errors import ConfigError
 from ..optim import scaled_lr
 from .directions import random_directions

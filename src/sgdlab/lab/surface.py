@@ -29,7 +29,7 @@ from .._types import Loss, Model, Params
 from ..data.dataset import Dataset
 from ..data.split import Standardizer, split
 from ..engine.config import TrainConfig
-from ..engine.fit import resolve_model
+from ..engine import resolve_model
 from ..errors import ConfigError
 from ..losses import encode_targets, l2_penalty
 

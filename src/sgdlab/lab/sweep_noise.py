@@ -19,7 +19,7 @@ import math
 
 from ..data.dataset import Dataset
 from ..engine.config import TrainConfig
-from ..engine.fit import train
+from ..engine import train
 from .measure import crossing
 from .noise import NoiseScaleMeter
 from .prepare import prepare

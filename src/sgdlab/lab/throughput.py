@@ -19,19 +19,11 @@ import math
 import time
 from typing import Callable, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from .._types import TrainState
 from ..data.dataset import Dataset
 from ..data.sampling import steps_per_epoch
-from ..engine import cache
-from ..engine.chunk import compile_chunk, make_chunk_fn
-from ..engine.config import TrainConfig
-from ..engine.fit import choose_chunk_steps, total_steps
-from ..grad import value_and_grad_for
-from ..optim import make_unit_optimizer, runtime_rate
+from ..engine import TrainConfig, cache, choose_chunk_steps, chunk_program
 from .prepare import Prepared, prepare
 
 
@@ -46,23 +38,16 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
     calls do not time only the clock.
     """
     b = config.batch_size
+    setup = prepared.setup(config)  # as training builds it: same K, optimiser and key
     spe = steps_per_epoch(prepared.n, b, config.drop_last)
-    total = total_steps(config, spe)  # as training counts it: same K, schedule and key
-    k = choose_chunk_steps(config, spe, total)
+    k = choose_chunk_steps(config, spe, setup.total)
     if not config.chunk_steps:
         k = cache.bucket_steps(k)  # as training rounds it
     calls = max(1, math.ceil(min_call_examples / (k * b)))
-    optimizer = make_unit_optimizer(config.optimizer, lr=config.lr, momentum=config.momentum,
-                                    schedule=config.schedule, total_steps=total or 10_000)
-    lr = runtime_rate(config.optimizer, config.lr)
-    params = prepared.model.init(jax.random.PRNGKey(config.seed), prepared.d, prepared.n_out)
-    state0 = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
-    vg = value_and_grad_for(config.gradient, prepared.model, prepared.loss, config.l2)
-    key = cache.program_key(config, prepared.named, prepared.model, prepared.loss, total, k, b,
-                            state0, prepared.X, prepared.T)
+    lr = setup.lr
+    state0 = setup.initial_state()
     t0 = time.perf_counter()
-    run = cache.get_or_build("chunk", key, lambda: compile_chunk(
-        make_chunk_fn(vg, optimizer), state0, prepared.X, prepared.T, k, b))
+    run = chunk_program(setup, state0, prepared.X, prepared.T, k, b)
     compile_seconds = time.perf_counter() - t0
     rng = np.random.default_rng(seed)
     times, diverged = [], False

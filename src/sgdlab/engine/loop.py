@@ -1,0 +1,246 @@
+"""The run loop: one for every source of batches (in memory, streamed, several processes).
+
+:func:`run_loop` takes a :class:`~sgdlab.engine.setup.RunSetup` and a *source* and runs the
+host loop: compile once, then call the chunk kernel and decide between calls (evaluate on the
+schedule, log, checkpoint, stop). It never runs Python per optimisation step. Time is read
+only after the kernel returns, and split into training, evaluation and compilation.
+
+A source says only how a chunk gets its batches (see :class:`Source`): the in-memory one
+gathers rows of a device-resident array by index (:class:`sgdlab.engine.fit.MemorySource`);
+the fed one hands over batches read from shards or each process's slots
+(:class:`sgdlab.engine.stream_fit.FedSource`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Protocol
+
+from .._types import TrainState
+from .config import TrainConfig
+from .ledger import RunLedger
+from .result import FitResult, divergence_message
+from .session import still_finished
+from .setup import RunSetup
+
+#: examples per compiled call when nothing else bounds the chunk: big enough that the
+#: per-call dispatch (~0.1 ms) is noise, small enough that time-based triggers stay prompt.
+CHUNK_EXAMPLES = 16384
+MAX_CHUNK_STEPS = 4096
+
+Callback = Callable[[dict], None]
+
+
+class Source(Protocol):
+    """Where a run's batches come from.
+
+    ``steps_per_epoch`` and ``chunk_steps`` (K, steps per compiled call); ``position`` (a
+    dict that, with the seed, says where the next batch starts) and ``seek(**position)``;
+    ``session_options`` (extra arguments for ``Session.begin``), ``agree`` (how processes
+    agree on a stop request, or None) and ``info`` (figures for ``FitResult.extra``).
+    """
+
+    steps_per_epoch: int
+    chunk_steps: int
+    position: dict
+    session_options: dict
+    agree: Callable | None
+    info: dict
+
+    def seek(self, epoch: int, step_in_epoch: int) -> None: ...
+
+    def build(self, setup: RunSetup, state: TrainState):
+        """Compile (or fetch) the kernels: ``-> (state placed for them, kernel, evaluator)``;
+        ``kernel`` is a :class:`~sgdlab.engine.chunk.TwoTier`, ``evaluator`` a validator or
+        None."""
+
+    def run_chunk(self, kernel, state: TrainState, n: int):
+        """``n`` steps: ``-> (state, losses (K,), counts, first_bad)``."""
+
+    def params(self, state: TrainState):
+        """The parameters as the evaluator and the history see them (this process's)."""
+
+    def step(self, state: TrainState) -> int: ...
+
+    def local(self, state: TrainState) -> TrainState:
+        """The final state on this host, for the result."""
+
+
+def run_loop(setup: RunSetup, source: Source, state: TrainState, *, callback=None,
+             session=None, wall0: float, result_fields: dict) -> FitResult:
+    """Run ``setup`` on ``source`` from ``state`` until the configuration says stop.
+
+    ``session`` (a :class:`~sgdlab.engine.session.Session`) links the loop to a run directory:
+    it may supply the whole loop state to resume from (state, position, history, counters,
+    clocks; the source then seeks), is called per history row, and at chunk boundaries to
+    checkpoint and to stop on a signal (status ``interrupted``). ``callback`` receives
+    ``{"event": "start"|"chunk"|"row"|"end", ...}``; returning True from a "row" event stops
+    the run (status ``stopped``). ``wall0`` is when the run began (wall time includes the
+    set-up); ``result_fields`` are the data's own fields of the :class:`FitResult` (task,
+    classes, standardizer, n_features, ...).
+    """
+    config, spe, K = setup.config, source.steps_per_epoch, source.chunk_steps
+    resumed = session.restore(state) if session is not None else None
+    if resumed is not None:
+        state = resumed["state"]
+        source.seek(**resumed["position"])  # the next batch is the checkpoint's next one
+    t0 = time.perf_counter()
+    state, kernel, evaluator = source.build(setup, state)
+    compile_seconds = time.perf_counter() - t0
+
+    ledger = RunLedger(spe, wall0, lambda: source.params(state), step=source.step(state),
+                       evaluate=evaluator, callback=callback, agree=source.agree,
+                       on_row=session.on_row if session is not None else None)
+    ledger.announce(setup.total, K, compile_seconds, config.max_time)
+    finished, status = open_ledger(ledger, resumed, config, setup.total, setup.metric)
+
+    def loop_state(status: str = "running") -> dict:
+        return {"state": state, "position": source.position, **ledger.counters(),
+                "status": status}
+
+    def one_chunk(n: int):
+        nonlocal state
+        state, losses, counts, first_bad = source.run_chunk(kernel, state, n)
+        return losses, counts, first_bad
+
+    if session is not None:
+        session.begin(loop_state, spe, resumed=resumed is not None, **source.session_options)
+    status, bad_step, message = chunk_loop(ledger, one_chunk, kernel, K, setup.total, config,
+                                           setup.metric, session, loop_state, finished, status)
+    final = source.local(state)
+    result = FitResult(
+        params=final.params, model=setup.model, loss=setup.loss, config=config, status=status,
+        compile_seconds=compile_seconds + kernel.compile_seconds, diverged_at_step=bad_step,
+        message=message, opt_state=final.opt_state,
+        extra={"chunk_steps": K, **source.info}, **result_fields, **ledger.totals())
+    if callback:
+        callback({"event": "end", "result": result})
+    return result
+
+
+def choose_chunk_steps(config: TrainConfig, steps_per_epoch: int, total_steps: int | None) -> int:
+    """Steps per compiled call, aligned with the evaluation schedule where possible."""
+    if config.chunk_steps:
+        return config.chunk_steps
+    k = min(MAX_CHUNK_STEPS, max(1, math.ceil(CHUNK_EXAMPLES / config.batch_size)))
+    sched = config.eval_schedule
+    if sched.every_steps:
+        k = min(k, sched.every_steps)
+    if sched.every_epochs:
+        k = min(k, max(1, math.ceil(sched.every_epochs * steps_per_epoch)))
+    if total_steps:
+        k = min(k, total_steps)
+    return max(1, k)
+
+
+def open_ledger(ledger: RunLedger, resumed: dict | None, config: TrainConfig,
+                total: int | None, metric: str) -> tuple[bool, str]:
+    """Start the ledger of a loop: ``-> (finished, status)`` before the first chunk.
+
+    A fresh run adds the step-0 row (whose callback may already ask to stop); a resumed one
+    continues the checkpoint's counters exactly and may already be finished under ``config``
+    (see :func:`~sgdlab.engine.session.still_finished`). Shared by the in-memory and fed loops.
+    """
+    if resumed is None:
+        ledger.add_row()
+        return (True, "stopped") if ledger.stop_requested else (False, "completed")
+    ledger.resume(resumed)
+    if still_finished(resumed, config, total, metric):
+        return True, resumed["status"]
+    return False, "completed"
+
+
+def chunk_loop(ledger: RunLedger, one_chunk, kernel, K: int, total: int | None,
+               config: TrainConfig, metric: str, session, loop_state, finished: bool,
+               status: str) -> tuple[str, int | None, str]:
+    """Call ``one_chunk(n) -> (losses (K,), counts (K, ...), first_bad)`` until the run ends.
+
+    Each call runs ``n <= K`` steps, cut at the next step- or epoch-based evaluation and at
+    ``total``; its time, less any compilation in it (``kernel.last_compile_seconds``: the
+    checked kernel built on a first divergence), is training time. After each chunk the
+    ledger accounts for it, :func:`end_of_chunk` decides, and the ``session`` may checkpoint
+    or stop on a signal. ``-> (status, diverged_at_step or None, message)``. Shared by the
+    in-memory and the fed loops, which differ only in how a chunk gets its batches.
+    """
+    sched, spe = config.eval_schedule, ledger.spe
+    bad_step = None
+    while not finished:
+        n = K if total is None else min(K, total - ledger.step)
+        n = min(n, _steps_to_boundary(ledger.step, sched, spe))
+        t = time.perf_counter()
+        losses, counts, first_bad = one_chunk(n)
+        ledger.add_chunk(time.perf_counter() - t - kernel.last_compile_seconds, losses, counts,
+                         n, first_bad)
+        ended = end_of_chunk(ledger, first_bad, total, config, sched, metric)
+        if ended is not None:
+            status = ended
+            bad_step = first_bad + 1 if ended == "diverged" else None
+            break
+        if session is not None and session.at_boundary(loop_state):
+            status = "interrupted"
+            break
+    if session is not None:
+        session.finish(loop_state, status)
+    message = ""
+    if status == "diverged":
+        message = divergence_message(bad_step, config.lr)
+    elif status == "interrupted":
+        message = (f"interrupted by signal {session.signal} at step {ledger.step}; a checkpoint "
+                   "was saved, resume with --resume RUN_DIR")
+    return status, bad_step, message
+
+
+def end_of_chunk(ledger: RunLedger, first_bad: int, total: int | None, config: TrainConfig,
+                 sched, metric: str) -> str | None:
+    """After a chunk: add a history row if one is due, and say whether the run ends.
+
+    Returns the final status (``diverged``, ``target_reached``, ``stopped``, ``max_time`` or
+    ``completed``) or None to go on. ``ledger.stop_requested`` is read after the row, whose
+    callback may set it. Shared by the in-memory and the streamed loops.
+    """
+    step, train_seconds = ledger.step, ledger.train_seconds
+    if first_bad >= 0:
+        ledger.add_row()
+        return "diverged"
+    at_end = (total is not None and step >= total) or \
+        (config.max_time is not None and train_seconds >= config.max_time)
+    if at_end or _due(step, train_seconds, sched, ledger.spe, ledger.last_eval):
+        row = ledger.add_row()
+        if config.target is not None and row.get(metric, -math.inf) >= config.target:
+            return "target_reached"
+        if ledger.stop_requested and not at_end:
+            return "stopped"
+    if at_end:
+        return "max_time" if total is None or step < total else "completed"
+    return None
+
+
+def _epoch_marks(step: int, every_epochs: float, spe: int) -> int:
+    """How many epoch-schedule boundaries ``ceil(m * E * spe)``, m >= 1, lie at or before step."""
+    return math.floor(step / (every_epochs * spe) + 1e-9)
+
+
+def _steps_to_boundary(step: int, sched, spe: int) -> int:
+    """Steps until the next step- or epoch-based evaluation (time triggers are checked after).
+
+    Boundaries are absolute (every multiple of N steps, of E epochs), so an extra evaluation
+    triggered by time does not shift them.
+    """
+    gaps = [MAX_CHUNK_STEPS * 1024]
+    if sched.every_steps:
+        gaps.append((step // sched.every_steps + 1) * sched.every_steps - step)
+    if sched.every_epochs:
+        m = _epoch_marks(step, sched.every_epochs, spe) + 1
+        gaps.append(math.ceil(m * sched.every_epochs * spe - 1e-9) - step)
+    return max(1, min(gaps))
+
+
+def _due(step: int, train_seconds: float, sched, spe: int, last: dict) -> bool:
+    """Has a boundary been crossed since the last evaluation, or has its time come?"""
+    if sched.every_steps and step // sched.every_steps > last["step"] // sched.every_steps:
+        return True
+    if sched.every_epochs and _epoch_marks(step, sched.every_epochs, spe) > \
+            _epoch_marks(last["step"], sched.every_epochs, spe):
+        return True
+    return bool(sched.every_seconds and train_seconds - last["time"] >= sched.every_seconds)

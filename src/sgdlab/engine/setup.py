@@ -1,0 +1,166 @@
+"""Everything a run needs that follows from its configuration and the data's shape, built once.
+
+:func:`setup_run` resolves the model and loss, checks them against the labels, counts the
+run's steps, builds the optimiser (at rate 1, see :func:`sgdlab.optim.make_unit_optimizer`)
+with its runtime rate, the value-and-gradient function, the initial :class:`TrainState` and
+the compiled-program keys. Every kind of run starts here: in-memory training
+(:func:`sgdlab.engine.fit.train`), streamed and multi-process training
+(:mod:`sgdlab.engine.stream_fit`), random search, the throughput probe and the noise scale
+(:mod:`sgdlab.lab`), so a model, an optimiser or a key is built in exactly one place.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._types import Loss, Model, TrainState
+from ..errors import ConfigError, DataError
+from ..grad import value_and_grad_for
+from ..losses import get_loss
+from ..models import get_model
+from ..optim import make_unit_optimizer, runtime_rate
+from ..tasks import OPEN_LOSS, resolve
+from . import cache
+from .config import TrainConfig
+
+#: Steps a schedule is spread over when only time or a target ends the run.
+OPEN_ENDED_STEPS = 10_000
+
+
+def resolve_model(config: TrainConfig, model=None, loss=None, n_classes: int | None = None):
+    """``(Model, Loss)`` from the config's names, or user-supplied objects.
+
+    ``n_classes == 0`` says the labels are real-valued: a named architecture without a loss
+    (``mlp``, ``linear``) then takes the squared loss instead of softmax.
+    """
+    if model is None and isinstance(config.model, str):
+        name = config.loss if loss is None else None
+        if name is None and loss is None and n_classes == 0 and config.model in OPEN_LOSS:
+            name = "squared"
+        named_model, named_loss = resolve(config.model, name,
+                                          hidden=config.hidden, activation=config.activation)
+        return named_model, (get_loss(loss) if loss is not None else named_loss)
+    m = get_model(model if model is not None else config.model)
+    return m, get_loss(loss if loss is not None else (config.loss or "softmax"))
+
+
+def total_steps(config: TrainConfig, spe: int) -> int | None:
+    """Steps a run of ``config`` takes at most (its ``epochs`` or ``max_steps``, the fewer), or
+    None when only time or a target ends it; ``spe`` is steps per epoch."""
+    totals = []
+    if config.epochs is not None:
+        totals.append(max(1, math.ceil(config.epochs * spe - 1e-9)))
+    if config.max_steps is not None:
+        totals.append(config.max_steps)
+    return min(totals) if totals else None
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """A run's model, loss, optimiser and counts; see :func:`setup_run`.
+
+    ``d`` features in, ``n_out`` scores out; ``n_classes`` (0 for real-valued labels);
+    ``total`` steps (None: time or a target ends the run); ``lr`` the runtime rate the
+    compiled step multiplies the unit optimiser's update by; ``named`` says model and loss
+    came from the configuration's names (part of the program keys).
+    """
+
+    config: TrainConfig
+    model: Model
+    loss: Loss
+    named: bool
+    d: int
+    n_classes: int
+    n_out: int
+    total: int | None
+    optimizer: object
+    lr: np.ndarray
+    value_and_grad: object
+
+    @property
+    def regression(self) -> bool:
+        return self.loss.target_kind == "real"
+
+    @property
+    def metric(self) -> str:
+        """The history column a target is read from."""
+        return "val_r2" if self.regression else "val_accuracy"
+
+    def init_params(self, given=None):
+        """The seeded initialisation, or ``given`` parameters (fine-tuning) checked against
+        its structure and shapes."""
+        params = self.model.init(jax.random.PRNGKey(self.config.seed), self.d, self.n_out)
+        return params if given is None else same_shapes(given, params)
+
+    def initial_state(self, params=None, start: TrainState | None = None) -> TrainState:
+        """Step 0 from ``params`` (default :meth:`init_params`), or ``start`` (a state to
+        continue from, checked against this setup's shapes)."""
+        params = self.init_params() if params is None else params
+        state = TrainState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
+        if start is None:
+            return state
+        check_compatible(start, state)
+        return jax.tree_util.tree_map(jnp.asarray, start)
+
+    def program_key(self, *shapes, training: bool = True) -> tuple:
+        """The compiled-program key of this setup with these shapes (:func:`cache.program_key`)."""
+        return cache.program_key(self.config, self.named, self.model, self.loss,
+                                 self.total if training else None, *shapes, training=training)
+
+
+def setup_run(config: TrainConfig, *, d: int, n_classes: int, steps_per_epoch: int,
+              task: str | None = None, name: str = "the data", model=None,
+              loss=None) -> RunSetup:
+    """The :class:`RunSetup` of ``config`` for ``d`` features and ``n_classes`` classes (0:
+    real-valued labels), ``steps_per_epoch`` steps per pass over the training data.
+
+    ``task`` (``"classification"``/``"regression"``) is checked against the loss: a loss that
+    needs classes refuses real-valued labels with the flags that fix it; ``name`` names the
+    data in that message. ``model``/``loss``: user objects instead of the config's names.
+    """
+    model_, loss_ = resolve_model(config, model, loss, n_classes)
+    if loss_.target_kind != "real" and task == "regression":
+        raise DataError(f"loss {loss_.name!r} needs class labels but {name!r} has real-valued "
+                        "labels; use --model linreg, or --model mlp / --model linear without "
+                        "--loss (both then use the squared loss), or pass --task "
+                        "classification if the labels are classes")
+    n_out = loss_.n_outputs(max(n_classes, 1))  # raises for a loss that cannot take n_classes
+    total = total_steps(config, steps_per_epoch)
+    optimizer = make_unit_optimizer(config.optimizer, lr=config.lr, momentum=config.momentum,
+                                    schedule=config.schedule,
+                                    total_steps=total or OPEN_ENDED_STEPS)
+    return RunSetup(
+        config=config, model=model_, loss=loss_,
+        named=model is None and loss is None and isinstance(config.model, str), d=d,
+        n_classes=n_classes, n_out=n_out, total=total, optimizer=optimizer,
+        lr=runtime_rate(config.optimizer, config.lr),
+        value_and_grad=value_and_grad_for(config.gradient, model_, loss_, config.l2))
+
+
+def same_shapes(given, fresh):
+    """``given`` parameters as device arrays, if their structure and shapes are ``fresh``'s;
+    else a :class:`ConfigError` naming both."""
+    a = jax.tree_util.tree_map(jnp.shape, given)
+    b = jax.tree_util.tree_map(jnp.shape, fresh)
+    if jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b) or \
+            jax.tree_util.tree_leaves(a) != jax.tree_util.tree_leaves(b):
+        raise ConfigError(f"the initial parameters have shapes {jax.tree_util.tree_leaves(a)}, "
+                          f"this run's network {jax.tree_util.tree_leaves(b)}: use the same "
+                          "model settings (--model, --hidden) and data with the same features "
+                          "and classes")
+    return jax.tree_util.tree_map(lambda x, f: jnp.asarray(x, f.dtype), given, fresh)
+
+
+def check_compatible(start: TrainState, fresh: TrainState) -> None:
+    """Refuse a state to continue from whose parameter or optimiser shapes differ."""
+    a = jax.tree_util.tree_map(jnp.shape, (start.params, start.opt_state))
+    b = jax.tree_util.tree_map(jnp.shape, (fresh.params, fresh.opt_state))
+    if jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b) or \
+            jax.tree_util.tree_leaves(a) != jax.tree_util.tree_leaves(b):
+        raise ConfigError("cannot continue from the given state: its parameter or optimiser "
+                          "shapes differ from this configuration's model and data")
