@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 import tomllib
@@ -76,10 +77,9 @@ def add_stop_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk-steps", type=int, help="steps per compiled call (default: auto)")
 
 
-CONFIG_KEYS = ("model", "loss", "hidden", "activation", "batch_size", "sampling", "drop_last",
-               "lr", "optimizer", "momentum", "schedule", "l2", "gradient", "epochs",
-               "max_steps", "max_time", "target", "eval_every", "chunk_steps",
-               "validation_fraction", "test_fraction", "standardize", "seed", "buffer_mb")
+#: The settings a command line or config file may give: every TrainConfig field but the
+#: free-form notes (derived, so a new setting is accepted everywhere at once).
+CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "extra")
 
 
 #: Settings a config file may hold besides :data:`CONFIG_KEYS`: the data it reads, and

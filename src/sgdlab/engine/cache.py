@@ -27,6 +27,8 @@ from typing import Any, Callable
 
 import jax
 
+from .config import key_fields
+
 #: Programs kept per kind (fast and checked chunk kernels, evaluators); the least recently
 #: used goes first.
 MAX_ENTRIES = 64
@@ -49,31 +51,41 @@ def tree_signature(tree) -> tuple:
     return (treedef, tuple(_leaf_signature(leaf) for leaf in leaves))
 
 
+def _relevant(config, name: str):
+    """An optimiser setting as it enters a program: the momentum only for the optimisers that
+    use it, the learning rate only as an optax schedule (a number is a runtime input)."""
+    value = getattr(config, name)
+    if name == "momentum":
+        return value if config.optimizer in ("momentum", "nesterov") else None
+    if name == "lr":
+        return value if callable(value) else None
+    return value
+
+
 def program_key(config, named: bool, model, loss, total_steps, *shapes: Any,
                 training: bool = True) -> tuple:
     """Key for a program compiled from ``config`` with ``model``/``loss`` and these shapes.
 
-    ``named`` says the model and loss were resolved from the config's names (keyed by name
-    and options); otherwise the ``model``/``loss`` objects are keyed by identity. With
-    ``training`` the optimiser settings are part of the key (an evaluator does not depend on
-    them); ``total_steps`` matters only to a non-constant learning-rate schedule. ``shapes``
-    are pytrees of arrays or plain hashables (``K``, ``B``).
+    The settings that enter are derived from the roles :class:`TrainConfig` declares
+    (:data:`sgdlab.engine.config.KEY_ROLES`): ``named`` says the model and loss were resolved
+    from the config's names (keyed by the "model" settings); otherwise the ``model``/``loss``
+    objects are keyed by identity. The "objective" settings always enter; with ``training``
+    the "optimizer" ones too (an evaluator does not depend on them); ``total_steps`` matters
+    only to a non-constant learning-rate schedule. ``shapes`` are pytrees of arrays or plain
+    hashables (``K``, ``B``, the "shape" settings).
     """
     if named:
-        what: tuple = ("named", config.model, config.loss, config.hidden, config.activation)
+        what: tuple = ("named",) + tuple(getattr(config, f) for f in key_fields("model"))
     else:
         what = ("object", model, loss)
-    how: tuple = (config.l2,)
+    how: tuple = tuple(getattr(config, f) for f in key_fields("objective"))
     if training:
-        momentum = config.momentum if config.optimizer in ("momentum", "nesterov") else None
-        horizon = None if config.schedule == "constant" else total_steps
-        # The runtime learning rate is a scalar of JAX's default float type, which the x64
-        # flag switches: a program compiled for one cannot take the other.
-        lr_dtype = str(jax.dtypes.canonicalize_dtype(float))
-        # a schedule given as lr is compiled into the optimiser (optim.make_unit_optimizer)
-        rate = config.lr if callable(config.lr) else None
-        how += (config.gradient, config.optimizer, momentum, config.schedule, horizon, lr_dtype,
-                rate)
+        how += tuple(_relevant(config, f) for f in key_fields("optimizer"))
+        # a non-constant schedule is spread over the run's steps; the runtime learning rate
+        # is a scalar of JAX's default float type, which the x64 flag switches: a program
+        # compiled for one cannot take the other
+        how += (None if config.schedule == "constant" else total_steps,
+                str(jax.dtypes.canonicalize_dtype(float)))
     return what + how + tuple(s if isinstance(s, (int, float, str, type(None)))
                               else tree_signature(s) for s in shapes)
 

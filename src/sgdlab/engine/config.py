@@ -3,16 +3,38 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 from ..data.sampling import SAMPLINGS
 from ..errors import ConfigError, choices_message
 from ..grad import GRADIENT_METHODS
-from ..optim import OPTIMIZERS, SCHEDULES
+from ..optim import OPTIMIZERS, SCHEDULES, check_rate
 from .config_types import check_setting_kinds
 from .schedule import EvalSchedule, parse_duration
 
+
+#: What each setting changes in a compiled program (``field(metadata={"key": ...})``), so the
+#: program store's key is derived from the settings instead of listed by hand
+#: (:func:`sgdlab.engine.cache.program_key`):
+#:
+#: * ``model``: the network and loss (keyed by value when they come from names);
+#: * ``objective``: the minimised function itself (``l2``), for training and evaluation;
+#: * ``optimizer``: how a training step moves the parameters (the update rule);
+#: * ``shape``: enters as an array shape the caller passes (``batch_size``, ``chunk_steps``);
+#: * ``host``: decided on the host between compiled calls, never compiled in.
+#:
+#: A new setting must say which it is; a test fails for one that does not.
+KEY_ROLES = ("model", "objective", "optimizer", "shape", "host")
+
+
+def _setting(default, role: str):
+    return field(default=default, metadata={"key": role})
+
+
+def key_fields(role: str) -> tuple[str, ...]:
+    """The :class:`TrainConfig` settings of one :data:`KEY_ROLES` role, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig)
+                 if f.metadata.get("key") == role)
 
 
 @dataclass(frozen=True)
@@ -24,37 +46,46 @@ class TrainConfig:
     ``target`` (accuracy for classification, R^2 for regression).
     """
 
-    # what is trained
-    model: str = "softmax"            # named task: softmax, logistic, svm, perceptron, mlp, ...
-    loss: str | None = None           # override the task's loss (e.g. mlp with multiclass_svm)
-    hidden: tuple = (128,)            # MLP hidden layer widths
-    activation: str = "relu"          # MLP activation
-    # how batches are drawn
-    batch_size: int = 32              # examples per step; 1 = stochastic, N = full batch
-    sampling: str = "shuffle"         # shuffle | replacement | sequential
-    drop_last: bool = False           # drop the partial last batch instead of masking it
-    # how parameters move
-    lr: float = 0.1                   # learning rate alpha in W <- W - alpha * grad
-    optimizer: str = "sgd"            # sgd | momentum | nesterov | adam
-    momentum: float = 0.9             # used by momentum and nesterov
-    schedule: str = "constant"        # learning-rate schedule over the run
-    l2: float = 0.0                   # lambda in L = mean loss + lambda/2 * |W|^2 (biases free)
-    gradient: str = "autodiff"        # how the gradient is computed: grad.GRADIENT_METHODS
-    # when to stop
-    epochs: float | None = 10.0       # passes over the training set (fractions allowed)
-    max_steps: int | None = None      # optimisation steps
-    max_time: float | None = None     # seconds of training time
-    target: float | None = None       # validation accuracy (or R^2) that ends the run
-    # when to look
-    eval_every: str = "1 epoch"       # see EvalSchedule: '500 steps', '2s', '1 epoch', ...
-    chunk_steps: int | None = None    # steps per compiled call; None picks from the batch size
-    # data handling
-    validation_fraction: float = 0.2  # held out of the training data when none is given
-    test_fraction: float = 0.0        # held out for a final test score
-    standardize: bool = True          # z-score features with training-set statistics
-    buffer_mb: float = 64.0           # streamed (shard-set) data: MiB of host read buffers
-    seed: int = 0                     # one seed: split, initialisation, batch order
-    extra: dict = field(default_factory=dict, compare=False)  # free-form notes for reports
+    # what is trained (role "model")
+    #   named task: softmax, logistic, svm, perceptron, mlp, ...; loss overrides the task's
+    #   (e.g. mlp with multiclass_svm); hidden and activation configure mlp
+    model: str = _setting("softmax", "model")
+    loss: str | None = _setting(None, "model")
+    hidden: tuple = _setting((128,), "model")
+    activation: str = _setting("relu", "model")
+    # how batches are drawn: B examples per step (1 = stochastic, N = full batch); sampling is
+    # shuffle | replacement | sequential; drop_last drops the partial last batch (else masked)
+    batch_size: int = _setting(32, "shape")
+    sampling: str = _setting("shuffle", "host")
+    drop_last: bool = _setting(False, "host")
+    # how parameters move: W <- W - lr * update; optimizer sgd | momentum | nesterov | adam
+    # (or an optax object), momentum for momentum/nesterov, the lr schedule over the run, the
+    # gradient method (grad.GRADIENT_METHODS); l2 is lambda in mean loss + lambda/2 |W|^2
+    lr: float = _setting(0.1, "optimizer")
+    optimizer: str = _setting("sgd", "optimizer")
+    momentum: float = _setting(0.9, "optimizer")
+    schedule: str = _setting("constant", "optimizer")
+    l2: float = _setting(0.0, "objective")
+    gradient: str = _setting("autodiff", "optimizer")
+    # when to stop: passes over the training set (fractions allowed), steps, seconds of
+    # training time, or a validation accuracy (R^2) to reach
+    epochs: float | None = _setting(10.0, "host")
+    max_steps: int | None = _setting(None, "host")
+    max_time: float | None = _setting(None, "host")
+    target: float | None = _setting(None, "host")
+    # when to look: see EvalSchedule ('500 steps', '2s', '1 epoch', ...); steps per compiled
+    # call (None picks one from the batch size and the schedule)
+    eval_every: str = _setting("1 epoch", "host")
+    chunk_steps: int | None = _setting(None, "shape")
+    # data handling: held-out shares, z-scoring with training statistics, MiB of read buffers
+    # for streamed shard sets, and one seed for split, initialisation and batch order
+    validation_fraction: float = _setting(0.2, "host")
+    test_fraction: float = _setting(0.0, "host")
+    standardize: bool = _setting(True, "host")
+    buffer_mb: float = _setting(64.0, "host")
+    seed: int = _setting(0, "host")
+    # free-form notes for reports
+    extra: dict = field(default_factory=dict, compare=False, metadata={"key": "host"})
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -69,9 +100,8 @@ class TrainConfig:
             raise ConfigError(f"batch size must be a whole number >= 1, got {self.batch_size!r}")
         if self.sampling not in SAMPLINGS:
             raise ConfigError(choices_message("sampling", self.sampling, SAMPLINGS))
-        if not callable(self.lr) and not (isinstance(self.lr, (int, float)) and
-                                          math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"learning rate must be a finite number > 0, got {self.lr!r}")
+        if not callable(self.lr):
+            check_rate(self.lr)
         if isinstance(self.optimizer, str) and self.optimizer not in OPTIMIZERS:
             raise ConfigError(choices_message("optimizer", self.optimizer, OPTIMIZERS))
         if callable(self.lr) and not isinstance(self.optimizer, str):

@@ -49,7 +49,7 @@ from ..engine import cache
 from ..engine.config import TrainConfig
 from ..engine.schedule import parse_duration
 from ..errors import ConfigError
-from ..optim import LR_SCALINGS, scaled_lr
+from ..optim import LR_SCALINGS, check_rate, scaled_lr
 from .lr_search import Outcome, search_lr
 from .measure import crossing, final_metric, median, metric_name, target_from
 from .records import data_fingerprint, run_key
@@ -128,8 +128,7 @@ class SweepConfig:
                 raise ConfigError(f"batch sizes must be whole numbers >= 1, got {sizes!r}; "
                                   "e.g. --batch-sizes 1,4,16,64")
             set_("batch_sizes", tuple(sorted(set(sizes))))
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"learning rate must be a finite number > 0, got {self.lr!r}")
+        check_rate(self.lr)
         if not isinstance(self.base_batch, int) or self.base_batch < 1:
             raise ConfigError(f"base batch must be a whole number >= 1, got {self.base_batch!r}")
         if self.lr_scaling not in LR_SCALINGS:

@@ -2,6 +2,7 @@
 
 from .optimizers import OPTIMIZERS as OPTIMIZERS
 from .optimizers import SCHEDULES as SCHEDULES
+from .optimizers import check_rate as check_rate
 from .optimizers import describe_rate as describe_rate
 from .optimizers import make_optimizer as make_optimizer
 from .optimizers import is_named as is_named

@@ -30,6 +30,14 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULES = ("constant", "cosine", "step", "inverse-time", "exponential")
 
 
+def check_rate(lr) -> None:
+    """The one check of a numeric learning rate (a config's, a sweep's, a schedule's): a
+    finite number > 0, else a :class:`ConfigError` saying so."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) or \
+            not np.isfinite(lr) or lr <= 0:
+        raise ConfigError(f"learning rate must be a finite number > 0, got {lr!r}")
+
+
 def make_schedule(lr: float, schedule: str = "constant", total_steps: int = 1,
                   decay: float = 0.5, decay_every: int | None = None) -> optax.Schedule:
     """Learning rate as a function of the step.
@@ -40,8 +48,7 @@ def make_schedule(lr: float, schedule: str = "constant", total_steps: int = 1,
     * ``inverse-time``: ``lr / (1 + decay * t / decay_every)``.
     * ``exponential``: ``lr * decay ** (t / decay_every)``, smooth.
     """
-    if lr <= 0:
-        raise ConfigError(f"learning rate must be > 0, got {lr}")
+    check_rate(lr)
     every = decay_every or max(1, total_steps // 3)
     if schedule == "constant":
         return optax.constant_schedule(lr)
