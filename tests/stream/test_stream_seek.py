@@ -105,7 +105,9 @@ def test_seek_exactly_at_a_load_boundary(tmp_path, monkeypatch, kw):
         s = _stream(shards, **kw)
         read = []
         original = shards.read_block
-        monkeypatch.setattr(shards, "read_block", lambda b, *a: read.append(b) or original(b, *a))
+        monkeypatch.setattr(shards, "read_block",
+                            lambda b, *a, read=read, original=original:
+                            read.append(b) or original(b, *a))
         s.seek(epoch, step)
         got = s.take(total - epoch * spe - step)
         s.close()
