@@ -57,8 +57,8 @@ def fake_clock(monkeypatch):
 def _one(train, val, every):
     # A small fixed learning rate makes the target take ~850 steps.
     sweep = SweepConfig(batch_sizes=(256,), seeds=1, target=TARGET, lr=0.03, lr_scaling="none",
-                        lr_search=False, confirm=False, warm_up=False, budget="1500 steps", eval_every=every,
-                        probe=False, noise=False)
+                        lr_search=False, confirm=False, warm_up=False, budget="1500 steps",
+                        eval_every=every, probe=False, noise=False)
     result = run_sweep(train, sweep, TrainConfig(model="softmax", chunk_steps=6, seed=0),
                        validation=val)
     assert len(result.records) == len(result.per_run) == 1
