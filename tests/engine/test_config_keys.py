@@ -8,11 +8,12 @@ import pytest
 from sgdlab.cli.common import CONFIG_KEYS
 from sgdlab.engine import TrainConfig, cache
 from sgdlab.engine.config import KEY_ROLES, key_fields
+from sgdlab.optim import OPTIMIZER_OPTIONS
 
 #: A second valid value for every setting (the test fails for a new setting without one).
 OTHER = {"model": "mlp", "loss": "multiclass_svm", "hidden": (7,), "activation": "tanh",
          "batch_size": 8, "sampling": "replacement", "drop_last": True, "lr": 0.3,
-         "optimizer": "momentum", "momentum": 0.5, "schedule": "cosine", "l2": 0.01,
+         "optimizer": "momentum", "momentum": 0.5, "weight_decay": 0.5, "schedule": "cosine", "l2": 0.01,
          "gradient": "numerical", "epochs": 3.0, "max_steps": 5, "max_time": 9.0,
          "target": 0.5, "eval_every": "3 steps", "chunk_steps": 4,
          "validation_fraction": 0.3, "test_fraction": 0.1, "standardize": False,
@@ -31,8 +32,10 @@ def _key(config):
 
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrainConfig)])
 def test_a_setting_enters_the_program_key_exactly_when_it_is_compiled_in(name):
-    # momentum only matters to the optimisers that use it; a number as lr is a runtime input
-    base = TrainConfig(optimizer="momentum") if name == "momentum" else TrainConfig()
+    # an optimiser's option only matters to the optimiser that takes it (the base config uses
+    # that one); a number as lr is a runtime input
+    takes = [opt for opt, names in OPTIMIZER_OPTIONS.items() if name in names]
+    base = TrainConfig(optimizer=takes[0]) if takes else TrainConfig()
     changed = base.replace(**{name: OTHER[name]})
     role = {f.name: f.metadata["key"] for f in dataclasses.fields(TrainConfig)}[name]
     if name == "lr":
@@ -52,3 +55,9 @@ def test_a_setting_enters_the_program_key_exactly_when_it_is_compiled_in(name):
 def test_the_command_line_keys_are_the_settings():
     assert set(CONFIG_KEYS) == {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
     assert key_fields("shape") == ("batch_size", "chunk_steps")
+
+
+def test_an_option_of_another_optimiser_does_not_split_programs():
+    base = TrainConfig(optimizer="sgd")
+    assert _key(base.replace(momentum=0.5)) == _key(base)
+    assert _key(base.replace(weight_decay=0.5)) == _key(base)

@@ -54,3 +54,12 @@ def test_object_settings_are_recorded_and_must_be_given_again_to_resume(tmp_path
 def test_contradictions_are_one_message(settings, needle):
     with pytest.raises(ConfigError, match=needle):
         sgdlab.fit("digits", epochs=1, **settings)
+
+
+def test_named_adamw_is_optax_adamw_with_the_rate_at_run_time():
+    named = sgdlab.fit("digits", optimizer="adamw", lr=0.01, weight_decay=0.05, epochs=2)
+    obj = sgdlab.fit("digits", optimizer=optax.adamw(0.01, weight_decay=0.05), epochs=2)
+    np.testing.assert_allclose(np.asarray(named.params["W"]), np.asarray(obj.params["W"]),
+                               rtol=1e-4, atol=1e-6)
+    with pytest.raises(ConfigError, match="weight decay must be >= 0"):
+        sgdlab.fit("digits", optimizer="adamw", weight_decay=-1.0, epochs=1)

@@ -53,8 +53,10 @@ def add_optim_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
     if batch:
         g.add_argument("--batch-size", type=int, help="examples per step (default 32)")
     g.add_argument("--lr", type=float, help="learning rate (default 0.1)")
-    g.add_argument("--optimizer", help="sgd (default), momentum, nesterov, adam")
+    g.add_argument("--optimizer", help="sgd (default), momentum, nesterov, adam, adamw")
     g.add_argument("--momentum", type=float, help="momentum coefficient (default 0.9)")
+    g.add_argument("--weight-decay", type=float,
+                   help="adamw's decoupled weight decay (default 1e-4)")
     g.add_argument("--schedule", help="learning-rate schedule: constant, cosine, step, "
                                       "inverse-time, exponential")
     g.add_argument("--sampling", help="shuffle (default), replacement, sequential")

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import jax
 
+from ..optim import OPTIMIZER_OPTIONS, optimizer_options
 from .config import key_fields
 
 #: Programs kept per kind (fast and checked chunk kernels, evaluators); the least recently
@@ -52,11 +53,12 @@ def tree_signature(tree) -> tuple:
 
 
 def _relevant(config, name: str):
-    """An optimiser setting as it enters a program: the momentum only for the optimisers that
-    use it, the learning rate only as an optax schedule (a number is a runtime input)."""
+    """An optimiser setting as it enters a program: an optimiser's option only for the
+    optimiser that takes it (momentum, weight decay), the learning rate only as an optax
+    schedule (a number is a runtime input)."""
     value = getattr(config, name)
-    if name == "momentum":
-        return value if config.optimizer in ("momentum", "nesterov") else None
+    if any(name in opts for opts in OPTIMIZER_OPTIONS.values()):
+        return value if name in optimizer_options(config.optimizer) else None
     if name == "lr":
         return value if callable(value) else None
     return value

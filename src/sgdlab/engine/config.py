@@ -27,8 +27,11 @@ from .schedule import EvalSchedule, parse_duration
 KEY_ROLES = ("model", "objective", "optimizer", "shape", "host")
 
 
-def _setting(default, role: str):
-    return field(default=default, metadata={"key": role})
+def _setting(default, role: str, kind: str | None = None):
+    """A setting: its default, its program-key role (:data:`KEY_ROLES`) and, for a new one,
+    its kind (a key of :data:`sgdlab.engine.config_types.KINDS`; the older settings' kinds
+    are in ``config_types.CHECKS``)."""
+    return field(default=default, metadata={"key": role, "kind": kind})
 
 
 def key_fields(role: str) -> tuple[str, ...]:
@@ -58,12 +61,14 @@ class TrainConfig:
     batch_size: int = _setting(32, "shape")
     sampling: str = _setting("shuffle", "host")
     drop_last: bool = _setting(False, "host")
-    # how parameters move: W <- W - lr * update; optimizer sgd | momentum | nesterov | adam
-    # (or an optax object), momentum for momentum/nesterov, the lr schedule over the run, the
-    # gradient method (grad.GRADIENT_METHODS); l2 is lambda in mean loss + lambda/2 |W|^2
+    # how parameters move: W <- W - lr * update; optimizer sgd | momentum | nesterov | adam |
+    # adamw (or an optax object), momentum for momentum/nesterov, adamw's decoupled weight
+    # decay, the lr schedule over the run, the gradient method (grad.GRADIENT_METHODS); l2 is
+    # lambda in mean loss + lambda/2 |W|^2
     lr: float = _setting(0.1, "optimizer")
     optimizer: str = _setting("sgd", "optimizer")
     momentum: float = _setting(0.9, "optimizer")
+    weight_decay: float = _setting(1e-4, "optimizer", "real")
     schedule: str = _setting("constant", "optimizer")
     l2: float = _setting(0.0, "objective")
     gradient: str = _setting("autodiff", "optimizer")
@@ -82,7 +87,7 @@ class TrainConfig:
     validation_fraction: float = _setting(0.2, "host")
     test_fraction: float = _setting(0.0, "host")
     standardize: bool = _setting(True, "host")
-    buffer_mb: float = _setting(64.0, "host")
+    buffer_mb: float = _setting(64.0, "host", "real")
     seed: int = _setting(0, "host")
     # free-form notes for reports
     extra: dict = field(default_factory=dict, compare=False, metadata={"key": "host"})

@@ -129,13 +129,35 @@ CHECKS = {
 }
 
 
+#: Kinds a new setting may name in its declaration (``kind=`` of ``TrainConfig``'s
+#: ``_setting``) instead of an entry in :data:`CHECKS`.
+KINDS = {
+    "real": _real,
+    "real or None": lambda n, v: _real(n, v, optional=True),
+    "whole number": _integer,
+    "whole number or None": lambda n, v: _integer(n, v, optional=True),
+    "text": _text,
+    "flag": _flag,
+}
+
+
+def check_of(field) -> object:
+    """The kind check of a dataclass ``field``: its declared ``kind``, else :data:`CHECKS`'s."""
+    kind = field.metadata.get("kind")
+    return KINDS[kind] if kind is not None else CHECKS.get(field.name)
+
+
 def check_setting_kinds(config) -> dict:
     """``{field: normalised value}`` for every field of ``config``, or :class:`ConfigError`."""
+    import dataclasses
     out = {}
-    for name, check in CHECKS.items():
-        if hasattr(config, name):
-            value = check(name, getattr(config, name))
-            if isinstance(value, ConfigError):
-                raise value
-            out[name] = value
+    for f in dataclasses.fields(config):
+        check = check_of(f)
+        if check is None:
+            raise TypeError(f"setting {f.name!r} declares no kind: give it kind= (one of "
+                            f"{', '.join(KINDS)}) or an entry in config_types.CHECKS")
+        value = check(f.name, getattr(config, f.name))
+        if isinstance(value, ConfigError):
+            raise value
+        out[f.name] = value
     return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..data.sampling import BatchPlan
 from ..errors import ConfigError
-from .evaluate import BLOCK, compile_evaluator, metrics_from_stats, to_blocks
+from .evaluate import BLOCK, metrics_from_stats
 
 
 def host_targets(loss, y: np.ndarray) -> np.ndarray:
@@ -63,20 +63,6 @@ class MemoryFeeder:
 
     def close(self) -> None:
         pass
-
-
-class MemoryEvaluator:
-    """Whole-set evaluation of an in-memory validation set (prepared features)."""
-
-    def __init__(self, evaluate_fn, params, X, T, Y, regression: bool):
-        self.data = to_blocks(X, T, Y)
-        self.run = compile_evaluator(evaluate_fn, params, self.data)
-        self.regression = regression
-
-    def __call__(self, params) -> dict:
-        d = self.data
-        stats, pen = self.run(params, d.X, d.T, d.Y, d.W)
-        return metrics_from_stats(np.asarray(stats), float(pen), self.regression)
 
 
 class StreamEvaluator:

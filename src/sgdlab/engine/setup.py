@@ -23,7 +23,7 @@ from ..errors import ConfigError, DataError
 from ..grad import value_and_grad_for
 from ..losses import get_loss
 from ..models import get_model
-from ..optim import make_unit_optimizer, runtime_rate
+from ..optim import make_unit_optimizer, optimizer_options, runtime_rate
 from ..tasks import OPEN_LOSS, resolve
 from . import cache
 from .config import TrainConfig
@@ -131,9 +131,10 @@ def setup_run(config: TrainConfig, *, d: int, n_classes: int, steps_per_epoch: i
                         "classification if the labels are classes")
     n_out = loss_.n_outputs(max(n_classes, 1))  # raises for a loss that cannot take n_classes
     total = total_steps(config, steps_per_epoch)
-    optimizer = make_unit_optimizer(config.optimizer, lr=config.lr, momentum=config.momentum,
-                                    schedule=config.schedule,
-                                    total_steps=total or OPEN_ENDED_STEPS)
+    optimizer = make_unit_optimizer(
+        config.optimizer, lr=config.lr, schedule=config.schedule,
+        total_steps=total or OPEN_ENDED_STEPS,
+        **{k: getattr(config, k) for k in optimizer_options(config.optimizer)})
     return RunSetup(
         config=config, model=model_, loss=loss_,
         named=model is None and loss is None and isinstance(config.model, str), d=d,

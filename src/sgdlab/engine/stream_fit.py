@@ -33,7 +33,8 @@ from .batched import LocalPlacement, make_batch_chunk_fn, make_checked_batch_chu
 from .chunk import TwoTier
 from .config import TrainConfig
 from .evaluate import make_evaluator
-from .feed import MemoryEvaluator, MemoryFeeder, StreamEvaluator, host_targets
+from .evaluate import Validator
+from .feed import MemoryFeeder, StreamEvaluator, host_targets
 from .loop import MAX_CHUNK_STEPS, choose_chunk_steps, run_loop
 from .result import FitResult
 from .setup import RunSetup, setup_run
@@ -78,21 +79,15 @@ def train_shards(shards: ShardSet, config: TrainConfig, *, validation=None, mode
                          config.drop_last, config.buffer_mb, standardizer,
                          placement.rank, placement.world)
 
-    def evaluator(evaluate_fn, params, loss_, regression):
-        if val_blocks is not None:
-            return StreamEvaluator(evaluate_fn, params, shards, val_blocks,
-                                   load_rows_for(shards, config.buffer_mb), standardizer,
-                                   loss_, regression)
-        if isinstance(validation, ShardSet):
-            return StreamEvaluator(evaluate_fn, params, validation,
-                                   np.arange(validation.n_blocks),
-                                   load_rows_for(validation, config.buffer_mb), standardizer,
-                                   loss_, regression)
-        if validation is not None:
-            X = standardizer.transform(validation.X) if standardizer else validation.X
-            return MemoryEvaluator(evaluate_fn, params, X, host_targets(loss_, validation.y),
-                                   validation.y, regression)
-        return None
+    def evaluator(setup: RunSetup, params):
+        if val_blocks is not None or isinstance(validation, ShardSet):
+            source, blocks = (shards, val_blocks) if val_blocks is not None else \
+                (validation, np.arange(validation.n_blocks))
+            return StreamEvaluator(
+                make_evaluator(setup.model, setup.loss, config.l2, setup.regression), params,
+                source, blocks, load_rows_for(source, config.buffer_mb), standardizer,
+                setup.loss, setup.regression)
+        return memory_validator(setup, params, validation, standardizer)
 
     try:
         return train_fed(feeder, evaluator, config, d=shards.d, task=shards.task,
@@ -118,17 +113,23 @@ def train_parallel(train_data: Dataset, validation: Dataset | None, config: Trai
                      config.drop_last)
     feeder = MemoryFeeder(X, train_data.y, plan, placement.rank, placement.world)
 
-    def evaluator(evaluate_fn, params, loss_, regression):
-        if validation is None:
-            return None
-        Xv = standardizer.transform(validation.X) if standardizer else validation.X
-        return MemoryEvaluator(evaluate_fn, params, Xv, host_targets(loss_, validation.y),
-                               validation.y, regression)
+    def evaluator(setup: RunSetup, params):
+        return memory_validator(setup, params, validation, standardizer)
 
     return train_fed(feeder, evaluator, config, d=train_data.d, task=train_data.task,
                      classes=train_data.classes, standardizer=standardizer, model=model,
                      loss=loss, callback=callback, placement=placement,
                      n_classes=train_data.n_classes, name=train_data.name, session=session)
+
+
+def memory_validator(setup: RunSetup, params, validation: Dataset | None, standardizer):
+    """The in-memory :class:`Validator` of a fed run (None without validation data): the
+    same evaluation as in-memory training, centred at 0 as every process computes it."""
+    if validation is None:
+        return None
+    prep = standardizer.transform if standardizer is not None else None
+    return Validator(setup.model, setup.loss, setup.config.l2, validation.X, validation.y,
+                     setup.n_classes, params, prep=prep)
 
 
 def _fed_chunk_steps(config: TrainConfig, spe: int, total: int | None, load_rows: int) -> int:
@@ -200,9 +201,7 @@ class FedSource:
             shift, scale = np.zeros(d, np.float32), np.ones(d, np.float32)
         self.shift, self.scale = placement.put_replicated(shift), placement.put_replicated(scale)
         self.lr = placement.put_replicated(setup.lr)
-        evaluator = self.make_eval(
-            make_evaluator(setup.model, setup.loss, setup.config.l2, setup.regression),
-            placement.local_tree(state.params), setup.loss, setup.regression)
+        evaluator = self.make_eval(setup, placement.local_tree(state.params))
         return state, kernel, evaluator
 
     def run_chunk(self, kernel, state: TrainState, n: int):
@@ -230,7 +229,7 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     :func:`train_parallel` end here (a :class:`FedSource` in the shared
     :func:`~sgdlab.engine.loop.run_loop`).
 
-    ``make_eval(evaluate_fn, params, loss, regression)`` builds the validator (or None).
+    ``make_eval(setup, params)`` builds the validator (or None).
     ``kernel_transform``: a fitted Standardizer the kernel applies to every fed batch (the
     feeder hands over raw rows); None when the rows come standardised already. ``session``
     (with several processes every process has one, and only process 0's writes the run

@@ -21,12 +21,40 @@ rate inside it; its runtime rate is 1.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import optax
 
 from ..errors import ConfigError, choices_message
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+def _heavy_ball(rate, momentum, nesterov=False):
+    if not 0.0 <= momentum < 1.0:
+        raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
+    return optax.sgd(rate, momentum=momentum, nesterov=nesterov)
+
+
+def _adamw(rate, weight_decay):
+    if not weight_decay >= 0:
+        raise ConfigError(f"weight decay must be >= 0, got {weight_decay}")
+    # decoupled: w <- w - rate * (adam update + weight_decay * w), linear in the rate
+    return optax.adamw(rate, weight_decay=weight_decay)
+
+
+#: Named optimiser -> ``factory(rate, **options)``. Its options (the factory's keyword
+#: parameters) are TrainConfig settings of the same name; this table is the one place a new
+#: optimiser is added (see CONTRIBUTING.md).
+FACTORIES = {
+    "sgd": lambda rate: optax.sgd(rate),
+    "momentum": lambda rate, momentum: _heavy_ball(rate, momentum),
+    "nesterov": lambda rate, momentum: _heavy_ball(rate, momentum, nesterov=True),
+    "adam": lambda rate: optax.adam(rate),
+    "adamw": _adamw,
+}
+#: Named optimiser -> the settings it takes besides the learning rate.
+OPTIMIZER_OPTIONS: dict[str, tuple[str, ...]] = {
+    name: tuple(inspect.signature(f).parameters)[1:] for name, f in FACTORIES.items()}
+OPTIMIZERS = tuple(FACTORIES)
 SCHEDULES = ("constant", "cosine", "step", "inverse-time", "exponential")
 
 
@@ -63,26 +91,28 @@ def make_schedule(lr: float, schedule: str = "constant", total_steps: int = 1,
     raise ConfigError(choices_message("schedule", schedule, SCHEDULES))
 
 
+def optimizer_options(name) -> tuple[str, ...]:
+    """The settings the optimiser ``name`` takes (none for an optax object)."""
+    return OPTIMIZER_OPTIONS.get(name, ()) if isinstance(name, str) else ()
+
+
 def make_optimizer(name: str | optax.GradientTransformation = "sgd", lr: float = 0.1, *,
-                   momentum: float = 0.9, schedule: str = "constant", total_steps: int = 1,
-                   decay: float = 0.5, decay_every: int | None = None
-                   ) -> optax.GradientTransformation:
+                   schedule: str = "constant", total_steps: int = 1, decay: float = 0.5,
+                   decay_every: int | None = None, **options) -> optax.GradientTransformation:
     """An optax transformation for ``name`` with a learning-rate schedule.
 
-    ``momentum`` is used by ``momentum`` and ``nesterov`` only.
+    ``options`` are optimiser settings by name (``momentum=0.9``, ``weight_decay=1e-4``);
+    each optimiser takes those :data:`OPTIMIZER_OPTIONS` lists and ignores the others (the
+    defaults are :class:`~sgdlab.engine.TrainConfig`'s).
     """
     if not isinstance(name, str):
         return name  # a user's optax GradientTransformation, its rate inside it
+    if name not in FACTORIES:
+        raise ConfigError(choices_message("optimizer", name, OPTIMIZERS))
     rate = lr if callable(lr) else make_schedule(lr, schedule, total_steps, decay, decay_every)
-    if name == "sgd":
-        return optax.sgd(rate)
-    if name in ("momentum", "nesterov"):
-        if not 0.0 <= momentum < 1.0:
-            raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
-        return optax.sgd(rate, momentum=momentum, nesterov=name == "nesterov")
-    if name == "adam":
-        return optax.adam(rate)
-    raise ConfigError(choices_message("optimizer", name, OPTIMIZERS))
+    defaults = {"momentum": 0.9, "weight_decay": 1e-4}
+    return FACTORIES[name](rate, **{k: options.get(k, defaults.get(k))
+                                    for k in OPTIMIZER_OPTIONS[name]})
 
 
 def describe_rate(lr) -> str:
@@ -98,8 +128,8 @@ def is_named(name) -> bool:
 
 
 def make_unit_optimizer(name: str | optax.GradientTransformation = "sgd", *,
-                        momentum: float = 0.9, schedule: str = "constant",
-                        total_steps: int = 1, lr=None) -> optax.GradientTransformation:
+                        schedule: str = "constant", total_steps: int = 1, lr=None,
+                        **options) -> optax.GradientTransformation:
     """:func:`make_optimizer` at learning rate 1: the update the step scales by the runtime rate.
 
     An optax schedule as ``lr`` (a callable ``step -> rate``) is built into the optimiser
@@ -111,8 +141,8 @@ def make_unit_optimizer(name: str | optax.GradientTransformation = "sgd", *,
     >>> float(u[0] * runtime_rate("sgd", 0.25))
     -0.5
     """
-    return make_optimizer(name, lr if callable(lr) else 1.0, momentum=momentum,
-                          schedule=schedule, total_steps=total_steps)
+    return make_optimizer(name, lr if callable(lr) else 1.0, schedule=schedule,
+                          total_steps=total_steps, **options)
 
 
 def runtime_rate(name, lr: float) -> np.ndarray:
