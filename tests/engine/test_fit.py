@@ -231,7 +231,7 @@ def test_config_errors_are_clear():
         TrainConfig(lr=0)
     with pytest.raises(ConfigError, match="batch size must be"):
         TrainConfig(batch_size=0)
-    with pytest.raises(ConfigError, match="valid optimizers: adam, momentum, nesterov, sgd"):
+    with pytest.raises(ConfigError, match="valid optimizers: adam, adamw, momentum, nesterov, sgd"):
         TrainConfig(optimizer="adagrad")
     with pytest.raises(ConfigError, match="no stopping rule"):
         TrainConfig(epochs=None)

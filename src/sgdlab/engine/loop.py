@@ -167,7 +167,7 @@ def chunk_loop(ledger: RunLedger, one_chunk, kernel, K: int, total: int | None,
     bad_step = None
     while not finished:
         n = K if total is None else min(K, total - ledger.step)
-        n = min(n, _steps_to_boundary(ledger.step, sched, spe))
+        n = min(n, sched.steps_to_next(ledger.step, spe, MAX_CHUNK_STEPS * 1024))
         t = time.perf_counter()
         losses, counts, first_bad = one_chunk(n)
         ledger.add_chunk(time.perf_counter() - t - kernel.last_compile_seconds, losses, counts,
@@ -205,7 +205,8 @@ def end_of_chunk(ledger: RunLedger, first_bad: int, total: int | None, config: T
         return "diverged"
     at_end = (total is not None and step >= total) or \
         (config.max_time is not None and train_seconds >= config.max_time)
-    if at_end or _due(step, train_seconds, sched, ledger.spe, ledger.last_eval):
+    if at_end or sched.due(step, train_seconds, ledger.last_eval["step"],
+                           ledger.last_eval["time"], ledger.spe):
         row = ledger.add_row()
         if config.target is not None and row.get(metric, -math.inf) >= config.target:
             return "target_reached"
@@ -214,33 +215,3 @@ def end_of_chunk(ledger: RunLedger, first_bad: int, total: int | None, config: T
     if at_end:
         return "max_time" if total is None or step < total else "completed"
     return None
-
-
-def _epoch_marks(step: int, every_epochs: float, spe: int) -> int:
-    """How many epoch-schedule boundaries ``ceil(m * E * spe)``, m >= 1, lie at or before step."""
-    return math.floor(step / (every_epochs * spe) + 1e-9)
-
-
-def _steps_to_boundary(step: int, sched, spe: int) -> int:
-    """Steps until the next step- or epoch-based evaluation (time triggers are checked after).
-
-    Boundaries are absolute (every multiple of N steps, of E epochs), so an extra evaluation
-    triggered by time does not shift them.
-    """
-    gaps = [MAX_CHUNK_STEPS * 1024]
-    if sched.every_steps:
-        gaps.append((step // sched.every_steps + 1) * sched.every_steps - step)
-    if sched.every_epochs:
-        m = _epoch_marks(step, sched.every_epochs, spe) + 1
-        gaps.append(math.ceil(m * sched.every_epochs * spe - 1e-9) - step)
-    return max(1, min(gaps))
-
-
-def _due(step: int, train_seconds: float, sched, spe: int, last: dict) -> bool:
-    """Has a boundary been crossed since the last evaluation, or has its time come?"""
-    if sched.every_steps and step // sched.every_steps > last["step"] // sched.every_steps:
-        return True
-    if sched.every_epochs and _epoch_marks(step, sched.every_epochs, spe) > \
-            _epoch_marks(last["step"], sched.every_epochs, spe):
-        return True
-    return bool(sched.every_seconds and train_seconds - last["time"] >= sched.every_seconds)

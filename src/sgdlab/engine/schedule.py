@@ -86,6 +86,34 @@ class EvalSchedule:
                                   "use steps, epochs, s, min or h")
         return cls(steps, seconds, epochs)
 
+    # -- when: shared by the run loop (evaluations) and the session (checkpoints) -------------
+    def epoch_marks(self, step: int, spe: int) -> int:
+        """How many epoch boundaries ``ceil(m * every_epochs * spe)``, m >= 1, lie at or
+        before ``step`` (``spe`` steps per epoch)."""
+        return math.floor(step / (self.every_epochs * spe) + 1e-9)
+
+    def due(self, step: int, seconds: float, last_step: int, last_seconds: float,
+            spe: int) -> bool:
+        """Has a step or epoch boundary been crossed since ``last_step``, or have
+        ``every_seconds`` passed since ``last_seconds``? Boundaries are absolute (every
+        multiple of N steps, of E epochs), so an extra trigger by time does not shift them."""
+        if self.every_steps and step // self.every_steps > last_step // self.every_steps:
+            return True
+        if self.every_epochs and self.epoch_marks(step, spe) > self.epoch_marks(last_step, spe):
+            return True
+        return bool(self.every_seconds and seconds - last_seconds >= self.every_seconds)
+
+    def steps_to_next(self, step: int, spe: int, cap: int) -> int:
+        """Steps from ``step`` to the next step or epoch boundary (at most ``cap``, at least
+        1); time triggers are checked after each chunk instead."""
+        gaps = [cap]
+        if self.every_steps:
+            gaps.append((step // self.every_steps + 1) * self.every_steps - step)
+        if self.every_epochs:
+            m = self.epoch_marks(step, spe) + 1
+            gaps.append(math.ceil(m * self.every_epochs * spe - 1e-9) - step)
+        return max(1, min(gaps))
+
     def describe(self) -> str:
         parts = []
         if self.every_steps:

@@ -137,11 +137,7 @@ class Session:
             return True
         s, loop = self.schedule, snap()
         step = int(loop["state"].step)
-        due = (s.every_steps and step // s.every_steps > self._mark["step"] // s.every_steps) \
-            or (s.every_epochs and _marks(step, s.every_epochs, self._spe)
-                > _marks(self._mark["step"], s.every_epochs, self._spe)) \
-            or (s.every_seconds and elapsed - self._mark["time"] >= s.every_seconds)
-        if due:
+        if s.due(step, elapsed, self._mark["step"], self._mark["time"], self._spe):
             self._save(loop)
         return False
 
@@ -210,11 +206,6 @@ class Session:
         for sig, old in self._old_handlers.items():
             signal.signal(sig, old)
         self._old_handlers = {}
-
-
-def _marks(step: int, every_epochs: float, spe: int) -> int:
-    """Number of ``every_epochs`` boundaries at or before ``step``."""
-    return math.floor(step / (every_epochs * spe) + 1e-9)
 
 
 def still_finished(loop: dict, config, total: int | None, metric: str) -> bool:
