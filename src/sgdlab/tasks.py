@@ -19,6 +19,7 @@ architectures and take any loss.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Sequence
 
 from ._types import Loss, Model
@@ -74,7 +75,10 @@ def resolve(model_name, loss_name=None, hidden: int | Sequence[int] = (128,),
     if model_name not in TASK_MODELS:
         raise ConfigError(choices_message("model", model_name, TASK_MODELS))
     factory, default_loss = TASK_MODELS[model_name]
-    model = factory(hidden=hidden, activation=activation) if factory is mlp else factory()
+    # each architecture takes the options it declares (mlp: hidden, activation; linear: none)
+    options = {"hidden": hidden, "activation": activation}
+    model = factory(**{k: v for k, v in options.items()
+                       if k in inspect.signature(factory).parameters})
 
     if loss_name is None:
         return model, get_loss(default_loss)

@@ -27,7 +27,7 @@ from .._types import Loss, Model
 from ..data.split import Standardizer, TargetScaler
 from ..errors import ConfigError, DataError, DivergedWarning
 from ..losses import get_loss
-from ..models import linear, mlp
+from ..models import get_model
 
 #: Default feature names of array data (``x0 .. x{d-1}``): such a model matches columns by
 #: position, any other by name.
@@ -71,10 +71,10 @@ def model_spec(model: Model) -> dict:
 
 def build_model(spec: dict) -> Model:
     """The :class:`Model` a :func:`model_spec` describes."""
-    if spec.get("builtin") == "linear":
-        return linear()
-    if spec.get("builtin") == "mlp":
-        return mlp(hidden=tuple(spec["hidden"]), activation=spec["activation"])
+    if spec.get("builtin"):  # a registered architecture with the options it recorded
+        options = {k: tuple(v) if isinstance(v, list) else v
+                   for k, v in spec.items() if k != "builtin"}
+        return get_model(spec["builtin"], **options)
     if not spec.get("import"):
         raise ConfigError(f"the saved model {spec.get('name', 'custom')!r} was defined inside a "
                           "function or in __main__, so it cannot be rebuilt by import; pass "
