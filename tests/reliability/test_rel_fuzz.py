@@ -316,9 +316,6 @@ def test_fuzz_parse_hidden(text):
         assert cfg is not None and cfg.hidden == sizes
 
 
-@pytest.mark.xfail(strict=True, reason="a local file header whose UTF-8 name flag is set on "
-                   "a name that is not UTF-8 raises UnicodeDecodeError from zipfile, which "
-                   "load_npz does not turn into a DataError")
 def test_npz_with_a_damaged_name_flag_is_refused():
     """Found by the .npz fuzzer: bytes 7 (flags: 0x08, bit 11 = UTF-8 names) and 30 (the
     member name's first byte: 0x80) of a valid archive changed."""
@@ -327,8 +324,6 @@ def test_npz_with_a_damaged_name_flag_is_refused():
         load_npz(_write("f.npz", data))
 
 
-@pytest.mark.xfail(strict=True, reason="hidden sizes given as text skip the MAX_DIMENSION "
-                   "check that a tuple gets (TrainConfig.__post_init__ -> parse_hidden)")
 def test_hidden_sizes_as_text_above_the_limit_are_refused():
     with pytest.raises(ConfigError, match="hidden"):
         TrainConfig(model="mlp", hidden=(MAX_DIMENSION + 1,))  # refused as a tuple ...
@@ -336,8 +331,6 @@ def test_hidden_sizes_as_text_above_the_limit_are_refused():
         TrainConfig(model="mlp", hidden=str(MAX_DIMENSION + 1))  # ... but not as text
 
 
-@pytest.mark.xfail(strict=True, reason="parse_duration returns a NaN or infinite number "
-                   "as is (text is refused: 'a duration must be finite')")
 @pytest.mark.parametrize("value", [math.nan, math.inf])
 def test_parse_duration_refuses_non_finite_numbers(value):
     with pytest.raises(ConfigError):

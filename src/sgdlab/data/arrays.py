@@ -25,8 +25,9 @@ from .dataset import Dataset
 
 # What reading a damaged .npz (a zip archive) can raise: zipfile uses NotImplementedError for
 # unknown versions or compression methods and RuntimeError for encrypted members.
+# UnicodeDecodeError: a member name flagged UTF-8 that is not (zipfile decodes it)
 _ARCHIVE_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-                   RuntimeError)
+                   RuntimeError, UnicodeDecodeError)
 
 
 def _np_load(src: str):

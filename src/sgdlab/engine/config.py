@@ -9,7 +9,7 @@ from ..data.sampling import SAMPLINGS
 from ..errors import ConfigError, choices_message
 from ..grad import GRADIENT_METHODS
 from ..optim import OPTIMIZERS, SCHEDULES, check_rate
-from .config_types import check_setting_kinds
+from .config_types import MAX_DIMENSION, check_setting_kinds
 from .schedule import EvalSchedule, parse_duration
 
 
@@ -191,4 +191,6 @@ def parse_hidden(text: str) -> tuple:
             from None
     if not sizes or any(s < 1 for s in sizes):
         raise ConfigError(f"hidden sizes must be whole numbers >= 1, got {text!r}")
+    if any(s > MAX_DIMENSION for s in sizes):  # as for a tuple (config_types)
+        raise ConfigError(f"hidden sizes must be at most {MAX_DIMENSION:,}, got {text!r}")
     return sizes

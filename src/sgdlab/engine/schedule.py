@@ -30,6 +30,8 @@ _PART = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*([a-z]*)\s*$")
 def parse_duration(text: str | float | int | None) -> float | None:
     """Seconds from ``"60s"``, ``"2 min"``, ``"1h"`` or a plain number of seconds."""
     if text is None or isinstance(text, (int, float)):
+        if text is not None and not math.isfinite(text):
+            raise ConfigError(f"a duration must be finite, got {text}")
         if text is not None and text <= 0:
             raise ConfigError(f"a duration must be > 0 seconds, got {text}")
         return None if text is None else float(text)
