@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, TargetScaler, from_arrays, load_data, split
-from .data.shards import ShardSet, is_shard_dir
+# as_shards stays importable from here: the command line and users call sgdlab.api.as_shards
+from .data.shards import ShardSet, as_shards, is_shard_dir  # noqa: F401
 from .engine import FitResult, TrainConfig, train
 from .engine.checkpoint import CheckpointStore
 from .engine.lock import RunLock
@@ -47,15 +48,6 @@ def as_dataset(X, y=None, *, label_column=None, task=None, name="array") -> Data
     if y is None:
         raise ConfigError("labels missing: call fit(X, y, ...) with one label per row of X")
     return from_arrays(X, y, task=task, name=name)
-
-
-def as_shards(X) -> ShardSet | None:
-    """A :class:`ShardSet` for a ShardSet or a directory holding ``manifest.json``, else None."""
-    if isinstance(X, ShardSet):
-        return X
-    if isinstance(X, (str, os.PathLike)) and is_shard_dir(X):
-        return ShardSet(X)
-    return None
 
 
 def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | None = None,

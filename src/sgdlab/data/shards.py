@@ -51,6 +51,15 @@ def is_shard_dir(path) -> bool:
         return False
 
 
+def as_shards(X) -> "ShardSet | None":
+    """A :class:`ShardSet` for a ShardSet or a directory holding ``manifest.json``, else None."""
+    if isinstance(X, ShardSet):
+        return X
+    if isinstance(X, (str, os.PathLike)) and is_shard_dir(X):
+        return ShardSet(X)
+    return None
+
+
 def combine_stats(counts: np.ndarray, means: np.ndarray, m2s: np.ndarray):
     """Merge per-block ``(count, mean (d,), M2 (d,))`` into the overall mean and M2.
 

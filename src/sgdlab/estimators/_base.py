@@ -56,7 +56,7 @@ class MiniBatchEstimator(BaseEstimator):
         loss (weights are relative: scaling them all changes nothing). Returns ``self``.
         """
         self._check_hyperparams()
-        from ..api import as_shards
+        from ..data.shards import as_shards
         shards = as_shards(X)
         if shards is not None:
             if sample_weight is not None:
