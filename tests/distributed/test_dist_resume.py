@@ -4,14 +4,19 @@ A two-process run is interrupted (SIGTERM to the ``--processes`` launcher; kill 
 worker) and resumed with ``sgdlab train --resume RUN``, which relaunches two processes; it must
 end bit-identical to an uninterrupted two-process run (parameters, optimiser state, history
 without its time columns). Resuming with another number of processes is refused unless --force.
+
+The interruptions land at an exact step: the workers run with ``stop_hook/sitecustomize.py``
+on their path, whose training callback sends the SIGTERM to the launcher (or kills its own
+process) at the first chunk that reaches a given step, and waits for the signal to arrive
+before the chunk boundary (see that file). No race against the run's speed.
 """
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,26 +34,34 @@ JOB = ["--data", "digits", "--model", "softmax", "--optimizer", "momentum", "--b
 TOTAL = 900
 
 
+#: Where the SIGTERM lands: mid-epoch (45 steps each), between two scheduled checkpoints
+#: (every 10 steps), at a chunk boundary (chunks of 5 steps).
+STOP = 305
+HOOK = str(Path(__file__).resolve().with_name("stop_hook"))
+
+
 def _argv(*args):
     return [sys.executable, "-m", "sgdlab.cli.main", "train", *map(str, args)]
 
 
+def _env(cache, stop: str | None = None) -> dict:
+    """The children's environment; with ``stop`` (``"sigterm:STEP"`` or ``"kill:STEP:I"``),
+    the stop hook acts in every worker."""
+    env = child_env(cache)
+    env.pop("SGDLAB_TEST_STOP", None)
+    if stop is not None:
+        env["PYTHONPATH"] = HOOK + os.pathsep + env["PYTHONPATH"]
+        env["SGDLAB_TEST_STOP"] = stop
+    return env
+
+
 def _cli(*args, cache, timeout=240):
     return subprocess.run(_argv(*args), capture_output=True, text=True, timeout=timeout,
-                          env=child_env(cache))
+                          env=_env(cache))
 
 
 def _checkpoint_steps(run_dir):
     return [int(p.name[5:14]) for p in (Path(run_dir) / "checkpoints").glob("ckpt-*.json")]
-
-
-def _wait_for_checkpoint(run_dir, procs, total=TOTAL, timeout=120):
-    """Wait until a checkpoint after step 0 is committed (the loop is running)."""
-    deadline = time.monotonic() + timeout
-    while not any(0 < s < total for s in _checkpoint_steps(run_dir)):
-        assert time.monotonic() < deadline, "no checkpoint came"
-        assert all(p.poll() is None for p in procs), "a process ended early"
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -65,47 +78,53 @@ def reference(tmp_path_factory, cache):
     return out
 
 
-def _resume_and_compare(run_dir, reference, cache):
+def _resume_and_compare(run_dir, reference, cache, from_step):
     done = _cli("--resume", run_dir, "--quiet", cache=cache)  # relaunches 2 processes
     assert done.returncode == 0, done.stderr[-3000:]
     assert "process 1 of 2 joined" in done.stderr and "Traceback" not in done.stderr
     m = metrics(run_dir)
     assert m["status"] == "completed" and m["processes"] == 2
-    assert 0 < m["resumed_from_step"] < TOTAL
+    assert m["resumed_from_step"] == from_step
     assert_same_run(run_dir, reference)
+
+
+def _interrupt_launcher(argv, cache, stop: int):
+    """Run ``argv`` (a ``--processes 2`` launcher) with SIGTERM at step ``stop``; ``-> stderr``."""
+    launcher = subprocess.Popen(argv, env=_env(cache, f"sigterm:{stop}"),
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        err = launcher.communicate(timeout=240)[1]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    assert launcher.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert f"stop hook: sigterm at step {stop} (process 0)" in err, err[-3000:]
+    assert "lost contact" not in err  # both stopped at the same boundary
+    return err
 
 
 def test_sigterm_to_the_launcher_checkpoints_both_processes_then_resume_is_exact(
         reference, cache, tmp_path):
     run_dir = tmp_path / "run"
-    launcher = subprocess.Popen(_argv(*JOB, "--processes", "2", "--out", run_dir),
-                                env=child_env(cache), stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_checkpoint(run_dir, [launcher])
-        launcher.send_signal(signal.SIGTERM)
-        err = launcher.communicate(timeout=120)[1]
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    assert launcher.returncode == 128 + signal.SIGTERM, err[-3000:]
-    assert "lost contact" not in err  # both stopped at the same boundary
+    _interrupt_launcher(_argv(*JOB, "--processes", "2", "--out", run_dir), cache, STOP)
     m = metrics(run_dir)
-    assert m["status"] == "interrupted" and 0 < m["steps"] < TOTAL
-    assert max(_checkpoint_steps(run_dir)) == m["steps"]  # the stop's checkpoint
-    _resume_and_compare(run_dir, reference, cache)
+    assert m["status"] == "interrupted" and m["steps"] == STOP
+    assert max(_checkpoint_steps(run_dir)) == STOP  # the stop's own checkpoint
+    _resume_and_compare(run_dir, reference, cache, from_step=STOP)
 
 
 def test_kill_9_of_one_worker_then_resume_is_exact(reference, cache, tmp_path):
     from sgdlab.distributed import LOST_PEER, free_port
     run_dir, port = tmp_path / "run", free_port()
+    env = _env(cache, f"kill:{STOP}:1")  # worker 1 dies by SIGKILL once step STOP is done
     procs = [subprocess.Popen(_argv(*JOB, "--out", run_dir, "--coordinator",
                                     f"127.0.0.1:{port}", "--num-processes", 2,
                                     "--process-id", i),
-                              env=child_env(cache), stderr=subprocess.DEVNULL)
+                              env=env, stderr=subprocess.DEVNULL)
              for i in range(2)]
     try:
-        _wait_for_checkpoint(run_dir, procs)
-        procs[1].send_signal(signal.SIGKILL)
+        assert procs[1].wait(timeout=240) == -signal.SIGKILL
         assert procs[0].wait(timeout=60) == LOST_PEER
     finally:
         for p in procs:
@@ -113,7 +132,10 @@ def test_kill_9_of_one_worker_then_resume_is_exact(reference, cache, tmp_path):
                 p.kill()
             p.wait(timeout=30)
     assert not (run_dir / "metrics.json").exists()
-    _resume_and_compare(run_dir, reference, cache)
+    # Worker 1 finished the chunk to STOP, so worker 0 had committed the scheduled checkpoint
+    # before it (its save precedes the chunk's collectives); none after it could be written.
+    assert max(_checkpoint_steps(run_dir)) == STOP // 10 * 10
+    _resume_and_compare(run_dir, reference, cache, from_step=STOP // 10 * 10)
 
 
 def test_resuming_with_another_number_of_processes_needs_force(reference, cache, tmp_path):
@@ -139,7 +161,7 @@ def test_resuming_with_another_number_of_processes_needs_force(reference, cache,
 
 
 #: The same over a streamed shard set of row ids: 51 steps per epoch with two processes, each
-#: streaming its own blocks through a 65-row buffer.
+#: streaming its own blocks through a 65-row buffer; chunks end at multiples of 5 steps.
 STREAM_JOB = ["--model", "mlp", "--hidden", "8", "--optimizer", "momentum", "--lr", "0.05",
               "--batch-size", "16", "--epochs", "20", "--chunk-steps", "5", "--eval-every",
               "10 steps", "--seed", "3", "--checkpoint-every", "10 steps", "--buffer-mb",
@@ -164,20 +186,12 @@ def stream_reference(tmp_path_factory, cache, shards):
 def test_sigterm_of_a_streamed_two_process_run_then_resume_is_exact(stream_reference, shards,
                                                                       cache, tmp_path):
     run_dir = tmp_path / "run"
-    total = metrics(stream_reference)["steps"]
-    launcher = subprocess.Popen(_argv("--data", shards, *STREAM_JOB, "--processes", "2",
-                                      "--out", run_dir),
-                                env=child_env(cache), stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_checkpoint(run_dir, [launcher], total)
-        launcher.send_signal(signal.SIGTERM)
-        err = launcher.communicate(timeout=120)[1]
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    assert launcher.returncode == 128 + signal.SIGTERM, err[-3000:]
-    stopped = metrics(run_dir)["steps"]
-    assert metrics(run_dir)["status"] == "interrupted" and 0 < stopped < total
+    total, stopped = metrics(stream_reference)["steps"], 505  # mid-epoch 9
+    assert total == 20 * 51
+    _interrupt_launcher(_argv("--data", shards, *STREAM_JOB, "--processes", "2", "--out",
+                              run_dir), cache, stopped)
+    assert metrics(run_dir)["status"] == "interrupted" and metrics(run_dir)["steps"] == stopped
+    assert max(_checkpoint_steps(run_dir)) == stopped
 
     # a streamed run's batches depend on the number of processes: refused even with --force
     done = _cli("--resume", run_dir, "--processes", "1", "--force", cache=cache)
