@@ -23,6 +23,7 @@ EVERY = max(1, STEPS // 3)   # make_schedule's default decay_every: T / 3 steps
 DECAY = 0.5                  # ... and its default decay
 MU = 0.9                     # TrainConfig's default momentum
 B1, B2, EPS = 0.9, 0.999, 1e-8  # optax.adam's defaults
+WD = 0.5                     # adamw's weight decay here (large, to be seen)
 
 
 def _problem():
@@ -78,10 +79,12 @@ def reference(optimizer: str, schedule: str, lr: float, steps: int = STEPS) -> l
         elif optimizer == "nesterov":    # optax: v <- mu v + g, w <- w - a (g + mu v)
             m = MU * m + g
             u = g + MU * m
-        elif optimizer == "adam":        # bias-corrected moments, eps outside the root
+        elif optimizer in ("adam", "adamw"):  # bias-corrected moments, eps outside the root
             m = B1 * m + (1 - B1) * g
             v = B2 * v + (1 - B2) * g * g
             u = (m / (1 - B1 ** (t + 1))) / (np.sqrt(v / (1 - B2 ** (t + 1))) + EPS)
+            if optimizer == "adamw":       # decoupled: the decay is not in the moments
+                u = u + WD * w
         else:
             raise AssertionError(optimizer)
         w = w - a * u
@@ -91,7 +94,8 @@ def reference(optimizer: str, schedule: str, lr: float, steps: int = STEPS) -> l
 
 def run(optimizer: str, schedule: str, lr: float) -> list[np.ndarray]:
     """The engine's flat parameters at every step (one history row per step), full batch."""
-    cfg = TrainConfig(model="linreg", optimizer=optimizer, schedule=schedule, lr=lr,
+    options = {"weight_decay": WD} if optimizer == "adamw" else {}
+    cfg = TrainConfig(model="linreg", optimizer=optimizer, schedule=schedule, lr=lr, **options,
                       batch_size=N, sampling="sequential", max_steps=STEPS, epochs=None,
                       eval_every="1 steps", chunk_steps=1, standardize=False, seed=0)
     seen = {}
@@ -132,10 +136,10 @@ def test_sgd_applies_the_scheduled_rate_at_every_step(schedule):
 
 @pytest.mark.parametrize("optimizer,schedule,lr", [
     ("momentum", "constant", 0.05), ("nesterov", "constant", 0.05), ("adam", "constant", 0.1),
-    ("nesterov", "exponential", 0.05), ("adam", "step", 0.1)])
+    ("nesterov", "exponential", 0.05), ("adam", "step", 0.1), ("adamw", "constant", 0.1)])
 def test_optimizer_update_matches_its_formula(optimizer, schedule, lr):
     got = run(optimizer, schedule, lr)
     assert_path(got, reference(optimizer, schedule, lr))
-    # ... and differs from plain SGD's path by far more than that tolerance
-    sgd = reference("sgd", schedule, lr)
-    assert np.abs(got[STEPS] - sgd[STEPS]).max() > 1e-2
+    # ... and differs from plain SGD's path (and adamw's from adam's) by far more than that
+    other = reference("adam" if optimizer == "adamw" else "sgd", schedule, lr)
+    assert np.abs(got[STEPS] - other[STEPS]).max() > 1e-2
