@@ -1,15 +1,30 @@
-"""``sgdlab data convert IN OUT``: turn a CSV, LibSVM or Parquet file into a shard set."""
+"""``sgdlab data convert IN OUT``: turn a data file (CSV/TSV, Parquet, NumPy, LibSVM) into a
+shard set."""
 
 from __future__ import annotations
 
+from ..data.formats import FORMATS
 from .common import Formatter
 
+
+def _formats_text() -> str:
+    """One line per registered format: its name, extensions and description."""
+    exts = {name: "/".join(f.extensions + f.guessed_extensions) for name, f in FORMATS.items()}
+    width, ext_width = max(map(len, exts)), max(map(len, exts.values()))
+    return "\n".join(f"  {name:<{width}}  {exts[name]:<{ext_width}}  {f.description}"
+                     for name, f in FORMATS.items())
+
+
 EXAMPLES = """\
+formats (--format, or from the extension):
+""" + _formats_text() + """
+
 examples:
   sgdlab data convert big.csv shards/                    # label: the last column
   sgdlab data convert big.csv shards/ --label-column y --task regression
   sgdlab data convert rcv1.svm shards/ --features 47236  # LibSVM / svmlight
   sgdlab data convert part.parquet shards/ --block-rows 8192
+  sgdlab data convert arrays.npz shards/                 # arrays X and y
   sgdlab train --data shards/ --buffer-mb 64             # stream it: memory set by the buffer
 
 A shard set is a directory of .npy feature and label shards, stats.npy (per-block feature
@@ -30,14 +45,18 @@ def register(sub) -> None:
                        description=__doc__.strip(), epilog=EXAMPLES, formatter_class=Formatter)
     verbs = p.add_subparsers(dest="data_verb", metavar="SUBCOMMAND")
     verbs.required = True
-    c = verbs.add_parser("convert", help="CSV / LibSVM / Parquet -> shard directory",
+    c = verbs.add_parser("convert", help="a data file (CSV, Parquet, NumPy, LibSVM) -> shard "
+                                         "directory",
                          description=__doc__.strip(), epilog=EXAMPLES, formatter_class=Formatter)
-    c.add_argument("input", help="a .csv, .tsv, .parquet/.pq or LibSVM (.svm, .libsvm, .txt) file")
+    c.add_argument("input", help="a data file: " + ", ".join(
+        ext for f in FORMATS.values() for ext in f.extensions + f.guessed_extensions))
     c.add_argument("output", help="directory to create (new or empty; or a shard set, "
                                   "with --overwrite)")
-    c.add_argument("--format", choices=["csv", "tsv", "libsvm", "parquet"],
+    c.add_argument("--format", choices=list(FORMATS),
                    help="input format (default: from the extension)")
-    c.add_argument("--label-column", help="label column of a CSV/Parquet file (default: last)")
+    c.add_argument("--label-column", help="label column of a " + "/".join(
+        name for name, f in FORMATS.items() if "label_column" in f.options)
+        + " file, by name or 0-based index (default: the last)")
     c.add_argument("--task", choices=["classification", "regression"],
                    help="override the task inferred from the labels")
     c.add_argument("--classes", help="declare the class labels, comma-separated, instead of "

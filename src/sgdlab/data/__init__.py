@@ -1,6 +1,7 @@
 """Data: loaders for files and arrays, built-in and synthetic datasets, splits, scaling.
 
-Every loader returns a validated :class:`Dataset` (``X: (N, d)`` float32, ``y: (N,)``). Data
+Every loader returns a validated :class:`Dataset` (``X: (N, d)`` float32, ``y: (N,)``); the
+file formats (CSV/TSV, Parquet, NumPy, LibSVM) are registered in :data:`FORMATS`. Data
 larger than memory is converted to a :class:`ShardSet` (:func:`convert`) and streamed
 (:mod:`sgdlab.data.stream`).
 """
@@ -13,6 +14,9 @@ from .columnar import load_parquet as load_parquet
 from .convert import convert as convert
 from .convert import write_shards as write_shards
 from .dataset import Dataset as Dataset
+from .formats import FORMATS as FORMATS
+from .formats import Format as Format
+from .libsvm import load_libsvm as load_libsvm
 from .loaders import load_data as load_data
 from .shards import ShardSet as ShardSet
 from .split import Splits as Splits

@@ -10,18 +10,20 @@ import math
 import os
 import zipfile
 import zlib
+from typing import Iterator
 
 import numpy as np
 
 from ..errors import DataError
 from .checks import (
-    _existing_file,
-    _try_float64,
     as_finite_float32,
     check_task,
     encode_labels,
+    existing_file,
+    try_float64,
 )
 from .dataset import Dataset
+from .readers import PARQUET_BATCH_ROWS, Chunk, ChunkSource, chunk_rows
 
 # What reading a damaged .npz (a zip archive) can raise: zipfile uses NotImplementedError for
 # unknown versions or compression methods and RuntimeError for encrypted members.
@@ -30,7 +32,7 @@ _ARCHIVE_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImpleme
                    RuntimeError, UnicodeDecodeError)
 
 
-def _np_load(src: str):
+def _np_load(src: str, mmap: bool = False):
     # np.load treats anything without the .npy/.npz signature as a pickle (and would then
     # blame allow_pickle); check the signature first so such files get an accurate message.
     with open(src, "rb") as fh:
@@ -41,7 +43,7 @@ def _np_load(src: str):
         with open(src, "rb") as fh:
             _check_npy_header(fh, os.path.getsize(src), src)
     try:
-        return np.load(src, allow_pickle=False)
+        return np.load(src, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as e:
         if "allow_pickle" in str(e) or "pickle" in str(e).lower():
             raise DataError(_object_refused(src)) from None
@@ -94,8 +96,15 @@ def load_npy(path, task: str | None = None) -> Dataset:
     become class indices). Opened with ``allow_pickle=False``; object arrays are refused.
     """
     check_task(task)
-    src = _existing_file(path)
-    arr = _np_load(src)
+    src = existing_file(path)
+    X, y = _read_npy(src)
+    return _from_arrays(X, y, task, os.path.basename(src), None, src)
+
+
+def _read_npy(src: str, mmap: bool = False):
+    """The features and labels of a ``.npy`` file (views of one array, memory-mapped with
+    ``mmap``), its header and shape checked."""
+    arr = _np_load(src, mmap)
     if not isinstance(arr, np.ndarray):
         arr.close()
         raise DataError(f"{src}: is an .npz archive, not a single array; load it with load_npz")
@@ -109,7 +118,7 @@ def load_npy(path, task: str | None = None) -> Dataset:
             f"{src}: has {arr.shape[1]} column(s); need at least one feature column and the "
             "label in the last column"
         )
-    return _from_arrays(arr[:, :-1], arr[:, -1], task, os.path.basename(src), None, src)
+    return arr[:, :-1], arr[:, -1]
 
 
 def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) -> Dataset:
@@ -119,7 +128,13 @@ def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) 
     that are there.
     """
     check_task(task)
-    src = _existing_file(path)
+    src = existing_file(path)
+    X, y = _read_npz(src, x_key, y_key)
+    return _from_arrays(X, y, task, os.path.basename(src), None, src)
+
+
+def _read_npz(src: str, x_key: str, y_key: str):
+    """Arrays ``x_key`` and ``y_key`` of a ``.npz`` archive, each header checked first."""
     archive = _np_load(src)
     if isinstance(archive, np.ndarray):
         raise DataError(f"{src}: holds a single array, not an .npz archive; load it with load_npy")
@@ -148,8 +163,43 @@ def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) 
             except _ARCHIVE_ERRORS as e:
                 raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
                                 f"{e}") from None
-    X, y = arrays
-    return _from_arrays(X, y, task, os.path.basename(src), None, src)
+    return arrays[0], arrays[1]
+
+
+class ArraySource(ChunkSource):
+    """A ``.npy`` (memory-mapped) or ``.npz`` (read whole: its members are compressed or
+    not seekable) file for ``convert``: row slices, checked as :func:`from_arrays` checks."""
+
+    def __init__(self, src, X, y):
+        X, y = _check_shapes(_to_numpy(X, src, "features"), _to_numpy(y, src, "labels"), src)
+        self.src, self.X, self.y = src, X, y
+        self.names = [f"x{j}" for j in range(X.shape[1])]
+        self.total = len(X)
+
+    def scan(self):
+        per = chunk_rows(1, 8, PARQUET_BATCH_ROWS)
+        for r0 in range(0, self.total, per):
+            yield np.asarray(self.y[r0:r0 + per]), (lambda i, o=r0: f"row index {o + i}")
+
+    def chunks(self) -> Iterator[Chunk]:
+        per = chunk_rows(len(self.names))
+        for r0 in range(0, self.total, per):
+            where = (lambda i, o=r0: f"row index {o + i}")
+            X = _numeric_features(np.asarray(self.X[r0:r0 + per]), self.src, self.names, r0)
+            X = as_finite_float32(X, source=self.src, columns=self.names, where=where)
+            yield X, np.asarray(self.y[r0:r0 + per]), where
+
+
+def open_npy(path) -> ArraySource:
+    """A ``.npy`` file (label in the last column) for ``convert``."""
+    src = existing_file(path)
+    return ArraySource(src, *_read_npy(src, mmap=True))
+
+
+def open_npz(path, x_key: str = "X", y_key: str = "y") -> ArraySource:
+    """A ``.npz`` archive (features ``x_key``, labels ``y_key``) for ``convert``."""
+    src = existing_file(path)
+    return ArraySource(src, *_read_npz(src, x_key, y_key))
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,8 +256,23 @@ def from_arrays(X, y, task: str | None = None, name: str = "array", feature_name
 
 def _from_arrays(X, y, task, name, feature_names, source) -> Dataset:
     check_task(task)
-    X = _to_numpy(X, source, "features")
-    y = _to_numpy(y, source, "labels")
+    X, y = _check_shapes(_to_numpy(X, source, "features"), _to_numpy(y, source, "labels"),
+                         source)
+    n, d = X.shape
+    if feature_names is None:
+        names = tuple(f"x{j}" for j in range(d))
+    else:
+        names = tuple(str(f) for f in feature_names)
+        if len(names) != d:
+            raise DataError(f"{source}: {len(names)} feature names for {d} feature columns")
+    X = _numeric_features(X, source, names)
+    X = as_finite_float32(X, source=source, columns=names)
+    y, task, classes = encode_labels(y, task, source=source)
+    return Dataset(X, y, task, classes, names, name)
+
+
+def _check_shapes(X: np.ndarray, y: np.ndarray, source: str):
+    """``X (N, d)`` and ``y (N,)`` (an ``(N, 1)`` ``y`` flattened), N and d at least 1."""
     if X.ndim == 1:
         raise DataError(
             f"{source}: features must be 2-D (N, d), got 1-D shape {X.shape}; "
@@ -232,25 +297,17 @@ def _from_arrays(X, y, task, name, feature_names, source) -> Dataset:
         raise DataError(f"{source}: there are no rows (N = 0)")
     if d == 0:
         raise DataError(f"{source}: there are no feature columns (d = 0)")
-    if feature_names is None:
-        names = tuple(f"x{j}" for j in range(d))
-    else:
-        names = tuple(str(f) for f in feature_names)
-        if len(names) != d:
-            raise DataError(f"{source}: {len(names)} feature names for {d} feature columns")
-    X = _numeric_features(X, source, names)
-    X = as_finite_float32(X, source=source, columns=names)
-    y, task, classes = encode_labels(y, task, source=source)
-    return Dataset(X, y, task, classes, names, name)
+    return X, y
 
 
-def _numeric_features(X: np.ndarray, source: str, names) -> np.ndarray:
-    """``X`` with a real numeric dtype, or a DataError naming the first non-numeric cell."""
+def _numeric_features(X: np.ndarray, source: str, names, row0: int = 0) -> np.ndarray:
+    """``X`` with a real numeric dtype, or a DataError naming the first non-numeric cell
+    (``X``'s first row being row index ``row0``)."""
     kind = X.dtype.kind
     if kind in "biuf":
         return X
     if kind in "USO":
-        converted = _try_float64(X)
+        converted = try_float64(X)
         if converted is not None:
             return converted
         for i, row in enumerate(X.tolist()):
@@ -259,8 +316,8 @@ def _numeric_features(X: np.ndarray, source: str, names) -> np.ndarray:
                     float(v)
                 except (TypeError, ValueError):
                     raise DataError(
-                        f"{source}, row index {i}, column {names[j]!r}: {v!r} is not a number; "
-                        "features must be numeric"
+                        f"{source}, row index {row0 + i}, column {names[j]!r}: {v!r} is not a "
+                        "number; features must be numeric"
                     ) from None
     raise DataError(f"{source}: features of dtype {X.dtype} are not supported; use real numbers")
 

@@ -76,7 +76,7 @@ def as_finite_float32(
     raise DataError(f"{source}, {where(row)}, column {name!r}: {what}")
 
 
-def _try_float64(values: np.ndarray) -> np.ndarray | None:
+def try_float64(values: np.ndarray) -> np.ndarray | None:
     """Text or object labels as float64, or ``None`` if any of them is not a number."""
     try:
         return np.asarray(values, dtype=np.float64)
@@ -84,12 +84,26 @@ def _try_float64(values: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def _is_missing(v) -> bool:
+def is_missing(v) -> bool:
     if v is None:
         return True
     if isinstance(v, (float, np.floating)) and math.isnan(v):
         return True
     return isinstance(v, (str, np.str_)) and not v.strip()
+
+
+def first_missing(values) -> int | None:
+    """Index of the first missing label (see :func:`is_missing`) in ``values``, or ``None``;
+    vectorised for numeric arrays (only NaN can be missing there)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biufc":
+        if values.dtype.kind != "f":
+            return None
+        bad = np.isnan(values)
+        return int(np.argmax(bad)) if bad.any() else None
+    for i, v in enumerate(values):
+        if is_missing(v):
+            return i
+    return None
 
 
 def encode_labels(
@@ -124,7 +138,7 @@ def encode_labels(
     if kind == "b":
         values, kind = values.astype(np.int64), "i"
     elif kind in "USO":
-        numeric = _try_float64(values)
+        numeric = try_float64(values)
         if numeric is None:
             return _encode_text_labels(values, task, source, column, where)
         values, kind = numeric, "f"
@@ -161,7 +175,7 @@ def encode_labels(
 def _encode_text_labels(values, task, source, column, where):
     items = values.tolist()
     for i, v in enumerate(items):
-        if _is_missing(v):
+        if is_missing(v):
             raise DataError(f"{source}, {where(i)}, column {column!r}: label is missing")
     if task == "regression":
         for i, v in enumerate(items):
@@ -180,7 +194,7 @@ def _encode_text_labels(values, task, source, column, where):
 
 
 
-def _existing_file(path) -> str:
+def existing_file(path) -> str:
     """``path`` as a string, after checking it names a readable regular file."""
     try:
         p = os.fspath(path)
@@ -193,7 +207,7 @@ def _existing_file(path) -> str:
     return p
 
 
-def _resolve_label(names: Sequence[str], label_column, source: str) -> int:
+def resolve_label(names: Sequence[str], label_column, source: str) -> int:
     """Index of the label column: ``None`` -> last, ``int`` -> position, ``str`` -> name.
 
     A string that is not a column name but is all digits (as typed on a command line) is taken

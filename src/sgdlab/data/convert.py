@@ -1,14 +1,16 @@
-"""``sgdlab data convert``: CSV, LibSVM/svmlight and Parquet into a shard set, streaming.
+"""``sgdlab data convert``: a file of any format in :data:`~sgdlab.data.formats.FORMATS` (CSV,
+TSV, Parquet, NumPy .npy/.npz, LibSVM/svmlight) into a shard set, streaming.
 
 Two passes over the input, each holding one input chunk and one output block in memory:
 
-1. **scan**: count rows, find the width (LibSVM), check every feature cell, and collect the
+1. **scan**: count rows, find the width (LibSVM), check every feature cell (text formats;
+   binary ones are checked in pass 2, still before anything is swapped in), and collect the
    distinct labels, so the class set (and so each label's index) is known before any shard is
    written. ``classes=`` declares it instead; a label outside it is then an error.
 2. **write**: parse again, encode labels with the class set, and append to the shard files,
    whose shapes are known from pass 1. Per-block feature means and M2 go to ``stats.npy``.
 
-Errors name the file, the 1-based line (text) or 0-based row index (Parquet), and the column,
+Errors name the file, the 1-based line (text) or 0-based row index (binary), and the column,
 as the in-memory loaders do; the first bad row stops the conversion before anything is written.
 
 Nothing the user owns is touched before the new shard set is complete: it is written into a
@@ -20,7 +22,8 @@ it was. ``overwrite`` replaces only a shard set: a directory holding a manifest 
 shard-set files, and never one that holds the input file.
 
 Memory is bounded whatever the input: one input chunk (see :mod:`sgdlab.data.readers`), one
-output block, and one block's statistics, which go to ``stats.npy`` as they are computed.
+output block, and one block's statistics, which go to ``stats.npy`` as they are computed
+(except for ``.npz`` archives, whose arrays are read whole; ``.npy`` files are memory-mapped).
 """
 
 from __future__ import annotations
@@ -42,11 +45,10 @@ import numpy as np
 
 from ..files import current_umask, write_text_atomic
 from ..errors import ConfigError, DataError
-from .checks import _existing_file, _is_missing, check_task, encode_labels
-from .readers import csv_reader, libsvm_chunks, parquet_reader
+from .checks import check_task, encode_labels, existing_file, first_missing, is_missing
+from .formats import FORMATS, Format, for_path
+from .formats import get as get_format
 from .shards import FORMAT, MANIFEST, VERSION, is_shard_dir
-
-FORMATS = ("csv", "tsv", "libsvm", "parquet")
 #: distinct labels kept while scanning; more can only be a regression target
 MAX_SCANNED_LABELS = 10_000
 BLOCK_BYTES = 4 << 20     # default block: ~4 MiB of features, the unit of reading and shuffling
@@ -56,13 +58,35 @@ Progress = Callable[[str, int, int], None]
 
 
 def detect_format(path: str) -> str:
-    ext = os.path.splitext(path)[1].lower()
-    table = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
-             ".svm": "libsvm", ".libsvm": "libsvm", ".svmlight": "libsvm", ".txt": "libsvm"}
-    if ext not in table:
+    """The name of the format ``path``'s extension means (``.txt``: LibSVM)."""
+    found = for_path(path, guess=True)
+    if found is None:
+        ext = os.path.splitext(path)[1].lower()
         raise DataError(f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; "
                         f"pass --format one of {', '.join(FORMATS)}")
-    return table[ext]
+    return found.name
+
+
+def _options(src, fmt: Format, **given) -> dict:
+    """The options for ``fmt.open``: its defaults and those of ``given`` that were set;
+    setting one the format does not take is an error."""
+    options = dict(fmt.defaults)
+    for key, value in given.items():
+        if value is None or value is False:
+            continue
+        if key not in fmt.options:
+            if key == "label_column":
+                raise DataError(f"{src}: {fmt.name} files take no label column "
+                                f"({fmt.label_hint}); drop label_column")
+            takers = [f.name for f in FORMATS.values() if key in f.options]
+            if not takers:
+                raise ConfigError(f"{src}: unknown option {key!r}; {fmt.name} files take "
+                                  f"{', '.join(fmt.options) or 'none'}")
+            flag = {"n_features": "--features", "zero_based": "--zero-based"}.get(key, key)
+            raise ConfigError(f"{src}: {flag} applies to {', '.join(takers)} files, not to "
+                              f"{fmt.name}")
+        options[key] = value
+    return options
 
 
 # -- labels ----------------------------------------------------------------------------------
@@ -95,7 +119,7 @@ class LabelCoder:
         if self.text:
             keys = [str(v) for v in raw]
             for i, v in enumerate(raw):
-                if _is_missing(v):
+                if is_missing(v):
                     raise DataError(f"{self.source}, {where(i)}, column {self.column!r}: "
                                     "label is missing")
         else:
@@ -297,66 +321,51 @@ def fsync_dir(path) -> None:
 def convert(src, out, *, fmt: str | None = None, label_column=None, task: str | None = None,
             classes=None, block_rows: int | None = None, shard_blocks: int = SHARD_BLOCKS,
             n_features: int | None = None, zero_based: bool = False, overwrite: bool = False,
-            progress: Progress | None = None) -> Path:
+            progress: Progress | None = None, **options) -> Path:
     """Convert ``src`` to a shard set in directory ``out``; returns ``out`` (see module doc).
 
     ``out`` must be new or empty, or (with ``overwrite``) a shard set; it is replaced only once
-    the new shard set is complete. ``n_features`` (LibSVM) fixes the width; without it the
-    width is the largest index, at most :data:`~sgdlab.data.readers.MAX_FEATURES`.
+    the new shard set is complete. ``fmt`` is a name in :data:`~sgdlab.data.formats.FORMATS`
+    (default: from the extension). ``label_column`` (CSV/TSV/Parquet) and ``**options`` (the
+    format's other loading options: ``delimiter``, ``x_key``/``y_key``) are as for
+    :func:`~sgdlab.data.loaders.load_data`. ``n_features`` (LibSVM) fixes the width; without
+    it the width is the largest index, at most :data:`~sgdlab.data.readers.MAX_FEATURES`.
     """
     check_task(task)
-    src = _existing_file(src)
-    fmt = fmt or detect_format(src)
-    if fmt not in FORMATS:
-        raise DataError(f"unknown format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    src = existing_file(src)
+    fmt = get_format(fmt or detect_format(src))
     if n_features is not None and (isinstance(n_features, bool) or int(n_features) != n_features
                                    or n_features < 1):
         raise ConfigError(f"--features must be a whole number >= 1, got {n_features!r}")
     if block_rows is not None and block_rows < 1:
         raise ConfigError(f"--block-rows must be >= 1, got {block_rows}")
+    options = _options(src, fmt, label_column=label_column, n_features=n_features,
+                       zero_based=zero_based, **options)
     output = _Output(out, overwrite=overwrite, src=src)  # refuse before reading anything
     tick = progress or (lambda *a: None)
 
     try:
-        if fmt in ("csv", "tsv"):
-            names, label_name, make = csv_reader(src, "\t" if fmt == "tsv" else ",", label_column)
-            scan_chunks, write_chunks, total = make(), make, None
-        elif fmt == "libsvm":
-            if label_column is not None:
-                raise DataError("LibSVM files have the label first on each line; drop label_column")
-            label_name = "label"
-            scan_chunks = libsvm_chunks(src, None, zero_based, declared=n_features)
-            write_chunks, total, names = None, None, None
-        else:
-            names, label_name, total, make = parquet_reader(src, label_column)
-            scan_chunks, write_chunks = make(features=False), lambda: make(features=True)
+        source = fmt.open(src, **options)
+        label_name = source.label_name
 
-        # pass 1: rows, width, labels
-        n, width, distinct, overflow = 0, 0, {}, False
-        for X, labels, where in scan_chunks:
-            if fmt != "parquet":  # (Parquet nulls are checked by the reader)
-                for i, v in enumerate(labels):
-                    if _is_missing(v):
-                        raise DataError(f"{src}, {where(i)}, column {label_name!r}: label is "
-                                        "missing")
+        # pass 1: rows, labels (and the width, for LibSVM)
+        n, distinct, overflow = 0, {}, False
+        for labels, where in source.scan():
+            if not source.labels_checked:
+                i = first_missing(labels)
+                if i is not None:
+                    raise DataError(f"{src}, {where(i)}, column {label_name!r}: label is "
+                                    "missing")
             n += len(labels)
-            if fmt == "libsvm":
-                width = max(width, X)
             if not overflow:
-                for v in (np.unique(labels) if fmt == "parquet" else set(labels)):
+                for v in (np.unique(labels) if isinstance(labels, np.ndarray) else set(labels)):
                     distinct.setdefault(v.item() if hasattr(v, "item") else v, None)
                 overflow = len(distinct) > MAX_SCANNED_LABELS
-            tick("scan", n, total or 0)
+            tick("scan", n, source.total or 0)
         if n == 0:
             raise DataError(f"{src}: has no data rows")
-        if fmt == "libsvm":
-            if n_features is None and width == 0:
-                raise DataError(f"{src}: no line has a feature: {n} line(s) hold a label only; a "
-                                "LibSVM line is 'label index:value ...' (pass --features N if the "
-                                "rows really are all zeros)")
-            d = int(n_features) if n_features is not None else width
-            names = [f"x{j}" for j in range(d)]
-            write_chunks = lambda: libsvm_chunks(src, d, zero_based)  # noqa: E731
+        source.finish_scan(n)
+        names = source.names
     except OSError as e:  # the input went away or cannot be read
         raise DataError(f"{e.filename or src}: cannot read: {e.strerror or e}") from None
     coder = LabelCoder.discover(list(distinct), overflow, task, classes, src, label_name)
@@ -364,7 +373,7 @@ def convert(src, out, *, fmt: str | None = None, label_column=None, task: str | 
     # pass 2: write
     def encoded():
         done = 0
-        for X, labels, where in write_chunks():
+        for X, labels, where in source.chunks():
             yield X, coder.encode(labels, where)
             done += len(labels)
             tick("write", done, n)

@@ -4,19 +4,20 @@ has them.
 A model trained on named columns (a CSV/Parquet header, a DataFrame) takes its features by
 name in any order; the one column that is not a feature, if any, is the label (scored, never
 used to predict). A model trained on arrays (names ``x0 .. x{d-1}``) takes columns by
-position: ``d`` columns are features, ``d + 1`` are features and the label last. Every file
-format :func:`~sgdlab.data.loaders.load_data` reads works, with its located error messages.
+position: ``d`` columns are features, ``d + 1`` are features and the label last (NumPy and
+LibSVM files always go by position; a LibSVM file is read ``n_features`` wide). Every format
+of :data:`~sgdlab.data.formats.FORMATS` works, with its located error messages.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import DataError
+from .formats import for_path
 from .loaders import load_data
 
 
@@ -30,25 +31,10 @@ class Features(NamedTuple):
 
 
 def column_names(path) -> list[str] | None:
-    """The column names of a CSV/TSV header or a Parquet schema; ``None`` for NumPy files."""
-    ext = os.path.splitext(str(path))[1].lower()
-    if ext in (".csv", ".tsv"):
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                for row in csv.reader(fh, delimiter="\t" if ext == ".tsv" else ","):
-                    if row:
-                        return [c.strip() or f"column_{j + 1}" for j, c in enumerate(row)]
-        except (OSError, UnicodeDecodeError, csv.Error) as e:
-            raise DataError(f"{path}: cannot read the header: {e}") from None
-        raise DataError(f"{path}: is empty; a header row and data rows are needed")
-    if ext in (".parquet", ".pq"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        try:
-            return [str(n) for n in pq.read_schema(path).names]
-        except (pa.ArrowException, OSError) as e:
-            raise DataError(f"{path}: cannot read as Parquet: {e}") from None
-    return None
+    """The column names of a file with named columns (a CSV/TSV header, a Parquet schema);
+    ``None`` for the others (NumPy, LibSVM), whose columns go by position."""
+    fmt = for_path(path)
+    return None if fmt is None else fmt.header(path)
 
 
 def read_features(path, feature_names, n_features: int, label_column=None,
@@ -61,7 +47,7 @@ def read_features(path, feature_names, n_features: int, label_column=None,
     own = [str(f) for f in feature_names]
     positional = not own or own == [f"x{i}" for i in range(len(own))]
     names = column_names(path)
-    if names is None:  # .npy / .npz: by position
+    if names is None:  # NumPy, LibSVM: by position
         return _by_position_arrays(path, n_features, task)
     if positional:
         if len(names) == n_features:
@@ -114,13 +100,15 @@ def _reorder(X, names, own) -> np.ndarray:
 
 
 def _by_position_arrays(path, n_features: int, task) -> Features:
-    ext = os.path.splitext(str(path))[1].lower()
-    if ext == ".npz":
-        ds = load_data(str(path), task=task)
+    fmt = for_path(path)
+    if fmt is not None and fmt.layout == "xy":  # features and labels apart (.npz, LibSVM)
+        options = {"n_features": n_features} if "n_features" in fmt.options else {}
+        ds = load_data(str(path), task=task, **options)
         if ds.d != n_features:
             raise DataError(f"{path}: X has {ds.d} features; the model takes {n_features}")
-        return Features(ds.X, _original_labels(ds), "y")
-    ds = load_data(str(path), task="regression")  # .npy: the last column comes back as y
+        return Features(ds.X, _original_labels(ds), fmt.label)
+    # one table (.npy), the label perhaps its last column (an unknown type: load_data says so)
+    ds = load_data(str(path), task="regression")
     if ds.d + 1 == n_features:
         return Features(np.column_stack([ds.X, ds.y.astype(np.float32)]), None, None)
     if ds.d == n_features:

@@ -5,12 +5,15 @@ Every loader returns ``X: (N, d)`` float32 (all finite) and ``y: (N,)`` (int32 c
 :class:`~sgdlab.errors.DataError` whose message names the file and, where it applies, the
 1-based line (text files) or 0-based ``row index`` (binary files and arrays) and the column.
 
-Supported sources (see :func:`load_data`):
+Supported sources (see :func:`load_data`; the file formats are those of
+:data:`sgdlab.data.formats.FORMATS`):
 
 * ``.csv`` / ``.tsv``: header row required, label column by name or index (default: last).
 * ``.parquet`` / ``.pq``: numeric feature columns, any numeric/string/bool label column.
 * ``.npy``: one 2-D numeric array ``(N, d + 1)`` whose **last column is the label**.
 * ``.npz``: arrays ``X: (N, d)`` and ``y: (N,)`` (keys configurable).
+* ``.svm`` / ``.libsvm`` / ``.svmlight``: ``label index:value ...`` lines (``n_features``,
+  ``zero_based``).
 * Built-in names: ``digits`` and the synthetic generators in
   :data:`sgdlab.data.synthetic.GENERATORS`, e.g. ``"blobs:n=2000,d=20"``.
 
@@ -26,21 +29,13 @@ import inspect
 import os
 
 from ..errors import ConfigError, DataError
-from .arrays import load_npy, load_npz
 from .checks import check_task
-from .columnar import load_parquet
 from .dataset import Dataset
-from .text import load_csv
+from .formats import FORMATS, Format, for_path
 
-#: File extensions :func:`load_data` understands, mapped to a short description.
-EXTENSIONS = {
-    ".csv": "comma-separated text with a header row",
-    ".tsv": "tab-separated text with a header row",
-    ".parquet": "Apache Parquet",
-    ".pq": "Apache Parquet",
-    ".npy": "NumPy array (N, d+1), label in the last column",
-    ".npz": "NumPy archive with arrays X and y",
-}
+#: File extensions :func:`load_data` understands, mapped to a short description (from
+#: :data:`~sgdlab.data.formats.FORMATS`).
+EXTENSIONS = {ext: f.description for f in FORMATS.values() for ext in f.extensions}
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,12 +56,13 @@ def load_data(spec, label_column=None, task: str | None = None, seed: int = 0, *
     Args:
       spec: ``"digits"``, a synthetic generator with optional parameters
         (``"blobs"``, ``"blobs:n=2000,d=20"``, see :data:`sgdlab.data.synthetic.GENERATORS`),
-        or a path ending in ``.csv``, ``.tsv``, ``.parquet``/``.pq``, ``.npy`` or ``.npz``.
+        or a path ending in ``.csv``, ``.tsv``, ``.parquet``/``.pq``, ``.npy``, ``.npz`` or
+        ``.svm``/``.libsvm``/``.svmlight``.
       label_column: for CSV/TSV/Parquet only (see :func:`load_csv`).
       task: force ``"classification"``/``"regression"``; for built-ins it must match theirs.
       seed: seed for synthetic generators (a ``seed=`` in the spec wins).
-      **kwargs: passed to the loader (``delimiter`` for text, ``x_key``/``y_key`` for ``.npz``)
-        or to the generator as extra parameters.
+      **kwargs: passed to the loader (``delimiter`` for text, ``x_key``/``y_key`` for ``.npz``,
+        ``n_features``/``zero_based`` for LibSVM) or to the generator as extra parameters.
 
     Raises :class:`DataError` for a missing file (``file not found: ...``) or an unknown spec
     (listing the built-in names and supported extensions).
@@ -77,8 +73,9 @@ def load_data(spec, label_column=None, task: str | None = None, seed: int = 0, *
     except TypeError:
         raise DataError(f"data spec must be a name or a path, got {type(spec).__name__}") from None
     ext = os.path.splitext(spec)[1].lower()
-    if ext in EXTENSIONS:
-        return _load_file(spec, ext, label_column, task, kwargs)
+    fmt = for_path(spec)
+    if fmt is not None:
+        return _load_file(spec, ext, fmt, label_column, task, kwargs)
 
     from .synthetic import GENERATORS, parse_spec
 
@@ -131,26 +128,18 @@ def _check_params(name: str, fn, params: dict) -> None:
             )
 
 
-def _load_file(path: str, ext: str, label_column, task, kwargs) -> Dataset:
-    if ext in (".csv", ".tsv"):
-        loader = load_csv
-        kwargs = {"delimiter": "\t" if ext == ".tsv" else ",", **kwargs}
-        kwargs.update(label_column=label_column)
-    elif ext in (".parquet", ".pq"):
-        loader = load_parquet
-        kwargs = {**kwargs, "label_column": label_column}
-    else:
-        if label_column is not None:
-            raise ConfigError(
-                f"{path}: label_column does not apply to {ext} files "
-                + ("(the label is the last column)" if ext == ".npy" else "(use y_key=)")
-            )
-        loader = load_npy if ext == ".npy" else load_npz
-    allowed = set(inspect.signature(loader).parameters) - {"path", "task"}
-    for key in kwargs:
+def _load_file(path: str, ext: str, fmt: Format, label_column, task, kwargs) -> Dataset:
+    options = {**fmt.defaults, **kwargs}
+    allowed = fmt.options
+    if "label_column" in allowed:
+        options["label_column"] = label_column
+    elif label_column is not None:
+        raise ConfigError(f"{path}: label_column does not apply to {ext} files "
+                          f"({fmt.label_hint})")
+    for key in options:
         if key not in allowed:
             raise ConfigError(
                 f"{path}: option {key!r} does not apply to {ext} files; valid options: "
                 f"{', '.join(sorted(allowed)) or '(none)'}"
             )
-    return loader(path, task=task, **kwargs)
+    return fmt.load(path, task=task, **options)
