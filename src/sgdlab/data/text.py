@@ -15,6 +15,7 @@ Python: that parser gives today's result or its located message (file, 1-based l
 from __future__ import annotations
 
 import csv
+import mmap
 import os
 from typing import Iterator
 
@@ -129,9 +130,11 @@ def _csv_header(header, line, src, delimiter, label_column):
 
 # -- the fast reader (pyarrow.csv) -----------------------------------------------------------
 
-def _arrow_options(head: CsvHeader, delimiter: str):
+def _arrow_options(head: CsvHeader, delimiter: str, quotes: bool = True):
     """pyarrow.csv options that read the rows after the header: features float64, the label
-    text, nothing null, nothing inferred; quoted newlines as Python's csv module reads them."""
+    text, nothing null, nothing inferred; quoted newlines as Python's csv module reads them
+    (``quotes=False``: the file has no quote character, so no value holds a newline, and the
+    reader may cut the file into blocks at any newline: about 30% faster)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -140,7 +143,7 @@ def _arrow_options(head: CsvHeader, delimiter: str):
     types[cols[head.li]] = pa.string()
     read = pacsv.ReadOptions(column_names=cols, skip_rows=head.lines)
     parse = pacsv.ParseOptions(delimiter=delimiter, quote_char='"', double_quote=True,
-                               escape_char=False, newlines_in_values=True,
+                               escape_char=False, newlines_in_values=quotes,
                                ignore_empty_lines=True)
     convert = pacsv.ConvertOptions(column_types=types, null_values=[], true_values=[],
                                    false_values=[], strings_can_be_null=False,
@@ -169,6 +172,15 @@ def _fill_features(X, batch, head: CsvHeader, start: int, take: int, at: int) ->
                 k += 1
 
 
+def _has_quotes(src) -> bool:
+    """Whether the file holds a ``"`` (one pass at memory speed over the mapped file)."""
+    try:
+        with open(src, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return m.find(b'"') >= 0
+    except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
+        return True
+
+
 def _text_labels(col) -> list[str] | None:
     """The label cells, stripped as the slow parser strips them (``None`` if one is longer
     than the csv module's field limit: that parser refuses such a file)."""
@@ -187,7 +199,7 @@ def _load_csv_fast(src, label_column, task, delimiter) -> Dataset | None:
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    read, parse, convert = _arrow_options(head, delimiter)
+    read, parse, convert = _arrow_options(head, delimiter, _has_quotes(src))
     try:
         with pa.input_stream(src, compression=None) as stream:
             table = pacsv.read_csv(stream, read_options=read, parse_options=parse,
