@@ -9,6 +9,7 @@ import time
 import tomllib
 from pathlib import Path
 
+from ..data import formats
 from ..engine import TrainConfig
 from ..errors import ConfigError
 
@@ -22,7 +23,7 @@ def add_data_options(p: argparse.ArgumentParser, shards: bool = False) -> None:
                 else " (held in memory: shard directories are for 'sgdlab train')")
     g.add_argument("--data",
                    help="built-in name (digits, blobs, gaussian, linreg, xor, mnist-like; "
-                        "'blobs:n=5000,d=20' sets parameters) or a .csv/.tsv/.parquet/.npy/.npz "
+                        f"'blobs:n=5000,d=20' sets parameters) or a {formats.summary()} "
                         f"file{streamed}; default: digits")
     g.add_argument("--label-column", help="label column of a CSV/Parquet file, by name or "
                                           "0-based index (default: the last column)")

@@ -25,7 +25,8 @@ def register(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by "
                                                       "'sgdlab train' (holds model.json)")
     p.add_argument("--data", required=True,
-                   help="a .csv/.tsv/.parquet/.npy/.npz file with the model's features")
+                   help="a data file with the model's features: any format train reads "
+                        "(CSV, TSV, Parquet, NumPy, LibSVM)")
     p.add_argument("--label-column", help="the label column, if the file has one the model's "
                                           "feature names do not single out")
     p.add_argument("--out", help="write the predictions as CSV here (default: standard output)")
