@@ -133,12 +133,18 @@ class Prefetch:
         raise StopIteration
 
     def close(self):
+        """Stop the thread and wait for it: it finishes at most the item it is reading, so no
+        read happens after close (draining meanwhile, so a pending put cannot block it)."""
         self._stop.set()
-        try:
-            while True:
-                self._q.get_nowait()
-        except queue.Empty:
-            pass
+        while True:
+            try:
+                while True:
+                    self._q.get_nowait()
+            except queue.Empty:
+                pass
+            if not self._thread.is_alive():
+                return
+            self._thread.join(timeout=0.05)
 
 
 def standardize_inplace(transform) -> Callable | None:

@@ -95,13 +95,22 @@ def read_header(src, delimiter, label_column) -> CsvHeader | None:
     bad header, and :class:`UnicodeDecodeError` / :class:`csv.Error` as the reader does."""
     with open(src, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
-        prev = 0
-        for row in reader:
-            line, prev = prev + 1, reader.line_num
-            if row and not (len(row) == 1 and not row[0].strip()):
-                header = [c.strip() for c in row]
-                names, li = _csv_header(header, line, src, delimiter, label_column)
-                return CsvHeader(header, li, names, line, reader.line_num)
+        found = first_row(reader)
+        if found is None:
+            return None
+        header, line = found
+        names, li = _csv_header(header, line, src, delimiter, label_column)
+        return CsvHeader(header, li, names, line, reader.line_num)
+
+
+def first_row(reader) -> tuple[list[str], int] | None:
+    """The first non-blank row of a :func:`csv.reader`, its cells stripped, and the line it
+    starts on; ``None`` when every row is blank."""
+    prev = 0
+    for row in reader:
+        line, prev = prev + 1, reader.line_num
+        if row and not (len(row) == 1 and not row[0].strip()):
+            return [c.strip() for c in row], line
     return None
 
 
@@ -365,16 +374,11 @@ class CsvSource(ChunkSource):
         try:
             with open(src, newline="", encoding="utf-8-sig") as fh:
                 reader = csv.reader(fh, delimiter=delimiter)
-                prev = 0
-                for row in reader:
-                    line, prev = prev + 1, reader.line_num
-                    if row and not (len(row) == 1 and not row[0].strip()):
-                        header = [c.strip() for c in row]
-                        names, li = _csv_header(header, reader.line_num, src, delimiter,
-                                                label_column)
-                        break
-                else:
+                found = first_row(reader)
+                if found is None:
                     raise DataError(f"{src}: file is empty; expected a header row and data rows")
+                header, line = found
+                names, li = _csv_header(header, reader.line_num, src, delimiter, label_column)
                 self.head = CsvHeader(header, li, names, line, reader.line_num)
         except UnicodeDecodeError as e:
             raise not_utf8(src, e) from None
