@@ -12,7 +12,7 @@ from sgdlab.optim import OPTIMIZER_OPTIONS
 
 #: A second valid value for every setting (the test fails for a new setting without one).
 OTHER = {"model": "mlp", "loss": "multiclass_svm", "hidden": (7,), "activation": "tanh",
-         "batch_size": 8, "sampling": "replacement", "drop_last": True, "lr": 0.3,
+         "channels": (3,), "kernel": 3, "batch_size": 8, "sampling": "replacement", "drop_last": True, "lr": 0.3,
          "optimizer": "momentum", "momentum": 0.5, "weight_decay": 0.5, "schedule": "cosine", "l2": 0.01,
          "gradient": "numerical", "epochs": 3.0, "max_steps": 5, "max_time": 9.0,
          "target": 0.5, "eval_every": "3 steps", "chunk_steps": 4,

@@ -118,7 +118,7 @@ class ScriptedSource:
 
 
 def _run(config, source, **kw):
-    setup = setup_run(config, d=2, n_classes=3, steps_per_epoch=source.steps_per_epoch)
+    setup = setup_run(config, example_shape=(2,), n_classes=3, steps_per_epoch=source.steps_per_epoch)
     state = TrainState({"W": np.zeros((3, 2), np.float32), "b": np.zeros(3, np.float32)},
                        (), np.int32(0))
     return run_loop(setup, source, state, wall0=0.0,

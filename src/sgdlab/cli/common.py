@@ -41,11 +41,19 @@ def add_data_options(p: argparse.ArgumentParser, shards: bool = False) -> None:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", help="softmax (default), logistic, svm, perceptron, "
-                                   "multiclass_svm, linreg, linear, mlp")
+                                   "multiclass_svm, linreg, linear, mlp, cnn (images); or your "
+                                   "own network as package.module:factory (a Flax or "
+                                   "Equinox module, or an (init, apply) pair)")
     g.add_argument("--loss", help="override the model's loss: squared, hinge, perceptron, "
                                   "logistic, softmax, multiclass_svm")
-    g.add_argument("--hidden", help="MLP hidden widths, e.g. 256,128 (default 128)")
-    g.add_argument("--activation", help="MLP activation: relu, tanh, sigmoid, gelu, leaky_relu")
+    g.add_argument("--hidden", help="MLP (and cnn dense) hidden widths, e.g. 256,128 "
+                                    "(default 128)")
+    g.add_argument("--activation", help="MLP/cnn activation: relu, tanh, sigmoid, gelu, "
+                                        "leaky_relu")
+    g.add_argument("--channels", help="cnn: channels of each convolution + pooling stage, "
+                                      "e.g. 6,16 (default)")
+    g.add_argument("--kernel", type=int, help="cnn: side of the square convolution window "
+                                              "(default 5)")
     g.add_argument("--l2", type=float, help="L2 strength lambda (biases are not penalised)")
 
 

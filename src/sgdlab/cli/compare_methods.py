@@ -57,6 +57,7 @@ def run(args) -> int:
     data = as_dataset(data_spec(args), label_column=args.label_column, task=args.task)
     settings = {k: v for k, v in {"model": args.model or "softmax", "loss": args.loss,
                                   "hidden": args.hidden, "activation": args.activation,
+                                  "channels": args.channels, "kernel": args.kernel,
                                   "l2": args.l2, "lr": args.lr, "seed": args.seed,
                                   "standardize": args.standardize,
                                   "validation_fraction": args.validation_fraction

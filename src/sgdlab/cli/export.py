@@ -37,7 +37,7 @@ def run(args) -> int:
     model = load(args.run_dir)
     out = export_model(model, args.out)
     # self-check: the exported function gives the run's scores on a few random rows
-    X = np.random.default_rng(0).standard_normal((8, model.n_features)).astype(np.float32)
+    X = np.random.default_rng(0).standard_normal((8, *model.input_shape)).astype(np.float32)
     if model.standardizer is not None:
         X = X * model.standardizer.scale + model.standardizer.mean
     gap = check_export(model, out, X)

@@ -53,7 +53,7 @@ def run(args) -> int:
     from ..errors import ConfigError
     from ..grad import check_model_gradient, value_and_grad_for
     from ..losses import encode_targets
-    from ..tasks import resolve
+    from ..engine.setup import model_input, resolve_model
     from .display import print_gradcheck
 
     if args.examples < 1:
@@ -61,11 +61,11 @@ def run(args) -> int:
     data = as_dataset(data_spec(args), label_column=args.label_column, task=args.task)
     settings = {k: v for k, v in {"model": args.model or "softmax", "loss": args.loss,
                                   "hidden": args.hidden, "activation": args.activation,
+                                  "channels": args.channels, "kernel": args.kernel,
                                   "l2": args.l2, "seed": args.seed,
                                   "standardize": args.standardize}.items() if v is not None}
     config = TrainConfig(**settings)
-    model, loss = resolve(config.model, config.loss, hidden=config.hidden,
-                          activation=config.activation)
+    model, loss = resolve_model(config, n_classes=data.n_classes)
     vg = value_and_grad_for(args.gradient, model, loss, config.l2)  # checks the name
 
     rng = np.random.default_rng(args.seed)
@@ -79,7 +79,8 @@ def run(args) -> int:
                                                   lr=args.lr, eval_every="end")).params
     else:
         import jax
-        params = model.init(jax.random.PRNGKey(config.seed), data.d, n_out)
+        params = model.init(jax.random.PRNGKey(config.seed), model_input(data.X.shape[1:]),
+                            n_out)
     T = encode_targets(loss, data.y[rows], data.n_classes)
     report = check_model_gradient(
         model, loss, params, X[rows], np.asarray(T), l2=config.l2,

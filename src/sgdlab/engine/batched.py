@@ -3,8 +3,11 @@
 When the training data is not on the device (streaming from disk), or is spread over several
 devices and processes, the host hands the kernel the rows of each step instead of indices:
 
-    run_batches(state, XB: (K, B, d) float32, TB: (K, B), w: (K, B) float32, n_active: int32,
-                shift: (d,) float32, scale: (d,) float32, lr: ())
+    run_batches(state, XB: (K, B, *example) float32, TB: (K, B), w: (K, B) float32,
+                n_active: int32, shift: (c,) float32, scale: (c,) float32, lr: ())
+
+(``example`` is ``(d,)`` for rows of features, ``c = d``; for N-D examples ``c`` is the last
+axis, the channels of an image.)
         -> (state, losses: (K,), ok: bool)                      fast kernel
         -> (state, losses: (K,), first_bad: int32)              checked kernel
 
@@ -85,10 +88,10 @@ class LocalPlacement:
         XB = jnp.from_dlpack(XB) if on_cpu and XB.flags.c_contiguous else jax.device_put(XB)
         return XB, jax.device_put(TB), jax.device_put(w)
 
-    def compile(self, fn, state, k: int, b_local: int, d: int, t_dtype):
-        """``fn`` compiled for ``(K, B, d)`` batches. The state is not donated: after a
+    def compile(self, fn, state, k: int, b_local: int, example_shape: tuple, t_dtype):
+        """``fn`` compiled for ``(K, B, *example_shape)`` batches. The state is not donated: after a
         diverged chunk the host re-runs it from the state it passed in."""
-        shapes = _shapes(k, b_local, d, t_dtype)
+        shapes = _shapes(k, b_local, example_shape, t_dtype)
         return jax.jit(fn).lower(state, *shapes).compile()
 
     def to_host(self, x) -> np.ndarray:
@@ -117,7 +120,9 @@ class MeshPlacement(LocalPlacement):
         self.is_writer = self.rank == 0
         self.n_devices = len(devs)
         self.replicated = NamedSharding(self.mesh, P())
-        self.by_batch3 = NamedSharding(self.mesh, P(None, "data", None))
+        # steps x batch x the example's axes: only the batch axis is split (unnamed trailing
+        # axes are replicated, so one spec serves rows and N-D examples alike)
+        self.by_batch3 = NamedSharding(self.mesh, P(None, "data"))
         self.by_batch2 = NamedSharding(self.mesh, P(None, "data"))
 
     def put_state(self, state):
@@ -133,13 +138,13 @@ class MeshPlacement(LocalPlacement):
         make = jax.make_array_from_process_local_data
         return make(self.by_batch3, XB), make(self.by_batch2, TB), make(self.by_batch2, w)
 
-    def compile(self, fn, state, k: int, b_local: int, d: int, t_dtype):
+    def compile(self, fn, state, k: int, b_local: int, example_shape: tuple, t_dtype):
         b = b_local * self.world
         if b % self.n_devices:
             from ..errors import ConfigError
             raise ConfigError(f"batch size {b} must be a multiple of the number of devices "
                               f"({self.n_devices}): the batch is split equally among them")
-        shapes = _shapes(k, b, d, t_dtype)
+        shapes = _shapes(k, b, example_shape, t_dtype)
         state_sh = jax.tree_util.tree_map(lambda _: self.replicated, state)
         jitted = jax.jit(fn, in_shardings=(state_sh, self.by_batch3, self.by_batch2,
                                            self.by_batch2, self.replicated, self.replicated,
@@ -168,8 +173,11 @@ class MeshPlacement(LocalPlacement):
         return np.asarray(multihost_utils.process_allgather(np.asarray(values, np.float32)))
 
 
-def _shapes(k, b, d, t_dtype):
-    return (jax.ShapeDtypeStruct((k, b, d), jnp.float32), jax.ShapeDtypeStruct((k, b), t_dtype),
+def _shapes(k, b, example_shape, t_dtype):
+    shape = tuple(example_shape)
+    return (jax.ShapeDtypeStruct((k, b) + shape, jnp.float32),
+            jax.ShapeDtypeStruct((k, b), t_dtype),
             jax.ShapeDtypeStruct((k, b), jnp.float32), jax.ShapeDtypeStruct((), jnp.int32),
-            jax.ShapeDtypeStruct((d,), jnp.float32), jax.ShapeDtypeStruct((d,), jnp.float32),
-            lr_shape())
+            # standardisation per feature, or per channel (last axis) of N-D examples
+            jax.ShapeDtypeStruct(shape[-1:], jnp.float32),
+            jax.ShapeDtypeStruct(shape[-1:], jnp.float32), lr_shape())

@@ -51,11 +51,15 @@ class TrainConfig:
 
     # what is trained (role "model")
     #   named task: softmax, logistic, svm, perceptron, mlp, ...; loss overrides the task's
-    #   (e.g. mlp with multiclass_svm); hidden and activation configure mlp
+    #   (e.g. mlp with multiclass_svm); hidden and activation configure mlp and cnn's dense
+    #   layers; channels (one convolution + pooling per entry) and kernel (side of the square
+    #   convolution window) configure cnn. A model takes the options its factory declares.
     model: str = _setting("softmax", "model")
     loss: str | None = _setting(None, "model")
     hidden: tuple = _setting((128,), "model")
     activation: str = _setting("relu", "model")
+    channels: tuple = _setting((6, 16), "model", "widths")
+    kernel: int = _setting(5, "model", "whole number")
     # how batches are drawn: B examples per step (1 = stochastic, N = full batch); sampling is
     # shuffle | replacement | sequential; drop_last drops the partial last batch (else masked)
     batch_size: int = _setting(32, "shape")
@@ -99,6 +103,11 @@ class TrainConfig:
         if isinstance(self.hidden, str):
             set_("hidden", parse_hidden(self.hidden))
         set_("hidden", tuple(int(h) for h in self.hidden))
+        if isinstance(self.channels, str):
+            set_("channels", parse_hidden(self.channels, "channel counts"))
+        set_("channels", tuple(int(c) for c in self.channels))
+        if not 1 <= self.kernel <= 64:
+            raise ConfigError(f"kernel must be a window side from 1 to 64, got {self.kernel}")
         set_("max_time", parse_duration(self.max_time))
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) \
                 or self.batch_size < 1:
@@ -156,6 +165,7 @@ class TrainConfig:
         a record of what ran, which a resume must be given again."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["hidden"] = list(self.hidden)
+        d["channels"] = list(self.channels)
         d["extra"] = dict(self.extra)
         for key in ("model", "loss", "optimizer", "lr"):
             value = d[key]
@@ -182,15 +192,15 @@ def _object_name(value) -> str:
     return f"{type(value).__name__} {name}" if isinstance(name, str) else type(value).__name__
 
 
-def parse_hidden(text: str) -> tuple:
-    """``"256,128"`` -> ``(256, 128)``, with a clear error for anything else."""
+def parse_hidden(text: str, what: str = "hidden sizes") -> tuple:
+    """``"256,128"`` -> ``(256, 128)``, with a clear error (naming ``what``) for anything else."""
     try:
         sizes = tuple(int(p) for p in str(text).replace(" ", "").split(",") if p)
     except ValueError:
-        raise ConfigError(f"hidden sizes must be comma-separated whole numbers, got {text!r}") \
+        raise ConfigError(f"{what} must be comma-separated whole numbers, got {text!r}") \
             from None
     if not sizes or any(s < 1 for s in sizes):
-        raise ConfigError(f"hidden sizes must be whole numbers >= 1, got {text!r}")
+        raise ConfigError(f"{what} must be whole numbers >= 1, got {text!r}")
     if any(s > MAX_DIMENSION for s in sizes):  # as for a tuple (config_types)
-        raise ConfigError(f"hidden sizes must be at most {MAX_DIMENSION:,}, got {text!r}")
+        raise ConfigError(f"{what} must be at most {MAX_DIMENSION:,}, got {text!r}")
     return sizes

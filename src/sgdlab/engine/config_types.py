@@ -88,11 +88,12 @@ def _hidden(name, value):
 
 
 def _model(name, value):
-    # A name, or a user model: a Model, an (init, apply) pair (checked when it is built).
-    if isinstance(value, str) or hasattr(value, "apply") or \
-            (isinstance(value, tuple) and len(value) == 2 and all(map(callable, value))):
-        return value
-    raise _fail(name, value, "a model name or an (init, apply) pair")
+    # A name or an import path, or a user network: a Model, an (init, apply) pair, a Flax or
+    # Equinox module (each checked when the model is built, by sgdlab.models.get_model).
+    if value is None or isinstance(value, (numbers.Number, bytes, list, dict)):
+        raise _fail(name, value, "a model name, 'package.module:factory', an (init, apply) "
+                                 "pair or a Flax/Equinox module")
+    return value
 
 
 def _loss(name, value):
@@ -132,6 +133,7 @@ CHECKS = {
 #: Kinds a new setting may name in its declaration (``kind=`` of ``TrainConfig``'s
 #: ``_setting``) instead of an entry in :data:`CHECKS`.
 KINDS = {
+    "widths": _hidden,
     "real": _real,
     "real or None": lambda n, v: _real(n, v, optional=True),
     "whole number": _integer,

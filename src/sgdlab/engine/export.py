@@ -105,14 +105,15 @@ def export_model(model: Predictor, out) -> Path:
         raise RunDirError(f"{str(parent)!r} is not a directory; create it first")
     (n,) = jax.export.symbolic_shape("n")
     exported = jax.export.export(jax.jit(forward_function(model)))(
-        jax.ShapeDtypeStruct((n, model.n_features), jnp.float32))
+        jax.ShapeDtypeStruct((n, *model.input_shape), jnp.float32))
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     try:
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700
         write_bytes_atomic(tmp / FORWARD_FILE, bytes(exported.serialize()))
         write_json_atomic(tmp / "export.json", {
             "format": EXPORT_FORMAT, "feature_names": [str(f) for f in model.feature_names],
-            "n_features": model.n_features, "task": model.task,
+            "n_features": model.n_features, "example_shape": list(model.input_shape),
+            "task": model.task,
             "classes": plain_labels(model.classes), "loss": model.loss.name,
             "outputs": sorted(exported.out_tree.unflatten(range(len(exported.out_avals)))),
             "jax": jax.__version__})

@@ -82,8 +82,8 @@ class StreamEvaluator:
         n_val = int(shards.block_sizes[blocks].sum())
         self.blk = min(BLOCK, n_val)
         self.piece = self.blk * max(1, min(load_rows, n_val) // self.blk)
-        d = shards.d
-        x = jax.ShapeDtypeStruct((self.piece // self.blk, self.blk, d), np.float32)
+        shape = tuple(shards.example_shape)
+        x = jax.ShapeDtypeStruct((self.piece // self.blk, self.blk) + shape, np.float32)
         t_dtype = host_targets(loss, np.zeros(1, shards.y_dtype)).dtype
         t = jax.ShapeDtypeStruct(x.shape[:2], t_dtype)
         yy = jax.ShapeDtypeStruct(x.shape[:2], shards.y_dtype)
@@ -98,12 +98,12 @@ class StreamEvaluator:
                 for a in range(0, len(y), self.piece):
                     xs, ys = X[a:a + self.piece], y[a:a + self.piece]
                     r = len(ys)
-                    Xp = np.zeros((self.piece, X.shape[1]), np.float32)
+                    Xp = np.zeros((self.piece,) + X.shape[1:], np.float32)
                     yp = np.zeros(self.piece, y.dtype)
                     wp = np.zeros(self.piece, np.float32)
                     Xp[:r], yp[:r], wp[:r] = xs, ys, 1.0
                     shape = (self.piece // self.blk, self.blk)
-                    stats, pen = self.run(params, Xp.reshape(shape + (-1,)),
+                    stats, pen = self.run(params, Xp.reshape(shape + X.shape[1:]),
                                          host_targets(self.loss, yp).reshape(shape),
                                          yp.reshape(shape), wp.reshape(shape))
                     blocks.append(np.asarray(stats, np.float64))

@@ -126,7 +126,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
           session=None, init_params=None, sample_weight=None) -> FitResult:
     """Train ``config`` on ``train_data``; evaluate on ``validation`` by the schedule.
 
-    ``train_data.X`` is ``(N, d)``; if ``config.standardize`` the features are z-scored with
+    ``train_data.X`` is ``(N, d)``, or ``(N, *example_shape)`` (images ``(N, H, W, C)``); if
+    ``config.standardize`` the features (channels of N-D examples) are z-scored with
     statistics of ``train_data`` only (or the given ``standardizer``). ``callback`` receives
     ``{"event": "start"|"chunk"|"row"|"end", ...}`` dicts (for progress displays); a "row"
     event also carries the current ``params``, and a callback that returns ``True`` from it
@@ -156,7 +157,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
         raise ConfigError(f"batch size {config.batch_size} is larger than the number of "
                           f"training examples ({train_data.n}); use --batch-size "
                           f"{train_data.n} for full-batch gradient descent")
-    setup = setup_run(config, d=train_data.d, n_classes=train_data.n_classes,
+    setup = setup_run(config, example_shape=train_data.X.shape[1:],
+                      n_classes=train_data.n_classes,
                       steps_per_epoch=steps_per_epoch(train_data.n, config.batch_size,
                                                       config.drop_last),
                       task=train_data.task, name=train_data.name, model=model, loss=loss)
@@ -170,6 +172,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                     result_fields={"task": train_data.task, "classes": train_data.classes,
                                    "standardizer": standardizer,
                                    "n_features": train_data.d,
+                                   "example_shape": tuple(train_data.X.shape[1:]),
                                    "feature_names": tuple(train_data.feature_names)})
 
 

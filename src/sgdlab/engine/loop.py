@@ -113,7 +113,8 @@ def run_loop(setup: RunSetup, source: Source, state: TrainState, *, callback=Non
         params=final.params, model=setup.model, loss=setup.loss, config=config, status=status,
         compile_seconds=compile_seconds + kernel.compile_seconds, diverged_at_step=bad_step,
         message=message, opt_state=final.opt_state,
-        extra={"chunk_steps": K, **source.info}, **result_fields, **ledger.totals())
+        extra={"chunk_steps": K, **source.info}, n_outputs=setup.n_out, **result_fields,
+        **ledger.totals())
     if callback:
         callback({"event": "end", "result": result})
     return result

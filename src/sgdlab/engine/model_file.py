@@ -22,6 +22,7 @@ from ..data.split import Standardizer, TargetScaler
 from ..errors import RunDirError
 from .predictor import Predictor, build_loss, build_model, plain_labels
 from .rundir import load_params_like, save_params, write_json_atomic
+from .setup import model_input
 
 FORMAT = 1
 MODEL_FILE = "model.json"
@@ -79,7 +80,8 @@ def load(run_dir, model=None, loss=None) -> Predictor:
     net = build_model(meta["model"]) if model is None else _as_model(model)
     objective = build_loss(meta["loss"]) if loss is None else _as_loss(loss)
     try:
-        like = net.init(jax.random.PRNGKey(0), int(meta["n_features"]), int(meta["n_outputs"]))
+        shape = tuple(meta.get("example_shape") or (int(meta["n_features"]),))
+        like = net.init(jax.random.PRNGKey(0), model_input(shape), int(meta["n_outputs"]))
         params = load_params_like(path / PARAMS_FILE, like)
         shapes = [(a.shape, b.shape) for a, b in zip(jax.tree_util.tree_leaves(params),
                                                       jax.tree_util.tree_leaves(like))]
@@ -93,11 +95,14 @@ def load(run_dir, model=None, loss=None) -> Predictor:
     except (KeyError, TypeError, ValueError, OSError) as e:
         raise RunDirError(f"{path}: the saved model is damaged or does not match its "
                           f"parameters ({type(e).__name__}: {e}); train it again") from None
-    spec = {k: meta[k] for k in ("model", "loss", "n_features", "n_outputs")}
+    spec = {k: meta[k] for k in ("model", "loss", "n_features", "n_outputs", "example_shape")
+            if k in meta}
     return Predictor(params=params, model=net, loss=objective, task=meta["task"],
                      classes=tuple(meta.get("classes") or ()),
                      feature_names=tuple(meta.get("feature_names") or ()),
-                     n_features=int(meta["n_features"]), standardizer=standardizer,
+                     n_features=int(meta["n_features"]),
+                     example_shape=tuple(meta.get("example_shape") or ()),
+                     standardizer=standardizer,
                      target_scaler=target_scaler, spec=spec,
                      diverged_message=meta.get("message", "")
                      if meta.get("status") == "diverged" else "")

@@ -6,7 +6,8 @@ The network is described by a *spec*, a JSON-able dict, never by pickled functio
     {"model": {"builtin": "mlp", "hidden": [128], "activation": "relu"}   # or "linear",
               | {"import": {"init": "pkg.mod:fn", "apply": "pkg.mod:fn"}, "name": "..."},
      "loss": "softmax",                    # a built-in loss name
-     "n_features": d, "n_outputs": k}
+     "n_features": d, "n_outputs": k,
+     "example_shape": [H, W, C]}           # only for N-D examples (images, sequences)
 
 so a saved model (``model.json`` + ``params.npz``) and a pickled one rebuild the same
 functions in a fresh process. A user model defined inside a function has no import path: it
@@ -116,18 +117,37 @@ class Predictor:
     classes: tuple = ()
     feature_names: tuple = ()
     n_features: int = 0
+    example_shape: tuple = ()
     standardizer: Standardizer | None = None
     target_scaler: TargetScaler | None = None
     spec: dict = field(default_factory=dict)
     diverged_message: str = ""
 
+    @property
+    def input_shape(self) -> tuple:
+        """The shape of one example: ``example_shape`` for N-D examples, else ``(d,)``."""
+        shape = tuple(self.example_shape)
+        return shape if len(shape) > 1 else (self.n_features,)
+
     # -- prediction --------------------------------------------------------------------------
     def features(self, X) -> np.ndarray:
-        """``X`` as float32 ``(N, d)`` in the training's column order."""
+        """``X`` as float32 ``(N, d)`` in the training's column order, or ``(N, *shape)`` for
+        a model of N-D examples (which also takes them flattened, ``(N, prod(shape))``, as a
+        CSV file holds them)."""
         names = _columns(X)
         if names is not None:
             X = self._by_name(X, names)
         X = np.asarray(X, dtype=np.float32)
+        shape = tuple(self.example_shape)
+        if len(shape) > 1:
+            if X.ndim == 2 and X.shape[1] == int(np.prod(shape)):
+                X = X.reshape((len(X),) + shape)
+            if X.shape[1:] != shape:
+                raise DataError(f"the model was trained on examples of shape {shape}, the data "
+                                f"has shape {X.shape[1:]} per example (array {X.shape}); give "
+                                f"({len(X)}, {', '.join(map(str, shape))}) or the flattened "
+                                f"({len(X)}, {int(np.prod(shape))})")
+            return X
         if X.ndim != 2:
             raise DataError(f"features must be 2-D (N, d), got shape {X.shape}")
         if self.n_features and X.shape[1] != self.n_features:

@@ -71,6 +71,11 @@ class FitResult:
     #: DataFrame; ``x0..`` for array data, matched by position)
     n_features: int = 0
     feature_names: tuple = ()
+    #: the shape of one example, ``(d,)`` for rows or e.g. ``(H, W, C)`` for images, and the
+    #: scores per example (taken from the run, not guessed from the parameter layout, which a
+    #: user network orders its own way)
+    example_shape: tuple = ()
+    n_outputs: int = 0
 
     # -- prediction: a Predictor does it, so a loaded model predicts exactly the same --------
     def predictor(self) -> Predictor:
@@ -78,16 +83,20 @@ class FitResult:
         return Predictor(
             params=self.params, model=self.model, loss=self.loss, task=self.task,
             classes=tuple(self.classes), feature_names=tuple(self.feature_names),
-            n_features=self.n_features, standardizer=self.standardizer,
+            n_features=self.n_features, example_shape=tuple(self.example_shape),
+            standardizer=self.standardizer,
             target_scaler=self.target_scaler, spec=self.spec(),
             diverged_message=self.message if self.status == "diverged" else "")
 
     def spec(self) -> dict:
         """How to rebuild the network: see :mod:`sgdlab.engine.predictor`."""
-        return {"model": model_spec(self.model), "loss": self.loss.name,
-                "n_features": self.n_features,
-                "n_outputs": int(np.shape(jax.tree_util.tree_leaves(self.params)[-1])[0])
-                if jax.tree_util.tree_leaves(self.params) else 0}
+        n_out = self.n_outputs or (int(np.shape(jax.tree_util.tree_leaves(self.params)[-1])[0])
+                                   if jax.tree_util.tree_leaves(self.params) else 0)
+        spec = {"model": model_spec(self.model), "loss": self.loss.name,
+                "n_features": self.n_features, "n_outputs": n_out}
+        if len(self.example_shape) > 1:  # N-D examples; rows need no more than n_features
+            spec["example_shape"] = [int(s) for s in self.example_shape]
+        return spec
 
     def decision_function(self, X) -> np.ndarray:
         """Raw model outputs ``(N, k)`` for features ``X (N, d)`` (standardised as in training)."""

@@ -11,6 +11,7 @@ the compiled-program keys. Every kind of run starts here: in-memory training
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from ..models import get_model
 from ..optim import make_unit_optimizer, optimizer_options, runtime_rate
 from ..tasks import OPEN_LOSS, resolve
 from . import cache
-from .config import TrainConfig
+from .config import TrainConfig, key_fields
 
 #: Steps a schedule is spread over when only time or a target ends the run.
 OPEN_ENDED_STEPS = 10_000
@@ -42,11 +43,19 @@ def resolve_model(config: TrainConfig, model=None, loss=None, n_classes: int | N
         name = config.loss if loss is None else None
         if name is None and loss is None and n_classes == 0 and config.model in OPEN_LOSS:
             name = "squared"
-        named_model, named_loss = resolve(config.model, name,
-                                          hidden=config.hidden, activation=config.activation)
+        named_model, named_loss = resolve(config.model, name, **model_options(config))
         return named_model, (get_loss(loss) if loss is not None else named_loss)
     m = get_model(model if model is not None else config.model)
     return m, get_loss(loss if loss is not None else (config.loss or "softmax"))
+
+
+def model_options(config: TrainConfig) -> dict:
+    """The config's model options (``hidden``, ``activation``, ``channels``, ...: its
+    ``"model"``-role settings besides the names) that :func:`sgdlab.tasks.resolve` takes; it
+    hands each architecture the ones its factory declares."""
+    takes = inspect.signature(resolve).parameters
+    return {k: getattr(config, k) for k in key_fields("model")
+            if k not in ("model", "loss") and k in takes}
 
 
 def total_steps(config: TrainConfig, spe: int) -> int | None:
@@ -64,7 +73,8 @@ def total_steps(config: TrainConfig, spe: int) -> int | None:
 class RunSetup:
     """A run's model, loss, optimiser and counts; see :func:`setup_run`.
 
-    ``d`` features in, ``n_out`` scores out; ``n_classes`` (0 for real-valued labels);
+    ``example_shape`` of one input example (``(d,)`` for a row of features, ``(H, W, C)`` for
+    an image), ``n_out`` scores out; ``n_classes`` (0 for real-valued labels);
     ``total`` steps (None: time or a target ends the run); ``lr`` the runtime rate the
     compiled step multiplies the unit optimiser's update by; ``named`` says model and loss
     came from the configuration's names (part of the program keys).
@@ -74,13 +84,18 @@ class RunSetup:
     model: Model
     loss: Loss
     named: bool
-    d: int
+    example_shape: tuple
     n_classes: int
     n_out: int
     total: int | None
     optimizer: object
     lr: np.ndarray
     value_and_grad: object
+
+    @property
+    def n_in(self):
+        """What the model's ``init`` takes as ``n_in`` (:func:`model_input`)."""
+        return model_input(self.example_shape)
 
     @property
     def regression(self) -> bool:
@@ -94,7 +109,7 @@ class RunSetup:
     def init_params(self, given=None):
         """The seeded initialisation, or ``given`` parameters (fine-tuning) checked against
         its structure and shapes."""
-        params = self.model.init(jax.random.PRNGKey(self.config.seed), self.d, self.n_out)
+        params = self.model.init(jax.random.PRNGKey(self.config.seed), self.n_in, self.n_out)
         return params if given is None else same_shapes(given, params)
 
     def initial_state(self, params=None, start: TrainState | None = None) -> TrainState:
@@ -113,11 +128,12 @@ class RunSetup:
                                  self.total if training else None, *shapes, training=training)
 
 
-def setup_run(config: TrainConfig, *, d: int, n_classes: int, steps_per_epoch: int,
+def setup_run(config: TrainConfig, *, example_shape, n_classes: int, steps_per_epoch: int,
               task: str | None = None, name: str = "the data", model=None,
               loss=None) -> RunSetup:
-    """The :class:`RunSetup` of ``config`` for ``d`` features and ``n_classes`` classes (0:
-    real-valued labels), ``steps_per_epoch`` steps per pass over the training data.
+    """The :class:`RunSetup` of ``config`` for examples of ``example_shape`` (``X.shape[1:]``:
+    ``(d,)`` for tabular data) and ``n_classes`` classes (0: real-valued labels),
+    ``steps_per_epoch`` steps per pass over the training data.
 
     ``task`` (``"classification"``/``"regression"``) is checked against the loss: a loss that
     needs classes refuses real-valued labels with the flags that fix it; ``name`` names the
@@ -137,10 +153,19 @@ def setup_run(config: TrainConfig, *, d: int, n_classes: int, steps_per_epoch: i
         **{k: getattr(config, k) for k in optimizer_options(config.optimizer)})
     return RunSetup(
         config=config, model=model_, loss=loss_,
-        named=model is None and loss is None and isinstance(config.model, str), d=d,
+        named=model is None and loss is None and isinstance(config.model, str),
+        example_shape=tuple(int(s) for s in example_shape),
         n_classes=n_classes, n_out=n_out, total=total, optimizer=optimizer,
         lr=runtime_rate(config.optimizer, config.lr),
         value_and_grad=value_and_grad_for(config.gradient, model_, loss_, config.l2))
+
+
+def model_input(example_shape):
+    """A model's ``n_in`` for examples of ``example_shape``: the int ``d`` for a row of
+    features ``(d,)`` (what every model took before N-D data, so user ``(init, apply)`` pairs
+    written for rows keep working), else the shape itself, e.g. ``(H, W, C)``."""
+    shape = tuple(int(s) for s in example_shape)
+    return shape[0] if len(shape) == 1 else shape
 
 
 def same_shapes(given, fresh):

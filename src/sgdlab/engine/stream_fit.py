@@ -90,7 +90,8 @@ def train_shards(shards: ShardSet, config: TrainConfig, *, validation=None, mode
         return memory_validator(setup, params, validation, standardizer)
 
     try:
-        return train_fed(feeder, evaluator, config, d=shards.d, task=shards.task,
+        return train_fed(feeder, evaluator, config, example_shape=shards.example_shape,
+                         task=shards.task,
                          classes=shards.classes, standardizer=standardizer, model=model,
                          loss=loss, callback=callback, placement=placement,
                          name=shards.name, kernel_transform=standardizer,
@@ -116,7 +117,8 @@ def train_parallel(train_data: Dataset, validation: Dataset | None, config: Trai
     def evaluator(setup: RunSetup, params):
         return memory_validator(setup, params, validation, standardizer)
 
-    return train_fed(feeder, evaluator, config, d=train_data.d, task=train_data.task,
+    return train_fed(feeder, evaluator, config, example_shape=train_data.X.shape[1:],
+                     task=train_data.task,
                      classes=train_data.classes, standardizer=standardizer, model=model,
                      loss=loss, callback=callback, placement=placement,
                      n_classes=train_data.n_classes, name=train_data.name, session=session)
@@ -184,12 +186,12 @@ class FedSource:
         self.feeder.seek(epoch=epoch, step_in_epoch=step_in_epoch)
 
     def build(self, setup: RunSetup, state: TrainState):
-        placement, d = self.placement, setup.d
+        placement, shape = self.placement, setup.example_shape
         state = placement.put_state(state)
         vg, opt = setup.value_and_grad, setup.optimizer
         self.loss = setup.loss
         t_dtype = host_targets(setup.loss, np.zeros(1, np.int32)).dtype
-        args = (state, self.chunk_steps, self.feeder.local_batch, d, t_dtype)
+        args = (state, self.chunk_steps, self.feeder.local_batch, shape, t_dtype)
         kernel = TwoTier(
             placement.compile(make_batch_chunk_fn(vg, opt), *args),
             lambda: placement.compile(make_checked_batch_chunk_fn(vg, opt), *args),
@@ -198,7 +200,8 @@ class FedSource:
             shift = self.kernel_transform.mean.astype(np.float32)
             scale = self.kernel_transform.scale.astype(np.float32)
         else:
-            shift, scale = np.zeros(d, np.float32), np.ones(d, np.float32)
+            # per feature, or per channel of N-D examples (the last axis)
+            shift, scale = np.zeros(shape[-1], np.float32), np.ones(shape[-1], np.float32)
         self.shift, self.scale = placement.put_replicated(shift), placement.put_replicated(scale)
         self.lr = placement.put_replicated(setup.lr)
         evaluator = self.make_eval(setup, placement.local_tree(state.params))
@@ -221,7 +224,8 @@ class FedSource:
         return self.placement.local_tree(state)
 
 
-def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, classes: tuple,
+def train_fed(feeder, make_eval, config: TrainConfig, *, example_shape: tuple, task: str,
+              classes: tuple,
               standardizer, model=None, loss=None, callback=None, placement=None,
               n_classes: int | None = None, name: str = "shards", start=None,
               kernel_transform=None, extra: dict | None = None, session=None) -> FitResult:
@@ -240,7 +244,8 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     placement = placement or LocalPlacement()
     n_classes = len(classes) if n_classes is None and task == "classification" else \
         (n_classes or 0)
-    setup = setup_run(config, d=d, n_classes=n_classes, steps_per_epoch=feeder.steps_per_epoch,
+    setup = setup_run(config, example_shape=example_shape, n_classes=n_classes,
+                      steps_per_epoch=feeder.steps_per_epoch,
                       task=task, name=name, model=model, loss=loss)
     encode_targets(setup.loss, np.zeros(1, np.int32), n_classes)  # a loss/label mismatch
     source = FedSource(feeder, make_eval, config, setup, placement=placement,
@@ -248,4 +253,6 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, d: int, task: str, clas
     return run_loop(setup, source, setup.initial_state(start=start), callback=callback,
                     session=session, wall0=wall0,
                     result_fields={"task": task, "classes": classes,
-                                   "standardizer": standardizer, "n_features": d})
+                                   "standardizer": standardizer,
+                                   "n_features": math.prod(example_shape),
+                                   "example_shape": tuple(example_shape)})

@@ -33,7 +33,8 @@ def confirmation_sentence(c: dict) -> str:
 
 #: Command-line flags of the settings a next ``sgdlab train`` must repeat (field: flag).
 TRAIN_FLAGS = {"model": "--model", "loss": "--loss", "hidden": "--hidden",
-               "activation": "--activation", "l2": "--l2", "optimizer": "--optimizer",
+               "activation": "--activation", "channels": "--channels",
+               "kernel": "--kernel", "l2": "--l2", "optimizer": "--optimizer",
                "momentum": "--momentum", "schedule": "--schedule", "sampling": "--sampling",
                "gradient": "--gradient", "validation_fraction": "--validation-fraction",
                "test_fraction": "--test-fraction", "seed": "--seed"}

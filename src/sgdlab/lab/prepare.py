@@ -34,7 +34,7 @@ class Prepared(NamedTuple):
     model: Model
     loss: Loss
     n_out: int
-    d: int
+    example_shape: tuple
     n: int
     named: bool = True
     model_arg: object = None  # the user objects, if any, for each batch size's setup
@@ -44,7 +44,7 @@ class Prepared(NamedTuple):
 
     def setup(self, config: TrainConfig) -> RunSetup:
         """The engine's setup of ``config`` on this data (its batch size, lr, optimiser)."""
-        return setup_run(config, d=self.d, n_classes=self.n_classes,
+        return setup_run(config, example_shape=self.example_shape, n_classes=self.n_classes,
                          steps_per_epoch=steps_per_epoch(self.n, config.batch_size,
                                                          config.drop_last),
                          task=self.task, model=self.model_arg, loss=self.loss_arg)
@@ -52,7 +52,8 @@ class Prepared(NamedTuple):
 
 def prepare(train_data: Dataset, config: TrainConfig, model=None, loss=None) -> Prepared:
     """Standardise (training statistics), encode targets and resolve the model like ``train``."""
-    setup = setup_run(config, d=train_data.d, n_classes=train_data.n_classes,
+    setup = setup_run(config, example_shape=train_data.X.shape[1:],
+                      n_classes=train_data.n_classes,
                       steps_per_epoch=steps_per_epoch(train_data.n, config.batch_size,
                                                       config.drop_last),
                       task=train_data.task, name=train_data.name, model=model, loss=loss)
@@ -62,7 +63,7 @@ def prepare(train_data: Dataset, config: TrainConfig, model=None, loss=None) -> 
     T = np.asarray(encode_targets(setup.loss, train_data.y, train_data.n_classes))
     rows = cache.padded_rows(train_data.n, train_data.d * 4)
     return Prepared(device_array(cache.pad_rows(X, rows)), device_array(cache.pad_rows(T, rows)),
-                    setup.model, setup.loss, setup.n_out, train_data.d, train_data.n,
+                    setup.model, setup.loss, setup.n_out, setup.example_shape, train_data.n,
                     setup.named, model, loss, train_data.task, train_data.n_classes)
 
 

@@ -69,7 +69,8 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
     if search.attempts is None and config.max_time is None and config.target is None:
         raise ConfigError("random search has no budget: set attempts, max_time or target")
     # one step per attempt: the setup's optimiser is unused, its model and checks are the run's
-    setup = setup_run(config, d=train_data.d, n_classes=train_data.n_classes, steps_per_epoch=1,
+    setup = setup_run(config, example_shape=train_data.X.shape[1:],
+                      n_classes=train_data.n_classes, steps_per_epoch=1,
                       task=train_data.task, name=train_data.name, model=model, loss=loss)
     model_, loss_, regression = setup.model, setup.loss, setup.regression
     if config.standardize and standardizer is None:
@@ -82,7 +83,7 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
     ones = jnp.ones(train_data.n, jnp.float32)
 
     key_init, key_search = jax.random.split(jax.random.PRNGKey(config.seed))
-    params0 = model_.init(key_init, train_data.d, setup.n_out)
+    params0 = model_.init(key_init, setup.n_in, setup.n_out)
     w0, unravel = ravel_pytree(params0)
 
     def objective_of_flat(w, X, T):
@@ -171,6 +172,7 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
         wall_seconds=time.perf_counter() - wall0,
         extra={"method": f"random-search-{search.mode}", "attempts": attempts,
                "generations_per_call": G}, n_features=train_data.d,
+        example_shape=tuple(train_data.X.shape[1:]), n_outputs=setup.n_out,
         feature_names=tuple(train_data.feature_names))
     if callback:
         callback({"event": "end", "result": result})

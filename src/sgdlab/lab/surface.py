@@ -17,6 +17,7 @@ The value at ``w`` is the training objective on the *whole* dataset given::
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -101,8 +102,10 @@ class Surface:
             self.Y = jnp.asarray(np.asarray(y))
         self.n = int(self.X.shape[0])
         self.classification = loss.target_kind != "real"
-        widest = max([self.X.shape[1]] + [int(np.shape(a)[-1]) for a in
-                                          jax.tree_util.tree_leaves(like) if np.ndim(a)])
+        leaves = [np.shape(a) for a in jax.tree_util.tree_leaves(like) if np.ndim(a)]
+        # a convolution's activations are the example's pixels times its filters
+        filters = max([max(s[0], s[-1]) for s in leaves if len(s) == 4] or [1])
+        widest = max([math.prod(self.X.shape[1:]) * filters] + [int(s[-1]) for s in leaves])
         per_point = self.n * widest * (8 if self.x64 else 4) * 4  # a few live activations
         self.chunk = int(min(256, max(1, memory_budget // per_point)))
         self._fns: dict = {}
