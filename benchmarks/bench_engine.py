@@ -1,8 +1,10 @@
 """Engine benchmark: one epoch of softmax regression and of an MLP on 60,000 x 784 float32.
 
-sgdlab against scikit-learn's SGDClassifier, Vowpal Wabbit, a PyTorch eager loop and
-hand-written NumPy, all in this one process on the same arrays; ratios are peer time / sgdlab
-time (above 1 means sgdlab is faster). Physical limits are measured here, not assumed.
+sgdlab against scikit-learn's SGDClassifier, Vowpal Wabbit, a PyTorch eager loop,
+hand-written NumPy and the loop a JAX user writes (a ``jax.jit``-ed ``optax.sgd`` step called
+once per batch from Python, see ``peers.jax_optax_epoch``), all in this one process on the
+same arrays; ratios are peer time / sgdlab time (above 1 means sgdlab is faster). Physical
+limits are measured here, not assumed.
 
     python benchmarks/bench_engine.py            # full run (a few minutes on 2 cores)
     python benchmarks/bench_engine.py --quick    # smaller, for a smoke test
@@ -21,7 +23,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _machine import describe_machine, matmul_rate, read_bandwidth, table, warm_up  # noqa: E402
-from peers import numpy_epoch, sklearn_epoch, torch_epoch, vw_epoch  # noqa: E402
+from peers import (jax_optax_epoch, numpy_epoch, sklearn_epoch, torch_epoch,  # noqa: E402
+                   vw_epoch)
 
 
 def sgdlab_epoch(ds, batch_size, hidden=None, repeats=5, gradient="autodiff"):
@@ -46,7 +49,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="10,000 rows, fewer repeats")
     ap.add_argument("--torch-b1-steps", type=int, default=10_000,
                     help="PyTorch batch-1 steps actually run; the epoch is extrapolated")
-    ap.add_argument("--skip", default="", help="comma list of peers to skip: vw,sklearn,torch")
+    ap.add_argument("--skip", default="",
+                    help="comma list of peers to skip: vw,sklearn,torch,jax")
     args = ap.parse_args(argv)
     rows = 10_000 if args.quick else args.rows
     skip = set(filter(None, args.skip.split(",")))
@@ -92,6 +96,9 @@ def main(argv=None):
             add("softmax", b, t, "PyTorch eager", min(torch_epoch(X, y, b) for _ in range(2)),
                 target)
         add("softmax", b, t, "NumPy by hand", numpy_epoch(X, y, b))
+        if "jax" not in skip:
+            add("softmax", b, t, "JAX jit optax.sgd step per batch",
+                jax_optax_epoch(X, y, b), 3 if b == 32 else None)
         if b == 512:
             add("softmax", b, t, "read data twice (limit)", read2, 1 / 2.5)
         t_cf, _ = sgdlab_epoch(ds, b, gradient="closed-form")
@@ -114,6 +121,9 @@ def main(argv=None):
                 notes.append(f"MLP batch {b}: {target}x PyTorch would be {t_torch / target:.3f} s, "
                              f"{t_torch / target / limit:.2f}x the matmul limit; sgdlab takes "
                              f"{t / limit:.2f}x it")
+        if "jax" not in skip:
+            add("mlp 256", b, t, "JAX jit optax.sgd step per batch",
+                jax_optax_epoch(X, y, b, hidden=256))
         add("mlp 256", b, t, f"matmul limit ({flops / 1e9:.0f} GFLOP)", limit,
             1 / 1.5 if b == 512 else None)
 

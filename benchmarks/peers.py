@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 
@@ -110,3 +111,70 @@ def vw_epoch(X, y, workdir):
                                           "--cache_file", cache, "--quiet", "--passes", "1"])
     ws.finish()
     return time.perf_counter() - t
+
+
+def jax_optax_epoch(X, y, batch_size, hidden=None, lr=0.1, repeats=3):
+    """What a JAX user writes: a ``jax.jit``-ed ``optax.sgd`` step called once per batch from
+    a Python loop, best of ``repeats`` epochs.
+
+    The same model (softmax regression ``X W + b``, or ``d-hidden-k`` with relu and He
+    initialisation) and loss (mean softmax cross-entropy) as sgdlab. ``X``, ``y`` and the
+    parameters are on the device before the clock starts; each step receives its batch's
+    indices (a host slice of one shuffled permutation per epoch, as sgdlab draws them) and
+    gathers the rows inside the jitted step; the params and optimiser state are donated.
+    The last partial batch is a step of its own with the rows left (mean over those rows, as
+    sgdlab's masked last batch); its shape is compiled once, before timing, like the full one.
+    ``block_until_ready`` is called once, at the end of the epoch. Returns seconds per epoch.
+    """
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    n, d = X.shape
+    k = int(y.max()) + 1
+    widths = (d, hidden, k) if hidden else (d, k)
+    keys = jax.random.split(jax.random.PRNGKey(0), len(widths) - 1)
+    params = [{"W": jax.random.normal(kk, (a, b), jnp.float32) * (np.sqrt(2 / a) if hidden
+                                                                  else 0.0),
+               "b": jnp.zeros(b, jnp.float32)} for kk, a, b in zip(keys, widths[:-1], widths[1:])]
+
+    def apply(params, x):
+        for layer in params[:-1]:
+            x = jax.nn.relu(x @ layer["W"] + layer["b"])
+        return x @ params[-1]["W"] + params[-1]["b"]
+
+    def loss_fn(params, x, t):
+        return optax.softmax_cross_entropy_with_integer_labels(apply(params, x), t).mean()
+
+    opt = optax.sgd(lr)
+
+    # donating params and state lets XLA update them in place (10-15% faster at batch 32 here
+    # than without; gathering the rows inside the step beats slicing a device permutation
+    # outside it, which costs one more dispatch per step)
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def step(params, opt_state, X, y, idx):
+        loss, grads = jax.value_and_grad(loss_fn)(params, X[idx], y[idx])
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+    Xd = jax.block_until_ready(jax.device_put(X))
+    yd = jax.block_until_ready(jax.device_put(y.astype(np.int32)))
+    opt_state = opt.init(params)
+    rng = np.random.default_rng(0)
+
+    def epoch(params, opt_state):
+        perm = rng.permutation(n).astype(np.int32)
+        for i in range(0, n, batch_size):
+            params, opt_state, _ = step(params, opt_state, Xd, yd, perm[i:i + batch_size])
+        return jax.block_until_ready((params, opt_state))
+
+    # compile both batch shapes (full and the partial last one) outside the clock
+    for size in {batch_size, n % batch_size} - {0}:
+        params, opt_state, _ = step(params, opt_state, Xd, yd, np.arange(size, dtype=np.int32))
+    jax.block_until_ready(params)
+    times = []
+    for _ in range(repeats):
+        warm_up()
+        t = time.perf_counter()
+        params, opt_state = epoch(params, opt_state)
+        times.append(time.perf_counter() - t)
+    return min(times)
