@@ -246,11 +246,11 @@ def test_numpy_refuses_object_arrays(tmp_path):
 
 def test_numpy_shape_errors(tmp_path):
     np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4)))
-    with pytest.raises(DataError, match=r"cube\.npy: expected a 2-D array .* 3-D array of shape \(2, 3, 4\)"):
+    with pytest.raises(DataError, match=r"cube\.npy: expected a 2-D array .* 3-D array of shape "
+                                        r"\(2, 3, 4\); .* \.npz archive"):
         load_npy(tmp_path / "cube.npy")
     np.savez(tmp_path / "cube.npz", X=np.zeros((2, 3, 4)), y=np.zeros(2))
-    with pytest.raises(DataError, match=r"cube\.npz: features must be 2-D .*3-D"):
-        load_npz(tmp_path / "cube.npz")
+    assert load_npz(tmp_path / "cube.npz").example_shape == (3, 4)  # examples of any shape
     np.savez(tmp_path / "len.npz", X=np.zeros((5, 2)), y=np.zeros(3))
     with pytest.raises(DataError, match=r"len\.npz: X has 5 rows but y has 3 labels"):
         load_npz(tmp_path / "len.npz")
@@ -276,8 +276,7 @@ def test_from_arrays_converts_and_validates():
     assert from_arrays(np.ones((2, 1)), [1.5, 2.5], task="classification").classes == (1.5, 2.5)
     with pytest.raises(DataError, match=r"features must be 2-D .*X.reshape\(-1, 1\)"):
         from_arrays(np.ones(3), [0, 1, 0])
-    with pytest.raises(DataError, match=r"3-D array of shape \(2, 2, 2\)"):
-        from_arrays(np.ones((2, 2, 2)), [0, 1])
+    assert from_arrays(np.ones((2, 2, 2)), [0, 1]).X.shape == (2, 2, 2)  # any example shape
     with pytest.raises(DataError, match=r"X has 3 rows but y has 2 labels"):
         from_arrays(np.ones((3, 2)), [0, 1])
     with pytest.raises(DataError, match=r"mine, row index 1, column 'x1': value is inf"):

@@ -94,6 +94,10 @@ def load_npy(path, task: str | None = None) -> Dataset:
     The **last column is the label**; the other ``d`` columns are the features. Labels are
     encoded as in :func:`encode_labels` (e.g. integer-valued floats with few distinct values
     become class indices). Opened with ``allow_pickle=False``; object arrays are refused.
+
+    A ``.npy`` file is always such a table: an array of more axes is refused (its label has
+    no natural place); save examples of any shape as an ``.npz`` archive with ``X (N, ...)``
+    and ``y (N,)`` instead (:func:`load_npz`).
     """
     check_task(task)
     src = existing_file(path)
@@ -112,6 +116,8 @@ def _read_npy(src: str, mmap: bool = False):
         raise DataError(
             f"{src}: expected a 2-D array (N, d+1) with the label in the last column, got a "
             f"{arr.ndim}-D array of shape {arr.shape}"
+            + ("; for examples of shape (N, ...) save X and y apart in an .npz archive: "
+               "np.savez(path, X=X, y=y)" if arr.ndim > 2 else "")
         )
     if arr.shape[1] < 2:
         raise DataError(
@@ -122,7 +128,8 @@ def _read_npy(src: str, mmap: bool = False):
 
 
 def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) -> Dataset:
-    """Load a ``.npz`` archive holding features ``x_key: (N, d)`` and labels ``y_key: (N,)``.
+    """Load a ``.npz`` archive holding features ``x_key: (N, d)`` or ``(N, *example_shape)``
+    (images ``(N, H, W, C)``, sequences ``(N, T, d)``) and labels ``y_key: (N,)``.
 
     Opened with ``allow_pickle=False``; object arrays are refused. A missing key lists the keys
     that are there.
@@ -173,7 +180,8 @@ class ArraySource(ChunkSource):
     def __init__(self, src, X, y):
         X, y = _check_shapes(_to_numpy(X, src, "features"), _to_numpy(y, src, "labels"), src)
         self.src, self.X, self.y = src, X, y
-        self.names = [f"x{j}" for j in range(X.shape[1])]
+        self.example_shape = tuple(int(s) for s in X.shape[1:])
+        self.names = [f"x{j}" for j in range(math.prod(self.example_shape))]
         self.total = len(X)
 
     def scan(self):
@@ -239,12 +247,15 @@ def from_arrays(X, y, task: str | None = None, name: str = "array", feature_name
 
     Args:
       X: ``(N, d)`` numbers: a NumPy array, nested lists, or a pandas DataFrame (whose column
-        names become ``feature_names`` unless given). Bool and integer columns become float32.
+        names become ``feature_names`` unless given); or ``(N, *example_shape)`` for examples
+        of any shape (images ``(N, H, W, C)``, channels last; sequences ``(N, T, d)``). Bool
+        and integer values become float32.
       y: ``(N,)`` labels (``(N, 1)`` is flattened): numbers, bools or text, or a pandas Series.
       task: ``"classification"``, ``"regression"`` or ``None`` to infer (see
         :func:`encode_labels`).
       name: used as ``Dataset.name`` and in error messages.
-      feature_names: ``d`` names; default ``x0..x{d-1}`` (or the DataFrame's columns).
+      feature_names: ``d`` names, one per feature of the flattened example
+        (``d = prod(example_shape)``); default ``x0..x{d-1}`` (or the DataFrame's columns).
 
     Raises :class:`DataError` for wrong shapes, mismatched lengths, non-numeric features and
     NaN/inf values (naming the first bad ``row index`` and column).
@@ -258,7 +269,7 @@ def _from_arrays(X, y, task, name, feature_names, source) -> Dataset:
     check_task(task)
     X, y = _check_shapes(_to_numpy(X, source, "features"), _to_numpy(y, source, "labels"),
                          source)
-    n, d = X.shape
+    d = math.prod(X.shape[1:])
     if feature_names is None:
         names = tuple(f"x{j}" for j in range(d))
     else:
@@ -272,16 +283,17 @@ def _from_arrays(X, y, task, name, feature_names, source) -> Dataset:
 
 
 def _check_shapes(X: np.ndarray, y: np.ndarray, source: str):
-    """``X (N, d)`` and ``y (N,)`` (an ``(N, 1)`` ``y`` flattened), N and d at least 1."""
+    """``X (N, *example_shape)`` (``(N, d)`` for tabular data) and ``y (N,)`` (an ``(N, 1)``
+    ``y`` flattened), N and every example axis at least 1."""
     if X.ndim == 1:
         raise DataError(
             f"{source}: features must be 2-D (N, d), got 1-D shape {X.shape}; "
             "for a single feature use X.reshape(-1, 1)"
         )
-    if X.ndim != 2:
+    if X.ndim == 0:
         raise DataError(
-            f"{source}: features must be 2-D (N, d), got a {X.ndim}-D array of shape {X.shape}"
-            + ("; flatten each example first, e.g. X.reshape(len(X), -1)" if X.ndim > 2 else "")
+            f"{source}: features must be an array (N, d) or (N, *example_shape), got a single "
+            "value; give one example per row"
         )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -292,17 +304,20 @@ def _check_shapes(X: np.ndarray, y: np.ndarray, source: str):
         )
     if len(X) != len(y):
         raise DataError(f"{source}: X has {len(X)} rows but y has {len(y)} labels; they must match")
-    n, d = X.shape
+    n, d = len(X), math.prod(X.shape[1:])
     if n == 0:
         raise DataError(f"{source}: there are no rows (N = 0)")
     if d == 0:
-        raise DataError(f"{source}: there are no feature columns (d = 0)")
+        if X.ndim == 2:
+            raise DataError(f"{source}: there are no feature columns (d = 0)")
+        raise DataError(f"{source}: examples of shape {X.shape[1:]} hold no values; every "
+                        "example axis needs a length of at least 1")
     return X, y
 
 
 def _numeric_features(X: np.ndarray, source: str, names, row0: int = 0) -> np.ndarray:
     """``X`` with a real numeric dtype, or a DataError naming the first non-numeric cell
-    (``X``'s first row being row index ``row0``)."""
+    (``X``'s first row being row index ``row0``; ``names`` one per flattened feature)."""
     kind = X.dtype.kind
     if kind in "biuf":
         return X
@@ -310,7 +325,7 @@ def _numeric_features(X: np.ndarray, source: str, names, row0: int = 0) -> np.nd
         converted = try_float64(X)
         if converted is not None:
             return converted
-        for i, row in enumerate(X.tolist()):
+        for i, row in enumerate(X.reshape(len(X), -1).tolist()):
             for j, v in enumerate(row):
                 try:
                     float(v)

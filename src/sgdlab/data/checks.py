@@ -44,13 +44,15 @@ def as_finite_float32(
     columns: Sequence[str] | None = None,
     where: Callable[[int], str] = _row_index,
 ) -> np.ndarray:
-    """``values`` (``(N, d)`` or ``(N,)``, any real dtype) as C-contiguous float32, all finite.
+    """``values`` (``(N,)``, ``(N, d)`` or ``(N, *example_shape)``, any real dtype) as
+    C-contiguous float32, all finite.
 
     The check runs on the float32 result, so a finite float64 value too large for float32
     (which would silently become ``inf``) is caught as well. The error names the first bad
     cell in row-major order: ``"{source}, {where(row)}, column {name!r}: value is NaN"``.
     ``where`` turns a 0-based row into words (``"line 17"`` for text files), ``columns`` names
-    the columns (default ``x0, x1, ...``).
+    the features of the flattened example (default ``x0, x1, ...``); for examples of more than
+    one axis the message also gives the cell's index within the example.
     """
     arr = np.asarray(values)
     # The cast overflows to inf for |v| > float32 max; that is reported below, not warned.
@@ -60,10 +62,14 @@ def as_finite_float32(
     if finite.all():
         return out
     flat = int(np.argmin(finite.reshape(-1)))  # first False in row-major order
+    at = ""
     if out.ndim == 1:
         row, col = flat, 0
     else:
-        row, col = divmod(flat, out.shape[1])
+        row, col = divmod(flat, math.prod(out.shape[1:]))
+        if out.ndim > 2:
+            index = tuple(int(i) for i in np.unravel_index(col, out.shape[1:]))
+            at = f" (index {index} of each example of shape {tuple(out.shape[1:])})"
     original = arr.reshape(-1)[flat] if arr.ndim else arr
     name = columns[col] if columns is not None and col < len(columns) else f"x{col}"
     if isinstance(original, (float, np.floating)) and math.isnan(original):
@@ -73,7 +79,7 @@ def as_finite_float32(
     else:
         what = (f"value {float(original):g} is too large for float32 "
                 f"(|value| must be <= {_F32_MAX:.3g})")
-    raise DataError(f"{source}, {where(row)}, column {name!r}: {what}")
+    raise DataError(f"{source}, {where(row)}, column {name!r}{at}: {what}")
 
 
 def try_float64(values: np.ndarray) -> np.ndarray | None:

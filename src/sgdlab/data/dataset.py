@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,14 +18,16 @@ class Dataset:
     """Features and labels, validated.
 
     Attributes:
-      X: ``(N, d)`` float32, every value finite. A float32 ``X`` is kept 64-byte aligned
-        (copied once here if it is not), so every fit can hand it to the device without a copy
-        (see :mod:`sgdlab.data.hostmem`).
+      X: ``(N, *example_shape)`` float32, every value finite: ``(N, d)`` for tabular data,
+        ``(N, H, W, C)`` for images (channels last), ``(N, T, d)`` for sequences. A float32
+        ``X`` is kept 64-byte aligned (copied once here if it is not), so every fit can hand it
+        to the device without a copy (see :mod:`sgdlab.data.hostmem`).
       y: ``(N,)``; int32 class indices ``0..C-1`` for classification, float32 for regression.
       task: ``"classification"`` or ``"regression"``.
       classes: original label values for classification (``classes[i]`` is the label of index
         ``i``), ``()`` for regression.
-      feature_names: one name per column of ``X``.
+      feature_names: one name per feature of the flattened example (``d`` names, in C order
+        of ``example_shape``).
       name: where the data came from (file name or built-in name), used in reports.
     """
 
@@ -41,8 +44,9 @@ class Dataset:
             raise DataError(f"task must be one of {TASKS}, got {self.task!r}")
         if isinstance(self.X, np.ndarray) and self.X.dtype == np.float32:
             object.__setattr__(self, "X", aligned(self.X))
-        if self.X.ndim != 2:
-            raise DataError(f"{self.name}: features must be 2-D (N, d), got shape {self.X.shape}")
+        if self.X.ndim < 2:
+            raise DataError(f"{self.name}: features must be (N, d) or (N, *example_shape), "
+                            f"got shape {self.X.shape}; give X one example per row")
         if self.y.ndim != 1 or len(self.y) != len(self.X):
             raise DataError(
                 f"{self.name}: labels must be 1-D with one per row; X has {len(self.X)} rows, "
@@ -58,8 +62,14 @@ class Dataset:
         return int(self.X.shape[0])
 
     @property
+    def example_shape(self) -> tuple:
+        """The shape of one example, ``X.shape[1:]``: ``(d,)`` for tabular data."""
+        return tuple(int(s) for s in self.X.shape[1:])
+
+    @property
     def d(self) -> int:
-        return int(self.X.shape[1])
+        """Features per example when flattened: ``prod(example_shape)``."""
+        return math.prod(self.example_shape)
 
     @property
     def n_classes(self) -> int:

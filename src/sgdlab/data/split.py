@@ -132,34 +132,61 @@ def _stratified(y: np.ndarray, n_classes: int, n_val: int, n_test: int, rng):
 
 
 class Standardizer:
-    """Per-feature ``(x - mean) / scale``, fitted on training data only.
+    """``(x - mean) / scale`` per feature (tabular data) or per channel (N-D data), fitted on
+    training data only.
 
-    After :meth:`fit`, ``mean`` and ``scale`` are float64 arrays ``(d,)``; ``scale`` is the
-    population standard deviation, or 1 for (numerically) constant columns so they map to 0
-    instead of dividing by zero. :meth:`transform` returns float32 ``(N, d)``.
+    Tabular ``X (N, d)``: one ``mean_j``/``scale_j`` per column ``j``::
+
+        mean_j = 1/N sum_i X[i, j]        std_j = sqrt(1/N sum_i (X[i, j] - mean_j)^2)
+
+    Examples of more axes, ``X (N, *S, C)`` (images ``(N, H, W, C)``, sequences ``(N, T, d)``):
+    one ``mean_c``/``scale_c`` per channel ``c`` of the **last** axis, over the ``M = N
+    prod(S)`` values of every other axis (every example, every position)::
+
+        mean_c = 1/M sum_{i, s} X[i, s, c]     std_c = sqrt(1/M sum_{i, s} (X[i, s, c] - mean_c)^2)
+
+    so an image keeps its spatial structure (every pixel of a channel moves alike) and the
+    statistics do not depend on the image size. Either way, after :meth:`fit` ``mean`` and
+    ``scale`` are float64 arrays of length ``X.shape[-1]`` (the format a saved model stores);
+    ``scale`` is the population standard deviation, or 1 for (numerically) constant columns or
+    channels so they map to 0 instead of dividing by zero. :meth:`transform` returns float32
+    of ``X``'s shape, ``mean``/``scale`` broadcast over the last axis.
     """
 
     # A column counts as constant when its spread is below float rounding of its mean.
     _REL_TOL = 1e-10
     _CHUNK_ROWS = 8192
+    # N-D data: values per block of examples (as many as 8192 rows of 128 features)
+    _CHUNK_VALUES = 1 << 20
 
     def __init__(self, mean=None, scale=None):
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
         self.scale = None if scale is None else np.asarray(scale, dtype=np.float64)
 
     def fit(self, X) -> "Standardizer":
-        """Compute ``mean`` and ``scale`` from ``X: (N, d)``; returns ``self``."""
+        """Compute ``mean`` and ``scale`` from ``X: (N, d)`` (per feature) or ``(N, *S, C)``
+        (per channel, see the class docstring); returns ``self``."""
         X = self._check(X, fitting=True)
-        n = len(X)
+        c = X.shape[-1]
+        # Every example's values as rows of c: (N, d) stays as it is; (N, *S, C) is read as
+        # (N * prod(S), C), a view when X is contiguous, so per-channel statistics are the
+        # per-column statistics of that table.
+        step = self._CHUNK_ROWS if X.ndim == 2 else max(1, self._CHUNK_VALUES // (X[0].size))
+
+        def blocks():
+            for i in range(0, len(X), step):
+                yield X[i:i + step].reshape(-1, c)
+
         # Two passes over row blocks in float64: exact enough for float32 inputs without a
         # full float64 copy of X.
-        total = np.zeros(X.shape[1])
-        for i in range(0, n, self._CHUNK_ROWS):
-            total += X[i:i + self._CHUNK_ROWS].sum(axis=0, dtype=np.float64)
+        total, n = np.zeros(c), 0
+        for block in blocks():
+            total += block.sum(axis=0, dtype=np.float64)
+            n += len(block)
         mean = total / n
-        sq = np.zeros(X.shape[1])
-        for i in range(0, n, self._CHUNK_ROWS):
-            block = X[i:i + self._CHUNK_ROWS].astype(np.float64) - mean
+        sq = np.zeros(c)
+        for block in blocks():
+            block = block.astype(np.float64) - mean
             sq += np.einsum("ij,ij->j", block, block)
         std = np.sqrt(sq / n)
         constant = std <= self._REL_TOL * np.abs(mean)  # includes std == 0 at mean 0
@@ -167,7 +194,9 @@ class Standardizer:
         return self
 
     def transform(self, X) -> np.ndarray:
-        """``(X - mean) / scale`` as float32 ``(N, d)``; ``X`` must have the fitted ``d``."""
+        """``(X - mean) / scale`` as float32 of ``X``'s shape, ``(N, d)`` or ``(N, *S, C)``:
+        ``mean`` and ``scale`` broadcast over the last axis, whose length must be the fitted
+        one (``d`` features or ``C`` channels)."""
         if self.mean is None:
             raise DataError("Standardizer is not fitted; call fit(X_train) first")
         X = self._check(X, fitting=False)
@@ -208,15 +237,25 @@ class Standardizer:
 
     def _check(self, X, fitting: bool) -> np.ndarray:
         X = np.asarray(X)
-        if X.ndim != 2:
-            raise DataError(f"Standardizer expects 2-D features (N, d), got shape {X.shape}")
+        if X.ndim < 2:
+            raise DataError(f"Standardizer expects 2-D features (N, d) or examples of any "
+                            f"shape (N, ..., C), got shape {X.shape}")
         if X.dtype.kind not in "biuf":
             raise DataError(f"Standardizer expects numeric features, got dtype {X.dtype}")
         if fitting and len(X) == 0:
             raise DataError("Standardizer cannot fit on 0 rows")
-        if not fitting and X.shape[1] != len(self.mean):
+        if fitting and X[0].size == 0:
+            raise DataError(f"Standardizer cannot fit on examples of shape {X.shape[1:]}: "
+                            "they hold no values")
+        if not fitting and X.ndim == 2 and X.shape[1] != len(self.mean):
             raise DataError(
                 f"Standardizer was fitted on {len(self.mean)} features but X has {X.shape[1]}"
+            )
+        if not fitting and X.ndim > 2 and X.shape[-1] != len(self.mean):
+            raise DataError(
+                f"Standardizer was fitted on {len(self.mean)} channels (or features) but X's "
+                f"examples have shape {X.shape[1:]}, {X.shape[-1]} along the last axis; "
+                "standardise examples of the shape it was fitted on"
             )
         return X
 
