@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -381,34 +382,45 @@ def convert(src, out, *, fmt: str | None = None, label_column=None, task: str | 
     with output as tmp:
         _write_set(tmp, encoded(), n, len(names), task=coder.task, classes=coder.classes,
                    feature_names=names, block_rows=block_rows, shard_blocks=shard_blocks,
-                   source=os.path.basename(src), label_column=label_name)
+                   source=os.path.basename(src), label_column=label_name,
+                   example_shape=source.example_shape)
     return Path(out)
 
 
 def write_shards(out, chunks, n: int, d: int, *, task: str = "classification",
                  classes=(0, 1), feature_names=None, block_rows: int | None = None,
                  shard_blocks: int = SHARD_BLOCKS, source: str = "arrays",
-                 label_column: str = "label", overwrite: bool = False) -> Path:
+                 label_column: str = "label", overwrite: bool = False,
+                 example_shape=None) -> Path:
     """Write ``chunks`` of ``(X (r, d) float32, y (r,))``, ``n`` rows in all, as a shard set.
 
     ``y`` is already encoded: int32 class indices into ``classes``, or float32 regression
     targets (``task="regression"``, ``classes=()``). Used by :func:`convert` and by benchmarks
     that generate data larger than memory chunk by chunk. ``out`` is treated as in
     :func:`convert`: new or empty, or a shard set replaced (``overwrite``) once the new one is
-    complete.
+    complete. ``example_shape`` (``prod(example_shape) == d``; default ``(d,)``) is the shape
+    of one example, recorded in the manifest; ``X`` may then come as ``(r, *example_shape)``.
     """
     with _Output(out, overwrite=overwrite) as tmp:
         _write_set(tmp, chunks, n, d, task=task, classes=classes, feature_names=feature_names,
                    block_rows=block_rows, shard_blocks=shard_blocks, source=source,
-                   label_column=label_column)
+                   label_column=label_column, example_shape=example_shape)
     return Path(out)
 
 
 def _write_set(out: Path, chunks, n: int, d: int, *, task, classes, feature_names, block_rows,
-               shard_blocks, source, label_column) -> None:
-    """The shard files, stats.npy and (last) the manifest, into the existing directory ``out``."""
+               shard_blocks, source, label_column, example_shape=None) -> None:
+    """The shard files, stats.npy and (last) the manifest, into the existing directory ``out``.
+
+    Rows are stored flat, ``(rows, d)``, whatever ``example_shape`` is: the manifest's
+    ``example_shape`` tells readers how to reshape them.
+    """
     if d < 1:
         raise DataError(f"{source}: no feature columns; a shard set needs at least one")
+    shape = (d,) if example_shape is None else tuple(int(s) for s in example_shape)
+    if not shape or math.prod(shape) != d or min(shape) < 1:
+        raise DataError(f"{source}: example shape {shape} does not hold the {d} features of "
+                        "each row; give a shape whose product is the number of features")
     y_dtype = np.int32 if task == "classification" else np.float32
     names = list(feature_names or [f"x{j}" for j in range(d)])
     block_rows = block_rows or max(1, BLOCK_BYTES // (4 * d))
@@ -424,7 +436,8 @@ def _write_set(out: Path, chunks, n: int, d: int, *, task, classes, feature_name
     finally:
         writer.abort()
     manifest = {"format": FORMAT, "version": VERSION, "rows": n, "features": d,
-                "task": task, "classes": list(classes), "feature_names": names,
+                "example_shape": list(shape), "task": task, "classes": list(classes),
+                "feature_names": names,
                 "x_dtype": "float32", "y_dtype": np.dtype(y_dtype).name,
                 "block_rows": block_rows, "shard_blocks": shard_blocks, "source": source,
                 "label_column": label_column, "shards": shards}
@@ -491,6 +504,7 @@ class _ShardWriter:
         self.files = None
 
     def append(self, X, y):
+        X = X.reshape(len(X), self.d)  # rows of any example shape, stored flat
         if self.written + self.fill + len(y) > self.n:
             raise DataError(f"{self.out}: more rows than the {self.n} announced")
         i = 0

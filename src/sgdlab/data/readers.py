@@ -28,7 +28,8 @@ import numpy as np
 
 from ..errors import DataError
 
-#: ``(X (r, d) float32 | None, raw labels (r,), where(i) -> "line 17")`` per input chunk
+#: ``(X (r, d) or (r, *example_shape) float32 | None, raw labels (r,), where(i) -> "line 17")``
+#: per input chunk
 Chunk = tuple
 #: ``(raw labels (r,), where)`` per chunk of the first pass of ``convert``
 LabelChunk = tuple
@@ -124,11 +125,14 @@ class ChunkSource:
     * ``names``: the feature names, or ``None`` until :meth:`finish_scan` (LibSVM: the width
       is known only once every line has been read);
     * ``total``: the number of rows when known before reading (for progress), else ``None``;
-    * ``labels_checked``: the reader refuses missing labels itself (Parquet nulls).
+    * ``labels_checked``: the reader refuses missing labels itself (Parquet nulls);
+    * ``example_shape``: the shape of one example when it has more than one axis (``.npz``
+      images, IDX), else ``None`` (a row of ``len(names)`` features).
     """
 
     label_name: str = "label"
     names: list | None = None
+    example_shape: tuple | None = None
     total: int | None = None
     labels_checked: bool = False
 

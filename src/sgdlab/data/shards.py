@@ -3,7 +3,7 @@
 A shard set is a directory::
 
     manifest.json      what the shards hold (below)
-    X-00000.npy        features, (rows_s, d) float32, C order
+    X-00000.npy        features, (rows_s, d) float32, C order: each example flattened
     y-00000.npy        labels, (rows_s,) int32 class indices or float32 regression targets
     X-00001.npy ...
     stats.npy          (n_blocks, 2, d) float64: per-block feature mean and sum of squared
@@ -13,11 +13,17 @@ Rows are grouped in **blocks** of ``block_rows`` rows (the last one may be short
 holds ``shard_blocks`` whole blocks. A block is the unit the streaming reader fetches, shuffles
 among, and holds out for validation. ``manifest.json``::
 
-    {"format": "sgdlab-shards", "version": 1, "rows": N, "features": d, "task": ...,
+    {"format": "sgdlab-shards", "version": 1, "rows": N, "features": d,
+     "example_shape": [H, W, C], "task": ...,
      "classes": [...], "feature_names": [...], "x_dtype": "float32", "y_dtype": "int32",
      "block_rows": R, "shard_blocks": S, "source": "in.csv",
      "shards": [{"x": "X-00000.npy", "y": "y-00000.npy", "rows": n,
                  "sha256_x": "...", "sha256_y": "..."}, ...]}
+
+``example_shape`` is the shape of one example (``prod(example_shape) == d``): blocks are read
+back as ``(rows, *example_shape)``. A manifest without it (written before examples had a
+shape) means ``[d]``. ``stats.npy`` stays per flattened feature whatever the shape;
+:meth:`ShardSet.standardizer` combines it per channel for examples of more than one axis.
 
 Blocks are read with positioned reads (``os.preadv``) into caller-owned buffers, not through a
 memory map: pages of a mapped file count in the process's resident set, so mapping 20 GB
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import zlib
 from pathlib import Path
@@ -77,8 +84,10 @@ def combine_stats(counts: np.ndarray, means: np.ndarray, m2s: np.ndarray):
 class ShardSet:
     """A validated shard directory: sizes, labels metadata, and block reads.
 
-    Attributes: ``n`` rows, ``d`` features, ``task``, ``classes``, ``feature_names``,
-    ``block_rows``, ``n_blocks``, ``block_sizes (n_blocks,)``, ``name``.
+    Attributes: ``n`` rows, ``example_shape`` (one example's shape, ``(d,)`` for tabular
+    data), ``d`` features per flattened example (``prod(example_shape)``), ``task``,
+    ``classes``, ``feature_names``, ``block_rows``, ``n_blocks``, ``block_sizes
+    (n_blocks,)``, ``name``.
     """
 
     def __init__(self, path):
@@ -105,8 +114,15 @@ class ShardSet:
             self.y_dtype = np.dtype(m["y_dtype"])
             self.shards = list(m["shards"])
             rows = [int(s["rows"]) for s in self.shards]
+            shape = m.get("example_shape", [self.d])
+            self.example_shape = tuple(int(v) for v in shape)
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"{man_path}: manifest is missing or has a bad field: {e}") from None
+        if (not self.example_shape or min(self.example_shape) < 1
+                or math.prod(self.example_shape) != self.d):
+            raise DataError(f"{man_path}: example_shape {list(self.example_shape)} does not "
+                            f"hold the {self.d} features of a row; the manifest is damaged, "
+                            "convert again")
         if self.task not in TASKS or sum(rows) != self.n or self.n < 1:
             raise DataError(f"{man_path}: inconsistent manifest (task {self.task!r}, "
                             f"{self.n} rows, shards hold {sum(rows)}); convert again")
@@ -129,7 +145,9 @@ class ShardSet:
         return len(self.classes) if self.task == "classification" else 0
 
     def __repr__(self) -> str:
-        return f"ShardSet({str(self.path)!r}, n={self.n}, d={self.d}, blocks={self.n_blocks})"
+        shape = "" if len(self.example_shape) == 1 else f", example_shape={self.example_shape}"
+        return (f"ShardSet({str(self.path)!r}, n={self.n}, d={self.d}{shape}, "
+                f"blocks={self.n_blocks})")
 
     # -- reading -------------------------------------------------------------------------------
     def _open(self, key: str, s: int):
@@ -177,7 +195,9 @@ class ShardSet:
             done += got
 
     def read_block(self, b: int, x_out: np.ndarray | None = None, y_out: np.ndarray | None = None):
-        """Block ``b`` as ``X (r, d) float32`` and ``y (r,)``, read into ``x_out``/``y_out``.
+        """Block ``b`` as ``X (r, *example_shape) float32`` (``(r, d)`` for tabular data) and
+        ``y (r,)``, read into ``x_out``/``y_out`` (C-contiguous, ``(r, d)`` or
+        ``(r, *example_shape)``: the bytes are the same).
 
         The first time a process reads a block, it is checked: against the manifest's CRC-32
         of the block (shard sets converted since checksums were recorded per block), and for
@@ -185,7 +205,7 @@ class ShardSet:
         each a :class:`DataError` naming the file and the row. Later epochs read it unchecked.
         """
         r = int(self.block_sizes[b])
-        x = np.empty((r, self.d), np.float32) if x_out is None else x_out[:r]
+        x = np.empty((r,) + self.example_shape, np.float32) if x_out is None else x_out[:r]
         y = np.empty(r, self.y_dtype) if y_out is None else y_out[:r]
         self._pread("x", b, x)
         self._pread("y", b, y)
@@ -205,7 +225,7 @@ class ShardSet:
                     f"{self.path / entry[key]}: rows {row0:,} to {row0 + len(arr) - 1:,} do not "
                     "match their checksum in the manifest; the file was changed or damaged "
                     "after conversion, convert again")
-        for key, arr in (("x", x), ("y", y)):
+        for key, arr in (("x", x.reshape(len(x), -1)), ("y", y)):
             if arr.dtype.kind == "f" and not np.isfinite(arr).all():
                 bad = np.argwhere(~np.isfinite(arr))[0]
                 where = f"row {row0 + int(bad[0]):,}" + (
@@ -216,7 +236,8 @@ class ShardSet:
                                 "(convert checks every value), convert again")
 
     def read_all(self):
-        """Every row in memory (for small sets and tests): ``X (N, d)``, ``y (N,)``."""
+        """Every row in memory (for small sets and tests): ``X (N, *example_shape)``,
+        ``y (N,)``."""
         parts = [self.read_block(b) for b in range(self.n_blocks)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -235,8 +256,14 @@ class ShardSet:
     def standardizer(self, blocks) -> Standardizer:
         """A fitted :class:`Standardizer` for the rows of ``blocks``, from ``stats.npy`` alone.
 
-        Same rule as :meth:`Standardizer.fit` (population std, 1 for constant columns); the
-        figures agree with a pass over the rows to float64 rounding, not bit for bit.
+        Same rule as :meth:`Standardizer.fit` (population std, 1 for constant columns; per
+        channel for examples of more than one axis); the figures agree with a pass over the
+        rows to float64 rounding, not bit for bit.
+
+        Per channel: ``stats.npy`` holds each flattened feature's mean and M2 over ``n`` rows;
+        the ``P = d / C`` positions of channel ``c`` are ``P`` groups of ``n`` values, merged
+        as blocks are (:func:`combine_stats`): ``mean_c`` is the mean of their means and
+        ``M2_c = sum_p M2_p + n sum_p (mean_p - mean_c)^2``.
         """
         if self._stats is None:
             try:
@@ -246,6 +273,11 @@ class ShardSet:
         blocks = np.asarray(blocks)
         mean, m2, n = combine_stats(self.block_sizes[blocks], self._stats[blocks, 0],
                                     self._stats[blocks, 1])
+        if len(self.example_shape) > 1:
+            c = self.example_shape[-1]
+            positions = self.d // c
+            mean, m2, n = combine_stats(np.full(positions, n), mean.reshape(positions, c),
+                                        m2.reshape(positions, c))
         std = np.sqrt(m2 / n)
         constant = std <= Standardizer._REL_TOL * np.abs(mean)
         return Standardizer(mean, np.where(constant, 1.0, std))

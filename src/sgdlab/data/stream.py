@@ -73,9 +73,11 @@ def group_loads(blocks: np.ndarray, sizes: np.ndarray, load_rows: int) -> list[n
 
 
 def read_load(shards: ShardSet, blocks: np.ndarray):
-    """The rows of ``blocks`` as one ``X (r, d) float32``, ``y (r,)``."""
+    """The rows of ``blocks`` as one ``X (r, *example_shape) float32`` (``(r, d)`` for
+    tabular data), ``y (r,)``."""
     r = int(shards.block_sizes[blocks].sum())
-    X, y = np.empty((r, shards.d), np.float32), np.empty(r, shards.y_dtype)
+    X = np.empty((r,) + shards.example_shape, np.float32)
+    y = np.empty(r, shards.y_dtype)
     at = 0
     for b in blocks:
         n = int(shards.block_sizes[b])
@@ -148,7 +150,8 @@ class Prefetch:
 
 
 def standardize_inplace(transform) -> Callable | None:
-    """``X -> (X - mean) / scale`` in place, the float32 arithmetic of Standardizer.transform."""
+    """``X -> (X - mean) / scale`` in place, the float32 arithmetic of Standardizer.transform
+    (``mean``/``scale`` broadcast over the last axis: per feature, or per channel)."""
     if transform is None:
         return None
     mean, scale = transform.mean.astype(np.float32), transform.scale.astype(np.float32)
@@ -168,8 +171,9 @@ class ShardStream:
     consumer to apply.
 
     :meth:`take` mirrors ``BatchPlan.take`` but returns the rows themselves:
-    ``X (pad_to, B_local, d) float32``, ``y (pad_to, B_local)``, ``w (pad_to, B_local)`` and the
-    global number of real examples per step ``(pad_to,)``.
+    ``X (pad_to, B_local, *example_shape) float32`` (``(pad_to, B_local, d)`` for tabular
+    data), ``y (pad_to, B_local)``, ``w (pad_to, B_local)`` and the global number of real
+    examples per step ``(pad_to,)``.
 
     Positioning (resume): :meth:`seek` ``(epoch, s)`` continues exactly as an uninterrupted
     stream would from step ``s`` of ``epoch``. The block order and every in-load permutation
@@ -292,12 +296,13 @@ class ShardStream:
 
     def take(self, k: int, pad_to: int | None = None):
         pad_to = k if pad_to is None else pad_to
-        bl, d = self.local_batch, self.shards.d
-        X = aligned_empty((pad_to, bl, d))  # every slot is written below: rows or zeros
+        bl, shape = self.local_batch, self.shards.example_shape
+        # every slot is written below: rows or zeros
+        X = aligned_empty((pad_to, bl) + shape)
         y = np.zeros((pad_to, bl), self.shards.y_dtype)
         w = np.zeros((pad_to, bl), np.float32)
         count = np.zeros(pad_to, np.int64)
-        Xf, yf, wf = X.reshape(-1, d), y.reshape(-1), w.reshape(-1)
+        Xf, yf, wf = X.reshape((-1,) + shape), y.reshape(-1), w.reshape(-1)
         row = 0
         while row < k:
             if self.step_in_epoch == 0 and self._cur is None:
@@ -330,7 +335,8 @@ class ShardStream:
 
 
 def eval_loads(shards: ShardSet, blocks, load_rows: int, transform=None):
-    """Validation rows in file order, ``(X, y)`` loads of at most ``load_rows``, read ahead."""
+    """Validation rows in file order, ``(X (r, *example_shape), y)`` loads of at most
+    ``load_rows``, read ahead."""
     apply = standardize_inplace(transform)
 
     def loads():
