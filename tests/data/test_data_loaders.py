@@ -329,7 +329,7 @@ def test_load_data_builtins_and_specs():
 def test_load_data_errors(tmp_path):
     with pytest.raises(DataError, match=r"file not found: .*missing\.csv"):
         load_data(str(tmp_path / "missing.csv"))
-    with pytest.raises(DataError, match=r"unknown data 'iris'.*digits, blobs, gaussian, linreg, xor, mnist-like.*\.csv, \.tsv, \.parquet, \.pq, \.npy, \.npz"):
+    with pytest.raises(DataError, match=r"unknown data 'iris'.*digits, digits-images, blobs, gaussian, linreg, xor, mnist-like.*\.csv, \.tsv, \.parquet, \.pq, \.npy, \.npz"):
         load_data("iris")
     write(tmp_path, "data.txt", "a,b\n")
     with pytest.raises(DataError, match=r"unsupported file type '\.txt'; supported extensions: \.csv"):

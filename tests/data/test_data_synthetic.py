@@ -13,7 +13,7 @@ from sgdlab.errors import ConfigError, DataError
 
 
 def test_generator_names():
-    assert list(GENERATORS) == ["blobs", "gaussian", "linreg", "xor", "mnist-like"]
+    assert list(GENERATORS) == ["blobs", "gaussian", "linreg", "xor", "mnist-like", "images"]
 
 
 @pytest.mark.parametrize("name", ["blobs", "gaussian", "linreg", "xor"])

@@ -1,6 +1,12 @@
-"""Small real datasets that ship with a dependency, so they load without network access."""
+"""Small real datasets that ship with a dependency, so they load without network access.
+
+:data:`BUILTINS` maps the names :func:`~sgdlab.data.loaders.load_data` takes (``"digits"``,
+``"digits-images"``) to functions of no arguments returning a :class:`Dataset`.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -24,3 +30,17 @@ def digits() -> Dataset:
         X, y, "classification", tuple(range(10)), tuple(bunch.feature_names), "digits",
         {"source": "sklearn.datasets.load_digits"},
     )
+
+
+def digits_images() -> Dataset:
+    """The same digits as :func:`digits`, as images: ``X: (1797, 8, 8, 1)`` float32 (row,
+    column, one grey channel; the same values, grey levels ``0..16``), the same ``y`` and
+    ``classes``. ``feature_names`` are those of :func:`digits` (``pixel_<row>_<col>``), one per
+    pixel of the flattened image."""
+    flat = digits()
+    return dataclasses.replace(flat, X=flat.X.reshape(len(flat.X), 8, 8, 1),
+                               name="digits-images", meta=dict(flat.meta))
+
+
+#: Built-in dataset name -> function returning it.
+BUILTINS = {"digits": digits, "digits-images": digits_images}

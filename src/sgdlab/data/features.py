@@ -7,10 +7,15 @@ used to predict). A model trained on arrays (names ``x0 .. x{d-1}``) takes colum
 position: ``d`` columns are features, ``d + 1`` are features and the label last (NumPy and
 LibSVM files always go by position; a LibSVM file is read ``n_features`` wide). Every format
 of :data:`~sgdlab.data.formats.FORMATS` works, with its located error messages.
+
+Examples of more than one axis (an ``.npz`` archive of images, IDX images) come back in their
+own shape, ``X (N, *example_shape)``, their ``d = prod(example_shape)`` checked against the
+model's. An IDX images file needs no labels file to be predicted on.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import NamedTuple
 
@@ -18,12 +23,14 @@ import numpy as np
 
 from ..errors import DataError
 from .formats import for_path
+from .idx import labels_path, read_images
 from .loaders import load_data
 
 
 class Features(NamedTuple):
-    """``X: (N, d)`` float32 in the model's column order; ``y: (N,)`` original label values
-    (or real targets) or ``None``; ``label``: the label column's name or ``None``."""
+    """``X: (N, d)`` float32 in the model's column order (``(N, *example_shape)`` for
+    examples of more axes); ``y: (N,)`` original label values (or real targets) or ``None``;
+    ``label``: the label column's name or ``None``."""
 
     X: np.ndarray
     y: np.ndarray | None
@@ -38,10 +45,26 @@ def column_names(path) -> list[str] | None:
 
 
 def read_features(path, feature_names, n_features: int, label_column=None,
-                  task: str | None = None) -> Features:
+                  task: str | None = None, example_shape=None) -> Features:
     """The features (and labels, if present) of the file ``path`` for a model trained on
-    ``feature_names`` (``n_features`` of them) for ``task``. ``label_column`` names the label
-    column when the file has one the rule above cannot tell apart."""
+    ``feature_names`` (``n_features`` of them, flattened) for ``task``. ``label_column`` names
+    the label column when the file has one the rule above cannot tell apart.
+    ``example_shape``, when given, is the shape of the model's examples: a file of examples of
+    more axes must have that shape, and a table of ``prod(example_shape)`` features is
+    reshaped to it."""
+    got = _read_features(path, feature_names, n_features, label_column, task)
+    if example_shape is None:
+        return got
+    shape = tuple(int(s) for s in example_shape)
+    if got.X.shape[1:] == shape:
+        return got
+    if got.X.ndim == 2 and got.X.shape[1] == math.prod(shape):
+        return got._replace(X=got.X.reshape((len(got.X),) + shape))
+    raise DataError(f"{path}: holds examples of shape {got.X.shape[1:]}; the model takes "
+                    f"examples of shape {shape}")
+
+
+def _read_features(path, feature_names, n_features, label_column, task) -> Features:
     if not os.path.isfile(path):
         raise DataError(f"{path}: file not found")
     own = [str(f) for f in feature_names]
@@ -101,7 +124,13 @@ def _reorder(X, names, own) -> np.ndarray:
 
 def _by_position_arrays(path, n_features: int, task) -> Features:
     fmt = for_path(path)
-    if fmt is not None and fmt.layout == "xy":  # features and labels apart (.npz, LibSVM)
+    if fmt is not None and fmt.name == "idx" and labels_path(path) is None:
+        X = read_images(path)  # images to predict on need no labels
+        if X[0].size != n_features:
+            raise DataError(f"{path}: images of shape {X.shape[1:]} hold {X[0].size} "
+                            f"features; the model takes {n_features}")
+        return Features(X, None, None)
+    if fmt is not None and fmt.layout == "xy":  # features and labels apart (.npz, LibSVM, IDX)
         options = {"n_features": n_features} if "n_features" in fmt.options else {}
         ds = load_data(str(path), task=task, **options)
         if ds.d != n_features:

@@ -21,6 +21,7 @@ from typing import Callable, Mapping
 from ..errors import DataError
 from .arrays import load_npy, load_npz, open_npy, open_npz
 from .columnar import load_parquet, open_parquet, parquet_columns
+from .idx import load_idx, open_idx
 from .libsvm import load_libsvm, open_libsvm
 from .readers import ChunkSource
 from .text import csv_columns, load_csv, open_csv
@@ -32,14 +33,16 @@ class Format:
 
     Attributes:
       name: what ``--format`` takes (``"csv"``).
-      extensions: file name endings that mean this format, lower case (``(".csv",)``).
+      extensions: file name endings that mean this format, lower case (``(".csv",)``; IDX
+        files, which have none, by the end of their names: ``("idx3-ubyte", ...)``).
       description: a few words for help texts.
       load: ``load(path, task=None, **options) -> Dataset``, the whole file in memory.
       open: ``open(path, **options) -> ChunkSource``, the file a chunk at a time.
       defaults: options this format passes unless given (TSV: ``delimiter="\\t"``).
       layout: ``"columns"`` (named columns; the label chosen by ``label_column``),
         ``"table"`` (one array; the label its last column) or ``"xy"`` (features and labels
-        apart): how prediction matches a file's columns to a model's features.
+        apart, in one file or two): how prediction matches a file's columns to a model's
+        features.
       label: the label's name in prediction output, for formats without ``label_column``.
       label_hint: where the label is instead, for messages refusing ``label_column``.
       columns: ``columns(path) -> list[str]``, the header of a ``"columns"`` file.
@@ -90,6 +93,10 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            "LibSVM / svmlight text: 'label index:value ...' per line", load_libsvm,
            open_libsvm, layout="xy", label="label",
            label_hint="the label comes first on each line", guessed_extensions=(".txt",)),
+    Format("idx", ("idx3-ubyte", "idx3-ubyte.gz"),
+           "IDX images (MNIST), labels from the *-labels-idx1-ubyte file beside them",
+           load_idx, open_idx, layout="xy", label="label",
+           label_hint="the labels are the *-labels-idx1-ubyte file beside the images"),
 )}
 
 
@@ -98,14 +105,26 @@ def extensions() -> list[str]:
     return [ext for f in FORMATS.values() for ext in f.extensions]
 
 
+def ending(path, *, guess: bool = False) -> str | None:
+    """The registered ending ``path``'s file name ends with (``".csv"``, ``"idx3-ubyte.gz"``),
+    or ``None``; ``guess`` also takes the generic endings (``.txt``)."""
+    name = os.path.basename(os.fspath(path)).lower()
+    ext = os.path.splitext(name)[1]
+    for f in FORMATS.values():
+        for end in f.extensions + (f.guessed_extensions if guess else ()):
+            # a dotted extension is the part after the last dot; an IDX ending, the name's end
+            if (ext == end) if end.startswith(".") else name.endswith(end):
+                return end
+    return None
+
+
 def for_path(path, *, guess: bool = False) -> Format | None:
     """The format a file name means (``None`` if none); ``guess`` also takes the generic
     endings (``.txt`` as LibSVM), as ``convert`` does."""
-    ext = os.path.splitext(os.fspath(path))[1].lower()
-    for f in FORMATS.values():
-        if ext in f.extensions or (guess and ext in f.guessed_extensions):
-            return f
-    return None
+    end = ending(path, guess=guess)
+    if end is None:
+        return None
+    return next(f for f in FORMATS.values() if end in f.extensions + f.guessed_extensions)
 
 
 def get(name: str) -> Format:
@@ -116,5 +135,6 @@ def get(name: str) -> Format:
 
 
 def summary() -> str:
-    """The extensions for help texts: ``.csv/.tsv/.parquet/.pq/.npy/.npz/.svm/...``."""
+    """The extensions for help texts: ``.csv/.tsv/.parquet/.pq/.npy/.npz/.svm/...``, and the
+    name endings of IDX files."""
     return "/".join(extensions())

@@ -1,7 +1,8 @@
 """Read user data into a validated :class:`~sgdlab.data.dataset.Dataset`: the dispatcher.
 
-Every loader returns ``X: (N, d)`` float32 (all finite) and ``y: (N,)`` (int32 class indices
-``0..C-1`` for classification, float32 for regression). Every mistake in the input raises
+Every loader returns ``X: (N, d)`` or ``(N, *example_shape)`` float32 (all finite) and
+``y: (N,)`` (int32 class indices ``0..C-1`` for classification, float32 for regression).
+Every mistake in the input raises
 :class:`~sgdlab.errors.DataError` whose message names the file and, where it applies, the
 1-based line (text files) or 0-based ``row index`` (binary files and arrays) and the column.
 
@@ -10,11 +11,16 @@ Supported sources (see :func:`load_data`; the file formats are those of
 
 * ``.csv`` / ``.tsv``: header row required, label column by name or index (default: last).
 * ``.parquet`` / ``.pq``: numeric feature columns, any numeric/string/bool label column.
-* ``.npy``: one 2-D numeric array ``(N, d + 1)`` whose **last column is the label**.
-* ``.npz``: arrays ``X: (N, d)`` and ``y: (N,)`` (keys configurable).
+* ``.npy``: one 2-D numeric array ``(N, d + 1)`` whose **last column is the label** (an
+  array of more axes is refused: save it as ``.npz``).
+* ``.npz``: arrays ``X: (N, d)`` or ``(N, *example_shape)`` and ``y: (N,)`` (keys
+  configurable).
 * ``.svm`` / ``.libsvm`` / ``.svmlight``: ``label index:value ...`` lines (``n_features``,
   ``zero_based``).
-* Built-in names: ``digits`` and the synthetic generators in
+* IDX images (MNIST's ``train-images-idx3-ubyte[.gz]``): ``X (N, H, W, 1)``, the labels from
+  the ``train-labels-idx1-ubyte[.gz]`` file beside it (:mod:`sgdlab.data.idx`).
+* Built-in names: the datasets of :data:`sgdlab.data.builtin.BUILTINS` (``digits``,
+  ``digits-images``) and the synthetic generators in
   :data:`sgdlab.data.synthetic.GENERATORS`, e.g. ``"blobs:n=2000,d=20"``.
 
 NumPy files are always opened with ``allow_pickle=False``: an object array would need pickle,
@@ -31,7 +37,7 @@ import os
 from ..errors import ConfigError, DataError
 from .checks import check_task
 from .dataset import Dataset
-from .formats import FORMATS, Format, for_path
+from .formats import FORMATS, Format, ending, for_path
 
 #: File extensions :func:`load_data` understands, mapped to a short description (from
 #: :data:`~sgdlab.data.formats.FORMATS`).
@@ -45,19 +51,21 @@ EXTENSIONS = {ext: f.description for f in FORMATS.values() for ext in f.extensio
 
 def builtin_names() -> list[str]:
     """Names :func:`load_data` accepts besides file paths."""
+    from .builtin import BUILTINS
     from .synthetic import GENERATORS
 
-    return ["digits", *GENERATORS]
+    return [*BUILTINS, *GENERATORS]
 
 
 def load_data(spec, label_column=None, task: str | None = None, seed: int = 0, **kwargs) -> Dataset:
     """Load data from a built-in name or a file path.
 
     Args:
-      spec: ``"digits"``, a synthetic generator with optional parameters
-        (``"blobs"``, ``"blobs:n=2000,d=20"``, see :data:`sgdlab.data.synthetic.GENERATORS`),
-        or a path ending in ``.csv``, ``.tsv``, ``.parquet``/``.pq``, ``.npy``, ``.npz`` or
-        ``.svm``/``.libsvm``/``.svmlight``.
+      spec: ``"digits"`` or ``"digits-images"`` (see :data:`sgdlab.data.builtin.BUILTINS`), a
+        synthetic generator with optional parameters (``"blobs"``, ``"blobs:n=2000,d=20"``,
+        ``"images:height=16,width=16"``, see :data:`sgdlab.data.synthetic.GENERATORS`), or a
+        path ending in ``.csv``, ``.tsv``, ``.parquet``/``.pq``, ``.npy``, ``.npz``,
+        ``.svm``/``.libsvm``/``.svmlight``, or an IDX images file (``...idx3-ubyte[.gz]``).
       label_column: for CSV/TSV/Parquet only (see :func:`load_csv`).
       task: force ``"classification"``/``"regression"``; for built-ins it must match theirs.
       seed: seed for synthetic generators (a ``seed=`` in the spec wins).
@@ -75,22 +83,21 @@ def load_data(spec, label_column=None, task: str | None = None, seed: int = 0, *
     ext = os.path.splitext(spec)[1].lower()
     fmt = for_path(spec)
     if fmt is not None:
-        return _load_file(spec, ext, fmt, label_column, task, kwargs)
+        return _load_file(spec, ending(spec), fmt, label_column, task, kwargs)
 
+    from .builtin import BUILTINS
     from .synthetic import GENERATORS, parse_spec
 
     base = spec.split(":", 1)[0].strip()
-    if base == "digits" or base in GENERATORS:
+    if base in BUILTINS or base in GENERATORS:
         if label_column is not None:
             raise ConfigError(
                 f"label_column applies to CSV and Parquet files, not to built-in data {base!r}"
             )
-        if base == "digits":
-            if spec.strip() != "digits" or kwargs:
-                raise DataError("built-in 'digits' takes no parameters")
-            from .builtin import digits
-
-            ds = digits()
+        if base in BUILTINS:
+            if spec.strip() != base or kwargs:
+                raise DataError(f"built-in {base!r} takes no parameters")
+            ds = BUILTINS[base]()
         else:
             name, params = parse_spec(spec)
             gen = GENERATORS[name]
@@ -108,6 +115,9 @@ def load_data(spec, label_column=None, task: str | None = None, seed: int = 0, *
             raise DataError(f"built-in data {base!r} is a {ds.task} task, not {task}")
         return ds
 
+    if os.path.exists(spec) and spec.lower().endswith(("idx1-ubyte", "idx1-ubyte.gz")):
+        raise DataError(f"{spec}: is an IDX labels file; load the images file beside it "
+                        "(...-images-idx3-ubyte), whose labels are read from this one")
     if os.path.exists(spec):
         raise DataError(
             f"{spec}: unsupported file type {ext or '(no extension)'!r}; supported extensions: "

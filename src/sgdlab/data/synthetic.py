@@ -2,7 +2,8 @@
 
 Every generator draws from ``numpy.random.default_rng(seed)`` only, so the same arguments give
 bit-identical data on every machine, and returns a :class:`Dataset` with ``X: (n, d)`` float32
-and a ``meta`` dict describing the truth (generator name, parameters and e.g. ``w_true``).
+(:func:`images`: ``(n, height, width, channels)``) and a ``meta`` dict describing the truth
+(generator name, parameters and e.g. ``w_true``).
 
 :data:`GENERATORS` maps the names used in data specs (``"blobs:n=2000,d=20"``) to generators;
 :func:`parse_spec` reads such a spec.
@@ -183,6 +184,47 @@ def mnist_like(n: int = 60000, d: int = 784, n_classes: int = 10, seed: int = 0,
     )
 
 
+def images(n: int = 1000, height: int = 8, width: int = 8, channels: int = 1,
+           n_classes: int = 10, sep: float = 5.0, seed: int = 0) -> Dataset:
+    """Images ``X: (n, height, width, channels)`` float32 (channels last) in ``n_classes``
+    classes, for tests and benchmarks of models that take images.
+
+    Each class ``k`` has a pattern ``P_k (height, width, channels)``: standard-normal values
+    averaged over each pixel's 3 x 3 neighbourhood (wrapping at the edges), so neighbouring
+    pixels are alike as in real images, then scaled to a root mean square of
+    ``sep / sqrt(2 d)`` (``d = height * width * channels``), so two patterns are about ``sep``
+    apart whatever the size. An example of class ``y`` is ``P_y`` plus unit-variance Gaussian
+    noise on every value: learnable (with ``sep = 5`` a linear model separates the classes
+    well; a smaller ``sep`` makes it harder), never trivially. Classes are balanced (sizes
+    differ by at most one), rows in random order.
+
+    ``meta``: ``patterns (n_classes, height, width, channels)`` float32, ``sep``.
+    """
+    n = _int("n", n, 2)
+    height, width = _int("height", height, 1), _int("width", width, 1)
+    channels = _int("channels", channels, 1)
+    n_classes = _int("n_classes", n_classes, 2)
+    seed = _int("seed", seed, 0)
+    sep = _real("sep", sep, 0.0)
+    if n < n_classes:
+        raise ConfigError(f"n ({n}) must be >= n_classes ({n_classes}) so every class has an "
+                          "image")
+    rng = np.random.default_rng(seed)
+    d = height * width * channels
+    raw = rng.standard_normal((n_classes, height, width, channels))
+    smooth = sum(np.roll(raw, (dy, dx), axis=(1, 2)) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    rms = np.sqrt((smooth ** 2).mean(axis=(1, 2, 3), keepdims=True))
+    patterns = (smooth * (sep / np.sqrt(2.0 * d) / np.maximum(rms, 1e-12))).astype(np.float32)
+    y = rng.permutation(np.arange(n) % n_classes).astype(np.int32)
+    X = rng.standard_normal((n, height, width, channels), dtype=np.float32)
+    X += patterns[y]
+    return Dataset(
+        X, y, "classification", tuple(range(n_classes)), (), "images",
+        {**_meta("images", n=n, height=height, width=width, channels=channels,
+                 n_classes=n_classes, sep=sep, seed=seed), "patterns": patterns, "sep": sep},
+    )
+
+
 #: Generator name (as used in data specs) -> function.
 GENERATORS = {
     "blobs": blobs,
@@ -190,6 +232,7 @@ GENERATORS = {
     "linreg": linear_regression,
     "xor": xor,
     "mnist-like": mnist_like,
+    "images": images,
 }
 
 
