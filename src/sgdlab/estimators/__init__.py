@@ -8,6 +8,8 @@ from .linear import MiniBatchSGDClassifier as MiniBatchSGDClassifier
 from .linear import MiniBatchSGDRegressor as MiniBatchSGDRegressor
 from .mlp import MiniBatchMLPClassifier as MiniBatchMLPClassifier
 from .mlp import MiniBatchMLPRegressor as MiniBatchMLPRegressor
+from .network import MiniBatchNetworkClassifier as MiniBatchNetworkClassifier
+from .network import MiniBatchNetworkRegressor as MiniBatchNetworkRegressor
 
 __all__ = ["MiniBatchSGDClassifier", "MiniBatchSGDRegressor", "MiniBatchMLPClassifier",
-           "MiniBatchMLPRegressor"]
+           "MiniBatchMLPRegressor", "MiniBatchNetworkClassifier", "MiniBatchNetworkRegressor"]

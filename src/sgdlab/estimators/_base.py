@@ -42,6 +42,8 @@ class MiniBatchEstimator(BaseEstimator):
     """
 
     _rules: dict = _params.COMMON
+    #: whether ``X`` may hold examples of any shape ``(N, ...)`` (networks), or rows ``(N, d)``
+    _allow_nd = False
     _target_param = "target_accuracy"
     _score_name = "val_accuracy"
 
@@ -64,7 +66,7 @@ class MiniBatchEstimator(BaseEstimator):
                                 "in-memory data, not to a shard set")
             return self._fit_stream(shards, y)
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=True,
-                             y_numeric=not is_classifier(self))
+                             y_numeric=not is_classifier(self), allow_nd=self._allow_nd)
         targets = self._targets(y, first=True, classes=None, partial=False)
         self._seed = _params.draw_seed(self.random_state)
         data = self._dataset(_as_float32(X), targets)
@@ -122,7 +124,7 @@ class MiniBatchEstimator(BaseEstimator):
         self._check_hyperparams()
         first = not hasattr(self, "params_")
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=first,
-                             y_numeric=not is_classifier(self))
+                             y_numeric=not is_classifier(self), allow_nd=self._allow_nd)
         targets = self._targets(y, first=first, classes=classes, partial=True)
         if first:
             self._seed = _params.draw_seed(self.random_state)
@@ -192,7 +194,7 @@ class MiniBatchEstimator(BaseEstimator):
         """``X`` checked against the fitted features, as float64 for prediction."""
         from sklearn.utils.validation import check_is_fitted
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=np.float64)
+        return validate_data(self, X, reset=False, dtype=np.float64, allow_nd=self._allow_nd)
 
 
 class _Patience:

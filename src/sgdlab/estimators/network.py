@@ -1,0 +1,149 @@
+"""Your own network (a Flax or Equinox module, an ``(init, apply)`` pair, a :class:`Model`)
+or the built-in ``cnn``, trained by mini-batch SGD behind scikit-learn's estimator API.
+
+``X`` may have any example shape: ``(N, d)`` rows or ``(N, H, W, C)`` images. The network is
+turned into a :class:`~sgdlab.Model` by :func:`sgdlab.models.get_model` and trained by the
+same engine as every estimator; predictions run the network's ``apply`` (compiled once per
+input shape), so the fitted parameters ``params_`` are the network's own pytree as NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+
+from ..models import get_model
+from . import _params
+from ._base import MiniBatchEstimator
+from ._kinds import ClassifierPart, RegressorPart
+
+_NETWORK_DOC = """
+    module : object
+        The network: a Flax linen or NNX module, an Equinox module, an ``(init, apply)`` pair,
+        a :class:`sgdlab.Model`, a name (``'cnn'``, ``'mlp'``) or an import path
+        ``'package.module:factory'``. It must give one score per class (one for a regressor or
+        a binary ``log_loss``/``hinge`` classifier).
+"""
+
+
+class _NetworkPart:
+    _rules = _params.COMMON
+    _allow_nd = True  # images (N, H, W, C) as well as rows
+
+    def _model(self):
+        # One Model per estimator and module object, so refits reuse the compiled programs.
+        cached = getattr(self, "_network", None)
+        if cached is None or cached[0] is not self.module:
+            cached = (self.module, get_model(self.module))
+            self._network = cached
+        return cached[1]
+
+    def _set_fitted_arrays(self) -> None:
+        self._apply = None  # compiled afresh for the new parameters' structure
+
+    def _outputs(self, X: np.ndarray) -> np.ndarray:
+        if getattr(self, "_apply", None) is None:
+            self._apply = jax.jit(self._model().apply)
+        return np.asarray(self._apply(self.params_, np.asarray(X, np.float32)), np.float64)
+
+    def __getstate__(self):
+        # the Model and its compiled apply hold closures: rebuilt from ``module`` after loading
+        state = dict(self.__dict__)
+        state.pop("_network", None)
+        state.pop("_apply", None)
+        return state
+
+
+class MiniBatchNetworkClassifier(ClassifierMixin, _NetworkPart, ClassifierPart,
+                                 MiniBatchEstimator):
+    __doc__ = """A classifier from your own network, trained by mini-batch SGD.
+
+    >>> import flax.linen as nn                                          # doctest: +SKIP
+    >>> class Net(nn.Module):
+    ...     @nn.compact
+    ...     def __call__(self, x):
+    ...         return nn.Dense(10)(nn.relu(nn.Dense(64)(x.reshape(len(x), -1))))
+    >>> MiniBatchNetworkClassifier(Net(), batch_size=64).fit(X_images, y).score(X, y)
+
+    Parameters
+    ----------""" + _NETWORK_DOC + """
+    loss : str, default='softmax'
+        'softmax' (cross-entropy), 'multiclass_svm', or a binary loss ('log_loss', 'hinge',
+        'perceptron').
+    """ + _params.COMMON_DOC.format(lr=0.1, max_iter=20) + """
+    target_accuracy : float or None, default=None
+        With early stopping, stop as soon as the validation accuracy reaches this.
+
+    Attributes
+    ----------
+    classes_, params_ (the network's parameters), opt_state_, history_, n_iter_, t_, status_,
+    batch_size_, learning_rate_ (see MiniBatchSGDClassifier).
+    """
+
+    def __init__(self, module="cnn", *, loss="softmax", batch_size=32, learning_rate=0.1,
+                 lr_scaling="none", base_batch=32, max_iter=20, sampling="shuffle",
+                 alpha=0.0, optimizer="sgd", momentum=0.9, eval_every="1 epoch",
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-3,
+                 random_state=None, target_accuracy=None):
+        self.module = module
+        self.loss = loss
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_scaling = lr_scaling
+        self.base_batch = base_batch
+        self.max_iter = max_iter
+        self.sampling = sampling
+        self.alpha = alpha
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.eval_every = eval_every
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.target_accuracy = target_accuracy
+
+
+class MiniBatchNetworkRegressor(RegressorMixin, _NetworkPart, RegressorPart, MiniBatchEstimator):
+    __doc__ = """A regressor (squared error) from your own network, trained by mini-batch SGD.
+
+    Parameters
+    ----------""" + _NETWORK_DOC + """
+    loss : {'squared_error', 'squared'}, default='squared_error'
+    """ + _params.COMMON_DOC.format(lr=0.01, max_iter=20) + """
+    target_r2 : float or None, default=None
+        With early stopping, stop as soon as the validation R^2 reaches this.
+
+    Attributes
+    ----------
+    params_, opt_state_, history_, n_iter_, t_, status_, batch_size_, learning_rate_.
+    """
+
+    _target_param = "target_r2"
+    _score_name = "val_r2"
+
+    def __init__(self, module="mlp", *, loss="squared_error", batch_size=32,
+                 learning_rate=0.01, lr_scaling="none", base_batch=32, max_iter=20,
+                 sampling="shuffle", alpha=0.0, optimizer="sgd", momentum=0.9,
+                 eval_every="1 epoch", early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=5, tol=1e-3, random_state=None, target_r2=None):
+        self.module = module
+        self.loss = loss
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_scaling = lr_scaling
+        self.base_batch = base_batch
+        self.max_iter = max_iter
+        self.sampling = sampling
+        self.alpha = alpha
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.eval_every = eval_every
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.target_r2 = target_r2
