@@ -13,7 +13,8 @@ import pytest
 from sgdlab._types import Model
 from helpers import x64
 from sgdlab.errors import ConfigError
-from sgdlab.models import ACTIVATIONS, MODELS, get_model, linear, mlp, n_params
+from sgdlab.models import (ACTIVATIONS, MODELS, example_shape, get_model, linear, mlp,
+                           n_params)
 
 
 # ---------------------------------------------------------------- NumPy reference
@@ -83,10 +84,36 @@ def test_init_dtype():
     assert all(leaf.dtype == jnp.float16 for leaf in jax.tree_util.tree_leaves(q))
 
 
-@pytest.mark.parametrize("bad", [(0, 3), (3, 0), (2.5, 3)])
+@pytest.mark.parametrize("bad", [(0, 3), (3, 0), (2.5, 3), ((4, 0), 3), ((), 3), ("4", 3),
+                                 ((2.0, 2), 3), (True, 3)])
 def test_init_rejects_bad_sizes(bad):
     with pytest.raises(ConfigError, match="model sizes"):
         linear().init(jax.random.PRNGKey(0), *bad)
+    with pytest.raises(ConfigError, match="model sizes"):
+        mlp((3,)).init(jax.random.PRNGKey(0), *bad)
+
+
+def test_example_shape():
+    assert example_shape(5) == (5,) and example_shape(np.int64(5)) == (5,)
+    assert example_shape((28, 28, 1)) == (28, 28, 1) and example_shape([3, 4]) == (3, 4)
+    assert example_shape(np.array([2, 3])) == (2, 3)
+
+
+@pytest.mark.parametrize("factory", [linear, lambda: mlp((4,), "tanh")])
+def test_linear_and_mlp_flatten_nd_examples(factory):
+    """A tuple n_in means prod(n_in) inputs; apply flattens (B, *shape) rows in C order, so
+    the scores equal those of the flat (B, prod(shape)) batch with the same parameters."""
+    model = factory()
+    p_nd = model.init(jax.random.PRNGKey(3), (4, 5, 2), 3)
+    p_flat = model.init(jax.random.PRNGKey(3), 40, 3)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, p_nd, p_flat)
+    X = jax.random.normal(jax.random.PRNGKey(4), (6, 4, 5, 2))
+    out = model.apply(p_nd, X)
+    assert out.shape == (6, 3)
+    np.testing.assert_allclose(out, model.apply(p_flat, X.reshape(6, 40)), rtol=1e-6)
+    # a 2-D batch takes the same program as before N-D examples existed (no reshape traced)
+    jaxpr = jax.make_jaxpr(model.apply)(p_flat, X.reshape(6, 40))
+    assert "reshape" not in str(jaxpr)
 
 
 # ---------------------------------------------------------------- mlp
@@ -176,7 +203,7 @@ def test_hidden_accepts_numpy_ints():
 
 
 def test_registry():
-    assert set(MODELS) == {"linear", "mlp"}
+    assert set(MODELS) == {"linear", "mlp", "cnn"}
     assert get_model("linear").name == "linear"
     m = get_model("mlp", hidden=(3,), activation="sigmoid")
     assert [lay["W"].shape for lay in shapes(m, 2, 2)["layers"]] == \
@@ -184,7 +211,8 @@ def test_registry():
 
 
 def test_get_model_unknown_name():
-    with pytest.raises(ConfigError, match=r"unknown model 'mpl'; valid models: linear, mlp"):
+    with pytest.raises(ConfigError, match=r"unknown model 'mpl'; valid models: cnn, linear, mlp "
+                                          r"\(or an import path 'package.module:factory'"):
         get_model("mpl")
 
 

@@ -23,6 +23,7 @@ EXPECTED = {
     "multiclass_svm": ("linear", "multiclass_svm"),
     "mlp": ("mlp", "softmax"),
     "linear": ("linear", "softmax"),
+    "cnn": ("cnn", "softmax"),
 }
 
 
@@ -50,9 +51,33 @@ def test_hidden_and_activation_ignored_for_linear_tasks():
     assert model.name == "linear" and loss.name == "logistic"
 
 
+def test_cnn_options_pass_through():
+    model, loss = resolve("cnn", channels=(2, 3), kernel=3, hidden=(7,), activation="tanh")
+    assert loss.name == "softmax"
+    p = jax.eval_shape(lambda key: model.init(key, (8, 8, 1), 4), jax.random.PRNGKey(0))
+    assert [c["W"].shape for c in p["conv"]] == [(2, 3, 3, 1), (3, 3, 3, 2)]
+    assert [lay["W"].shape for lay in p["layers"]] == [(7, 2 * 2 * 3), (4, 7)]
+    assert model.apply.spec == {"builtin": "cnn", "channels": [2, 3], "kernel": 3,
+                                "hidden": [7], "activation": "tanh"}
+    # mlp ignores the cnn options, as linear ignores hidden
+    assert resolve("mlp", channels=(4,), kernel=3)[0].apply.spec["hidden"] == [128]
+    with pytest.raises(ConfigError, match="cnn kernel size"):
+        resolve("cnn", kernel=0)
+
+
+def test_import_path_and_network_objects_take_any_loss(tmp_path, monkeypatch):
+    (tmp_path / "tasknets_mod.py").write_text(
+        "import sgdlab\ndef make():\n    return sgdlab.models.mlp(hidden=(3,))\n")
+    monkeypatch.chdir(tmp_path)
+    model, loss = resolve("tasknets_mod:make")
+    assert model.name == "tasknets_mod:make" and loss.name == "softmax"
+    assert model.apply.spec == {"import": "tasknets_mod:make"}
+    assert resolve("tasknets_mod:make", "squared")[1].name == "squared"
+
+
 def test_loss_override_for_open_tasks():
-    assert OPEN_LOSS == {"mlp", "linear"}
-    for name in ("mlp", "linear"):
+    assert OPEN_LOSS == {"mlp", "linear", "cnn"}
+    for name in ("mlp", "linear", "cnn"):
         _, loss = resolve(name, "multiclass_hinge")
         assert loss.name == "multiclass_svm"
         _, loss = resolve(name, "hinge")
@@ -72,8 +97,8 @@ def test_fixed_task_rejects_other_loss():
 
 
 def test_unknown_names():
-    with pytest.raises(ConfigError, match=r"unknown model 'sofmax'; valid models: linear, linreg, "
-                                          r"logistic, mlp, multiclass_svm, perceptron, softmax, "
+    with pytest.raises(ConfigError, match=r"unknown model 'sofmax'; valid models: cnn, linear, "
+                                          r"linreg, logistic, mlp, multiclass_svm, perceptron, softmax, "
                                           r"svm"):
         resolve("sofmax")
     with pytest.raises(ConfigError, match=r"unknown loss 'hing'; valid losses: .*hinge"):
@@ -111,8 +136,10 @@ def test_every_task_learns_a_separable_problem(task):
         y = (np.digitize(score, [0.0]) if n_classes == 2
              else np.digitize(score, [-0.6, 0.6])).astype(np.int32)
     targets = encode_targets(loss, y, n_classes)
-    params = model.init(jax.random.PRNGKey(0), d, loss.n_outputs(n_classes))
-    Xj, w = jnp.asarray(X), jnp.ones(n)
+    # the cnn takes images: each row as a 1 x d picture of one channel
+    shape = (1, d, 1) if task == "cnn" else d
+    params = model.init(jax.random.PRNGKey(0), shape, loss.n_outputs(n_classes))
+    Xj, w = jnp.asarray(X).reshape(n, *np.atleast_1d(shape)), jnp.ones(n)
 
     @jax.jit
     def train(p):

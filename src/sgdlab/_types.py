@@ -6,9 +6,12 @@ size and ``K`` for the number of optimisation steps in one compiled chunk.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, NamedTuple
 
 import jax
+
+from .errors import ConfigError
 
 #: A pytree of arrays: the trainable parameters of a model (e.g. ``{"W": (k, d), "b": (k,)}``).
 Params = Any
@@ -21,10 +24,14 @@ Array = jax.Array
 class Model(NamedTuple):
     """A model is a pair of pure functions.
 
-    ``init(key, n_in, n_out) -> params`` draws initial parameters;
-    ``apply(params, X) -> outputs`` maps a batch ``X: (B, d)`` to scores ``(B, k)``.
-    ``name`` is used in reports. L2 applies to every leaf except those under a dict key ``"b"``
-    (biases), see :func:`sgdlab.losses.l2_penalty`.
+    ``init(key, n_in, n_out, *, dtype=jnp.float32) -> params`` draws initial parameters (a
+    pytree) for examples of shape ``n_in`` and ``k = n_out`` scores: ``n_in`` is the int ``d``
+    for rows of features, or a tuple for N-D examples, e.g. ``(H, W, C)`` for images (channels
+    last) or ``(T, d)`` for sequences;
+    ``apply(params, X) -> outputs`` maps a batch ``X: (B, d)`` or ``(B, *n_in)`` to scores
+    ``(B, k)``.
+    ``name`` is used in reports. L2 applies to every leaf except biases, those named ``"b"``
+    or ``"bias"`` (a dict key or an attribute), see :func:`sgdlab.losses.l2_penalty`.
     """
 
     name: str
@@ -57,3 +64,38 @@ class TrainState(NamedTuple):
     params: Params
     opt_state: OptState
     step: Array
+
+
+def example_shape(n_in) -> tuple[int, ...]:
+    """The shape of one example from a model's ``n_in``: an int ``d`` is ``(d,)``, a tuple of
+    positive ints (``(H, W, C)``, ``(T, d)``) is itself.
+
+    Raises :class:`ConfigError` for anything else (a non-integer or non-positive size).
+    """
+    def bad(why: str = "") -> ConfigError:
+        return ConfigError(f"model sizes must be positive integers, got n_in={n_in!r}{why} "
+                           "(an int d for rows of features or a shape like (28, 28, 1))")
+
+    if isinstance(n_in, (bool, str, bytes)):
+        raise bad()
+    try:
+        dims = (operator.index(n_in),)
+    except TypeError:
+        try:
+            dims = tuple(n_in)
+        except TypeError:
+            raise bad() from None
+    if not dims:
+        raise bad(": a shape with no axis")
+    out = []
+    for n in dims:
+        try:
+            if isinstance(n, bool):
+                raise TypeError
+            n = operator.index(n)
+        except TypeError:
+            raise bad() from None
+        if n < 1:
+            raise bad()
+        out.append(n)
+    return tuple(out)

@@ -233,15 +233,41 @@ def encode_targets(loss, y, n_classes: int, *, dtype=jnp.float32) -> Array:
 # objective
 
 
+#: Names of bias leaves: ``"b"`` (sgdlab's models), ``"bias"`` (Flax linen and NNX, Equinox).
+BIAS_NAMES = frozenset({"b", "bias"})
+
+
+def _entry_name(entry):
+    """The name in one path entry: a dict key (``DictKey``) or an attribute (``GetAttrKey``,
+    Equinox modules and NNX variables); None for a list index."""
+    if isinstance(entry, jax.tree_util.DictKey):
+        return entry.key
+    if isinstance(entry, jax.tree_util.GetAttrKey):
+        return entry.name
+    return None
+
+
 def is_bias(path) -> bool:
-    """A leaf is a bias when the dict key that holds it is ``"b"``."""
-    last = path[-1] if path else None
-    return isinstance(last, jax.tree_util.DictKey) and last.key == "b"
+    """A leaf is a bias when the name that holds it is ``"b"`` or ``"bias"``.
+
+    Paths as ``jax.tree_util.tree_flatten_with_path`` gives them: ``(..., DictKey("b"))``
+    (sgdlab), ``(..., DictKey("bias"))`` (Flax linen params, and NNX parameters as a pure
+    dict), ``(..., GetAttrKey("bias"))`` (Equinox) and ``(..., DictKey("bias"),
+    GetAttrKey("value"))`` (an NNX ``State`` of ``nnx.Param`` variables).
+    """
+    if not path:
+        return False
+    last = path[-1]
+    if isinstance(last, jax.tree_util.GetAttrKey) and last.name == "value" and len(path) > 1:
+        last = path[-2]  # the variable's own value: its name is the entry before
+    name = _entry_name(last)
+    return isinstance(name, str) and name in BIAS_NAMES
 
 
 def l2_penalty(params: Params) -> Array:
-    """``0.5 * sum_w ||w||^2`` over every weight leaf; leaves under the key ``"b"`` are biases
-    and are not penalised (shrinking an offset toward 0 only adds bias to the fit).
+    """``0.5 * sum_w ||w||^2`` over every weight leaf; leaves named ``"b"`` or ``"bias"`` are
+    biases (:func:`is_bias`) and are not penalised (shrinking an offset toward 0 only adds bias
+    to the fit).
 
     The 1/2 makes the gradient of ``l2 * l2_penalty`` simply ``l2 * w``.
     """

@@ -4,11 +4,15 @@ Every model here is a :class:`sgdlab._types.Model`:
 
 * ``init(key, n_in, n_out, *, dtype=jnp.float32) -> params`` draws the initial parameters from a
   ``jax.random`` key, so two restarts with different keys start from different points;
-* ``apply(params, X) -> outputs`` maps a batch ``X: (B, d)`` with ``d == n_in`` to scores
-  ``(B, k)`` with ``k == n_out``.
+* ``apply(params, X) -> outputs`` maps a batch ``X: (B, *example_shape)`` to scores ``(B, k)``
+  with ``k == n_out``.
+
+``n_in`` is the shape of one example: an int ``d`` for rows of features (``X: (B, d)``), or a
+tuple such as ``(H, W, C)`` for images (channels last) or ``(T, d)`` for sequences
+(:func:`example_shape` reads both).
 
 Parameters are plain dicts (and lists of dicts) so that optax, ``jax.tree_util`` and
-:func:`sgdlab.losses.l2_penalty` (which skips every leaf stored under the key ``"b"``) can walk
+:func:`sgdlab.losses.l2_penalty` (which skips biases, leaves under the key ``"b"``) can walk
 them without knowing which model made them.
 
 Built-in models:
@@ -18,6 +22,13 @@ Built-in models:
 ``mlp``
     ``h_0 = X``, ``h_l = act(h_{l-1} W_l + b_l)`` for each hidden layer, and a final affine layer
     without activation: ``f(X) = h_L W_{L+1} + b_{L+1}``.
+``cnn``
+    LeNet-style: (convolution, activation, 2x2 max pooling) per entry of ``channels``, then
+    flatten and the layers of an ``mlp``. Examples are images ``(H, W, C)``.
+
+``linear`` and ``mlp`` flatten N-D examples (``X.reshape(B, -1)``, ``prod(example_shape)``
+inputs). User networks (Flax linen, Flax NNX, Equinox, ``"module:attr"`` import paths) become
+models through :mod:`sgdlab.user_models`, which :func:`get_model` calls.
 """
 
 from __future__ import annotations
@@ -30,10 +41,11 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from ._types import Array, Model, Params
+from ._types import Array, Model, Params, example_shape
 from .errors import ConfigError, choices_message
 
-__all__ = ["ACTIVATIONS", "MODELS", "get_model", "linear", "mlp", "n_params"]
+__all__ = ["ACTIVATIONS", "MODELS", "cnn", "example_shape", "get_model", "linear", "mlp",
+           "n_params"]
 
 
 def _gelu(x: Array) -> Array:
@@ -77,15 +89,26 @@ def _init_std(activation: str, fan_in: int, fan_out: int) -> float:
 
 
 def _check_dims(n_in, n_out) -> tuple[int, int]:
+    """``(number of inputs, n_out)``: ``n_in`` is an int or an example shape (flattened)."""
+    return math.prod(example_shape(n_in)), _check_n_out(n_out)
+
+
+def _check_n_out(n_out) -> int:
     try:
-        n_in, n_out = operator.index(n_in), operator.index(n_out)
+        if isinstance(n_out, bool):
+            raise TypeError
+        n_out = operator.index(n_out)
     except TypeError:
-        raise ConfigError(
-            f"model sizes must be integers, got n_in={n_in!r}, n_out={n_out!r}"
-        ) from None
-    if n_in < 1 or n_out < 1:
-        raise ConfigError(f"model sizes must be positive, got n_in={n_in}, n_out={n_out}")
-    return n_in, n_out
+        raise ConfigError(f"model sizes must be integers, got n_out={n_out!r}") from None
+    if n_out < 1:
+        raise ConfigError(f"model sizes must be positive, got n_out={n_out}")
+    return n_out
+
+
+def _rows(X: Array) -> Array:
+    """``X: (B, *example_shape) -> (B, prod(example_shape))``; a 2-D batch is returned as is
+    (a static check at trace time, so vector examples keep their exact program)."""
+    return X if X.ndim == 2 else X.reshape(X.shape[0], -1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +123,8 @@ SMALL_BATCH_ROWS = 32
 
 
 def _linear_init(key: Array, n_in: int, n_out: int, *, dtype=jnp.float32) -> Params:
-    """``W ~ 0.01 * N(0, 1)`` of shape ``(n_out, n_in)``, ``b = 0`` of shape ``(n_out,)``.
+    """``W ~ 0.01 * N(0, 1)`` of shape ``(n_out, n_in)``, ``b = 0`` of shape ``(n_out,)``
+    (``n_in`` an example shape: ``W`` has ``prod(n_in)`` columns).
 
     ``W`` is stored output-major (one row of ``d`` weights per output, like scikit-learn's
     ``coef_``): a step's update ``W -= lr * g x^T`` then writes contiguous rows, which at batch
@@ -121,8 +145,8 @@ def linear_scores(W: Array, b: Array, X: Array) -> Array:
 
 
 def _linear_apply(params: Params, X: Array) -> Array:
-    """``X: (B, d) -> X W^T + b: (B, k)``."""
-    return linear_scores(params["W"], params["b"], X)
+    """``X: (B, d) -> X W^T + b: (B, k)``; N-D examples are flattened first."""
+    return linear_scores(params["W"], params["b"], _rows(X))
 
 
 _linear_apply.spec = {"builtin": "linear"}  # see mlp's apply.spec
@@ -137,10 +161,11 @@ def linear() -> Model:
 # mlp
 
 
-def _check_hidden(hidden) -> tuple[int, ...]:
-    """``hidden`` as a tuple of positive ints (a single int means one hidden layer)."""
+def _check_hidden(hidden, what: str = "hidden layer sizes") -> tuple[int, ...]:
+    """``hidden`` as a tuple of positive ints (a single int means one layer); ``what`` names
+    the option in messages."""
     if isinstance(hidden, bool):
-        raise ConfigError(f"hidden layer sizes must be positive integers, got {hidden!r}")
+        raise ConfigError(f"{what} must be positive integers, got {hidden!r}")
     try:
         sizes = (operator.index(hidden),)
     except TypeError:
@@ -151,20 +176,19 @@ def _check_hidden(hidden) -> tuple[int, ...]:
             sizes = tuple(hidden)
         except TypeError:
             raise ConfigError(
-                f"hidden layer sizes must be a positive integer or a sequence of them, "
-                f"got {hidden!r}"
+                f"{what} must be a positive integer or a sequence of them, got {hidden!r}"
             ) from None
     out = []
     for h in sizes:
         # bool is an int subclass; True as a layer width is surely a mistake.
         if isinstance(h, bool):
-            raise ConfigError(f"hidden layer sizes must be positive integers, got {h!r}")
+            raise ConfigError(f"{what} must be positive integers, got {h!r}")
         try:
             h = operator.index(h)
         except TypeError:
-            raise ConfigError(f"hidden layer sizes must be positive integers, got {h!r}") from None
+            raise ConfigError(f"{what} must be positive integers, got {h!r}") from None
         if h < 1:
-            raise ConfigError(f"hidden layer sizes must be positive integers, got {h}")
+            raise ConfigError(f"{what} must be positive integers, got {h}")
         out.append(h)
     return tuple(out)
 
@@ -179,7 +203,8 @@ def mlp(hidden: int | Sequence[int] = (128,), activation: str = "relu") -> Model
     """A fully connected network with ``len(hidden)`` hidden layers.
 
     Params ``{"layers": [{"W": (n_l, n_{l-1}), "b": (n_l,)}, ...]}`` (output-major, as in
-    :func:`linear`) with ``n_0 = d``, ``n_l = hidden[l-1]`` and a last layer of width ``k``.
+    :func:`linear`) with ``n_0 = d`` (``prod(example_shape)`` for N-D examples, flattened),
+    ``n_l = hidden[l-1]`` and a last layer of width ``k``.
     Forward pass for ``X: (B, d)``::
 
         h_0 = X
@@ -198,37 +223,170 @@ def mlp(hidden: int | Sequence[int] = (128,), activation: str = "relu") -> Model
     act_name = _check_activation(activation)
     act = ACTIVATIONS[act_name]
 
-    def init(key: Array, n_in: int, n_out: int, *, dtype=jnp.float32) -> Params:
+    def init(key: Array, n_in, n_out: int, *, dtype=jnp.float32) -> Params:
         n_in, n_out = _check_dims(n_in, n_out)
-        widths = (n_in, *sizes, n_out)
-        keys = jax.random.split(key, len(widths) - 1)
-        layers = []
-        for k, fan_in, fan_out in zip(keys, widths[:-1], widths[1:]):
-            std = _init_std(act_name, fan_in, fan_out)
-            layers.append({
-                "W": std * jax.random.normal(k, (fan_out, fan_in), dtype=dtype),
-                "b": jnp.zeros((fan_out,), dtype=dtype),
-            })
-        return {"layers": layers}
+        return {"layers": _dense_init(key, (n_in, *sizes, n_out), act_name, dtype)}
 
     def apply(params: Params, X: Array) -> Array:
-        layers = params["layers"]
-        h = X
-        for layer in layers[:-1]:
-            h = act(linear_scores(layer["W"], layer["b"], h))
-        last = layers[-1]
-        return linear_scores(last["W"], last["b"], h)
+        return _dense_apply(params["layers"], _rows(X), act)
 
     # how to rebuild this network elsewhere (a saved or pickled model; engine.predictor)
     apply.spec = {"builtin": "mlp", "hidden": list(sizes), "activation": act_name}
     return Model("mlp", init, apply)
 
 
+def _dense_init(key: Array, widths: Sequence[int], act_name: str, dtype) -> list[Params]:
+    """Output-major layers ``[{"W": (widths[l+1], widths[l]), "b": (widths[l+1],)}, ...]``,
+    ``W ~ N(0, 1) * s`` (:func:`_init_std`), ``b = 0``; one sub-key of ``key`` per layer."""
+    keys = jax.random.split(key, len(widths) - 1)
+    layers = []
+    for k, fan_in, fan_out in zip(keys, widths[:-1], widths[1:]):
+        std = _init_std(act_name, fan_in, fan_out)
+        layers.append({
+            "W": std * jax.random.normal(k, (fan_out, fan_in), dtype=dtype),
+            "b": jnp.zeros((fan_out,), dtype=dtype),
+        })
+    return layers
+
+
+def _dense_apply(layers: list[Params], h: Array, act: Callable[[Array], Array]) -> Array:
+    """``h (B, n_0)`` through the layers, ``act`` after every layer but the last: ``(B, k)``."""
+    for layer in layers[:-1]:
+        h = act(linear_scores(layer["W"], layer["b"], h))
+    last = layers[-1]
+    return linear_scores(last["W"], last["b"], h)
+
+
+# --------------------------------------------------------------------------------------------
+# cnn
+
+#: How the convolution lays out its operands: images ``(B, H, W, C)`` (channels last, as the
+#: data arrives) and kernels ``(O, kh, kw, I)`` (one filter per leading index, so per-filter
+#: normalisation of landscape directions is per leading index, as for output-major ``W``).
+#: Measured on a 2-core CPU, a jitted SGD step of cnn() on (128, 28, 28, 1) float32 batches:
+#: NHWC/OHWI 18.9 ms (34 ms on a busy machine), NHWC/HWIO the same within noise, NCHW/OIHW
+#: (with the transpose of the batch) 48 ms against 34 ms for NHWC/OHWI in the same run.
+CONV_DIMENSIONS = ("NHWC", "OHWI", "NHWC")
+
+
+def _conv(h: Array, W: Array, b: Array) -> Array:
+    """``h (B, H, W, I)``, ``W (O, kh, kw, I)``, ``b (O,)`` -> ``(B, H, W, O)``: stride 1,
+    SAME padding (zeros, ``(k-1)//2`` before and the rest after), so the size is kept."""
+    out = jax.lax.conv_general_dilated(h, W, window_strides=(1, 1), padding="SAME",
+                                       dimension_numbers=CONV_DIMENSIONS)
+    return out + b
+
+
+def _max_pool(h: Array) -> Array:
+    """2x2 max pooling, stride 2, over ``h (B, H, W, C)`` -> ``(B, ceil(H/2), ceil(W/2), C)``.
+
+    An odd side is padded at its end (SAME), so its last window holds one row or column and a
+    1-pixel side stays 1. Even sides take the max over a reshape ``(B, H/2, 2, W/2, 2, C)``:
+    the same windows and values as ``lax.reduce_window``, and the SGD step of cnn() on
+    (128, 28, 28, 1) batches takes 16.1 ms instead of 18.9 ms (2-core CPU, interleaved runs;
+    28.0 against 34.0 ms while other jobs ran).
+    At a tie the reshape's gradient is shared among the tied entries, reduce_window's goes to
+    one; both are subgradients.
+    """
+    B, H, W, C = h.shape
+    if H % 2 == 0 and W % 2 == 0:
+        return jnp.max(h.reshape(B, H // 2, 2, W // 2, 2, C), axis=(2, 4))
+    return jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "SAME")
+
+
+def _check_kernel(kernel) -> int:
+    try:
+        if isinstance(kernel, bool):
+            raise TypeError
+        k = operator.index(kernel)
+    except TypeError:
+        k = 0
+    if k < 1:
+        raise ConfigError(f"cnn kernel size must be a positive integer (5 for 5x5), "
+                          f"got {kernel!r}")
+    return k
+
+
+def image_shape(n_in, model: str = "cnn") -> tuple[int, int, int]:
+    """``(H, W, C)`` from a model's ``n_in``; a :class:`ConfigError` unless it is 3-D."""
+    shape = example_shape(n_in)
+    if len(shape) != 3:
+        raise ConfigError(
+            f"{model} needs image examples (N, H, W, C), channels last; got examples of shape "
+            f"{shape}. Give the data as images (e.g. X.reshape(-1, 28, 28, 1) for 784 grey "
+            "pixels per row) or use --model mlp for flat rows")
+    return shape
+
+
+def cnn(channels: int | Sequence[int] = (6, 16), kernel: int = 5,
+        hidden: int | Sequence[int] = (128,), activation: str = "relu") -> Model:
+    """A LeNet-style convolutional network for images ``X: (B, H, W, C)`` (channels last).
+
+    Params::
+
+        {"conv":   [{"W": (c_l, kernel, kernel, c_{l-1}), "b": (c_l,)}, ...],   c_0 = C
+         "layers": [{"W": (n_l, n_{l-1}), "b": (n_l,)}, ...]}                 as in mlp
+
+    Conv kernels are output-channel first (one filter ``W[o]`` per leading index), dense
+    layers output-major. Forward pass::
+
+        h_0 = X                                              (B, H, W, C)
+        h_l = maxpool2x2(act(conv(h_{l-1}, W_l) + b_l))      l = 1 .. len(channels)
+        f   = mlp layers on h_L.reshape(B, -1)              hidden widths, then (B, k)
+
+    where ``conv`` is a ``kernel x kernel`` cross-correlation, stride 1, SAME (zero) padding,
+    and ``maxpool2x2`` takes the max of 2x2 windows at stride 2 (SAME: an odd side is padded
+    at its end), so any image size works: each block maps ``H -> ceil(H / 2)``, and the dense
+    part has ``ceil(H / 2^L) * ceil(W / 2^L) * channels[-1]`` inputs (flattened in
+    ``(h, w, c)`` order).
+
+    Initialisation as :func:`mlp`, with ``fan_in = kernel^2 * c_{l-1}`` (and
+    ``fan_out = kernel^2 * c_l`` for Glorot) for a convolution: He ``sqrt(2 / fan_in)`` for
+    relu, leaky_relu, gelu; every bias 0.
+
+    Raises :class:`ConfigError` for a bad option, and from ``init`` for examples that are not
+    3-D ``(H, W, C)``.
+    """
+    chans = _check_hidden(channels, "cnn channels")
+    if not chans:
+        raise ConfigError("cnn channels must name at least one convolution, e.g. (6, 16); "
+                          "use --model mlp for none")
+    k = _check_kernel(kernel)
+    sizes = _check_hidden(hidden)
+    act_name = _check_activation(activation)
+    act = ACTIVATIONS[act_name]
+
+    def init(key: Array, n_in, n_out: int, *, dtype=jnp.float32) -> Params:
+        H, W, C = image_shape(n_in)
+        n_out = _check_n_out(n_out)
+        conv_key, dense_key = jax.random.split(key)
+        conv = []
+        for kk, c_in, c_out in zip(jax.random.split(conv_key, len(chans)), (C, *chans), chans):
+            std = _init_std(act_name, k * k * c_in, k * k * c_out)
+            conv.append({"W": std * jax.random.normal(kk, (c_out, k, k, c_in), dtype=dtype),
+                         "b": jnp.zeros((c_out,), dtype=dtype)})
+            H, W = -(-H // 2), -(-W // 2)
+        widths = (H * W * chans[-1], *sizes, n_out)
+        return {"conv": conv, "layers": _dense_init(dense_key, widths, act_name, dtype)}
+
+    def apply(params: Params, X: Array) -> Array:
+        if X.ndim != 4:
+            raise ConfigError(f"cnn takes a batch of images (B, H, W, C), got shape {X.shape}")
+        h = X
+        for layer in params["conv"]:
+            h = _max_pool(act(_conv(h, layer["W"], layer["b"])))
+        return _dense_apply(params["layers"], h.reshape(h.shape[0], -1), act)
+
+    apply.spec = {"builtin": "cnn", "channels": list(chans), "kernel": k, "hidden": list(sizes),
+                  "activation": act_name}
+    return Model("cnn", init, apply)
+
+
 # --------------------------------------------------------------------------------------------
 # registry
 
 #: Model name -> factory returning a :class:`Model` (factories may take keyword options).
-MODELS: dict[str, Callable[..., Model]] = {"linear": linear, "mlp": mlp}
+MODELS: dict[str, Callable[..., Model]] = {"linear": linear, "mlp": mlp, "cnn": cnn}
 
 
 def get_model(name, **kwargs) -> Model:
@@ -236,10 +394,13 @@ def get_model(name, **kwargs) -> Model:
 
     ``name`` may be
 
-    * a registered name (``"linear"``, ``"mlp"``); ``kwargs`` go to its factory, e.g.
-      ``get_model("mlp", hidden=(64, 64), activation="tanh")``;
+    * a registered name (``"linear"``, ``"mlp"``, ``"cnn"``); ``kwargs`` go to its factory,
+      e.g. ``get_model("mlp", hidden=(64, 64), activation="tanh")``;
     * a :class:`Model` instance, returned unchanged (user-supplied ``init``/``apply``);
-    * a pair ``(init, apply)`` of callables, wrapped as ``Model("custom", init, apply)``.
+    * a pair ``(init, apply)`` of callables, wrapped as ``Model("custom", init, apply)``;
+    * an import path ``"package.module:attr"`` (a string with a colon) or a network object:
+      a Flax linen or NNX module, an Equinox module, or a factory returning one; see
+      :mod:`sgdlab.user_models` (Flax and Equinox are imported only then).
 
     Raises :class:`ConfigError` for an unknown name or an option the factory does not take.
     """
@@ -247,8 +408,17 @@ def get_model(name, **kwargs) -> Model:
         return name
     if isinstance(name, (tuple, list)) and len(name) == 2 and all(map(callable, name)):
         return Model("custom", name[0], name[1])
-    if not isinstance(name, str) or name not in MODELS:
-        raise ConfigError(choices_message("model", str(name), MODELS))
+    if not isinstance(name, str) or ":" in name:
+        # imported here: user_models builds on this module (example_shape)
+        from .user_models import to_model
+
+        if kwargs:
+            raise ConfigError(f"options {', '.join(sorted(kwargs))} configure the built-in "
+                              f"models ({', '.join(sorted(MODELS))}), not a user network")
+        return to_model(name)
+    if name not in MODELS:
+        raise ConfigError(choices_message("model", name, MODELS) +
+                          " (or an import path 'package.module:factory' of your own network)")
     factory = MODELS[name]
     try:
         inspect.signature(factory).bind(**kwargs)

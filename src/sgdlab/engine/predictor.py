@@ -4,7 +4,8 @@ the label values. What :func:`sgdlab.load` returns and what a :class:`FitResult`
 The network is described by a *spec*, a JSON-able dict, never by pickled functions::
 
     {"model": {"builtin": "mlp", "hidden": [128], "activation": "relu"}   # or "linear",
-              | {"import": {"init": "pkg.mod:fn", "apply": "pkg.mod:fn"}, "name": "..."},
+              | {"import": {"init": "pkg.mod:fn", "apply": "pkg.mod:fn"}, "name": "..."}
+              | {"import": "pkg.mod:factory"},     # a Flax/Equinox network or factory
      "loss": "softmax",                    # a built-in loss name
      "n_features": d, "n_outputs": k,
      "example_shape": [H, W, C]}           # only for N-D examples (images, sequences)
@@ -62,7 +63,7 @@ def model_spec(model: Model) -> dict:
     carries its own (``apply.spec``, set by :mod:`sgdlab.models`), a user model is found by
     the import paths of its functions (``"import": None`` when they have none)."""
     own = getattr(model.apply, "spec", None)
-    if isinstance(own, dict) and own.get("builtin"):
+    if isinstance(own, dict) and (own.get("builtin") or isinstance(own.get("import"), str)):
         return dict(own)
     paths = {f: import_path(getattr(model, f)) for f in ("init", "apply")}
     if None in paths.values():
@@ -80,6 +81,8 @@ def build_model(spec: dict) -> Model:
         raise ConfigError(f"the saved model {spec.get('name', 'custom')!r} was defined inside a "
                           "function or in __main__, so it cannot be rebuilt by import; pass "
                           "the same model object: sgdlab.load(RUN_DIR, model=...)")
+    if isinstance(spec["import"], str):  # a user network by import path (sgdlab.user_models)
+        return get_model(spec["import"])
     return Model(spec.get("name", "custom"), import_object(spec["import"]["init"]),
                  import_object(spec["import"]["apply"]))
 
