@@ -14,7 +14,7 @@ LAYERS = [
     {"engine"},
     {"lab", "estimators", "distributed"},
     {"report"},
-    {"cli", "api", "__init__", "__main__"},
+    {"cli", "api", "run_directory", "__init__", "__main__"},
 ]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -13,26 +12,20 @@ from .data import Dataset, TargetScaler, from_arrays, load_data, split
 # as_shards stays importable from here: the command line and users call sgdlab.api.as_shards
 from .data.shards import ShardSet, as_shards, is_shard_dir  # noqa: F401
 from .engine import FitResult, TrainConfig, train
-from .engine.checkpoint import CheckpointStore
-from .engine.lock import RunLock
-from .engine.rundir import prepare_dir, write_json_atomic
-from .errors import ConfigError, DataError, DivergedWarning, RunDirError, choices_message
-from .tasks import default_lr
+from .engine.resume import fingerprint, shard_files
+from .errors import ConfigError, DataError, DivergedWarning, choices_message
 from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
+# the two messages stay importable from here, where they were first defined
+from .run_directory import HALVE_LR_ONE_PROCESS, SINGLE_PROCESS_CHECKPOINTS  # noqa: F401
+from .run_directory import RunDirectory, same_checkpoint
+from .tasks import default_lr
 
 #: ``fit(method=...)``: gradient descent (the gradient itself is ``TrainConfig.gradient``), or
 #: random search in one of its modes (see :mod:`sgdlab.optim.random_search`).
 METHODS = ("sgd", "random-global", "random-local", "random-weighted")
 
-SINGLE_PROCESS_CHECKPOINTS = (
-    "checkpoints and resume work on one process or over several processes (--processes, "
-    "--coordinator), not over several devices of one process (--devices); drop --devices to "
-    "use them")
-
-HALVE_LR_ONE_PROCESS = (
-    "on_divergence='halve-lr' (--on-divergence halve-lr) needs a single process; runs over "
-    "several processes or devices stop on divergence and can be resumed from a checkpoint "
-    "with a lower --lr and --force")
+#: kept under its former name for callers of the old private helper
+_same_checkpoint = same_checkpoint
 
 
 def as_dataset(X, y=None, *, label_column=None, task=None, name="array") -> Dataset:
@@ -111,10 +104,57 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     >>> r.history[-1]["val_accuracy"] > 0.9                                  # doctest: +SKIP
     True
     """
-    from .engine.resume import (check_resume, fingerprint, resume_config, shard_files,
-                                train_with_recovery)
-    from .engine.session import CheckpointPolicy, Session
+    search, start, init_note = _check_arguments(
+        X, method, settings, config, model=model, resume=resume, on_divergence=on_divergence,
+        placement=placement, init=init, sample_weight=sample_weight)
+    if isinstance(model, str):
+        settings["model"], model = model, None
+    if isinstance(loss, str):
+        settings["loss"], loss = loss, None
+    label_column, task = settings.pop("label_column", None), settings.pop("task", None)
+    with RunDirectory(out, resume=resume, force=force, placement=placement,
+                      checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+                      on_divergence=on_divergence, max_retries=max_retries) as run_dir:
+        # a resume's rate is the checkpoint's; otherwise a rate not given depends on the data
+        lr_given = run_dir.resuming or config is not None or "lr" in settings
+        config = run_dir.config(settings, config)
+        if X is None and run_dir.resuming:
+            X, y, label_column, task = run_dir.recorded_data()
+        parts = _prepare_data(X, y, validation, test, config, label_column=label_column,
+                              task=task, start=start, sample_weight=sample_weight)
+        if start is not None:
+            config = config.replace(extra={**config.extra, "init": init_note})
+        if parts.shards is None and not lr_given and model is None and loss is None:
+            config = config.replace(lr=default_lr(config.model, config.loss, parts.data.task))
+        if method == "sgd" and run_dir.needs_session:
+            run_dir.open_session(config, parts.fingerprint(), data=parts.record(),
+                                 data_name=parts.name, files=parts.shard_files())
 
+        def run_once(cfg):
+            return _train_once(parts, cfg, method=method, search=search, model=model, loss=loss,
+                               callback=callback, placement=placement, start=start,
+                               session=run_dir.session)
+
+        result = run_dir.run(run_once, config)
+        result.target_scaler = parts.target_scaler
+        if parts.shards is not None:
+            result.feature_names = tuple(parts.shards.feature_names)
+        if result.status == "diverged":
+            warnings.warn(f"{result.message[0].upper()}{result.message[1:]}", DivergedWarning,
+                          stacklevel=2)
+        _score_test(result, parts)
+        run_dir.finish(result, data_name=parts.name, plots=plots)
+        return result
+
+
+def _check_arguments(X, method, settings, config, *, model, resume, on_divergence, placement,
+                     init, sample_weight):
+    """Refuse arguments that do not go together, before anything is read or written.
+
+    Returns ``(search, start, init_note)``: the random-search settings (taken out of
+    ``settings``), and the initial model of ``init=`` with the note the config records (else
+    ``None, None``); without ``model=``, ``settings`` receive the initial model's network.
+    """
     if method not in METHODS:
         raise ConfigError(choices_message("method", method, METHODS))
     search = {k: settings.pop(k) for k in SEARCH_FIELDS if k in settings}
@@ -131,7 +171,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                                       as_shards(X) is not None):
         raise ConfigError("sample_weight applies to in-memory training on one process with "
                           "method='sgd'")
-    start = None
+    start = init_note = None
     if init is not None:
         start, init_note = _initial_model(init)
         if method != "sgd" or placement is not None or as_shards(X) is not None or \
@@ -146,175 +186,128 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                 settings.get("optimizer", getattr(config, "optimizer", "sgd")), str)):
         raise ConfigError("on_divergence='halve-lr' halves a numeric lr of a named optimiser; "
                           "with an optax schedule or optimiser object, pass a smaller one")
-    if placement is not None and on_divergence == "halve-lr":
-        raise ConfigError(HALVE_LR_ONE_PROCESS)
-    if placement is not None and getattr(placement, "world", 1) == 1 and \
-            getattr(placement, "n_devices", 1) > 1 and any(
-                v is not None for v in (resume, checkpoint_every, keep_checkpoints, max_retries)):
-        # Resuming over several devices of one process is not exercised by any test yet, so
-        # it is refused as on the command line (--devices); its run directory still works.
-        raise ConfigError(SINGLE_PROCESS_CHECKPOINTS)
-    # Every process must make the same checkpoint decisions, so whether a run keeps a session
-    # follows from the arguments all of them share, before `out` is dropped on non-writers.
-    shared_dir = resume if resume is not None else out
-    writer = placement is None or placement.is_writer
-    if not writer:
-        out = None  # only the writing process touches the run directory
-    if isinstance(model, str):
-        settings["model"], model = model, None
-    if isinstance(loss, str):
-        settings["loss"], loss = loss, None
-    label_column, task = settings.pop("label_column", None), settings.pop("task", None)
-    given_policy = {k: v for k, v in (("every", checkpoint_every), ("keep", keep_checkpoints),
-                                      ("on_divergence", on_divergence),
-                                      ("max_retries", max_retries)) if v is not None}
-    policy = CheckpointPolicy(**given_policy)
-    if resume is not None:
-        if out is not None and os.path.realpath(out) != os.path.realpath(resume):
-            raise ConfigError(f"resume={str(resume)!r} continues that run directory; out="
-                              f"{str(out)!r} names another one: give only one of them")
-        out = resume if writer else None
-        if not os.path.isdir(resume):
-            raise RunDirError(f"cannot resume {str(resume)!r}: no such run directory")
-    lock = RunLock(prepare_dir(out)).acquire() if out is not None else None
-    session = None
-    try:
-        snap = forced = None
-        if resume is not None:
-            snap = CheckpointStore(resume).latest()  # every process reads the same one
-            config = resume_config(snap, settings, config)
-            lr_given = True  # the checkpoint's configuration holds the rate
-            policy = CheckpointPolicy(**{**snap.meta.get("policy", {}), **given_policy})
-            if X is None:
-                X, y, label_column, task = _recorded_data(snap, resume)
-        else:
-            lr_given = config is not None or "lr" in settings
-            config = config.replace(**settings) if config is not None else \
-                TrainConfig(**settings)
-        if X is None:
-            raise ConfigError("no data: call fit(X, y, ...) or fit('digits', ...)")
-        spec = os.fspath(X) if isinstance(X, (str, os.PathLike)) else None
-        shards = as_shards(X)
-        if shards is not None or (spec is not None and os.path.isfile(spec)):
-            # a resume may run from another directory
-            spec = os.path.abspath(shards.path if shards is not None else spec)
-        if shards is not None:  # streamed: nothing is loaded, validation may stream too
-            data, train_part, test_part = shards, shards, None
-            target_scaler = train_weight = None  # streamed targets train as stored
-            val = _shard_validation(shards, validation, test)
-            data_name = str(shards.path)
-        else:
-            data = as_dataset(X, y, label_column=label_column, task=task)
-            data_name = data.name
-            if validation is not None:
-                if as_shards(validation) is not None:
-                    raise ConfigError(
-                        f"validation data {str(getattr(validation, 'path', validation))!r} is a "
-                        "shard set, which is streamed: it goes with streamed training data (a "
-                        "shard set too); for in-memory training give a data file or arrays")
-                val = validation if isinstance(validation, Dataset) else from_arrays(
-                    *validation, task=data.task, name="validation")
-                val = _align_classes(val, data)
-                train_part, test_part = data, (as_dataset(*test) if test is not None else None)
-            else:
-                parts = split(data, validation=config.validation_fraction,
-                              test=config.test_fraction, seed=config.seed)
-                train_part, val, test_part = parts.train, parts.validation, parts.test
-            if start is not None:
-                _check_init(start, data)
-                config = config.replace(extra={**config.extra, "init": init_note})
-            train_weight = None
-            if sample_weight is not None:
-                weights = np.asarray(sample_weight)
-                if weights.shape != (data.n,):
-                    raise DataError(f"sample_weight has shape {weights.shape}; the data has "
-                                    f"{data.n} rows: give one weight per row, shape ({data.n},)")
-                train_weight = weights if validation is not None else \
-                    weights[train_part.meta["rows"]]
-            target_scaler, train_part, val = standardized_targets(
-                config, train_part, val, start.target_scaler if start is not None else None)
-            if not lr_given and model is None and loss is None:
-                config = config.replace(lr=default_lr(config.model, config.loss, data.task))
-        if method == "sgd" and (shared_dir is not None if placement is not None else (
-                out is not None or policy.on_divergence == "halve-lr")):
-            # held-out validation (in memory or whole blocks) follows from data and config
-            fp = fingerprint(data, val if validation is not None else None)
-            files = shard_files(shards) if shards is not None else None
-            world = getattr(placement, "world", 1)
-            layout = {"processes": world,
-                      "local_devices": getattr(placement, "n_devices", 1) // world}
-            if snap is not None:
-                forced = check_resume(snap, config, fp, shared_dir, force, files, layout)
-                _same_checkpoint(placement, snap)
-            meta = {"config": config.to_dict(), "data": {
-                "spec": spec, "label_column": label_column, "task": task, "name": data.name,
-                "fingerprint": fp, **({"files": files} if files else {})}, "seed": config.seed,
-                "forced_changes": forced or [], "resumed_from_step": None, **layout,
-                "policy": {k: getattr(policy, k)
-                           for k in ("every", "keep", "on_divergence", "max_retries")}}
-            if snap is not None:
-                meta["divergence_retries"] = snap.meta.get("divergence_retries", [])
-                meta["forced_changes"] = snap.meta.get("forced_changes", []) + (forced or [])
-                meta["resumed_from_step"] = snap.step
-            if out is not None:
-                cfg = config.to_dict()
-                cfg["data"] = data_name
-                write_json_atomic(Path(out) / "config.json", cfg)
-            # Every process of a run handles SIGTERM/SIGINT (the launcher forwards them), so
-            # all stop at one boundary; only a run without any directory leaves them alone.
-            session = Session(out, policy if shared_dir is not None else
-                              dataclasses.replace(policy, handle_signals=False), meta, snap,
-                              lr=config.lr if policy.on_divergence == "halve-lr" else None)
+    return search, start, init_note
 
-        def run_once(cfg):
-            if method != "sgd":
-                from .lab.random_search import random_search
-                return random_search(train_part, val, cfg,
-                                     RandomSearchConfig(mode=method.split("-", 1)[1], **search),
-                                     model=model, loss=loss, callback=callback)
-            if shards is not None:
-                from .engine.stream_fit import train_shards
-                return train_shards(shards, cfg, validation=val, model=model, loss=loss,
-                                    callback=callback, placement=placement, session=session)
-            if placement is not None:
-                from .engine.stream_fit import train_parallel
-                return train_parallel(train_part, val, cfg, placement=placement, model=model,
-                                      loss=loss, callback=callback, session=session)
-            begin = {} if start is None else {"init_params": start.params,
-                                               "standardizer": start.standardizer}
-            return train(train_part, val, cfg, model=model, loss=loss, callback=callback,
-                         session=session, sample_weight=train_weight, **begin)
 
-        result = train_with_recovery(run_once, config, session) if session is not None \
-            else run_once(config)
-        result.target_scaler = target_scaler
-        if shards is not None:
-            result.feature_names = tuple(shards.feature_names)
-        if session is not None:
-            result.extra["checkpoints_written"] = session.checkpoints_written
-            if session.signal is not None:
-                result.extra["signal"] = int(session.signal)
-            for key in ("resumed_from_step", "forced_changes"):
-                if session.meta.get(key):
-                    result.extra[key] = session.meta[key]
-        if result.status == "diverged":
-            warnings.warn(f"{result.message[0].upper()}{result.message[1:]}", DivergedWarning,
-                          stacklevel=2)
-        if test_part is not None:
-            with warnings.catch_warnings():  # fit has just said so
-                warnings.simplefilter("ignore", DivergedWarning)
-                result.extra["test_accuracy" if data.task == "classification" else "test_r2"] = \
-                    result.score(test_part.X, _labels(test_part))
-        if out is not None:
-            from .report.run import write_run  # lazy: plotting is not needed to train
-            write_run(out, result, data_name=data_name,
-                      plots=plots and result.status != "interrupted")
-        return result
-    finally:
-        if session is not None:
-            session.close()
-        if lock is not None:
-            lock.release()
+@dataclasses.dataclass
+class _PreparedData:
+    """The data of one fit, split and ready to train on.
+
+    ``data`` is everything given (a Dataset or, streamed, the ShardSet); ``train``,
+    ``validation`` and ``test`` its parts (``test`` may be None; for streamed data ``train``
+    is the ShardSet); ``shards`` the ShardSet of a streamed run, else None. ``spec`` is the
+    data spec or absolute file path a resume reloads (None for arrays), ``name`` the data's
+    name in config.json and metrics.json. ``validation_given``: validation came from the
+    caller rather than being held out of ``data`` (then it enters the fingerprint).
+    """
+
+    data: object
+    train: object
+    validation: object
+    test: Dataset | None
+    shards: ShardSet | None
+    spec: str | None
+    name: str
+    label_column: str | None
+    task: str | None
+    validation_given: bool
+    target_scaler: TargetScaler | None = None
+    train_weight: np.ndarray | None = None
+
+    def fingerprint(self) -> str:
+        """What a resume compares: the data, and validation data the caller gave (held-out
+        validation follows from the data and the configuration)."""
+        return fingerprint(self.data, self.validation if self.validation_given else None)
+
+    def shard_files(self) -> dict | None:
+        """The shard files' checksums of a streamed run (to name changed ones), else None."""
+        return shard_files(self.shards) if self.shards is not None else None
+
+    def record(self) -> dict:
+        """What a checkpoint records to reload the data on resume."""
+        return {"spec": self.spec, "label_column": self.label_column, "task": self.task,
+                "name": self.data.name}
+
+
+def _prepare_data(X, y, validation, test, config: TrainConfig, *, label_column=None,
+                  task=None, start=None, sample_weight=None) -> _PreparedData:
+    """Load or wrap the data and split it: held-out validation (stratified, seeded) and test
+    parts unless given, validation labels on the training classes, per-row training weights,
+    standardised regression targets; an initial model (``start``) must fit the data."""
+    if X is None:
+        raise ConfigError("no data: call fit(X, y, ...) or fit('digits', ...)")
+    spec = os.fspath(X) if isinstance(X, (str, os.PathLike)) else None
+    shards = as_shards(X)
+    if shards is not None or (spec is not None and os.path.isfile(spec)):
+        # a resume may run from another directory
+        spec = os.path.abspath(shards.path if shards is not None else spec)
+    given = dict(spec=spec, label_column=label_column, task=task,
+                 validation_given=validation is not None)
+    if shards is not None:  # streamed: nothing is loaded, validation may stream too
+        # streamed targets train as stored: no scaler, no weights
+        return _PreparedData(shards, shards, _shard_validation(shards, validation, test),
+                             None, shards, name=str(shards.path), **given)
+    data = as_dataset(X, y, label_column=label_column, task=task)
+    if validation is not None:
+        if as_shards(validation) is not None:
+            raise ConfigError(
+                f"validation data {str(getattr(validation, 'path', validation))!r} is a "
+                "shard set, which is streamed: it goes with streamed training data (a "
+                "shard set too); for in-memory training give a data file or arrays")
+        val = validation if isinstance(validation, Dataset) else from_arrays(
+            *validation, task=data.task, name="validation")
+        val = _align_classes(val, data)
+        train_part, test_part = data, (as_dataset(*test) if test is not None else None)
+    else:
+        parts = split(data, validation=config.validation_fraction,
+                      test=config.test_fraction, seed=config.seed)
+        train_part, val, test_part = parts.train, parts.validation, parts.test
+    if start is not None:
+        _check_init(start, data)
+    train_weight = None
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight)
+        if weights.shape != (data.n,):
+            raise DataError(f"sample_weight has shape {weights.shape}; the data has "
+                            f"{data.n} rows: give one weight per row, shape ({data.n},)")
+        train_weight = weights if validation is not None else weights[train_part.meta["rows"]]
+    target_scaler, train_part, val = standardized_targets(
+        config, train_part, val, start.target_scaler if start is not None else None)
+    return _PreparedData(data, train_part, val, test_part, None, name=data.name,
+                         target_scaler=target_scaler, train_weight=train_weight, **given)
+
+
+def _train_once(parts: _PreparedData, config: TrainConfig, *, method, search, model, loss,
+                callback, placement, start, session):
+    """One training run on the prepared data: random search, streamed, over several devices
+    or processes, or in memory (from ``start``'s parameters when fine-tuning)."""
+    if method != "sgd":
+        from .lab.random_search import random_search
+        return random_search(parts.train, parts.validation, config,
+                             RandomSearchConfig(mode=method.split("-", 1)[1], **search),
+                             model=model, loss=loss, callback=callback)
+    if parts.shards is not None:
+        from .engine.stream_fit import train_shards
+        return train_shards(parts.shards, config, validation=parts.validation, model=model,
+                            loss=loss, callback=callback, placement=placement, session=session)
+    if placement is not None:
+        from .engine.stream_fit import train_parallel
+        return train_parallel(parts.train, parts.validation, config, placement=placement,
+                              model=model, loss=loss, callback=callback, session=session)
+    begin = {} if start is None else {"init_params": start.params,
+                                       "standardizer": start.standardizer}
+    return train(parts.train, parts.validation, config, model=model, loss=loss,
+                 callback=callback, session=session, sample_weight=parts.train_weight, **begin)
+
+
+def _score_test(result: FitResult, parts: _PreparedData) -> None:
+    """The test part's accuracy (or R^2) into ``result.extra``, when there is a test part."""
+    if parts.test is None:
+        return
+    with warnings.catch_warnings():  # fit has just said so
+        warnings.simplefilter("ignore", DivergedWarning)
+        key = "test_accuracy" if parts.data.task == "classification" else "test_r2"
+        result.extra[key] = result.score(parts.test.X, _labels(parts.test))
 
 
 def _initial_model(init):
@@ -372,23 +365,6 @@ def standardized_targets(config: TrainConfig, train_part: Dataset, val, scaler=N
     return scaler, scaled(train_part), scaled(val)
 
 
-def _same_checkpoint(placement, snap) -> None:
-    """Refuse unless every process read the checkpoint of the same step.
-
-    Each process reads the newest valid checkpoint of the shared run directory itself; they
-    differ only if the directory is not really shared (say, a local copy per machine).
-    """
-    if getattr(placement, "world", 1) == 1:
-        return
-    # float32 is exact below 2**24: send the step as two 20-bit halves.
-    parts = placement.gather([float(snap.step >> 20), float(snap.step & 0xFFFFF)])
-    steps = [int(hi) << 20 | int(lo) for hi, lo in parts]
-    if len(set(steps)) > 1:
-        raise ConfigError(
-            f"the processes read checkpoints of different steps ({', '.join(map(str, steps))}"
-            "); --resume needs the run directory on a filesystem every process shares")
-
-
 def _shard_validation(shards, validation, test):
     """The validation data of a streamed run: shards, an in-memory Dataset, or None."""
     if test is not None:
@@ -404,16 +380,6 @@ def _shard_validation(shards, validation, test):
                           f"{list(val.classes)[:5]}, the training shards {shards.d} and "
                           f"{list(shards.classes)[:5]}; convert both with the same --classes")
     return val
-
-
-def _recorded_data(snap, out):
-    """``(X, y, label_column, task)`` to reload the data spec a checkpoint recorded."""
-    d = snap.meta.get("data", {})
-    if not d.get("spec"):
-        raise ConfigError(f"cannot resume {str(out)!r} without data: the run was trained on "
-                          "in-memory arrays, which a checkpoint does not hold; pass the same "
-                          "X, y (or Dataset) again")
-    return d["spec"], None, d.get("label_column"), d.get("task")
 
 
 def _labels(ds: Dataset):
