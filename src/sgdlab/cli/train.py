@@ -110,11 +110,12 @@ def run(args) -> int:
     if args.devices and any(v is not None for v in (
             args.resume, args.checkpoint_every, args.keep_checkpoints, args.on_divergence,
             args.max_retries)):
-        from ..api import SINGLE_PROCESS_CHECKPOINTS  # refused before any process starts
+        from ..run_directory import SINGLE_PROCESS_CHECKPOINTS  # before any process starts
         raise ConfigError(SINGLE_PROCESS_CHECKPOINTS)
     processes = args.processes
     if args.resume and not args.coordinator:
-        recorded = recorded_processes(args.resume)
+        from ..run_directory import RunDirectory
+        recorded = RunDirectory.recorded_processes(args.resume)
         if processes is None:
             processes = recorded  # relaunch as many as the run had
         elif recorded is not None and processes != recorded and not args.force:
@@ -127,7 +128,7 @@ def run(args) -> int:
                 "process takes its new share of every batch")
     world = processes or args.num_processes or 1
     if (world > 1 or args.coordinator) and args.on_divergence == "halve-lr":
-        from ..api import HALVE_LR_ONE_PROCESS
+        from ..run_directory import HALVE_LR_ONE_PROCESS
         raise ConfigError(HALVE_LR_ONE_PROCESS)
     if args.batch_size is not None and args.batch_size % world:
         raise ConfigError(f"batch size {args.batch_size} must be a multiple of the number of "
@@ -254,19 +255,6 @@ def _train(args, placement) -> int:
         print(f"sgdlab train: {result.message.replace('RUN_DIR', out)}", file=sys.stderr)
         return 128 + int(result.extra.get("signal", 2))  # the shell's convention
     return 0
-
-
-def recorded_processes(run_dir) -> int | None:
-    """The number of processes the newest valid checkpoint of ``run_dir`` was written by
-    (``None`` if there is no checkpoint: :func:`sgdlab.fit` then names the problem)."""
-    from ..engine.checkpoint import CheckpointStore
-    from ..errors import RunDirError
-    try:
-        with warnings.catch_warnings():  # a bad checkpoint is reported by the run itself
-            warnings.simplefilter("ignore")
-            return int(CheckpointStore(run_dir).latest().meta.get("processes", 1))
-    except (RunDirError, OSError):
-        return None
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
