@@ -375,9 +375,11 @@ def _shard_validation(shards, validation, test):
         val = validation if isinstance(validation, Dataset) else from_arrays(
             *validation, task=shards.task, name="validation")
         val = _align_classes(val, shards)
-    if isinstance(val, ShardSet) and (val.d != shards.d or val.classes != shards.classes):
-        raise ConfigError(f"validation shards {val.path} have {val.d} features and classes "
-                          f"{list(val.classes)[:5]}, the training shards {shards.d} and "
+    if isinstance(val, ShardSet) and (val.example_shape != shards.example_shape or
+                                      val.classes != shards.classes):
+        raise ConfigError(f"validation shards {val.path} have examples of shape "
+                          f"{val.example_shape} and classes {list(val.classes)[:5]}, the "
+                          f"training shards {shards.example_shape} and "
                           f"{list(shards.classes)[:5]}; convert both with the same --classes")
     return val
 

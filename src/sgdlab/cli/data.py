@@ -107,7 +107,10 @@ def run(args) -> int:
     if args.verify:
         shards.verify()
     if not args.quiet:
-        console.print(f"{shards.n:,} rows x {shards.d} features, {shards.task}"
+        shape = shards.example_shape
+        each = f"{shards.d} features" if len(shape) == 1 else \
+            f"examples of shape {' x '.join(map(str, shape))}"
+        console.print(f"{shards.n:,} rows x {each}, {shards.task}"
                       + (f", {shards.n_classes} classes" if shards.n_classes else "")
                       + f", {shards.n_blocks} blocks of {shards.block_rows} rows "
                       f"in {len(shards.shards)} shard(s) -> {out}")

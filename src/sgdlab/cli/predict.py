@@ -48,7 +48,7 @@ def run(args) -> int:
         raise ConfigError(f"--proba needs a model with probabilities (softmax or logistic "
                           f"loss); {args.run_dir} uses {model.loss.name!r}: drop --proba")
     data = read_features(args.data, model.feature_names, model.n_features, args.label_column,
-                         task=model.task)
+                         task=model.task, example_shape=model.input_shape)
     text = predictions_csv(model, data.X, args.proba)
     if args.out:
         write_text_atomic(args.out, text)

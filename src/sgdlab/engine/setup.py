@@ -36,17 +36,21 @@ OPEN_ENDED_STEPS = 10_000
 def resolve_model(config: TrainConfig, model=None, loss=None, n_classes: int | None = None):
     """``(Model, Loss)`` from the config's names, or user-supplied objects.
 
-    ``n_classes == 0`` says the labels are real-valued: a named architecture without a loss
-    (``mlp``, ``linear``) then takes the squared loss instead of softmax.
+    ``n_classes == 0`` says the labels are real-valued: an architecture that takes any loss
+    (``mlp``, ``linear``, ``cnn``, a user network) then defaults to the squared loss instead of
+    softmax.
     """
+    regression = n_classes == 0
     if model is None and isinstance(config.model, str):
         name = config.loss if loss is None else None
-        if name is None and loss is None and n_classes == 0 and config.model in OPEN_LOSS:
+        open_loss = config.model in OPEN_LOSS or ":" in config.model  # ":": an import path
+        if name is None and loss is None and regression and open_loss:
             name = "squared"
         named_model, named_loss = resolve(config.model, name, **model_options(config))
         return named_model, (get_loss(loss) if loss is not None else named_loss)
     m = get_model(model if model is not None else config.model)
-    return m, get_loss(loss if loss is not None else (config.loss or "softmax"))
+    default = "squared" if regression else "softmax"
+    return m, get_loss(loss if loss is not None else (config.loss or default))
 
 
 def model_options(config: TrainConfig) -> dict:
