@@ -126,3 +126,13 @@ def test_killing_one_of_two_processes_ends_the_other_with_a_clear_error(tmp_path
             if p.poll() is None:
                 p.kill()
             p.wait(timeout=30)
+
+
+def test_two_processes_train_a_cnn_on_images_like_one_process(tmp_path):
+    cnn = ["--data", "digits-images", "--model", "cnn", "--channels", "4,8", "--kernel", "3",
+           "--hidden", "32", "--batch-size", "32", "--lr", "0.05", "--seed", "0",
+           "--epochs", "1", "--quiet"]
+    assert main(["train", *cnn, "--out", str(tmp_path / "one")]) == 0
+    p = _cli("train", *cnn, "--processes", "2", "--out", str(tmp_path / "two"))
+    assert p.returncode == 0, p.stderr[-2000:]
+    _assert_close(_params(tmp_path / "one"), _params(tmp_path / "two"), rel=1e-4)
