@@ -127,3 +127,30 @@ def test_arrows_are_minus_the_gradient_of_the_plotted_function(mlp_problem, mlp_
         np.testing.assert_allclose(arrow, -grad, rtol=1e-4, atol=1e-8)
         tangent = np.array([-grad[1], grad[0]])          # along the level curve
         assert abs(arrow @ tangent) <= 1e-4 * np.linalg.norm(arrow) * np.linalg.norm(tangent)
+
+
+def test_filter_normalised_direction_per_convolution_filter_and_flax_kernel():
+    """A cnn's kernels (O, kh, kw, I) are normalised per output channel; Flax's input-major
+    ``kernel`` leaves (dense (n_in, n_out), convolution (kh, kw, I, O)) per last index."""
+    from sgdlab.models import cnn
+    params = cnn(channels=(3, 5), kernel=3, hidden=(7,)).init(jax.random.PRNGKey(0), (8, 8, 1),
+                                                              4)
+    d = random_direction(np.random.default_rng(1), params)
+    _, unravel = jax.flatten_util.ravel_pytree(params)
+    tree = unravel(jnp.asarray(d, jnp.float32))
+    for dl, wl in zip(tree["conv"], params["conv"]):
+        per_filter = lambda a: np.sqrt((np.asarray(a) ** 2).sum(axis=(1, 2, 3)))  # noqa: E731
+        np.testing.assert_allclose(per_filter(dl["W"]), per_filter(wl["W"]), rtol=1e-5)
+        assert not np.any(dl["b"])
+    rng = np.random.default_rng(2)
+    flax_like = {"Conv_0": {"kernel": rng.normal(size=(3, 3, 1, 4)), "bias": np.ones(4)},
+                 "Dense_0": {"kernel": rng.normal(size=(6, 2)), "bias": np.ones(2)}}
+    d = random_direction(np.random.default_rng(3), flax_like)
+    _, unravel = jax.flatten_util.ravel_pytree(flax_like)
+    tree = unravel(jnp.asarray(d))
+    for name in flax_like:
+        k, dk = flax_like[name]["kernel"], np.asarray(tree[name]["kernel"])
+        axes = tuple(range(k.ndim - 1))
+        np.testing.assert_allclose(np.sqrt((dk ** 2).sum(axes)), np.sqrt((k ** 2).sum(axes)),
+                                   rtol=1e-5)
+        assert not np.any(tree[name]["bias"])  # Flax biases are biases too
