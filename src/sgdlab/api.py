@@ -377,9 +377,11 @@ def _shard_validation(shards, validation, test):
         val = _align_classes(val, shards)
     if isinstance(val, ShardSet) and (val.example_shape != shards.example_shape or
                                       val.classes != shards.classes):
-        raise ConfigError(f"validation shards {val.path} have examples of shape "
-                          f"{val.example_shape} and classes {list(val.classes)[:5]}, the "
-                          f"training shards {shards.example_shape} and "
+        def each(s):
+            return f"{s.d} features" if len(s.example_shape) == 1 else \
+                f"examples of shape {s.example_shape}"
+        raise ConfigError(f"validation shards {val.path} have {each(val)} and classes "
+                          f"{list(val.classes)[:5]}, the training shards {each(shards)} and "
                           f"{list(shards.classes)[:5]}; convert both with the same --classes")
     return val
 

@@ -10,6 +10,7 @@ import pytest
 
 from sgdlab.data import Dataset
 from sgdlab.engine import TrainConfig, train
+from sgdlab.engine.setup import model_input
 from sgdlab.lab.hessian_noise import NoiseScales, noise_scales
 from sgdlab.lab.noise import NoiseScaleMeter
 from sgdlab.lab.prepare import prepare
@@ -132,7 +133,8 @@ def test_softmax_on_small_data_gives_finite_positive_scales():
     y = (X[:, :3] + 0.5 * rng.standard_normal((200, 3))).argmax(axis=1).astype(np.int32)
     ds = Dataset(X, y, "classification", classes=(0, 1, 2), name="tiny-softmax")
     prepared = prepare(ds, TrainConfig(model="softmax"))
-    params = prepared.model.init(jax.random.PRNGKey(0), prepared.d, prepared.n_out)
+    params = prepared.model.init(jax.random.PRNGKey(0), model_input(prepared.example_shape),
+                                   prepared.n_out)
     res = noise_scales(params, prepared, l2=1e-3)
     assert isinstance(res, NoiseScales) and not res.reason
     values = [res.b_simple, res.b_noise, res.grad_sq, res.trace_sigma, res.trace_h_sigma,
