@@ -2,6 +2,7 @@
 
 from .config import TrainConfig as TrainConfig
 from .fit import chunk_program as chunk_program
+from .fit import memory_chunk_steps as memory_chunk_steps
 from .fit import device_array as device_array
 from .fit import train as train
 from .loop import choose_chunk_steps as choose_chunk_steps

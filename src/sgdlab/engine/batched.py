@@ -43,7 +43,7 @@ import numpy as np
 import optax
 
 from ..grad import ValueAndGrad
-from .chunk import checked_steps, fast_steps, lr_shape, make_step
+from .chunk import checked_steps, fast_steps, lr_shape, make_step, unrolled_steps
 
 
 def _fed(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation, steps):
@@ -58,9 +58,11 @@ def _fed(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation, 
     return run_batches
 
 
-def make_batch_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation):
-    """The un-jitted fast kernel over pre-gathered batches: ``-> (state, losses (K,), ok)``."""
-    return _fed(value_and_grad, optimizer, fast_steps)
+def make_batch_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation,
+                        unrolled: bool = False):
+    """The un-jitted fast kernel over pre-gathered batches: ``-> (state, losses (K,), ok)``;
+    ``unrolled`` as for :func:`~sgdlab.engine.chunk.make_chunk_fn`."""
+    return _fed(value_and_grad, optimizer, unrolled_steps if unrolled else fast_steps)
 
 
 def make_checked_batch_chunk_fn(value_and_grad: ValueAndGrad,

@@ -45,9 +45,21 @@ def chunk_program(setup: RunSetup, state: TrainState, X, T, K: int, B: int, *,
     the first non-finite step (see :mod:`sgdlab.engine.chunk`). The throughput probe times
     this very program."""
     key = setup.program_key(K, B, state, X, T)
-    make = make_checked_chunk_fn if checked else make_chunk_fn
-    return cache.get_or_build("checked_chunk" if checked else "chunk", key, lambda: compile_chunk(
-        make(setup.value_and_grad, setup.optimizer), state, X, T, K, B))
+    if checked:
+        name, fn = "checked_chunk", make_checked_chunk_fn(setup.value_and_grad, setup.optimizer)
+    else:
+        # unrolled or not follows from the model in the key (and the one backend)
+        name, fn = "chunk", make_chunk_fn(setup.value_and_grad, setup.optimizer,
+                                          setup.unrolled)
+    return cache.get_or_build(name, key, lambda: compile_chunk(fn, state, X, T, K, B))
+
+
+def memory_chunk_steps(config: TrainConfig, steps_per_epoch: int, setup: RunSetup) -> int:
+    """Steps per call of in-memory training (the throughput probe times the same ``K``)."""
+    K = choose_chunk_steps(config, steps_per_epoch, setup.total)
+    if config.chunk_steps or setup.unrolled:  # an unrolled kernel computes all of its steps
+        return setup.chunk_cap(K)
+    return cache.bucket_steps(K)  # only n_active steps run: a longer (bucketed) shape is free
 
 
 class MemorySource:
@@ -69,9 +81,7 @@ class MemorySource:
                               config.drop_last, **(position or {}))
         self.row_weight = normalized_weights(sample_weight, train_data.n)
         self.steps_per_epoch = self.plan.steps_per_epoch
-        K = choose_chunk_steps(config, self.steps_per_epoch, setup.total)
-        # only n_active steps run, so a longer (bucketed) shape is free
-        self.chunk_steps = K if config.chunk_steps else cache.bucket_steps(K)
+        self.chunk_steps = memory_chunk_steps(config, self.steps_per_epoch, setup)
         # Padded rows are never drawn; they let sets of similar size share a compiled program.
         n_dev = cache.padded_rows(train_data.n, train_data.d * 4)
         self.X = device_array(cache.pad_rows(prep(train_data.X), n_dev))

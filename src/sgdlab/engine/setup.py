@@ -27,6 +27,7 @@ from ..models import get_model
 from ..optim import make_unit_optimizer, optimizer_options, runtime_rate
 from ..tasks import OPEN_LOSS, resolve
 from . import cache
+from .chunk import UNROLLED_STEPS, uses_convolution
 from .config import TrainConfig, key_fields
 
 #: Steps a schedule is spread over when only time or a target ends the run.
@@ -95,6 +96,13 @@ class RunSetup:
     optimizer: object
     lr: np.ndarray
     value_and_grad: object
+    #: the fast kernel writes its steps out instead of looping (CPU and a convolutional
+    #: network: :func:`sgdlab.engine.chunk.unrolled_steps`), at most ``UNROLLED_STEPS`` a call
+    unrolled: bool = False
+
+    def chunk_cap(self, k: int) -> int:
+        """``k`` steps per call, or fewer for an unrolled kernel."""
+        return min(k, UNROLLED_STEPS) if self.unrolled else k
 
     @property
     def n_in(self):
@@ -161,7 +169,9 @@ def setup_run(config: TrainConfig, *, example_shape, n_classes: int, steps_per_e
         example_shape=tuple(int(s) for s in example_shape),
         n_classes=n_classes, n_out=n_out, total=total, optimizer=optimizer,
         lr=runtime_rate(config.optimizer, config.lr),
-        value_and_grad=value_and_grad_for(config.gradient, model_, loss_, config.l2))
+        value_and_grad=value_and_grad_for(config.gradient, model_, loss_, config.l2),
+        unrolled=jax.default_backend() == "cpu" and uses_convolution(
+            model_, model_input(example_shape), n_out))
 
 
 def model_input(example_shape):

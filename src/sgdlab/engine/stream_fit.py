@@ -167,8 +167,8 @@ class FedSource:
                  kernel_transform=None, extra: dict | None = None):
         self.feeder, self.make_eval, self.placement = feeder, make_eval, placement
         self.steps_per_epoch = feeder.steps_per_epoch
-        self.chunk_steps = _fed_chunk_steps(config, self.steps_per_epoch, setup.total,
-                                            getattr(feeder, "load_rows", 0))
+        self.chunk_steps = setup.chunk_cap(_fed_chunk_steps(
+            config, self.steps_per_epoch, setup.total, getattr(feeder, "load_rows", 0)))
         self.kernel_transform = kernel_transform
         self.session_options = {"placement": placement}
         # A callback returning True from a row asks to stop (early stopping); every process
@@ -193,7 +193,7 @@ class FedSource:
         t_dtype = host_targets(setup.loss, np.zeros(1, np.int32)).dtype
         args = (state, self.chunk_steps, self.feeder.local_batch, shape, t_dtype)
         kernel = TwoTier(
-            placement.compile(make_batch_chunk_fn(vg, opt), *args),
+            placement.compile(make_batch_chunk_fn(vg, opt, setup.unrolled), *args),
             lambda: placement.compile(make_checked_batch_chunk_fn(vg, opt), *args),
             to_host=placement.to_host)
         if self.kernel_transform is not None:

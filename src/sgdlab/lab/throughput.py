@@ -23,7 +23,7 @@ import numpy as np
 
 from ..data.dataset import Dataset
 from ..data.sampling import steps_per_epoch
-from ..engine import TrainConfig, cache, choose_chunk_steps, chunk_program
+from ..engine import TrainConfig, chunk_program, memory_chunk_steps
 from .prepare import Prepared, prepare
 
 
@@ -40,9 +40,7 @@ def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
     b = config.batch_size
     setup = prepared.setup(config)  # as training builds it: same K, optimiser and key
     spe = steps_per_epoch(prepared.n, b, config.drop_last)
-    k = choose_chunk_steps(config, spe, setup.total)
-    if not config.chunk_steps:
-        k = cache.bucket_steps(k)  # as training rounds it
+    k = memory_chunk_steps(config, spe, setup)  # as training chooses it
     calls = max(1, math.ceil(min_call_examples / (k * b)))
     lr = setup.lr
     state0 = setup.initial_state()
