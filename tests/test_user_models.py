@@ -360,3 +360,13 @@ def test_sgdlab_does_not_import_flax_or_equinox():
             "assert 'flax' not in sys.modules and 'equinox' not in sys.modules, "
             "sorted(k for k in sys.modules if k.startswith(('flax', 'equinox')))\n")
     subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True)
+
+
+def test_a_top_level_factory_given_as_an_object_rebuilds_by_its_import_path(nets):
+    load_import_path(f"{nets}:make_eqx")  # imports the module
+    factory = sys.modules[nets].make_eqx
+    model = to_model(factory)
+    assert model_spec(model) == {"import": f"{nets}:make_eqx"}
+    p = model.init(KEY, D, K)
+    X = _random((2, D), 3)
+    np.testing.assert_array_equal(build_model(model_spec(model)).apply(p, X), model.apply(p, X))

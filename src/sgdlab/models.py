@@ -313,8 +313,9 @@ def image_shape(n_in, model: str = "cnn") -> tuple[int, int, int]:
     if len(shape) != 3:
         raise ConfigError(
             f"{model} needs image examples (N, H, W, C), channels last; got examples of shape "
-            f"{shape}. Give the data as images (e.g. X.reshape(-1, 28, 28, 1) for 784 grey "
-            "pixels per row) or use --model mlp for flat rows")
+            f"{shape}. Give the data as images (the built-in digits as images: --data "
+            "digits-images; arrays: X.reshape(-1, 28, 28, 1) for 784 grey pixels per row) or "
+            "use --model mlp for flat rows")
     return shape
 
 

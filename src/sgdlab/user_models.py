@@ -338,7 +338,20 @@ def to_model(obj, name: str | None = None) -> Model:
     if model is None:
         raise ConfigError(f"the model factory {label!r} returned {type(made).__name__}, not "
                           f"{_KINDS.rsplit(', or', 1)[0]}")
+    path = _own_import_path(obj)
+    if path is not None and not isinstance(getattr(model.apply, "spec", None), dict):
+        # a factory defined at the top level of a module rebuilds by its import path, as if
+        # it had been given as "module:factory" (a saved or pickled model, a resume)
+        model.apply.spec = {"import": path}
     return model
+
+
+def _own_import_path(obj) -> str | None:
+    """``"module:qualname"`` of a function or class importable from its module, else None."""
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname:
+        return None
+    return f"{module}:{qualname}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -122,11 +122,13 @@ def test_a_user_model_defined_in_a_function_loads_when_given_back(tmp_path):
     y = (X[:, 0] > 0).astype(int)
     result = sgdlab.fit(X, y, model=net, loss="softmax", epochs=3, out=tmp_path / "u",
                         plots=False)
-    with pytest.raises(sgdlab.ConfigError, match="pass the same model object"):
+    with pytest.raises(sgdlab.ConfigError, match=r"pass the same model again, sgdlab.load\("
+                                                 r"RUN_DIR, model=...\), or train with an "
+                                                 r"import path"):
         sgdlab.load(tmp_path / "u")
     model = sgdlab.load(tmp_path / "u", model=net)
     np.testing.assert_array_equal(model.predict(X), result.predict(X))
-    with pytest.raises(TypeError, match="define them at module level"):
+    with pytest.raises(TypeError, match="define it at module level and train with model="):
         pickle.dumps(result)
 
 

@@ -126,3 +126,15 @@ class _Regressor(nn.Module):
     @nn.compact
     def __call__(self, x):
         return nn.Dense(1)(nn.tanh(nn.Dense(HIDDEN)(x)))
+
+
+def test_the_network_estimator_names_a_wrong_image_shape(digits):
+    X, y = digits
+    images = X.reshape(-1, 8, 8, 1)
+    est = sgdlab.MiniBatchNetworkClassifier("cnn", max_iter=1, random_state=0)
+    est.fit(images[:300], y[:300])
+    assert est.example_shape_ == (8, 8, 1)
+    np.testing.assert_array_equal(est.predict(X[:20]), est.predict(images[:20]))  # flattened
+    with pytest.raises(sgdlab.DataError, match=r"fitted on examples of shape \(8, 8, 1\); X "
+                                               r"has shape \(3, 8, 8\): give \(3, 8, 8, 1\)"):
+        est.predict(images[:3, :, :, 0])

@@ -130,6 +130,18 @@ def _by_position_arrays(path, n_features: int, task) -> Features:
             raise DataError(f"{path}: images of shape {X.shape[1:]} hold {X[0].size} "
                             f"features; the model takes {n_features}")
         return Features(X, None, None)
+    if fmt is not None and fmt.name == "npz":
+        with np.load(path, allow_pickle=False) as z:
+            if "y" not in z.files and "X" in z.files:  # features to predict on need no labels
+                X = np.asarray(z["X"], np.float32)
+                if X.ndim < 2 or X[0].size != n_features:
+                    raise DataError(f"{path}: X of shape {X.shape} holds "
+                                    f"{X[0].size if X.ndim >= 2 else 1} features per example; "
+                                    f"the model takes {n_features}")
+                if not np.isfinite(X).all():
+                    raise DataError(f"{path}: X holds NaN or infinite values; remove or fill "
+                                    "them in first")
+                return Features(X, None, None)
     if fmt is not None and fmt.layout == "xy":  # features and labels apart (.npz, LibSVM, IDX)
         options = {"n_features": n_features} if "n_features" in fmt.options else {}
         ds = load_data(str(path), task=task, **options)

@@ -78,9 +78,11 @@ def build_model(spec: dict) -> Model:
                    for k, v in spec.items() if k != "builtin"}
         return get_model(spec["builtin"], **options)
     if not spec.get("import"):
-        raise ConfigError(f"the saved model {spec.get('name', 'custom')!r} was defined inside a "
-                          "function or in __main__, so it cannot be rebuilt by import; pass "
-                          "the same model object: sgdlab.load(RUN_DIR, model=...)")
+        raise ConfigError(f"the saved model {spec.get('name', 'custom')!r} was given as an "
+                          "object (a network instance, or functions defined inside a function "
+                          "or in __main__), so it cannot be rebuilt by import; pass the same "
+                          "model again, sgdlab.load(RUN_DIR, model=...), or train with an "
+                          "import path, model='package.module:factory'")
     if isinstance(spec["import"], str):  # a user network by import path (sgdlab.user_models)
         return get_model(spec["import"])
     return Model(spec.get("name", "custom"), import_object(spec["import"]["init"]),
@@ -228,9 +230,10 @@ class Predictor:
         state = dict(self.__dict__)
         if not self.spec.get("model", {}).get("builtin") and \
                 not self.spec.get("model", {}).get("import"):
-            raise TypeError(f"cannot pickle a model whose functions ({self.model.name!r}) "
-                            "were defined inside a function or in __main__; define them at "
-                            "module level")
+            raise TypeError(f"cannot pickle the model {self.model.name!r}: it was given as an "
+                            "object (a network instance, or functions defined inside a "
+                            "function or in __main__) that cannot be rebuilt by import; define "
+                            "it at module level and train with model='package.module:factory'")
         state["params"] = jax.tree_util.tree_map(np.asarray, self.params)
         state.pop("model"), state.pop("loss")
         return state

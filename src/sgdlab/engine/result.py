@@ -129,9 +129,11 @@ class FitResult:
         state = dict(self.__dict__)
         spec = self.spec()
         if not spec["model"].get("builtin") and not spec["model"].get("import"):
-            raise TypeError(f"cannot pickle a result whose model functions "
-                            f"({self.model.name!r}) were defined inside a function or in "
-                            "__main__; define them at module level")
+            raise TypeError(f"cannot pickle the result of the model {self.model.name!r}: it "
+                            "was given as an object (a network instance, or functions defined "
+                            "inside a function or in __main__) that cannot be rebuilt by "
+                            "import; define it at module level and train with "
+                            "model='package.module:factory'")
         state["model"], state["loss"] = spec["model"], spec["loss"]
         to_host = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
         state["params"], state["opt_state"] = to_host(self.params), to_host(self.opt_state)

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
+from ..errors import DataError
 from ..models import get_model
 from . import _params
 from ._base import MiniBatchEstimator
@@ -41,6 +42,28 @@ class _NetworkPart:
 
     def _set_fitted_arrays(self) -> None:
         self._apply = None  # compiled afresh for the new parameters' structure
+
+    def _keep(self, result, history, first_epoch: int) -> None:
+        super()._keep(result, history, first_epoch)
+        #: the shape of one training example: predictions take that shape (or it flattened)
+        self.example_shape_ = tuple(result.example_shape)
+
+    def _validated(self, X) -> np.ndarray:
+        """``X`` of the fitted example shape (flattened rows of it are reshaped), else one
+        message naming both shapes; scikit-learn's own check follows."""
+        from sklearn.utils.validation import check_is_fitted
+        check_is_fitted(self)
+        arr = X if hasattr(X, "shape") else np.asarray(X)
+        shape, n = tuple(self.example_shape_), len(arr) if np.ndim(arr) else 0
+        if len(shape) > 1 and np.ndim(arr) == 2 and arr.shape[1] == int(np.prod(shape)):
+            arr = np.asarray(arr).reshape((n,) + shape)
+        if tuple(np.shape(arr)[1:]) != shape:
+            raise DataError(f"{type(self).__name__} was fitted on examples of shape {shape}; "
+                            f"X has shape {tuple(np.shape(arr))}: give ({n}, "
+                            f"{', '.join(map(str, shape))})"
+                            + (f" or the flattened ({n}, {int(np.prod(shape))})"
+                               if len(shape) > 1 else ""))
+        return super()._validated(arr)
 
     def _outputs(self, X: np.ndarray) -> np.ndarray:
         if getattr(self, "_apply", None) is None:
