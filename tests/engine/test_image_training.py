@@ -9,10 +9,10 @@ import pytest
 from sklearn.datasets import load_digits
 
 import sgdlab
+from helpers import back_to_a_middle_checkpoint
 from sgdlab import TrainConfig
 from sgdlab.data import Dataset, from_arrays, split
 from sgdlab.engine import train
-from sgdlab.engine.checkpoint import CheckpointStore
 from sgdlab.engine.setup import model_input, resolve_model
 from sgdlab.engine.stream_fit import train_parallel
 from sgdlab.grad import check_model_gradient
@@ -84,13 +84,7 @@ def test_a_cnn_run_resumes_bit_identically(digit_images, tmp_path):
     whole = sgdlab.fit(X, y, out=ref, **job)
     run = tmp_path / "run"
     shutil.copytree(ref, run)
-    store = CheckpointStore(run)
-    inner = [s for s in store.steps() if 0 < s < whole.steps]
-    middle = inner[len(inner) // 2]
-    for step in store.steps():
-        if step > middle:
-            for p in store.paths(step):
-                p.unlink()
+    middle = back_to_a_middle_checkpoint(run, whole.steps)
     again = sgdlab.fit(X, y, resume=run, plots=False)
     assert again.extra["resumed_from_step"] == middle
     for a, b in zip(jax.tree_util.tree_leaves(whole.params),

@@ -13,10 +13,10 @@ from flax import nnx
 from sklearn.datasets import load_digits
 
 import sgdlab
+from helpers import back_to_a_middle_checkpoint
 from sgdlab import TrainConfig
 from sgdlab.data import from_arrays
 from sgdlab.engine import train
-from sgdlab.engine.checkpoint import CheckpointStore
 from sgdlab.lab.noise import estimate_noise_scale
 from sgdlab.lab.prepare import prepare
 from sgdlab.user_models import to_model
@@ -77,13 +77,7 @@ def test_a_flax_run_resumes_bit_identically(digits, tmp_path):
     whole = sgdlab.fit(X, y, model=LinenMLP(), out=ref, **job)
     run = tmp_path / "run"
     shutil.copytree(ref, run)
-    store = CheckpointStore(run)
-    inner = [s for s in store.steps() if 0 < s < whole.steps]
-    middle = inner[len(inner) // 2]
-    for step in store.steps():
-        if step > middle:
-            for p in store.paths(step):
-                p.unlink()
+    middle = back_to_a_middle_checkpoint(run, whole.steps)
     again = sgdlab.fit(X, y, model=LinenMLP(), resume=run, plots=False)
     assert again.extra["resumed_from_step"] == middle
     for u, v in zip(jax.tree_util.tree_leaves(whole.params),
