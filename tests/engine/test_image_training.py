@@ -118,3 +118,10 @@ def test_split_and_subset_keep_the_example_shape(digit_images):
     X, y = digit_images
     parts = split(Dataset(X, y, "classification", tuple(range(10))), validation=0.2, seed=0)
     assert parts.train.X.shape[1:] == parts.validation.X.shape[1:] == (8, 8, 1)
+
+
+def test_random_search_takes_images(digit_images):
+    X, y = digit_images
+    r = sgdlab.fit(X, y, **SMALL_CNN, method="random-local", attempts=20, plots=False)
+    assert r.status == "completed" and r.example_shape == (8, 8, 1)
+    assert r.predict(X[:3]).shape == (3,)
