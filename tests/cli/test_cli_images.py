@@ -59,8 +59,8 @@ def test_train_then_predict_a_cnn_on_images(tmp_path, images_npz, capsys):
     ("sweep", ["--batch-sizes", "32", "--seeds", "1", "--budget", "2 epochs",
                "--target-accuracy", "0.5", "--no-probe", "--noise-batches", "16,128",
                "--compile-cache", "off"]),
-    ("landscape", ["--seeds", "2", "--grid", "5", "--segments", "5", "--path-steps", "10",
-                   "--epochs", "1"]),
+    ("landscape", ["--seeds", "2", "--grid", "3", "--segments", "3", "--path-steps", "4",
+                   "--epochs", "1", "--saddle", "saddle"]),
 ])
 def test_every_lab_verb_takes_the_cnn(verb, args, tmp_path, capsys):
     quiet = [] if verb == "gradcheck" else ["--quiet"]
