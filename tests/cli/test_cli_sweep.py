@@ -104,3 +104,14 @@ def test_a_target_nobody_reaches_still_gives_the_table_verdict_and_report(tmp_pa
     assert "No batch size reached" in captured.err and "--budget" in captured.err
     assert (out / "report.html").is_file() and (out / "decomposition.png").is_file()
     assert "sweep on digits" in captured.out
+
+
+def test_a_piped_sweep_prints_plain_progress_lines(tmp_path, capsys, monkeypatch):
+    from sgdlab.cli import display
+    monkeypatch.setattr(display, "PIPED_PROGRESS_SECONDS", 0.0)  # every update prints
+    assert main(["sweep", *SMALL, "--out", str(tmp_path / "s"), "--compile-cache", "off"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sweep: ")]
+    assert len(lines) > 3
+    done, total = lines[-1].split()[1].split("/")
+    assert done == total  # the last line is the final state
+    assert all("\x1b" not in ln for ln in lines)  # plain text, no bar

@@ -8,6 +8,7 @@ each batch size needs): ``replan`` events reset the bar's total. No number is pr
 from __future__ import annotations
 
 import math
+import time
 
 from rich import box
 from rich.console import Console
@@ -17,31 +18,57 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 from rich.table import Table
 
 from ..report.html import tie_sentence  # plain text (no plotting imported)
+from . import display
 from .display import NARROW, console, result_console
 
 
 class SweepProgress:
-    """A ``run_sweep`` callback: runs done of all runs (plus probe and noise steps), ETA."""
+    """A ``run_sweep`` callback: runs done of all runs (plus probe and noise steps), ETA.
+
+    In a terminal a live bar; piped, a plain line at most every
+    :data:`~sgdlab.cli.display.PIPED_PROGRESS_SECONDS` and one for the final state, as
+    ``sgdlab train`` prints them.
+    """
 
     def __init__(self):
+        self.live = console.is_terminal
         self.progress = Progress(
             TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=console, transient=False)
+            TimeRemainingColumn(), console=console, transient=False, disable=not self.live)
         self.task = None
         self.reused = 0
         self.extra_done = 0
+        self.clock0 = self.printed_at = time.perf_counter()
+        self.last_line = None
 
     def __enter__(self):
         self.progress.__enter__()
         return self
 
     def __exit__(self, *exc):
+        self._print_line(final=True)
         return self.progress.__exit__(*exc)
 
     def phase(self, name: str) -> None:
         if self.task is not None:
             self.progress.update(self.task, info=name)
+            self._print_line()
+
+    def _print_line(self, final: bool = False) -> None:
+        """Piped only: ``sweep: done/total what (elapsed)``, every so often and at the end."""
+        if self.live or self.task is None:
+            return
+        now = time.perf_counter()
+        if not final and now - self.printed_at < display.PIPED_PROGRESS_SECONDS:
+            return
+        task = next(t for t in self.progress.tasks if t.id == self.task)
+        line = f"sweep: {task.completed:.0f}/{task.total:.0f} {task.fields.get('info', '')}"
+        if final and line == self.last_line:
+            return
+        self.printed_at, self.last_line = now, line
+        console.print(f"{line} ({now - self.clock0:.1f} s)", highlight=False, markup=False,
+                      soft_wrap=True)
 
     def _total(self, event: dict) -> None:
         """``plan`` and ``replan``: ``runs`` expected runs (done ones included) plus ``extra``
@@ -70,6 +97,7 @@ class SweepProgress:
         elif kind == "probe":
             self.extra_done += event.get("count", 1)
             self.progress.advance(self.task, event.get("count", 1))
+        self._print_line()
 
 
 def _finite(v) -> bool:
