@@ -61,3 +61,12 @@ def test_an_option_of_another_optimiser_does_not_split_programs():
     base = TrainConfig(optimizer="sgd")
     assert _key(base.replace(momentum=0.5)) == _key(base)
     assert _key(base.replace(weight_decay=0.5)) == _key(base)
+
+
+@pytest.mark.parametrize("text", ["6,,16", "128,", ",64"])
+def test_an_empty_entry_in_a_list_of_widths_is_refused(text):
+    from sgdlab.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"channels|an empty entry between commas"):
+        TrainConfig(model="cnn", channels=text)
+    with pytest.raises(ConfigError, match="an empty entry between commas"):
+        TrainConfig(model="mlp", hidden=text)

@@ -194,8 +194,12 @@ def _object_name(value) -> str:
 
 def parse_hidden(text: str, what: str = "hidden sizes") -> tuple:
     """``"256,128"`` -> ``(256, 128)``, with a clear error (naming ``what``) for anything else."""
+    parts = str(text).replace(" ", "").split(",")
+    if "" in parts and any(parts):  # "6,,16" or "128,": a missing number, not a typo to skip
+        raise ConfigError(f"{what} must be comma-separated whole numbers, got {text!r} (an "
+                          "empty entry between commas)")
     try:
-        sizes = tuple(int(p) for p in str(text).replace(" ", "").split(",") if p)
+        sizes = tuple(int(p) for p in parts if p)
     except ValueError:
         raise ConfigError(f"{what} must be comma-separated whole numbers, got {text!r}") \
             from None
