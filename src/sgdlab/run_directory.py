@@ -165,7 +165,8 @@ class RunDirectory:
         if not d.get("spec"):
             raise ConfigError(f"cannot resume {str(self.resume)!r} without data: the run was "
                               "trained on in-memory arrays, which a checkpoint does not hold; "
-                              "pass the same X, y (or Dataset) again")
+                              "pass the same X, y (or Dataset) again, or on the command "
+                              "line the same data as a file: --resume RUN --data FILE")
         return d["spec"], None, d.get("label_column"), d.get("task")
 
     @staticmethod

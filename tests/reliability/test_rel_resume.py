@@ -157,7 +157,8 @@ def test_python_api_resume_of_arrays_needs_the_arrays(tmp_path):
     from sgdlab.data import load_data
     ds = load_data(DATA)
     sgdlab.fit(ds.X, ds.y, out=tmp_path / "r", **dict(JOB, epochs=1))
-    with pytest.raises(ConfigError, match="in-memory arrays"):
+    with pytest.raises(ConfigError, match=r"in-memory arrays.*pass the same X, y .*again, or "
+                                          r"on the command line .*--resume RUN --data FILE"):
         sgdlab.fit(resume=tmp_path / "r")
     r = sgdlab.fit(ds.X, ds.y, resume=tmp_path / "r", epochs=2)
     assert r.extra["resumed_from_step"] > 0 and r.status == "completed"

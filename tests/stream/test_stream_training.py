@@ -129,7 +129,8 @@ def test_streamed_validation_errors_say_how_to_fix(tmp_path, shard_set):
     from sgdlab.data.convert import convert
     path, X, y = shard_set
     one = convert(write_csv(tmp_path / "one.csv", X[:20], y[:20]), tmp_path / "one")
-    with pytest.raises(ConfigError, match="has 1 block.*smaller --block-rows"):
+    with pytest.raises(ConfigError, match="has 1 block.*smaller --block-rows.*"
+                                          r"\(--validation-fraction 0\)"):
         sgdlab.fit(str(one), model="logistic", batch_size=4)
     other = convert(write_csv(tmp_path / "w.csv", X[:20, :3], y[:20]), tmp_path / "w",
                     block_rows=5)

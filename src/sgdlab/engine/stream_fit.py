@@ -47,8 +47,8 @@ def split_blocks(shards: ShardSet, fraction: float, seed: int):
     if shards.n_blocks < 2:
         raise ConfigError(
             f"{shards.path} has 1 block, so no block can be held out for validation; convert "
-            "with a smaller --block-rows, give separate validation data, or set "
-            "validation_fraction to 0")
+            "with a smaller --block-rows, give separate validation data (--validation-data), "
+            "or set the validation fraction to 0 (--validation-fraction 0)")
     order = np.random.default_rng([seed, 99]).permutation(shards.n_blocks)
     n_val = min(shards.n_blocks - 1, max(1, round(fraction * shards.n_blocks)))
     return np.sort(order[n_val:]), np.sort(order[:n_val])
