@@ -99,3 +99,16 @@ def example_shape(n_in) -> tuple[int, ...]:
             raise bad()
         out.append(n)
     return tuple(out)
+
+
+def output_width(n_out) -> int:
+    """A model's ``n_out``, the scores per example: a positive int, else :class:`ConfigError`."""
+    try:
+        if isinstance(n_out, bool):
+            raise TypeError
+        width = operator.index(n_out)
+    except TypeError:
+        width = 0
+    if width < 1:
+        raise ConfigError(f"model sizes must be positive integers, got n_out={n_out!r}")
+    return width

@@ -41,7 +41,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from ._types import Array, Model, Params, example_shape
+from ._types import Array, Model, Params, example_shape, output_width
 from .errors import ConfigError, choices_message
 
 __all__ = ["ACTIVATIONS", "MODELS", "cnn", "example_shape", "get_model", "linear", "mlp",
@@ -90,19 +90,7 @@ def _init_std(activation: str, fan_in: int, fan_out: int) -> float:
 
 def _check_dims(n_in, n_out) -> tuple[int, int]:
     """``(number of inputs, n_out)``: ``n_in`` is an int or an example shape (flattened)."""
-    return math.prod(example_shape(n_in)), _check_n_out(n_out)
-
-
-def _check_n_out(n_out) -> int:
-    try:
-        if isinstance(n_out, bool):
-            raise TypeError
-        n_out = operator.index(n_out)
-    except TypeError:
-        raise ConfigError(f"model sizes must be integers, got n_out={n_out!r}") from None
-    if n_out < 1:
-        raise ConfigError(f"model sizes must be positive, got n_out={n_out}")
-    return n_out
+    return math.prod(example_shape(n_in)), output_width(n_out)
 
 
 def _rows(X: Array) -> Array:
@@ -359,7 +347,7 @@ def cnn(channels: int | Sequence[int] = (6, 16), kernel: int = 5,
 
     def init(key: Array, n_in, n_out: int, *, dtype=jnp.float32) -> Params:
         H, W, C = image_shape(n_in)
-        n_out = _check_n_out(n_out)
+        n_out = output_width(n_out)
         conv_key, dense_key = jax.random.split(key)
         conv = []
         for kk, c_in, c_out in zip(jax.random.split(conv_key, len(chans)), (C, *chans), chans):

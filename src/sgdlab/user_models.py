@@ -40,14 +40,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import operator
 import os
 import sys
 
 import jax
 import jax.numpy as jnp
 
-from ._types import Array, Model, Params, example_shape
+from ._types import Array, Model, Params, example_shape, output_width
 from .errors import ConfigError
 
 __all__ = ["from_equinox", "from_linen", "from_nnx", "is_equinox_module", "is_linen_module",
@@ -86,16 +85,7 @@ def is_equinox_module(obj) -> bool:
 
 
 def _shape_and_width(n_in, n_out) -> tuple[tuple[int, ...], int]:
-    shape = example_shape(n_in)
-    try:
-        if isinstance(n_out, bool):
-            raise TypeError
-        width = operator.index(n_out)
-    except TypeError:
-        width = 0
-    if width < 1:
-        raise ConfigError(f"model sizes must be positive integers, got n_out={n_out!r}")
-    return shape, width
+    return example_shape(n_in), output_width(n_out)
 
 
 def _check_outputs(name: str, apply, params: Params, shape: tuple[int, ...], n_out: int,
