@@ -79,7 +79,7 @@ def test_shapes_on_any_image_size(shape, flat):
 @pytest.mark.parametrize("shape, act", [((6, 6, 2), "relu"), ((5, 7, 3), "tanh"),
                                         ((4, 3, 1), "identity")])
 def test_forward_matches_numpy_loops(shape, act):
-    """Even sides (the reshape pooling) and odd ones (reduce_window), kernel layout (O, k, k, I)
+    """Even sides and odd ones (padded with -inf), kernel layout (O, k, k, I)
     and the flatten order (h, w, c) all agree with a plain NumPy forward pass."""
     np_act = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh,
               "identity": lambda z: z}[act]

@@ -96,9 +96,11 @@ def unrolled_steps(step_on, state: TrainState, xs: tuple, n_active):
     Why: XLA's CPU backend runs a convolution inside a loop body several times slower than the
     same convolution outside one (jax-ml/jax#12868). One SGD step of the built-in cnn on 28x28
     images at batch 32 took 40 ms inside the loop and 8 ms unrolled (2 cores, 8 or 16 steps per
-    call; a Python loop of jitted steps: 8.6 ms). CPU runs of networks with convolutions take
-    this form (:func:`uses_convolution`); everything else keeps the loop, which compiles once
-    for any ``K``.
+    call; a Python loop of jitted steps: 8.6 ms), when it convolved with XLA. CPU runs of
+    networks with XLA convolutions take this form (:func:`uses_convolution`): user networks
+    such as Flax's ``nn.Conv``, and cnn layers with many input channels. Everything else keeps
+    the loop, which compiles once for any ``K``; the built-in cnn's banded matrix products
+    (:mod:`sgdlab.convolution`) run as fast in the loop as unrolled.
     """
     losses = []
     for k in range(xs[0].shape[0]):
@@ -111,7 +113,9 @@ def unrolled_steps(step_on, state: TrainState, xs: tuple, n_active):
 
 
 def uses_convolution(model, n_in, n_out: int) -> bool:
-    """Whether ``model.apply`` convolves (traced on abstract values: nothing is computed).
+    """Whether ``model.apply`` runs an XLA convolution (traced on abstract values: nothing is
+    computed). The built-in cnn's banded products (:func:`sgdlab.convolution.conv2d_same` on a
+    CPU, few input channels) are matrix products, not convolutions, here.
 
     A network that cannot be traced this way is taken to have no convolution: it then runs in
     the loop kernel, which is correct for any network and only slower for convolutions."""
