@@ -78,6 +78,16 @@ def test_models_and_results_pickle_to_the_same_predictions(iris_like):
     assert out.strip() == str(list(result.predict(X[:5])))
 
 
+def test_metrics_and_model_files_give_the_classes_with_their_types(tmp_path):
+    """Integer labels stay integers in metrics.json, as in model.json (not '0', '1')."""
+    X = np.random.default_rng(0).standard_normal((60, 2))
+    y = np.array([3, 7, 9])[np.arange(60) % 3]
+    sgdlab.fit(X, y, epochs=1, out=tmp_path / "run", plots=False)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    saved = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert metrics["classes"] == saved["classes"] == [3, 7, 9]
+
+
 def test_a_regression_model_predicts_in_original_units(tmp_path):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((200, 3)).astype(np.float32)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..engine.result import FitResult
 from ..engine.model_file import save_model
+from ..engine.predictor import plain_labels
 from ..engine.rundir import environment, prepare_dir, write_json_atomic, write_text_atomic
 
 FILES = ("config.json", "history.csv", "metrics.json", "params.npz", "model.json",
@@ -21,7 +22,7 @@ def write_run(out, result: FitResult, data_name: str = "", plots: bool = True) -
     write_text_atomic(out / "history.csv", result.history.to_csv_text())
     metrics = result.summary()
     metrics.update(model=result.model.name, loss=result.loss.name, task=result.task,
-                   classes=[str(c) for c in result.classes], data=data_name,
+                   classes=plain_labels(result.classes), data=data_name,
                    environment=environment())
     if result.standardizer is not None:
         metrics["standardizer"] = result.standardizer.to_dict()
