@@ -18,6 +18,17 @@ def test_gradcheck_passes_for_autodiff_and_closed_form(tmp_path, capsys):
     assert "PASSED" in capsys.readouterr().out
 
 
+def test_gradcheck_table_shows_every_tensor_name_whole(capsys):
+    """Piped, the table keeps the names apart ('layers/0/W', not 'layers/…') and its last
+    column."""
+    assert main(["gradcheck", "--data", "digits-images", "--model", "cnn", "--examples", "4",
+                 "--coords", "5"]) == 0
+    out = capsys.readouterr().out
+    for name in ("layers/0/W", "layers/0/b", "layers/1/W", "layers/1/b"):
+        assert name in out
+    assert "…" not in out and out.count("good") + out.count("ok") >= 4
+
+
 def test_gradcheck_bad_input_exits_2(capsys):
     assert main(["gradcheck", "--gradient", "symbolic"]) == 2
     assert "unknown gradient 'symbolic'" in capsys.readouterr().err

@@ -177,13 +177,18 @@ def print_summary(result, out: str | None = None, console_out: Console | None = 
 
 def print_gradcheck(report, title: str) -> None:
     """One row per parameter tensor of a :class:`~sgdlab.grad.GradCheckReport`."""
-    out = result_console(100)
+    out = result_console()
     table = fitted_table(out, title=title)
+    # the tensor names keep their width (up to 48 columns; longer ones fold onto a second
+    # line): squeezed, 'layers/0/W' and 'layers/1/W' both read 'layers/…'
+    name_width = min(max((len(t.name) for t in report.tensors), default=6), 48)
     for col in ("tensor", "shape", "checked", "rel. error", "worst at", "analytic",
                 "numerical", "kinks", "verdict"):
         # headers may wrap in a narrow terminal; the figures never do
         table.add_column(col, justify="left" if col in ("tensor", "verdict") else "right",
-                         no_wrap=col not in ("tensor", "worst at"))
+                         no_wrap=col not in ("tensor", "worst at"),
+                         min_width=name_width if col == "tensor" else None,
+                         overflow="fold" if col == "tensor" else "ellipsis")
     styles = {"good": "green", "ok": "green", "near-kink": "yellow", "fail": "red",
               "wrong": "bold red"}
     for t in report.tensors:
