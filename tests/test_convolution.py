@@ -29,6 +29,7 @@ def xla_pool(h):
 @pytest.mark.parametrize("shape, out_channels, k, tile", [
     ((2, 28, 28, 1), 6, 5, None), ((3, 14, 14, 6), 16, 5, None),
     ((2, 14, 14, 3), 4, 5, 3),     # a last partial tile (14 = 4 x 3 + 2)
+    ((2, 3, 31, 2), 3, 3, 3),      # 11 tiles: strided column slices, a partial last tile
     ((2, 5, 7, 3), 4, 3, 40),      # a tile wider than the image
     ((2, 6, 9, 2), 3, 4, None),    # an even kernel: one more zero after than before
     ((2, 8, 8, 2), 3, 1, None),    # 1x1: a plain matrix product
@@ -51,6 +52,12 @@ def test_banded_equals_xla_convolution_with_both_gradients(shape, out_channels, 
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
         for a, b in zip(got_grads, want_grads):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-11)
+
+
+def test_tile_must_be_positive():
+    h, W = jnp.ones((1, 4, 4, 1)), jnp.ones((2, 3, 3, 1))
+    with pytest.raises(ValueError, match="tile must be a positive number of output columns"):
+        banded_conv2d(h, W, 0)
 
 
 def test_band_tile():

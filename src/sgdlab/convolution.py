@@ -1,7 +1,9 @@
 """The convolution and pooling of the built-in cnn, in the form this backend runs fastest.
 
-``conv2d_same(h, W)`` and ``max_pool_2x2(h)`` take images channels last, ``h: (B, H, W, C)``,
-and kernels output-channel first, ``W: (O, k, k, C)``.
+``conv2d_same(h, W)`` and ``max_pool_2x2(h)`` take images channels last, ``h: (B, H, Wd, C)``,
+and kernels output-channel first, ``W: (O, k, k, C)``: one filter ``W[o]`` per leading index,
+so the landscape's per-filter normalisation of directions works per leading index, as for
+the output-major dense ``W``.
 
 Why not always ``lax.conv_general_dilated``: XLA's CPU convolutions are slow when few channels
 go in. On a 2-core CPU (AVX-512) at batch 128, the cnn's first convolution (28x28, 1 -> 6
@@ -11,11 +13,14 @@ with respect to its input. Written as one matrix product with a banded weight ma
 (:func:`banded_conv2d`) they took 0.8, 1.7 and 1.9 ms, although the banded product does about
 twice the multiply-adds. With 8 or more input channels the convolution won (32x32, 8 -> 16,
 3x3: 8.7 ms for forward and backward against 12.5 ms banded; 14x14, 16 -> 32, 5x5: 11.2
-against 13.4 ms), so the banded form is taken on the CPU below :data:`BANDED_MAX_CHANNELS`
-input channels, and the convolution elsewhere (GPUs run it with cuDNN).
+against 13.4 ms), so the banded form is taken on the CPU for at most
+:data:`BANDED_MAX_CHANNELS` input channels, and the convolution elsewhere (GPUs run it with
+cuDNN).
 """
 
 from __future__ import annotations
+
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -34,8 +39,8 @@ CONV_DIMENSIONS = ("NHWC", "OHWI", "NHWC")
 
 
 def conv2d_same(h: Array, W: Array) -> Array:
-    """Cross-correlation, stride 1, SAME zero padding: ``h (B, H, W, C)``, ``W (O, k, k, C)``
-    -> ``(B, H, W, O)``::
+    """Cross-correlation, stride 1, SAME zero padding: ``h (B, H, Wd, C)``, ``W (O, k, k, C)``
+    -> ``(B, H, Wd, O)``::
 
         out[b, y, x, o] = sum_{i, j, c} hp[b, y + i, x + j, c] W[o, i, j, c]
 
@@ -69,18 +74,22 @@ def banded_conv2d(h: Array, W: Array, tile: int | None = None) -> Array:
     so all outputs are ``windows (B H n_tiles, k s C) @ T (k s C, t O)``. ``T`` is built from
     ``W`` by an einsum with a constant 0/1 band, so gradients reach ``W`` through it. A last
     partial tile computes a few columns past the image and drops them.
+
+    Memory: the windows hold ``k s / t`` values per input value (11 for ``k = 5``), kept for
+    the backward pass; XLA's convolution keeps none. That is why only layers with few input
+    channels take this form, where the inputs are small.
     """
     B, H, Wd, C = h.shape
     O, k, _, _ = W.shape
-    t = tile or band_tile(k, Wd)
+    t = band_tile(k, Wd) if tile is None else operator.index(tile)
+    if t < 1:
+        raise ValueError(f"tile must be a positive number of output columns, got {tile!r}")
     n_tiles = -(-Wd // t)
     span = t + k - 1
     before = (k - 1) // 2
     hp = jnp.pad(h, ((0, 0), (before, k - 1 - before),
                      (before, n_tiles * t - Wd + k - 1 - before), (0, 0)))
-    windows = jnp.stack([jnp.stack([hp[:, i:i + H, q * t:q * t + span] for i in range(k)],
-                                   axis=2) for q in range(n_tiles)], axis=2)
-    # windows: (B, H, n_tiles, k, span, C)
+    windows = _windows(hp, H, k, t, n_tiles)                 # (B, H, n_tiles, k, span, C)
     band = np.zeros((k, span, t), np.float32)
     for j in range(k):
         band[j, np.arange(t) + j, np.arange(t)] = 1
@@ -89,12 +98,30 @@ def banded_conv2d(h: Array, W: Array, tile: int | None = None) -> Array:
     return out.reshape(B, H, n_tiles * t, O)[:, :, :Wd]
 
 
+#: Up to this many tiles per row, :func:`_windows` cuts one slice per (tile, kernel row).
+#: Above, one strided slice per window column: fewer operations in the program (k + s instead
+#: of k x n_tiles, so a 512-pixel-wide image compiles in a fraction of the 5 s it took), but
+#: each SGD step of the cnn on 28x28 images (4 tiles) ran 7 % slower that way on a 2-core CPU.
+SLICED_MAX_TILES = 8
+
+
+def _windows(hp: Array, H: int, k: int, t: int, n_tiles: int) -> Array:
+    """``w[b, y, q, i, p, c] = hp[b, y + i, q t + p, c]`` from the padded ``hp``:
+    ``(B, H, n_tiles, k, t + k - 1, C)``."""
+    span = t + k - 1
+    if n_tiles <= SLICED_MAX_TILES:
+        return jnp.stack([jnp.stack([hp[:, i:i + H, q * t:q * t + span] for i in range(k)],
+                                    axis=2) for q in range(n_tiles)], axis=2)
+    columns = jnp.stack([hp[:, :, p:p + (n_tiles - 1) * t + 1:t] for p in range(span)], axis=3)
+    return jnp.stack([columns[:, i:i + H] for i in range(k)], axis=3)
+
+
 def max_pool_2x2(h: Array) -> Array:
-    """2x2 max pooling, stride 2: ``h (B, H, W, C)`` -> ``(B, ceil(H/2), ceil(W/2), C)``. An
+    """2x2 max pooling, stride 2: ``h (B, H, Wd, C)`` -> ``(B, ceil(H/2), ceil(Wd/2), C)``. An
     odd side is padded with ``-inf`` at its end (SAME), so its last window holds one row or
     column and a 1-pixel side stays 1.
 
-    Two pairwise maxima (:func:`pair_max`): of rows ``2y`` and ``2y + 1`` (rows of ``W C``
+    Two pairwise maxima (:func:`pair_max`): of rows ``2y`` and ``2y + 1`` (rows of ``Wd C``
     contiguous values), then of columns ``2x`` and ``2x + 1``. Each sends the gradient to the
     side that won, so at a tie it goes to the top row, then to the left column: a subgradient. JAX's
     own gradient of a max over a ``(B, H/2, 2, W/2, 2, C)`` reshape shares ties (a mask, a

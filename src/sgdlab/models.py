@@ -97,7 +97,8 @@ def _check_dims(n_in, n_out) -> tuple[int, int]:
 def _rows(X: Array) -> Array:
     """``X: (B, *example_shape) -> (B, prod(example_shape))``; a 2-D batch is returned as is
     (a static check at trace time, so vector examples keep their exact program)."""
-    return X if X.ndim == 2 else X.reshape(X.shape[0], -1)
+    # math.prod, not -1: a batch of 0 rows cannot infer a -1 dimension
+    return X if X.ndim == 2 else X.reshape(X.shape[0], math.prod(X.shape[1:]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,7 +334,7 @@ def cnn(channels: int | Sequence[int] = (6, 16), kernel: int = 5,
         h = X
         for layer in params["conv"]:
             h = max_pool_2x2(act(conv2d_same(h, layer["W"]) + layer["b"]))
-        return _dense_apply(params["layers"], h.reshape(h.shape[0], -1), act)
+        return _dense_apply(params["layers"], _rows(h), act)
 
     apply.spec = {"builtin": "cnn", "channels": list(chans), "kernel": k, "hidden": list(sizes),
                   "activation": act_name}

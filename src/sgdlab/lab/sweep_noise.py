@@ -64,7 +64,7 @@ def _with_curvature(params, prepared, l2: float, seed: int) -> dict:
     # with XLA's convolutions), so it takes 1/16 of them (wider intervals, which the report
     # shows). The built-in cnn convolves by matrix products on a CPU, hence its own test.
     examples, hessian_examples = 512, 2048
-    if prepared.model.name == "cnn" or uses_convolution(
+    if getattr(prepared.model.apply, "spec", {}).get("builtin") == "cnn" or uses_convolution(
             prepared.model, model_input(prepared.example_shape), prepared.n_out):
         examples, hessian_examples = 128, 512
     s = noise_scales(params, prepared, l2=l2, seed=seed, examples=examples,
