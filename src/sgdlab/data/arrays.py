@@ -127,6 +127,24 @@ def _read_npy(src: str, mmap: bool = False):
     return arr[:, :-1], arr[:, -1]
 
 
+def read_npy_examples(path) -> np.ndarray | None:
+    """The features of a ``.npy`` file of examples of more than one axis, ``(N,
+    *example_shape)``, as checked float32, with no labels: what a model of such examples
+    predicts on. ``None`` for an array of at most two axes, a table that :func:`load_npy`
+    reads (its label perhaps in the last column). Training never reads a ``.npy`` file so."""
+    src = existing_file(path)
+    arr = _np_load(src, mmap=True)
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise DataError(f"{src}: is an .npz archive, not a single array; load it with load_npz")
+    if arr.ndim <= 2:
+        return None
+    X, _ = _check_shapes(arr, np.zeros(len(arr)), src)
+    names = tuple(f"x{j}" for j in range(math.prod(X.shape[1:])))
+    return as_finite_float32(_numeric_features(np.asarray(X), src, names), source=src,
+                             columns=names)
+
+
 def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) -> Dataset:
     """Load a ``.npz`` archive holding features ``x_key: (N, d)`` or ``(N, *example_shape)``
     (images ``(N, H, W, C)``, sequences ``(N, T, d)``) and labels ``y_key: (N,)``.

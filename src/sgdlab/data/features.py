@@ -8,9 +8,12 @@ position: ``d`` columns are features, ``d + 1`` are features and the label last 
 LibSVM files always go by position; a LibSVM file is read ``n_features`` wide). Every format
 of :data:`~sgdlab.data.formats.FORMATS` works, with its located error messages.
 
-Examples of more than one axis (an ``.npz`` archive of images, IDX images) come back in their
-own shape, ``X (N, *example_shape)``, their ``d = prod(example_shape)`` checked against the
-model's. An IDX images file needs no labels file to be predicted on.
+Examples of more than one axis (an ``.npz`` archive of images, IDX images, a ``.npy`` array
+``(N, *example_shape)``) come back in their own shape, ``X (N, *example_shape)``, their
+``d = prod(example_shape)`` checked against the model's. An IDX images file needs no labels
+file to be predicted on, and an ``.npy`` array of more than two axes holds no labels; a flat
+``.npy`` table ``(N, d)`` (or ``(N, d + 1)``, the label last) is reshaped to the model's
+examples.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import DataError
+from .arrays import read_npy_examples
 from .formats import for_path
 from .idx import labels_path, read_images
 from .loaders import load_data
@@ -148,6 +152,13 @@ def _by_position_arrays(path, n_features: int, task) -> Features:
         if ds.d != n_features:
             raise DataError(f"{path}: X has {ds.d} features; the model takes {n_features}")
         return Features(ds.X, _original_labels(ds), fmt.label)
+    if fmt is not None and fmt.name == "npy":
+        X = read_npy_examples(path)  # examples of more axes to predict on need no labels
+        if X is not None:
+            if X[0].size != n_features:
+                raise DataError(f"{path}: examples of shape {X.shape[1:]} hold {X[0].size} "
+                                f"features; the model takes {n_features}")
+            return Features(X, None, None)
     # one table (.npy), the label perhaps its last column (an unknown type: load_data says so)
     ds = load_data(str(path), task="regression")
     if ds.d + 1 == n_features:
