@@ -67,7 +67,8 @@ def scaling_exponents(batch_sizes: Sequence[float], steps: Sequence[float]) -> l
 def scaling_sentence(scaling: dict, batch_sizes: Sequence[float],
                      steps: Sequence[float]) -> str:
     """Where steps to target stop falling in proportion (the first pair with ``e < 1/2``),
-    and the fit with its quality, in words."""
+    and the fit with its quality, in words. Steps that rose with the batch are said to rise
+    (by the inverse factor), and a local exponent is written with one sign (``B^0.027``)."""
     ex = scaling_exponents(batch_sizes, steps)
     if not ex:
         return ("Too few batch sizes reached the target to see where steps to target stop "
@@ -89,12 +90,37 @@ def scaling_sentence(scaling: dict, batch_sizes: Sequence[float],
                 f"save steps{fit}.")
     b0, b1, e = ex[stop]
     gain = (b1 / b0) ** e
+    change = fell_or_rose(gain)
     if stop == 0:
         best = max(e_ for _, _, e_ in ex)
-        return (f"Steps to target fell less than in proportion to the batch size from the "
-                f"smallest one on: from {b0:g} to {b1:g} they fell {gain:.3g}x for "
-                f"{b1 / b0:g}x the batch (perfect scaling: {b1 / b0:g}x), and at best as "
-                f"B^-{best:.2g} between neighbouring batch sizes{fit}.")
+        head = ("fell less than in proportion to the batch size" if change.startswith("fell")
+                else "did not fall with the batch size")
+        at_best = ("" if len(ex) == 1 else
+                   f", and at best as {power_of_b(-best)} between neighbouring batch sizes"
+                   if best > 0 else ", and between no neighbouring batch sizes did they fall "
+                   f"(at best they went as {power_of_b(-best)})")
+        return (f"Steps to target {head} from the smallest one on: from {b0:g} to {b1:g} they "
+                f"{change} for {b1 / b0:g}x the batch (perfect scaling: they would fall "
+                f"{b1 / b0:g}x){at_best}{fit}.")
+    beyond = "stop falling" if change.startswith("rose") else "flatten"
+    if change.startswith("fell "):
+        change = "fell only " + change[len("fell "):]
     return (f"Steps to target fall nearly in proportion to the batch size up to {b0:g} and "
-            f"flatten beyond: from {b0:g} to {b1:g} they fell only {gain:.3g}x for "
-            f"{b1 / b0:g}x the batch{fit}.")
+            f"{beyond} beyond: from {b0:g} to {b1:g} they {change} for {b1 / b0:g}x the "
+            f"batch{fit}.")
+
+
+def fell_or_rose(factor: float) -> str:
+    """``"fell 2x"`` for a count divided by ``factor > 1``, ``"rose 1.04x"`` (the inverse
+    factor) for one below 1, ``"stayed the same"`` when either rounds to 1."""
+    if factor > 1 and f"{factor:.3g}" != "1":
+        return f"fell {factor:.3g}x"
+    if 0 < factor < 1 and f"{1 / factor:.3g}" != "1":
+        return f"rose {1 / factor:.3g}x"
+    return "stayed the same"
+
+
+def power_of_b(exponent: float) -> str:
+    """``"B^-0.5"``, ``"B^0.027"``, ``"B^0"``: one sign, never two."""
+    text = f"{exponent:.2g}"
+    return "B^0" if text == "-0" else f"B^{text}"
