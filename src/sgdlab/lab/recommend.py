@@ -21,11 +21,13 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .scaling_fit import fit_steps_scaling, scaling_sentence
+from .scaling_fit import fell_or_rose, fit_steps_scaling, scaling_sentence
 from .ties import RULE, tie_analysis
 
 #: Probe and runs agree on the cost of a step when their ratio is within this factor.
 AGREE = 1.25
+#: A probed step more than this many times cheaper at a larger batch size is a probe artifact.
+PROBE_ARTIFACT = 2.0
 
 
 class Recommendation(NamedTuple):
@@ -175,12 +177,12 @@ def _contest_sentence(rows: list, ties: dict, by_b: dict) -> str:
              if fastest["time_median"] > 0 else "the fastest met the target at its first "
              "evaluation, before any step")
     p = ties["p_slower"].get(second["batch_size"], 1.0)
-    test = (f"was slower in {100 * p:.0f}% of bootstrap resamples of the seeds"
+    test = (f"it was slower in {100 * p:.0f}% of bootstrap resamples of the seeds"
             if second.get("seeds", 1) > 1 and fastest.get("seeds", 1) > 1 else
-            "with one seed each no test can tell whether the difference is more than timing "
-            "noise (use --seeds 3)")
+            "with one seed per batch size, no test can tell whether the difference is more "
+            "than timing noise (use --seeds 3)")
     return (f"The runner-up, batch size {second['batch_size']}, took "
-            f"{_t(second['time_median'])} ({ratio}); it {test}.{miss}")
+            f"{_t(second['time_median'])} ({ratio}); {test}.{miss}")
 
 
 def decomposition_sentence(rows: Sequence[dict]) -> str:
@@ -195,9 +197,16 @@ def decomposition_sentence(rows: Sequence[dict]) -> str:
     a, b = pts[0], pts[-1]
     fall = a["steps"] / b["steps"]
     cost = b["probe_step_seconds"] / a["probe_step_seconds"]
+    costs = (f"one step cost {cost:.3g}x as much (throughput probe)" if cost >= 1 else
+             f"the throughput probe found one step cheaper, at {cost:.3g}x the cost")
     text = (f"Time to target = steps x seconds per step: from batch size {a['batch_size']} to "
-            f"{b['batch_size']} the steps fell {fall:.3g}x while one step cost {cost:.3g}x "
-            f"as much (throughput probe)")
+            f"{b['batch_size']} the steps {fell_or_rose(fall)} while {costs}")
+    drop = _cheaper_step(pts)
+    if drop:
+        small, big, factor = drop
+        text += (f"; a step {factor:.3g}x cheaper at batch size {big} than at {small} is an "
+                 "artifact of the probe, not a cost of the batch size: treat the probe as "
+                 "unreliable")
     calls = [r for r in pts if _finite(r.get("call_seconds")) and r.get("calls")]
     if calls:
         share = float(np.median([r["overhead_seconds"] / r["predicted_seconds"]
@@ -211,15 +220,31 @@ def decomposition_sentence(rows: Sequence[dict]) -> str:
     if ratios:
         lo, hi = min(ratios), max(ratios)
         mid = float(np.median(ratios))
-        verdict = ("agree" if 1 / AGREE <= mid <= AGREE else
-                   f"disagree: the runs took {mid:.2f}x their probed parts, since a run's calls "
-                   "come between evaluations and host-side batch drawing, which the probe's "
-                   "back-to-back calls skip" if mid > 1 else
-                   f"disagree: the runs took only {mid:.2f}x their probed parts")
+        verdict = (": a comparison that rests on that unreliable probe" if drop else
+                   ": probe and runs agree" if 1 / AGREE <= mid <= AGREE else
+                   f": probe and runs disagree: the runs took {mid:.2f}x their probed parts, "
+                   "since a run's calls come between evaluations and host-side batch drawing, "
+                   "which the probe's back-to-back calls skip" if mid > 1 else
+                   f": probe and runs disagree: the runs took only {mid:.2f}x their probed "
+                   "parts")
         text += (f". Steps x step cost + calls x call cost predicts the measured medians to a "
-                 f"median ratio of {float(np.median(ratios)):.2f} (measured / predicted; "
-                 f"{lo:.2f} to {hi:.2f} over batch sizes): probe and runs {verdict}")
+                 f"median ratio of {mid:.2f} (measured / predicted; {lo:.2f} to {hi:.2f} over "
+                 f"batch sizes){verdict}")
     return text + "."
+
+
+def _cheaper_step(pts: Sequence[dict]) -> tuple | None:
+    """``(smaller batch, larger batch, factor)`` of the largest drop of the probed step cost
+    from a smaller batch size to a larger one, when a step got more than
+    ``PROBE_ARTIFACT``-fold cheaper (which more examples per step cannot do); else None."""
+    worst, dearest = None, pts[0]
+    for r in pts[1:]:
+        factor = dearest["probe_step_seconds"] / r["probe_step_seconds"]
+        if factor > PROBE_ARTIFACT and (worst is None or factor > worst[2]):
+            worst = (dearest["batch_size"], r["batch_size"], factor)
+        if r["probe_step_seconds"] > dearest["probe_step_seconds"]:
+            dearest = r
+    return worst
 
 
 def _calls(rows: Sequence[dict]) -> str:
