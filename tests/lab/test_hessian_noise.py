@@ -157,3 +157,14 @@ def test_b_simple_grows_as_training_converges(isotropic):
     assert len(values) >= 8
     early, late = np.mean(values[:2]), np.mean(values[-2:])
     assert late > 3 * early, values
+
+
+def test_a_gradient_lost_in_sampling_noise_names_what_takes_more_rows():
+    # At the least-squares optimum of all rows, 200 of them see a mean gradient that is noise.
+    ds, _ = _linreg(n=2_000)
+    A = np.c_[ds.X.astype(np.float64), np.ones(ds.n)]
+    w = np.linalg.lstsq(A, ds.y.astype(np.float64), rcond=None)[0]
+    res = noise_scales(_params(w[:-1], w[-1]), _prepared(ds), examples=64, hessian_examples=200)
+    assert "sampling noise of the 200 rows used for G" in res.reason, res
+    assert "sgdlab.lab.noise_scales(..., hessian_examples=...)" in res.reason
+    assert "raise hessian_examples" not in res.reason

@@ -179,13 +179,16 @@ def noise_scales(params, prepared: Prepared, *, l2: float = 0.0, examples: int =
                   f"level of {flat.dtype} arithmetic (the parameters sit at an optimum)")
     elif g2 <= _SIGNIFICANCE * g2_noise:
         reason = (f"the mean gradient is indistinguishable from zero: |G|^2 is within the "
-                  f"sampling noise of the {nh} rows used for G (raise hessian_examples)")
+                  f"sampling noise of the {nh} rows used for G (more rows narrow it: the "
+                  "sweep's sample is fixed, the Python call "
+                  "sgdlab.lab.noise_scales(..., hessian_examples=...) takes more)")
     simple_ok = not reason
     if simple_ok and out["ghg"] <= 0:
         reason = "G^T H G <= 0: the loss is not locally convex along the gradient"
     elif simple_ok and ghg <= 0:
         reason = (f"G^T H G is within the sampling noise of the {nh} rows used for G and H "
-                  f"(raise hessian_examples)")
+                  "(more rows narrow it: the sweep's sample is fixed, the Python call "
+                  "sgdlab.lab.noise_scales(..., hessian_examples=...) takes more)")
     elif simple_ok and tr_hs <= 0:
         reason = "tr(H Sigma) <= 0: the loss curves downward along the gradient noise"
     noise_ok = not reason
