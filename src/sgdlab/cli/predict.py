@@ -10,11 +10,15 @@ examples:
   sgdlab predict runs/iris --data new.csv --out predictions.csv
   sgdlab predict runs/iris --data new.csv --proba         # class probabilities, to stdout
   sgdlab predict runs/iris --data labelled.csv            # also prints the accuracy
+  sgdlab predict runs/cnn --data images.npy               # (N, 8, 8, 1) or flat (N, 64)
 
 Columns are matched to the model's features by name, in any order. The one column that is not
 a feature (or --label-column) is the label: it is never used to predict, and the accuracy
 (R^2 for regression) is printed on standard error. Predictions are in the original label
-values (or units). Exit code 0, or 2 with one message for bad input.
+values (or units). A model of images (or other examples of more axes) takes an .npy array
+(N, *example_shape), which holds no labels, a flat .npy table (N, d) (label-free) or
+(N, d + 1) (the label last), or an .npz archive with X (and optionally y). Exit code 0, or
+2 with one message for bad input.
 """
 
 
