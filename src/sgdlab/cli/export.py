@@ -8,10 +8,13 @@ EXAMPLES = """\
 examples:
   sgdlab export runs/iris exported/iris
   python exported/iris/predict.py features.npy     # numpy + jax only, no sgdlab
+  python exported/iris/predict.py --help           # the shape its examples must have
 
 OUT gets forward.jaxexport (StableHLO: standardisation, network and decision rule, any
-number of rows), export.json (feature order, classes, task) and a standalone predict.py.
-OUT must not exist; it appears complete or not at all.
+number of rows), export.json (feature order, example shape, classes, task) and a standalone
+predict.py, which reads .npy, .npz (array X) and .csv/.tsv/.txt tables of numbers (a flat
+row is reshaped to the model's example shape). OUT must not exist; it appears complete or
+not at all.
 """
 
 
@@ -45,5 +48,7 @@ def run(args) -> int:
         raise RunDirError(f"{out}: the exported function's scores differ from the model's by "
                           f"{gap:.3g}; please report this (the export is kept for inspection)")
     print(f"exported {args.run_dir} to {out} (forward.jaxexport, export.json, predict.py)")
-    print(f"  python {out / 'predict.py'} FEATURES.npy", file=sys.stderr)
+    shape = "(n, " + ", ".join(str(s) for s in model.input_shape) + ")"
+    print(f"  python {out / 'predict.py'} FEATURES   # .npy, .npz, .csv, .tsv or .txt: "
+          f"examples {shape}", file=sys.stderr)
     return 0
