@@ -188,7 +188,9 @@ def _contest_sentence(rows: list, ties: dict, by_b: dict) -> str:
 def decomposition_sentence(rows: Sequence[dict]) -> str:
     """Time to target = steps x seconds per step (+ calls x seconds per call), between the
     smallest and largest batch sizes that reached the target, and how well the product of
-    the probe's factors predicts the measured times."""
+    the probe's factors predicts the measured times. Steps that rose are said to rise; a
+    probed step over ``PROBE_ARTIFACT``-fold cheaper at a larger batch size marks the probe
+    unreliable, and then no agreement with the runs is claimed."""
     pts = [r for r in rows if _finite(r.get("steps")) and r["steps"] > 0
            and _finite(r.get("probe_step_seconds"))]
     if len(pts) < 2:
