@@ -33,7 +33,8 @@ __version__ = "0.1.0"
 #: Public names loaded on first use, because their module imports scikit-learn (seconds).
 _LAZY = {name: "sgdlab.estimators" for name in (
     "MiniBatchSGDClassifier", "MiniBatchSGDRegressor", "MiniBatchMLPClassifier",
-    "MiniBatchMLPRegressor", "MiniBatchNetworkClassifier", "MiniBatchNetworkRegressor")}
+    "MiniBatchMLPRegressor", "MiniBatchNetworkClassifier", "MiniBatchNetworkRegressor",
+    "ChannelScaler")}
 
 
 def __getattr__(name: str):

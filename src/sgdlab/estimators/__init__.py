@@ -10,6 +10,8 @@ from .mlp import MiniBatchMLPClassifier as MiniBatchMLPClassifier
 from .mlp import MiniBatchMLPRegressor as MiniBatchMLPRegressor
 from .network import MiniBatchNetworkClassifier as MiniBatchNetworkClassifier
 from .network import MiniBatchNetworkRegressor as MiniBatchNetworkRegressor
+from .scaler import ChannelScaler as ChannelScaler
 
 __all__ = ["MiniBatchSGDClassifier", "MiniBatchSGDRegressor", "MiniBatchMLPClassifier",
-           "MiniBatchMLPRegressor", "MiniBatchNetworkClassifier", "MiniBatchNetworkRegressor"]
+           "MiniBatchMLPRegressor", "MiniBatchNetworkClassifier", "MiniBatchNetworkRegressor",
+           "ChannelScaler"]

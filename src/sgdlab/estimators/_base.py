@@ -177,7 +177,8 @@ class MiniBatchEstimator(BaseEstimator):
             warnings.warn(
                 f"{type(self).__name__} diverged at step {result.diverged_at_step}: the loss or "
                 f"the weights became NaN/inf with learning rate {lr:g}; scale the features "
-                f"(StandardScaler) or lower learning_rate (e.g. {lr / 10:g}). The weights are "
+                f"(StandardScaler; ChannelScaler for images) or lower learning_rate (e.g. "
+                f"{lr / 10:g}). The weights are "
                 "the last finite ones.", ConvergenceWarning, stacklevel=3)
 
     def _check_hyperparams(self) -> None:
