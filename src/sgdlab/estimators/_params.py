@@ -161,7 +161,7 @@ COMMON_DOC = """
         exactly this many are run.
     sampling : {{'shuffle', 'replacement', 'sequential'}}, default='shuffle'
         A new permutation per epoch; i.i.d. draws; or the rows in order.
-    alpha : float, default=1e-4
+    alpha : float, default={alpha}
         L2 penalty: the objective is the mean loss plus ``alpha / 2 * |W|^2`` (biases free).
     optimizer : {{'sgd', 'momentum', 'nesterov', 'adam'}}, default='sgd'
         Plain SGD, or an optax alternative for comparison.

@@ -32,7 +32,7 @@ class MiniBatchSGDClassifier(ClassifierMixin, ClassifierPart, MiniBatchEstimator
         (Weston-Watkins hinge; alias 'multiclass_hinge'). The binary losses are trained
         one-vs-rest for more than 2 classes. ``predict_proba`` exists for 'log_loss' and
         'softmax'.
-    """ + _params.COMMON_DOC.format(lr=0.1, max_iter=20) + """
+    """ + _params.COMMON_DOC.format(lr=0.1, max_iter=20, alpha="1e-4") + """
     target_accuracy : float or None, default=None
         With early stopping, stop as soon as the validation accuracy reaches this.
 
@@ -102,7 +102,7 @@ class MiniBatchSGDRegressor(RegressorMixin, RegressorPart, MiniBatchEstimator):
     Parameters
     ----------
     loss : {'squared_error', 'squared'}, default='squared_error'
-    """ + _params.COMMON_DOC.format(lr=0.01, max_iter=20) + """
+    """ + _params.COMMON_DOC.format(lr=0.01, max_iter=20, alpha="1e-4") + """
     target_r2 : float or None, default=None
         With early stopping, stop as soon as the validation R^2 reaches this.
 

@@ -61,7 +61,7 @@ class MiniBatchMLPClassifier(ClassifierMixin, _MLPPart, ClassifierPart, MiniBatc
         'softmax' (cross-entropy), 'multiclass_svm', or a binary loss ('log_loss', 'hinge',
         'perceptron'), which for more than 2 classes gives one output per class trained
         one-vs-rest on shared hidden layers.
-    """ + _MLP_DOC + _params.COMMON_DOC.format(lr=0.1, max_iter=50) + """
+    """ + _MLP_DOC + _params.COMMON_DOC.format(lr=0.1, max_iter=50, alpha="1e-4") + """
     target_accuracy : float or None, default=None
         With early stopping, stop as soon as the validation accuracy reaches this.
 
@@ -103,7 +103,7 @@ class MiniBatchMLPRegressor(RegressorMixin, _MLPPart, RegressorPart, MiniBatchEs
     Parameters
     ----------
     loss : {'squared_error', 'squared'}, default='squared_error'
-    """ + _MLP_DOC + _params.COMMON_DOC.format(lr=0.01, max_iter=50) + """
+    """ + _MLP_DOC + _params.COMMON_DOC.format(lr=0.01, max_iter=50, alpha="1e-4") + """
     target_r2 : float or None, default=None
         With early stopping, stop as soon as the validation R^2 reaches this.
 

@@ -94,7 +94,7 @@ class MiniBatchNetworkClassifier(ClassifierMixin, _NetworkPart, ClassifierPart,
     loss : str, default='softmax'
         'softmax' (cross-entropy), 'multiclass_svm', or a binary loss ('log_loss', 'hinge',
         'perceptron').
-    """ + _params.COMMON_DOC.format(lr=0.1, max_iter=20) + """
+    """ + _params.COMMON_DOC.format(lr=0.1, max_iter=20, alpha=0.0) + """
     target_accuracy : float or None, default=None
         With early stopping, stop as soon as the validation accuracy reaches this.
 
@@ -135,7 +135,7 @@ class MiniBatchNetworkRegressor(RegressorMixin, _NetworkPart, RegressorPart, Min
     Parameters
     ----------""" + _NETWORK_DOC + """
     loss : {'squared_error', 'squared'}, default='squared_error'
-    """ + _params.COMMON_DOC.format(lr=0.01, max_iter=20) + """
+    """ + _params.COMMON_DOC.format(lr=0.01, max_iter=20, alpha=0.0) + """
     target_r2 : float or None, default=None
         With early stopping, stop as soon as the validation R^2 reaches this.
 
