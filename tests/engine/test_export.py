@@ -44,6 +44,10 @@ def test_an_export_predicts_like_the_model_in_a_process_without_sgdlab(tmp_path,
     expected = model.predict(X[:37])
     if kind == "mlp-classes":
         assert printed == [str(v) for v in expected]
+        # a CSV whose header names the features takes its columns by name, in any order
+        np.savetxt(tmp_path / "X.csv", X[:37, [3, 0, 2, 1]], delimiter=",", fmt="%.9g",
+                   header="x3,x0,x2,x1", comments="")
+        assert _run_export(tmp_path / "exported", tmp_path / "X.csv") == printed
     else:
         np.testing.assert_allclose(np.array(printed, float), expected, rtol=1e-5)
         assert abs(np.mean(expected) - np.mean(y[:37])) < 50  # original units

@@ -139,8 +139,10 @@ def read_text(path, delimiter):
                                      f"{len(header)}")
             rows = [(i, [row[header.index(n)] for n in names]) for i, row in rows]
         elif names != [f"x{j}" for j in range(len(names))]:
-            missing = ", ".join(repr(n) for n in names if n not in header)
-            raise InputError(f"the header lacks the feature column(s) {missing[:200]}")
+            missing = [n for n in names if n not in header]
+            shown = ", ".join(map(repr, missing[:6])) + (", ..." if len(missing) > 6 else "")
+            raise InputError(f"the header lacks {len(missing)} of the {len(names)} feature "
+                             f"columns ({shown}); export.json's feature_names lists them")
     if not rows:
         raise InputError("holds no rows")
     width = len(rows[0][1])
