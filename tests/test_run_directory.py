@@ -46,6 +46,27 @@ def test_the_lock_is_held_inside_and_released_after_an_error(tmp_path):
         pass
 
 
+def test_a_run_that_fails_before_training_leaves_no_directory_it_made(tmp_path):
+    with pytest.raises(sgdlab.DataError, match="file not found"):
+        sgdlab.fit(str(tmp_path / "missing.csv"), out=tmp_path / "runs" / "new")
+    assert not (tmp_path / "runs" / "new").exists()
+    X, y = np.random.default_rng(0).normal(size=(60, 4)), np.arange(60) % 2
+    with pytest.raises(ConfigError, match="cnn needs image examples"):  # after config.json
+        sgdlab.fit(X, y, model="cnn", out=tmp_path / "runs" / "flat")
+    assert not (tmp_path / "runs" / "flat").exists()
+    mine = tmp_path / "mine"  # a directory that was there before keeps what it holds
+    mine.mkdir()
+    (mine / "notes.txt").write_text("kept")
+    with pytest.raises(sgdlab.DataError, match="file not found"):
+        sgdlab.fit(str(tmp_path / "missing.csv"), out=mine)
+    assert (mine / "notes.txt").read_text() == "kept"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(sgdlab.DataError):
+        sgdlab.fit(str(tmp_path / "missing.csv"), out=empty)
+    assert empty.is_dir()
+
+
 def test_options_that_do_not_go_together_are_refused_before_anything_is_written(tmp_path):
     with pytest.raises(RunDirError, match="no such run directory"):
         RunDirectory(resume=tmp_path / "missing")

@@ -104,6 +104,7 @@ class RunDirectory:
             if not os.path.isdir(resume):
                 raise RunDirError(f"cannot resume {str(resume)!r}: no such run directory")
         self.session: Session | None = None
+        self._created = False  # whether entering made the directory (so a failure removes it)
         self._lock: RunLock | None = None
         self._snap: Snapshot | None = None
 
@@ -111,11 +112,27 @@ class RunDirectory:
     def __enter__(self) -> "RunDirectory":
         """Create and lock the directory (the writing process only)."""
         if self.path is not None:
+            self._created = not os.path.exists(self.path)
             self._lock = RunLock(prepare_dir(self.path)).acquire()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.close()
+        if exc_type is not None and self._created:
+            self._remove_unused()
+
+    def _remove_unused(self) -> None:
+        """After a failure before the first step (bad data, an option the model refuses), the
+        directory this object made holds at most the ``config.json`` it wrote: remove both, so
+        failed commands leave no run directories that are not runs. Anything else in it (a
+        history row, a checkpoint) keeps the directory."""
+        path = Path(self.path)
+        try:
+            if {p.name for p in path.iterdir()} <= {"config.json"}:
+                (path / "config.json").unlink(missing_ok=True)
+                path.rmdir()
+        except OSError:
+            pass  # kept: nothing is lost by leaving it
 
     def close(self) -> None:
         """Close the session (signal handlers, the history file) and release the lock."""
