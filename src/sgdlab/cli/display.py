@@ -182,7 +182,9 @@ def print_gradcheck(report, title: str) -> None:
     # the tensor names keep their width (up to 48 columns; longer ones fold onto a second
     # line): squeezed, 'layers/0/W' and 'layers/1/W' both read 'layers/…'
     name_width = min(max((len(t.name) for t in report.tensors), default=6), 48)
-    for col in ("tensor", "shape", "checked", "rel. error", "worst at", "analytic",
+    # "error": the relative error beyond the difference quotient's own round-off and
+    # truncation, what the verdict reads (sgdlab.grad.check); gradcheck --help says so
+    for col in ("tensor", "shape", "checked", "error", "worst at", "analytic",
                 "numerical", "kinks", "verdict"):
         # headers may wrap in a narrow terminal; the figures never do
         table.add_column(col, justify="left" if col in ("tensor", "verdict") else "right",

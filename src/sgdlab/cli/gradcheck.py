@@ -17,8 +17,10 @@ examples:
   sgdlab gradcheck --model mlp --coords 50 --burn-in 100   # 50 coordinates per tensor,
                                                            # after 100 SGD steps
 
-Relative error |a - n| / max(|a|, |n|) per parameter tensor, in float64 with centred
-differences: below 1e-7 good, below --tolerance (1e-6) passes, 1e-2 or more is wrong.
+Error per parameter tensor, in float64 with centred differences n: the part of |a - n| that
+the difference quotient's own round-off and truncation cannot explain, over max(|a|, |n|)
+(0: they agree to float64 precision; the plain |a - n| / max(|a|, |n|) is raw_rel_error in
+gradcheck.json). Below 1e-7 good, below --tolerance (1e-6) passes, 1e-2 or more is wrong.
 Coordinates with a kink (hinge, ReLU, max) within +-h are counted and not held against the
 gradient. Exit code 0 when every tensor passes, 1 when one fails, 2 for bad input.
 """
