@@ -57,6 +57,14 @@ def register(sub) -> None:
                                   "separators or '..')")
     g.add_argument("--config", help="TOML file of settings (flags override it)")
     g.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    g.add_argument("--tensorboard", metavar="LOGDIR",
+                   help="also write the history as TensorBoard event files under LOGDIR/RUN "
+                        "(RUN: the run directory's name; needs pip install 'sgdlab[tensorboard]')")
+    g = p.add_argument_group("starting point and validation data")
+    g.add_argument("--init", metavar="RUN_DIR",
+                   help="start from that run's trained model (fine-tuning): its network, "
+                        "preprocessing and classes, fresh optimiser state")
+    g.add_argument("--validation-data", help="validation set: a data file or a shard directory")
     g = p.add_argument_group("checkpoints and failures")
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue RUN_DIR from its newest valid checkpoint, bit-exactly; "
@@ -74,13 +82,6 @@ def register(sub) -> None:
     g.add_argument("--max-retries", type=int,
                    help="learning-rate halvings allowed with halve-lr (default 3)")
     g = p.add_argument_group("several devices, processes and machines")
-    g.add_argument("--tensorboard", metavar="LOGDIR",
-                   help="also write the history as TensorBoard event files under LOGDIR/RUN "
-                        "(RUN: the run directory's name; needs pip install 'sgdlab[tensorboard]')")
-    g.add_argument("--init", metavar="RUN_DIR",
-                   help="start from that run's trained model (fine-tuning): its network, "
-                        "preprocessing and classes, fresh optimiser state")
-    g.add_argument("--validation-data", help="validation set: a data file or a shard directory")
     g.add_argument("--processes", type=int,
                    help="launch this many local processes (127.0.0.1), data-parallel; the batch "
                         "size is the global batch, split equally among them")
