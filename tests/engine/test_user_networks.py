@@ -132,3 +132,16 @@ def test_the_network_estimator_names_a_wrong_image_shape(digits):
     with pytest.raises(sgdlab.DataError, match=r"fitted on examples of shape \(8, 8, 1\); X "
                                                r"has shape \(3, 8, 8\): give \(3, 8, 8, 1\)"):
         est.predict(images[:3, :, :, 0])
+
+
+def test_a_configured_cnn_estimator_pickles(digits):
+    """get_model('cnn', channels=...) is a Model of closures; the estimator pickles it as its
+    recorded options and rebuilds it."""
+    import pickle
+    X, y = digits
+    images = X.reshape(-1, 8, 8, 1) / 16.0
+    model = sgdlab.models.get_model("cnn", channels=(4,), kernel=3, hidden=(16,))
+    est = sgdlab.MiniBatchNetworkClassifier(model, max_iter=1, random_state=0)
+    again = pickle.loads(pickle.dumps(est.fit(images[:300], y[:300])))
+    assert again.module.apply.spec == model.apply.spec
+    np.testing.assert_array_equal(again.predict(images[300:400]), est.predict(images[300:400]))

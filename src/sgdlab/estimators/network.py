@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
+from .._types import Model
+from ..engine.predictor import build_model, model_spec
 from ..errors import DataError
 from ..models import get_model
 from . import _params
@@ -75,7 +77,23 @@ class _NetworkPart:
         state = dict(self.__dict__)
         state.pop("_network", None)
         state.pop("_apply", None)
+        if isinstance(self.module, Model):
+            spec = model_spec(self.module)  # a configured built-in, get_model("cnn", ...),
+            if spec.get("builtin") or isinstance(spec.get("import"), (str, dict)):
+                state["module"] = _SavedModel(spec)  # or functions found by import path
         return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("module"), _SavedModel):
+            state = {**state, "module": build_model(state["module"].spec)}
+        self.__dict__.update(state)
+
+
+class _SavedModel:
+    """A pickled stand-in for a :class:`Model` that :func:`build_model` rebuilds."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
 
 
 class MiniBatchNetworkClassifier(ClassifierMixin, _NetworkPart, ClassifierPart,
