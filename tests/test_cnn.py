@@ -121,6 +121,12 @@ def test_refuses_examples_that_are_not_images(n_in):
         cnn().init(jax.random.PRNGKey(0), n_in, 10)
 
 
+def test_grey_images_without_a_channel_axis_are_told_to_add_one():
+    with pytest.raises(ConfigError, match=r"images without a channel axis: add one, "
+                                          r"X\[\.\.\., None\] \(grey images, \(N, 8, 8, 1\)\)"):
+        cnn().init(jax.random.PRNGKey(0), (8, 8), 10)
+
+
 def re_shape(shape):
     return str(tuple(shape)).replace("(", r"\(").replace(")", r"\)")
 

@@ -266,12 +266,17 @@ def _check_kernel(kernel) -> int:
 def image_shape(n_in, model: str = "cnn") -> tuple[int, int, int]:
     """``(H, W, C)`` from a model's ``n_in``; a :class:`ConfigError` unless it is 3-D."""
     shape = example_shape(n_in)
+    if len(shape) == 2:
+        raise ConfigError(
+            f"{model} needs image examples (N, H, W, C), channels last; got examples of shape "
+            f"{shape}, images without a channel axis: add one, X[..., None] (grey images, "
+            f"(N, {shape[0]}, {shape[1]}, 1))")
     if len(shape) != 3:
         raise ConfigError(
             f"{model} needs image examples (N, H, W, C), channels last; got examples of shape "
-            f"{shape}. Give the data as images (the built-in digits as images: --data "
-            "digits-images; arrays: X.reshape(-1, 28, 28, 1) for 784 grey pixels per row) or "
-            "use --model mlp for flat rows")
+            f"{shape}. Give the data as images (arrays: X.reshape(-1, 28, 28, 1) for 784 grey "
+            "pixels per row; the built-in digits as images: digits-images) or use the mlp "
+            "model for flat rows")
     return shape
 
 

@@ -170,7 +170,9 @@ def _read_npz(src: str, x_key: str, y_key: str):
             if key not in keys:
                 raise DataError(
                     f"{src}: no array named {key!r}; arrays in the file: "
-                    f"{', '.join(repr(k) for k in keys) or '(none)'} (pass x_key=/y_key=)"
+                    f"{', '.join(repr(k) for k in keys) or '(none)'}: save the features as "
+                    "'X' and the labels as 'y' (np.savez(path, X=..., y=...)), or in Python "
+                    "name them: sgdlab.data.load_npz(path, x_key=..., y_key=...)"
                 )
             member = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
             try:
