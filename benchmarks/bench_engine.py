@@ -19,7 +19,6 @@ import os
 import sys
 import tempfile
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _machine import describe_machine, matmul_rate, read_bandwidth, table, warm_up  # noqa: E402
