@@ -229,6 +229,9 @@ def test_custom_model_and_loss():
 def test_config_errors_are_clear():
     with pytest.raises(ConfigError, match="learning rate must be"):
         TrainConfig(lr=0)
+    for beyond_64_bits in (-(2 ** 63) - 1, 10 ** 400):  # np.isfinite refuses such ints
+        with pytest.raises(ConfigError, match="learning rate must be a finite number > 0"):
+            TrainConfig(lr=beyond_64_bits)
     with pytest.raises(ConfigError, match="batch size must be"):
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="valid optimizers: adam, adamw, momentum, nesterov, sgd"):

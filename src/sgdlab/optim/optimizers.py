@@ -22,6 +22,7 @@ rate inside it; its runtime rate is 1.
 from __future__ import annotations
 
 import inspect
+import math
 
 import numpy as np
 import optax
@@ -62,8 +63,17 @@ def check_rate(lr) -> None:
     """The one check of a numeric learning rate (a config's, a sweep's, a schedule's): a
     finite number > 0, else a :class:`ConfigError` saying so."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) or \
-            not np.isfinite(lr) or lr <= 0:
+            not _finite(lr) or lr <= 0:
         raise ConfigError(f"learning rate must be a finite number > 0, got {lr!r}")
+
+
+def _finite(x) -> bool:
+    """Whether the number ``x`` is finite; Python ints of any size included (np.isfinite
+    refuses those beyond 64 bits)."""
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def make_schedule(lr: float, schedule: str = "constant", total_steps: int = 1,
