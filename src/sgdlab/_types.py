@@ -6,6 +6,7 @@ size and ``K`` for the number of optimisation steps in one compiled chunk.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any, Callable, NamedTuple
 
@@ -112,3 +113,12 @@ def output_width(n_out) -> int:
     if width < 1:
         raise ConfigError(f"model sizes must be positive integers, got n_out={n_out!r}")
     return width
+
+
+def is_finite_number(x) -> bool:
+    """Whether the real number ``x`` is finite. Python ints of any size are numbers here:
+    ``np.isfinite`` refuses those beyond 64 bits, ``float()`` those beyond 1e308."""
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:  # an int too large for a float
+        return False

@@ -232,6 +232,8 @@ def test_config_errors_are_clear():
     for beyond_64_bits in (-(2 ** 63) - 1, 10 ** 400):  # np.isfinite refuses such ints
         with pytest.raises(ConfigError, match="learning rate must be a finite number > 0"):
             TrainConfig(lr=beyond_64_bits)
+    with pytest.raises(ConfigError, match="setting 'momentum' must be a finite number"):
+        TrainConfig(momentum=10 ** 400)  # beyond a float
     with pytest.raises(ConfigError, match="batch size must be"):
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="valid optimizers: adam, adamw, momentum, nesterov, sgd"):

@@ -12,9 +12,9 @@ NumPy scalars are accepted and stored as Python ``int``/``float``.
 
 from __future__ import annotations
 
-import math
 import numbers
 
+from .._types import is_finite_number
 from ..errors import ConfigError
 
 #: Largest sizes accepted for settings that become array dimensions: far above any real use,
@@ -45,7 +45,7 @@ def _real(name, value, optional=False, finite=True):
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or (finite and not math.isfinite(float(value))):
+            or (finite and not is_finite_number(value)):
         raise _fail(name, value, ("a finite number" if finite else "a number")
                     + (" (or None)" if optional else ""))
     return float(value) if not isinstance(value, int) else value

@@ -22,11 +22,11 @@ rate inside it; its runtime rate is 1.
 from __future__ import annotations
 
 import inspect
-import math
 
 import numpy as np
 import optax
 
+from .._types import is_finite_number
 from ..errors import ConfigError, choices_message
 
 def _heavy_ball(rate, momentum, nesterov=False):
@@ -63,17 +63,8 @@ def check_rate(lr) -> None:
     """The one check of a numeric learning rate (a config's, a sweep's, a schedule's): a
     finite number > 0, else a :class:`ConfigError` saying so."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) or \
-            not _finite(lr) or lr <= 0:
+            not is_finite_number(lr) or lr <= 0:
         raise ConfigError(f"learning rate must be a finite number > 0, got {lr!r}")
-
-
-def _finite(x) -> bool:
-    """Whether the number ``x`` is finite; Python ints of any size included (np.isfinite
-    refuses those beyond 64 bits)."""
-    try:
-        return math.isfinite(float(x))
-    except OverflowError:  # an int too large for a float
-        return False
 
 
 def make_schedule(lr: float, schedule: str = "constant", total_steps: int = 1,
