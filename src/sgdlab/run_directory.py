@@ -122,14 +122,19 @@ class RunDirectory:
             self._remove_unused()
 
     def _remove_unused(self) -> None:
-        """After a failure before the first step (bad data, an option the model refuses), the
-        directory this object made holds at most the ``config.json`` it wrote: remove both, so
-        failed commands leave no run directories that are not runs. Anything else in it (a
-        history row, a checkpoint) keeps the directory."""
+        """After a failure before the first step (bad data, an option the model refuses, a
+        program too large for the memory), the directory this object made holds at most the
+        ``config.json`` and the empty ``history.csv`` it wrote: remove them and it, so failed
+        commands leave no run directories that are not runs. Anything else in it (a history
+        row, a checkpoint) keeps the directory."""
         path = Path(self.path)
         try:
-            if {p.name for p in path.iterdir()} <= {"config.json"}:
-                (path / "config.json").unlink(missing_ok=True)
+            names = {p.name for p in path.iterdir()}
+            history = path / "history.csv"
+            if names <= {"config.json", "history.csv"} and \
+                    (not history.exists() or history.stat().st_size == 0):
+                for name in names:
+                    (path / name).unlink()
                 path.rmdir()
         except OSError:
             pass  # kept: nothing is lost by leaving it

@@ -44,6 +44,7 @@ import optax
 
 from ..grad import ValueAndGrad
 from .chunk import checked_steps, fast_steps, lr_shape, make_step, unrolled_steps
+from .memory import check_fits
 
 
 def _fed(value_and_grad: ValueAndGrad, optimizer: optax.GradientTransformation, steps):
@@ -94,7 +95,7 @@ class LocalPlacement:
         """``fn`` compiled for ``(K, B, *example_shape)`` batches. The state is not donated: after a
         diverged chunk the host re-runs it from the state it passed in."""
         shapes = _shapes(k, b_local, example_shape, t_dtype)
-        return jax.jit(fn).lower(state, *shapes).compile()
+        return check_fits(jax.jit(fn).lower(state, *shapes).compile(), "one training step")
 
     def to_host(self, x) -> np.ndarray:
         return np.asarray(x)
@@ -152,7 +153,7 @@ class MeshPlacement(LocalPlacement):
                                            self.by_batch2, self.replicated, self.replicated,
                                            self.replicated, self.replicated),
                          out_shardings=(state_sh, self.replicated, self.replicated))
-        return jitted.lower(state, *shapes).compile()
+        return check_fits(jitted.lower(state, *shapes).compile(), "one training step")
 
     def to_host(self, x) -> np.ndarray:
         # replicated: this process's first copy is the whole value

@@ -39,6 +39,7 @@ import optax
 
 from .._types import TrainState
 from ..grad import ValueAndGrad
+from .memory import check_fits
 
 
 def _all_finite(tree) -> jax.Array:
@@ -188,7 +189,8 @@ def compile_chunk(run_chunk, state, X, T, chunk_steps: int, batch_size: int):
     idx = jax.ShapeDtypeStruct((chunk_steps, batch_size), jnp.int32)
     w = jax.ShapeDtypeStruct((chunk_steps, batch_size), jnp.float32)
     n = jax.ShapeDtypeStruct((), jnp.int32)
-    return jax.jit(run_chunk).lower(state, X, T, idx, w, n, lr_shape()).compile()
+    return check_fits(jax.jit(run_chunk).lower(state, X, T, idx, w, n, lr_shape()).compile(),
+                      "one training step")
 
 
 def lr_shape() -> jax.ShapeDtypeStruct:

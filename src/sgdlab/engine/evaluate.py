@@ -20,6 +20,7 @@ import numpy as np
 from .._types import Loss, Model
 from ..losses import accuracy, accuracy_value, l2_penalty, mse_value, r2, r2_value, sum_stats
 from . import cache
+from .memory import check_fits
 
 BLOCK = 2048
 
@@ -71,7 +72,8 @@ def make_evaluator(model: Model, loss: Loss, l2: float, regression: bool, center
 
 
 def compile_evaluator(evaluate, params, data: EvalData):
-    return jax.jit(evaluate).lower(params, data.X, data.T, data.Y, data.W).compile()
+    return check_fits(jax.jit(evaluate).lower(params, data.X, data.T, data.Y, data.W).compile(),
+                      "evaluating on the whole validation set")
 
 
 def metrics_from_stats(stats: np.ndarray, penalty: float, regression: bool,

@@ -1,0 +1,43 @@
+"""A compiled program larger than the available memory is refused with one message before it
+runs, instead of the operating system killing the process."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sgdlab
+from sgdlab.engine import memory
+from sgdlab.errors import ConfigError
+
+
+def test_available_memory_is_read_from_the_system():
+    free = memory.available_memory()
+    assert free is None or free > 0
+
+
+def test_a_program_is_checked_against_the_memory_available(monkeypatch):
+    compiled = jax.jit(lambda a: (a @ a.T) @ a).lower(  # a @ a.T: a temporary buffer
+        jax.ShapeDtypeStruct((512, 512), jnp.float32)).compile()
+    need = compiled.memory_analysis().temp_size_in_bytes
+    if jax.default_backend() != "cpu" or need == 0:
+        pytest.fail("the test expects a CPU program with temporary buffers")
+    monkeypatch.setattr(memory, "available_memory", lambda: need + 1)
+    assert memory.check_fits(compiled, "the product") is compiled
+    monkeypatch.setattr(memory, "available_memory", lambda: need // 2)
+    with pytest.raises(ConfigError, match=r"the product needs 0\.0 GiB of working memory "
+                                          r"\(XLA's estimate .*\), more than the 0\.0 GiB this "
+                                          r"machine has available: lower the batch size"):
+        memory.check_fits(compiled, "the product")
+    monkeypatch.setattr(memory, "available_memory", lambda: None)  # no figure: not checked
+    assert memory.check_fits(compiled, "the product") is compiled
+
+
+def test_a_run_too_large_for_the_memory_is_one_message_and_leaves_no_directory(
+        monkeypatch, tmp_path):
+    monkeypatch.setattr(memory, "available_memory", lambda: 1024)
+    X = np.random.default_rng(0).random((64, 8, 8, 1)).astype(np.float32)
+    with pytest.raises(ConfigError, match="one training step needs .* GiB of working memory"):
+        sgdlab.fit(X, np.arange(64) % 2, model="cnn", channels=(4,), epochs=1,
+                   out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
