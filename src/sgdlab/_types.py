@@ -102,15 +102,20 @@ def example_shape(n_in) -> tuple[int, ...]:
     return tuple(out)
 
 
+def whole_number(value) -> int | None:
+    """``value`` as an int when it is one (a Python or NumPy integer, not a bool), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def output_width(n_out) -> int:
     """A model's ``n_out``, the scores per example: a positive int, else :class:`ConfigError`."""
-    try:
-        if isinstance(n_out, bool):
-            raise TypeError
-        width = operator.index(n_out)
-    except TypeError:
-        width = 0
-    if width < 1:
+    width = whole_number(n_out)
+    if width is None or width < 1:
         raise ConfigError(f"model sizes must be positive integers, got n_out={n_out!r}")
     return width
 

@@ -41,7 +41,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from ._types import Array, Model, Params, example_shape, output_width
+from ._types import Array, Model, Params, example_shape, output_width, whole_number
 from .convolution import conv2d_same, max_pool_2x2
 from .errors import ConfigError, choices_message
 
@@ -250,14 +250,10 @@ def _dense_apply(layers: list[Params], h: Array, act: Callable[[Array], Array]) 
 # --------------------------------------------------------------------------------------------
 # cnn
 
+
 def _check_kernel(kernel) -> int:
-    try:
-        if isinstance(kernel, bool):
-            raise TypeError
-        k = operator.index(kernel)
-    except TypeError:
-        k = 0
-    if k < 1:
+    k = whole_number(kernel)
+    if k is None or k < 1:
         raise ConfigError(f"cnn kernel size must be a positive integer (5 for 5x5), "
                           f"got {kernel!r}")
     return k
