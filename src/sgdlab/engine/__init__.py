@@ -5,6 +5,8 @@ from .fit import chunk_program as chunk_program
 from .fit import memory_chunk_steps as memory_chunk_steps
 from .fit import device_array as device_array
 from .fit import train as train
+from .fit import PlacedData as PlacedData
+from .fit import place_data as place_data
 from .loop import choose_chunk_steps as choose_chunk_steps
 from .loop import run_loop as run_loop
 from .history import History as History

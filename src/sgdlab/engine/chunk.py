@@ -113,6 +113,11 @@ def unrolled_steps(step_on, state: TrainState, xs: tuple, n_active):
     return state, losses, jnp.all(jnp.isfinite(losses)) & _all_finite(state[:2])
 
 
+#: :func:`uses_convolution` of built-in models, by their spec and shapes (tracing one costs
+#: ~10 ms, which a sweep's hundreds of short runs would each pay).
+_CONVOLUTION: dict = {}
+
+
 def uses_convolution(model, n_in, n_out: int) -> bool:
     """Whether ``model.apply`` runs an XLA convolution (traced on abstract values: nothing is
     computed). The built-in cnn's banded products (:func:`sgdlab.convolution.conv2d_same` on a
@@ -121,6 +126,18 @@ def uses_convolution(model, n_in, n_out: int) -> bool:
     A network that cannot be traced this way is taken to have no convolution: it then runs in
     the loop kernel, which is correct for any network and only slower for convolutions."""
     shape = (n_in,) if isinstance(n_in, int) else tuple(n_in)
+    spec = getattr(model.apply, "spec", None)
+    key = (repr(sorted(spec.items())), shape, n_out) \
+        if isinstance(spec, dict) and "builtin" in spec else None
+    if key is not None and key in _CONVOLUTION:
+        return _CONVOLUTION[key]
+    found = _traces_convolution(model, n_in, shape, n_out)
+    if key is not None:
+        _CONVOLUTION[key] = found
+    return found
+
+
+def _traces_convolution(model, n_in, shape: tuple, n_out: int) -> bool:
     try:
         params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), n_in, n_out))
         jaxpr = jax.make_jaxpr(model.apply)(params, jax.ShapeDtypeStruct((2, *shape),

@@ -51,6 +51,15 @@ def to_blocks(X: np.ndarray, T: np.ndarray, Y: np.ndarray, block: int = BLOCK) -
     return EvalData(*(jax.device_put(padded(a)) for a in (X, T, Y)), jax.device_put(w), n)
 
 
+def eval_blocks(loss: Loss, X, y, n_classes: int, prep=None) -> EvalData:
+    """A validation set as a :class:`Validator` evaluates it: features through ``prep`` (raw
+    float32 without), targets encoded for ``loss``, in blocks on the device. Runs that share
+    the data, the loss and the preprocessing can share these blocks (``Validator(data=)``)."""
+    from ..losses import encode_targets
+    X = prep(X) if prep is not None else np.asarray(X, np.float32)
+    return to_blocks(X, np.asarray(encode_targets(loss, y, n_classes)), np.asarray(y))
+
+
 def make_evaluator(model: Model, loss: Loss, l2: float, regression: bool, center: float = 0.0):
     """``evaluate(params, X, T, Y, W) -> (stats (nb, m), penalty)``, one stats row per block.
 
@@ -103,11 +112,9 @@ class Validator:
 
     def __init__(self, model: Model, loss: Loss, l2: float, X, y, n_classes: int, params,
                  prep=None, center: float = 0.0, prefix: str = "val_",
-                 cache_key: tuple | None = None):
-        from ..losses import encode_targets
+                 cache_key: tuple | None = None, data: EvalData | None = None):
         self.regression, self.prefix = loss.target_kind == "real", prefix
-        X = prep(X) if prep is not None else np.asarray(X, np.float32)
-        self.data = to_blocks(X, np.asarray(encode_targets(loss, y, n_classes)), np.asarray(y))
+        self.data = data if data is not None else eval_blocks(loss, X, y, n_classes, prep)
         fn = make_evaluator(model, loss, l2, self.regression, center)
         if cache_key is None:
             self._compiled = compile_evaluator(fn, params, self.data)

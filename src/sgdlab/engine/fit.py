@@ -8,6 +8,7 @@ kind of run shares.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import jax
 import numpy as np
@@ -22,7 +23,7 @@ from ..losses import encode_targets
 from . import cache
 from .chunk import TwoTier, compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
-from .evaluate import Validator
+from .evaluate import EvalData, Validator, eval_blocks
 from .loop import Callback, choose_chunk_steps, run_loop
 from .result import FitResult
 from .setup import RunSetup, setup_run
@@ -62,6 +63,54 @@ def memory_chunk_steps(config: TrainConfig, steps_per_epoch: int, setup: RunSetu
     return cache.bucket_steps(K)  # only n_active steps run: a longer (bucketed) shape is free
 
 
+@dataclass(frozen=True)
+class PlacedData:
+    """A training set and its validation set prepared once, as every run of one kind would
+    prepare them, for many runs (a sweep's hundreds of short runs would otherwise each
+    standardise, pad and copy the same data to the device).
+
+    ``X (N', *example_shape)`` float32 and ``T (N',)`` encoded targets on the device (``N'``
+    rows: padded as :func:`sgdlab.engine.cache.padded_rows` says), ``validation`` the blocks a
+    :class:`~sgdlab.engine.evaluate.Validator` evaluates, ``standardizer`` the training
+    statistics (None without standardisation). ``made_for`` names what they depend on (the
+    standardisation flag, the loss and its target kind, the classes); :func:`train` refuses
+    them for a configuration that would prepare the data differently.
+    """
+
+    standardizer: Standardizer | None
+    X: jax.Array
+    T: jax.Array
+    validation: EvalData | None
+    made_for: tuple
+
+    def prep(self, X):
+        return self.standardizer.transform(X) if self.standardizer is not None else \
+            np.asarray(X, np.float32)
+
+
+def _made_for(config: TrainConfig, setup: RunSetup) -> tuple:
+    return (bool(config.standardize), setup.loss.name, setup.loss.target_kind,
+            setup.n_classes)
+
+
+def place_data(train_data: Dataset, validation: Dataset | None, config: TrainConfig, *,
+               model: Model | None = None, loss: Loss | None = None) -> PlacedData:
+    """:class:`PlacedData` of ``train_data`` and ``validation`` for runs like ``config``
+    (any batch size, learning rate or seed; the same model, loss and standardisation)."""
+    setup = setup_run(config, example_shape=train_data.X.shape[1:],
+                      n_classes=train_data.n_classes, steps_per_epoch=1,
+                      task=train_data.task, name=train_data.name, model=model, loss=loss)
+    standardizer = Standardizer().fit(train_data.X) if config.standardize else None
+    placed = PlacedData(standardizer, None, None, None, _made_for(config, setup))
+    n_dev = cache.padded_rows(train_data.n, train_data.d * 4)
+    X = device_array(cache.pad_rows(placed.prep(train_data.X), n_dev))
+    T = device_array(cache.pad_rows(
+        np.asarray(encode_targets(setup.loss, train_data.y, setup.n_classes)), n_dev))
+    blocks = None if validation is None else eval_blocks(
+        setup.loss, validation.X, validation.y, setup.n_classes, placed.prep)
+    return PlacedData(standardizer, X, T, blocks, placed.made_for)
+
+
 class MemorySource:
     """Batches of a training set held on the device: each step gathers its rows by index.
 
@@ -75,18 +124,23 @@ class MemorySource:
     agree = None
 
     def __init__(self, train_data: Dataset, validation: Dataset | None, config: TrainConfig,
-                 setup: RunSetup, prep, position: dict | None = None, sample_weight=None):
+                 setup: RunSetup, prep, position: dict | None = None, sample_weight=None,
+                 placed: PlacedData | None = None):
         self.data, self.validation, self.prep = train_data, validation, prep
+        self.placed = placed
         self.plan = BatchPlan(train_data.n, config.batch_size, config.sampling, config.seed,
                               config.drop_last, **(position or {}))
         self.row_weight = normalized_weights(sample_weight, train_data.n)
         self.steps_per_epoch = self.plan.steps_per_epoch
         self.chunk_steps = memory_chunk_steps(config, self.steps_per_epoch, setup)
-        # Padded rows are never drawn; they let sets of similar size share a compiled program.
-        n_dev = cache.padded_rows(train_data.n, train_data.d * 4)
-        self.X = device_array(cache.pad_rows(prep(train_data.X), n_dev))
-        self.T = device_array(cache.pad_rows(
-            np.asarray(encode_targets(setup.loss, train_data.y, setup.n_classes)), n_dev))
+        if placed is not None:
+            self.X, self.T = placed.X, placed.T
+        else:
+            # Padded rows are never drawn; they let sets of similar size share a program.
+            n_dev = cache.padded_rows(train_data.n, train_data.d * 4)
+            self.X = device_array(cache.pad_rows(prep(train_data.X), n_dev))
+            self.T = device_array(cache.pad_rows(
+                np.asarray(encode_targets(setup.loss, train_data.y, setup.n_classes)), n_dev))
         self.info: dict = {}
         self.lr = setup.lr
 
@@ -109,7 +163,8 @@ class MemorySource:
             validator = Validator(setup.model, setup.loss, setup.config.l2, self.validation.X,
                                   self.validation.y, setup.n_classes, state.params,
                                   prep=self.prep, center=center,
-                                  cache_key=setup.program_key(training=False))
+                                  cache_key=setup.program_key(training=False),
+                                  data=self.placed.validation if self.placed else None)
         return state, kernel, validator
 
     def run_chunk(self, kernel, state: TrainState, n: int):
@@ -133,7 +188,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
           model: Model | None = None, loss: Loss | None = None,
           callback: Callback | None = None, standardizer: Standardizer | None = None,
           start: TrainState | None = None, position: dict | None = None,
-          session=None, init_params=None, sample_weight=None) -> FitResult:
+          session=None, init_params=None, sample_weight=None,
+          placed: PlacedData | None = None) -> FitResult:
     """Train ``config`` on ``train_data``; evaluate on ``validation`` by the schedule.
 
     ``train_data.X`` is ``(N, d)``, or ``(N, *example_shape)`` (images ``(N, H, W, C)``); if
@@ -161,6 +217,10 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     it may supply the whole loop state to resume from (state, plan position, history,
     counters, clocks), and is called at chunk boundaries to checkpoint and to stop on a signal
     (status ``interrupted``).
+
+    ``placed``: the same ``train_data`` and ``validation`` already prepared on the device by
+    :func:`place_data` (for many runs of one sweep); a run prepares them identically itself
+    without it.
     """
     wall0 = time.perf_counter()
     if config.batch_size > train_data.n:
@@ -172,11 +232,19 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                       steps_per_epoch=steps_per_epoch(train_data.n, config.batch_size,
                                                       config.drop_last),
                       task=train_data.task, name=train_data.name, model=model, loss=loss)
-    if config.standardize and standardizer is None:
+    if placed is not None:
+        if placed.made_for != _made_for(config, setup):
+            raise ConfigError(f"the placed data were prepared for {placed.made_for} "
+                              "(standardize, loss, target kind, classes), not for this run's "
+                              f"{_made_for(config, setup)}: prepare them with this "
+                              "configuration (place_data)")
+        standardizer = placed.standardizer
+    elif config.standardize and standardizer is None:
         standardizer = Standardizer().fit(train_data.X)
     prep = (lambda X: standardizer.transform(X)) if standardizer is not None else \
         (lambda X: np.asarray(X, np.float32))
-    source = MemorySource(train_data, validation, config, setup, prep, position, sample_weight)
+    source = MemorySource(train_data, validation, config, setup, prep, position, sample_weight,
+                          placed)
     state = setup.initial_state(setup.init_params(init_params), start=start)
     return run_loop(setup, source, state, callback=callback, session=session, wall0=wall0,
                     result_fields={"task": train_data.task, "classes": train_data.classes,
