@@ -16,25 +16,27 @@ SMALL = ["--batch-sizes", "64", "--seeds", "1", "--budget", "10 epochs",
 def test_sweep_writes_report_and_resumes(tmp_path, capsys):
     out = tmp_path / "s1"
     assert main(["sweep", *SMALL, "--out", str(out), "--quiet", "--compile-cache", "off"]) == 0
+    quiet = capsys.readouterr().out.splitlines()
+    assert quiet[0].startswith("next: sgdlab train --data digits --batch-size 64 --lr ")
+    assert quiet[1] == f"report: {out / 'report.html'}" and len(quiet) == 2
     for name in ("report.html", "accuracy_time.png", "accuracy_epochs.png",
                  "steps_to_target.png", "throughput.png", "sweep.json", "summary.csv",
-                 "runs.csv"):
+                 "runs.csv", "points.csv"):
         assert (out / name).is_file(), name
     saved = json.loads((out / "sweep.json").read_text())
     n_runs = len(list((out / "runs").glob("*.json")))
-    assert n_runs == len(saved["groups"]) + 1    # every lr tried (one seed) + a confirmation
-    assert len(saved["groups"]) >= 4 and saved["sweep"]["lr_mode"] == "search"
+    # every lr tried (one seed) + a confirmation seed (+ one extra when it contradicted)
+    assert n_runs in (len(saved["points"]) + 1, len(saved["points"]) + 2)
+    assert len(saved["points"]) >= 4 and saved["sweep"]["lr_mode"] == "search"
     assert saved["recommendation"]["batch_size"] == 64
-    assert saved["recommendation"]["command"].startswith(
-        "sgdlab train --data digits --batch-size 64 --lr ")
-    assert saved["noise"] is None and saved["throughput"] is None
+    assert saved["command"].startswith("sgdlab train --data digits --batch-size 64 --lr ")
+    assert saved["noise"] is None and saved["probe"] == []
 
     # Same directory again, with the progress display and summary: nothing is redone.
-    capsys.readouterr()
     assert main(["sweep", *SMALL, "--out", str(out), "--compile-cache", "off"]) == 0
     captured = capsys.readouterr()
     assert f"{n_runs} of {n_runs} runs were finished already" in captured.out
-    assert "Batch size" in captured.out and "report:" in captured.out
+    assert "batch size 64" in captured.out and "report:" in captured.out
     assert "sgdlab train --data digits --batch-size 64" in captured.out
     assert "Traceback" not in captured.err
 
@@ -55,6 +57,9 @@ def test_sweep_help_has_examples():
     (["--stop-at-target", "--full-budget"], "contradict each other"),
     (["--lr-grid", "1,2", "--no-lr-search"], "contradict each other"),
     (["--search-factor", "0.5"], "--search-factor"),
+    (["--lr-resolution", "1"], "--lr-resolution"),
+    (["--timing-rounds", "0"], "timing rounds must be"),
+    (["--budget", "0s"], "must be > 0"),
     (["--noise-batches", "64,8"], "small < big"),
     (["--seeds", "0"], "seeds must be"),
     (["--model", "sofmax", "--batch-sizes", "8"], "valid"),

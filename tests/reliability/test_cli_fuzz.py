@@ -107,11 +107,13 @@ def test_every_outcome_is_success_or_one_message(verb, workspace, monkeypatch):
     import sgdlab.lab.restarts
     import sgdlab.lab.runbook
     import sgdlab.lab.sweep_noise
+    import sgdlab.lab.throughput
     for module, name in ((sgdlab.engine.fit, "train"), (sgdlab.engine.stream_fit, "train_fed"),
                          (sgdlab.lab.random_search, "random_search"),
                          (sgdlab.lab.compare, "train"), (sgdlab.lab.compare, "random_search"),
                          (sgdlab.lab.restarts, "train"), (sgdlab.lab.runbook, "train"),
                          (sgdlab.lab.sweep_noise, "train"), (sgdlab.api, "train"),
+                         (sgdlab.lab.throughput, "probe_throughput"),
                          (sgdlab.engine, "train")):  # gradcheck's burn-in
         monkeypatch.setattr(module, name, _stop)
     import sgdlab.lab.compile_cache

@@ -2,7 +2,7 @@
 browser renders (Debian's chromium; .ci/run installs it), with every user string escaped, no
 ``nan``/``inf`` text, whole step counts, the tie statement and the next command."""
 
-import dataclasses
+import html
 import math
 import re
 import shutil
@@ -54,132 +54,97 @@ def _crossing(history: list) -> float:
     return math.inf if hit is None else float(hit)
 
 
-def _group(b, lr, m, runs, order) -> dict:
-    times = [r["time_to_target"] for r in runs]
-    med = lambda k: float(np.median([r[k] for r in runs]))  # noqa: E731
-    finals = [r["final"] for r in runs if math.isfinite(r["final"])]
-    return {"batch_size": b, "lr": lr, "lr_multiplier": m, "seeds": len(runs),
-            "reached": sum(r["reached"] for r in runs),
-            "diverged": sum(r["status"] == "diverged" for r in runs),
-            "time_median": float(np.median(times)), "time_low": min(times),
-            "time_high": max(times), "steps_median": med("steps_to_target"),
-            "epochs_median": med("epochs_to_target"),
-            "examples_median": med("examples_to_target"), "throughput": b / _step_seconds(b),
-            "final_median": float(np.median(finals)) if finals else math.nan,
-            "compile_seconds": 0.5, "chosen": False, "order": order}
+def _fake_result(*, probe=True, noise=True, confirm=True, target=TARGET) -> SweepResult:
+    """A sweep with the shapes the lab produces, built by the lab's own table functions from
+    made-up runs (no training): per batch size a search over multipliers of the scaled lr,
+    three seeds each; one point where every seed diverged, one that never reached the target,
+    and a chosen point with a diverged seed."""
+    from sgdlab.engine.history import History
+    from sgdlab.lab.caps import StepCost
+    from sgdlab.lab.confirm import confirmation_sentence
+    from sgdlab.lab.lr_search import LrSearch
+    from sgdlab.lab.recommend import recommend
+    from sgdlab.lab.records import RunRecord
+    from sgdlab.lab.search_rounds import outcome_of
+    from sgdlab.lab.summary import Confirmation, NoiseResult, ProbeRow, SweepCost
+    from sgdlab.lab.tables import batch_rows, point_rows, run_rows
+    from sgdlab.lab.timing import Replay, ReplayTimes
 
-
-def _status_text(g: dict) -> str:
-    if g["diverged"] == g["seeds"]:
-        return f"all {g['seeds']} diverged"
-    return f"{g['reached']} of {g['seeds']} reached" + \
-        (f", {g['diverged']} diverged" if g["diverged"] else "")
-
-
-def _fake_result(**changes) -> SweepResult:
-    """A sweep with the shapes the lab produces (no training needed): per batch size a search
-    over multipliers of the scaled lr, three seeds each; one point where every seed diverged,
-    one that never reached the target, and a chosen point with a diverged seed."""
-    records, per_run, groups = [], [], []
+    records, searches = [], {}
+    costs = {b: StepCost(b, _step_seconds(b) * 0.9, 1e-5, 64) for b in SIZES} if probe else {}
     for b in SIZES:
         lr0 = 0.1 * (b / 16) ** 0.5
+        search = searches[b] = LrSearch(lr0)
         mults = (1.0, 4.0, 0.25) + ((16.0,) if b == 256 else ())
-        for order, m in enumerate(mults):
+        for m in mults:
+            x = math.log(m) / math.log(4.0)
             lr, runs = lr0 * m, []
             for seed in range(SEEDS):
                 diverged = m >= 16 or (b == 256 and m == 4.0 and seed == 2)
                 history = _history(b, _steps_to(b, m), seed, diverged)
                 status = "diverged" if diverged else (
                     "target_reached" if history[-1]["val_accuracy"] >= TARGET else "completed")
-                key = f"b{b}-lr{lr:.3g}-s{seed}"
-                records.append({"key": key, "batch_size": b, "lr": lr, "seed": seed,
-                                "status": status, "phase": "search", "history": history})
-                step = _crossing(history)
-                reached = math.isfinite(step)
                 last = history[-1]
-                runs.append({"key": key, "batch_size": b, "lr": lr, "lr_multiplier": m,
-                             "seed": seed, "status": status, "reached": reached,
-                             "time_to_target": step * _step_seconds(b),
-                             "steps_to_target": step, "epochs_to_target": step * b / 1000,
-                             "examples_to_target": step * b,
-                             "final": last["val_accuracy"], "steps": last["step"],
-                             "train_seconds": last["train_seconds"], "eval_seconds": 0.01,
-                             "compile_seconds": 0.5,
-                             "examples_per_second": b / _step_seconds(b)})
-            per_run += runs
-            groups.append(_group(b, lr, m, runs, order))
-    per_batch, decomposition = [], []
-    for b in SIZES:
-        mine = [g for g in groups if g["batch_size"] == b]
-        best = min(mine, key=lambda g: (g["steps_median"], g["lr"]))
-        if b == 256:  # the chosen point has a diverged seed
-            best = next(g for g in mine if g["lr_multiplier"] == 4.0)
-        best["chosen"] = True
-        probe = _step_seconds(b) * 0.9
-        predicted = best["steps_median"] * probe
-        per_batch.append({**best, "steps_best": best["steps_median"], "steps_best_lr":
-                          best["lr"], "status_text": _status_text(best), "points": len(mine),
-                          "probe_step_seconds": probe, "predicted_seconds": predicted,
-                          "run_step_seconds": _step_seconds(b)})
-        decomposition.append({"batch_size": b, "steps": best["steps_median"],
-                              "probe_step_seconds": probe, "predicted_seconds": predicted,
-                              "measured_seconds": best["time_median"],
-                              "run_step_seconds": _step_seconds(b),
-                              "ratio": best["time_median"] / predicted})
-    rec16 = next(g for g in per_batch if g["batch_size"] == 16)
-    noise = {"b_simple": 20.0, "low": 15.0, "high": 27.0, "grad_sq": 0.1, "trace": 2.0,
-             "draws": 64, "b_small": 4, "b_big": 64, "batch_size": 16, "lr": rec16["lr"],
-             "reached_target": True, "b_noise": 31.0, "b_noise_low": 22.0,
-             "b_noise_high": 45.0, "hessian_b_simple": 19.0, "reason": ""}
-    trace = [{"step": 10 * (i + 1), "b_simple": 5.0 + 1.5 * i if i != 3 else -2.0}
-             for i in range(12)]
-    confirmation = {"batch_size": 16, "lr": rec16["lr"], "seeds": [3, 4, 5], "reached": 3,
-                    "diverged": 0, "time_median": rec16["time_median"] * 1.05,
-                    "time_low": rec16["time_median"], "time_high": rec16["time_median"] * 1.2,
-                    "steps_median": rec16["steps_median"], "runs": 3}
-    recommendation = {
-        "batch_size": 16, "lr": rec16["lr"], "seconds": rec16["time_median"],
-        "sentences": [f"Batch size 16 (learning rate {rec16['lr']:.4g}) reached validation "
-                      "accuracy 0.9 fastest.", "Steps to target flatten beyond 16."],
-        "scaling": {"s_min": 40.0, "b_crit": 16.0, "points": 4, "rel_rms": 0.02, "good": True},
-        "tied": [16, 64], "distinguishable": False,
-        "rule": "the smaller batch size (fewer examples per step, less memory)",
-        "command": COMMAND, "fastest": 16}
-    throughput = [{"batch_size": b, "step_seconds": _step_seconds(b) * 0.9,
-                   "example_seconds": _step_seconds(b) * 0.9 / b,
-                   "examples_per_second": b / (_step_seconds(b) * 0.9),
-                   "step_cost_ratio": _step_seconds(b) / _step_seconds(4),
-                   "vectorisation_gain": b / 4 * _step_seconds(4) / _step_seconds(b)}
-                  for b in SIZES]
-    values = dict(
+                rec = RunRecord(f"b{b:04d}-lr{lr:.4g}-s{seed}", b, lr, seed, "search", "data",
+                                {"max_steps": 400}, status,
+                                {"steps": last["step"], "train_seconds": last["train_seconds"],
+                                 "eval_seconds": 0.01, "compile_seconds": 0.5},
+                                History(history), m, x, "behind")
+                runs.append(rec)
+            records += runs
+            search.tell(x, outcome_of(runs, TARGET, 400))
+    run_of: dict = {}
+    pre = run_rows(records, TARGET, "val_accuracy")
+    for rec, row in zip(records, pre):
+        run_of.setdefault((rec.batch_size, rec.x), []).append(row)
+    points = point_rows(searches, costs, run_of)
+    replays = [Replay(p.batch_size, p.lr, r.seed, int(r.steps_to_target)) for p in points
+               if p.chosen for r in run_of[(p.batch_size, p.x)] if r.reached]
+    timed = ReplayTimes(tuple(replays), tuple((r.steps * _step_seconds(r.batch_size),)
+                                              for r in replays),
+                        tuple(1 for _ in replays), 1)
+    times = {(r.batch_size, r.lr, r.seed): timed.time(i) for i, r in enumerate(replays)}
+    runs = run_rows(records, TARGET, "val_accuracy", times)
+    batches = batch_rows(points, pre, timed, costs, searches)
+    noise_result = NoiseResult(
+        batch_size=16, lr=0.1, reached_target=True, b_simple=20.0, low=15.0, high=27.0,
+        grad_sq=0.1, trace_sigma=2.0, draws=64, b_small=4, b_big=64, b_noise=31.0,
+        b_noise_low=22.0, b_noise_high=45.0, b_simple_at_target=19.0,
+        trace=tuple((10.0 * (i + 1), 5.0 + 1.5 * i if i != 3 else -2.0) for i in range(12))
+    ) if noise else None
+    rec = recommend(batches, target=target, noise=noise_result, seeds=SEEDS)
+    confirmation = None
+    if confirm and rec.batch_size is not None:
+        row = next(r for r in batches if r.batch_size == rec.batch_size)
+        confirmation = Confirmation(row.batch_size, row.lr, (1000, 1001, 1002), 3, 0,
+                                    tuple(t * 1.05 for t in row.seed_times),
+                                    (40.0, 41.0, 42.0), row.time_median * 1.05, 41.0,
+                                    row.time_low, row.time_high, False)
+        rec = rec.with_sentence(confirmation_sentence(confirmation))
+    probe_rows = tuple(ProbeRow(b, 64, _step_seconds(b) * 0.9, 1e-5,
+                                b / (_step_seconds(b) * 0.9),
+                                _step_seconds(b) / _step_seconds(4),
+                                b / 4 * _step_seconds(4) / _step_seconds(b), 0.5)
+                       for b in SIZES) if probe else ()
+    cost = SweepCost(12.5, {"probe": 2.0, "search": 8.0, "timing": 1.0}, 3.0, 2.0, 1.5, 0.5,
+                     len(records), 0, len(replays), {"chunk": 4, "evaluate": 1})
+    return SweepResult(
         sweep={"seeds": SEEDS, "budget": EVIL, "lr": 0.1, "base_batch": 16,
                "lr_scaling": "sqrt", "lr_mode": "search", "search_factor": 4.0,
-               "stop_at_target": True},
-        base={"model": "softmax", "optimizer": EVIL}, data=EVIL, n_train=1000,
-        n_validation=250, metric="val_accuracy", target=TARGET, target_auto=False,
-        target_source="given (--target-accuracy)", records=records, per_run=per_run,
-        groups=groups, per_batch=per_batch, throughput=throughput, noise=noise,
-        noise_trace=trace, decomposition=decomposition, confirmation=confirmation,
-        recommendation=recommendation, environment={"cpu": "test"}, seconds=12.5)
-    values.update(changes)
-    # Fields the SweepResult of this checkout does not have yet are set as attributes.
-    known = {f.name for f in dataclasses.fields(SweepResult)}
-    result = SweepResult(**{k: v for k, v in values.items() if k in known})
-    for k, v in values.items():
-        if k not in known:
-            setattr(result, k, v)
-    return result
+               "lr_resolution": 1.19, "stop_at_target": True, "target": TARGET},
+        base={"model": "softmax", "optimizer": "sgd", "loss": EVIL, "channels": [6, 16],
+              "momentum": 0.9,
+              "lr": 0.1},
+        data=EVIL, n_train=1000, n_validation=250, metric="val_accuracy", target=target,
+        target_source="given (--target-accuracy)", records=tuple(records), runs=tuple(runs),
+        points=tuple(points), batches=tuple(batches), probe=probe_rows, noise=noise_result,
+        recommendation=rec, confirmation=confirmation, timing_spread=0.02, timing_rounds=1,
+        cost=cost, environment={"cpu": "test"}, command=COMMAND)
 
 
 def _sparse_result() -> SweepResult:
-    """No probe, no noise, no confirmation, nothing reached at one size, no tie."""
-    r = _fake_result()
-    rec = {**r.recommendation, "tied": [16], "distinguishable": True}
-    for g in r.per_batch:
-        g.update(probe_step_seconds=None, predicted_seconds=None, run_step_seconds=None)
-    return _fake_result(throughput=None, noise=None, noise_trace=[], decomposition=[],
-                        confirmation=None, recommendation=rec, per_batch=r.per_batch,
-                        groups=r.groups, target=math.nan, target_auto=True)
+    """No probe, no noise, no confirmation."""
+    return _fake_result(probe=False, noise=False, confirm=False)
 
 
 def _text_only(html: str) -> str:
@@ -208,20 +173,31 @@ def test_writes_every_chart_and_an_offline_html(report):
 
 def test_html_says_tie_command_outcomes_and_whole_steps(report):
     text = _text_only(report["report.html"].read_text())
-    assert "Batch sizes 16 and 64 are indistinguishable from the fastest within the " \
-           "measurement noise; picked by: the smaller batch size" in text
+    rec = _fake_result().recommendation
+    assert f'<p class="tie">{html.escape(rec.headline, quote=True)}</p>' in text
     assert "<pre>sgdlab train --data &#x27;&lt;script&gt;" in text  # the next command, escaped
     assert "--batch-size 16 --lr 0.1 --target-accuracy 0.9</pre>" in text
     assert "2 of 3 reached, 1 diverged" in text and "all 3 diverged" in text
     assert "0 of 3 reached" in text and "3 of 3 reached" in text
-    assert "Confirmation with fresh seeds (3, 4, 5)" in text
-    assert "✓ chosen" in text and "Learning-rate search" in text
+    assert "Confirmation with fresh seeds (1000, 1001, 1002)" in text
+    assert "✓ kept" in text and "Learning-rate search" in text
+    assert "ranked by median steps" in text
     assert "Time to target = steps x seconds per step" in text
     assert "B_noise = " in text and "B_simple = " in text
+    assert "a second estimator of B_simple, not pooled over the run" in text
+    assert "What the sweep cost" in text and "training (timed replays)" in text
     # Steps are whole numbers: the recommended size's median steps, never with a fraction.
-    steps16 = [g for g in _fake_result().per_batch if g["batch_size"] == 16][0]["steps_median"]
-    assert f">{math.ceil(steps16)}<" in text
+    steps = _fake_result().batch(rec.batch_size).steps_median
+    assert f">{math.ceil(steps)}<" in text
     assert not NAN_INF.search(text), NAN_INF.search(text)
+
+
+def test_settings_show_only_what_the_model_and_optimiser_take(report):
+    text = _text_only(report["report.html"].read_text())
+    settings = re.search(r"<h2>Settings and machine</h2>.*?</table>", text, re.S).group(0)
+    assert ">model<" in settings and ">lr<" in settings
+    assert ">channels<" not in settings          # a softmax model takes no channels
+    assert ">momentum<" not in settings          # the optimiser is not a momentum method
 
 
 def test_step_columns_hold_integers(report):
@@ -238,16 +214,15 @@ def test_missing_measurements_say_not_measured(report, tmp_path):
     from sgdlab.report.html import render_sweep_html
     from sgdlab.report.sweep_plots import PLOTS
     r = _sparse_result()
-    missing = ("decomposition.png", "noise_trace.png")
+    missing = ("decomposition.png", "throughput.png", "noise_trace.png")
     for name in missing:  # still a valid PNG (saying "not measured"), reported as not drawn
         assert PLOTS[name](r, tmp_path / name) is False
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     images = {n: report[n].read_bytes() for n in CHARTS if n not in missing}
     text = render_sweep_html(r, images)
-    assert len(re.findall(r"<img ", text)) == len(CHARTS) - 2
+    assert len(re.findall(r"<img ", text)) == len(CHARTS) - 3
     plain = _text_only(text)
-    assert "Not measured" in plain and "indistinguishable from the fastest" not in plain
-    assert "Confirmation: not run." in plain
+    assert "Not measured" in plain and "Confirmation with fresh seeds" not in plain
     assert not NAN_INF.search(plain), NAN_INF.search(plain)
 
 

@@ -2,6 +2,7 @@
 TensorBoard's own reader, scalar by scalar against the history; sweep members as named runs;
 the missing extra and write errors as sgdlab errors."""
 
+import dataclasses
 import errno
 import math
 import sys
@@ -110,17 +111,19 @@ def test_write_history_wall_times_follow_the_run_clock(live, tmp_path):
 
 def test_write_sweep_writes_one_named_run_per_member(live, tmp_path):
     result, _, _, _ = live
-    rec = make_record("b0032-lr0.1-s0", result, "f" * 16, 1.0)
+    rec = make_record(result, "f" * 16)
     records = [rec,
-               {**rec, "seed": 1},
-               {**rec, "lr": 0.1 * (1 + 1e-6)},  # same name at 3 digits: more digits
-               {**rec, "phase": "confirm", "seed": 1000}]
+               dataclasses.replace(rec, seed=1),
+               dataclasses.replace(rec, lr=rec.lr * (1 + 1e-6)),  # same name at 3 digits
+               dataclasses.replace(rec, phase="confirm", seed=1000)]
     sweep = SweepResult(sweep={}, base={}, data="digits", n_train=1437, n_validation=360,
-                        metric="val_accuracy", target=0.9, target_auto=True, records=records)
+                        metric="val_accuracy", target=0.9, target_source="given",
+                        records=tuple(records))
     runs = tb.write_sweep(sweep, tmp_path)
-    b, lr = rec["batch_size"], f"{rec['lr']:.3g}"
+    b, lr = rec.batch_size, f"{rec.lr:.3g}"
+    more = f"{rec.lr * (1 + 1e-6):.10g}"
     assert list(runs) == [f"B={b} lr={lr} seed=0", f"B={b} lr={lr} seed=1",
-                          f"B={b} lr=0.1000001 seed=0", f"confirm B={b} lr={lr} seed=1000"]
+                          f"B={b} lr={more} seed=0", f"confirm B={b} lr={lr} seed=1000"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(runs)
     want = expected_scalars(result.history)
     for path in runs.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -11,26 +12,29 @@ from .common import (Formatter, add_data_options, add_model_options, add_optim_o
 
 EXAMPLES = """\
 examples:
-  sgdlab sweep                                  # digits, softmax, batch sizes 1..1024, report
+  sgdlab sweep                                  # the default demo problem, softmax, report
+  sgdlab sweep --data digits                    # the handwritten digits (every size ties)
   sgdlab sweep --data my.parquet --label-column y --model mlp --hidden 128 \\
                --batch-sizes 1,4,16,64,256,1024 --lr 0.05 --seeds 3 \\
-               --target-accuracy 0.95 --budget 30s --out runs/sweep1
+               --target-accuracy 0.95 --out runs/sweep1
   sgdlab sweep --batch-sizes 32,64,128,256 --lr-grid 0.5,1,2   # fixed lrs instead of a search
   sgdlab sweep --no-lr-search --lr-scaling linear  # the scaling rule alone, no search
   sgdlab sweep --full-budget --budget "20 epochs" # every run trains its whole budget
   sgdlab sweep --out runs/sweep1                # re-run: finished runs are reused, not redone
 
 For every batch size B the learning rate is searched: the scaling rule gives the centre
-lr0(B) = lr x rule(B / base batch); lr0(B) / f, lr0(B) and f lr0(B) are tried (f =
+lr0(B) = lr x rule(B / base batch); lr0(B), then lr0(B) / f and f lr0(B) are tried (f =
 --search-factor, 4), the bracket is widened until the best lies inside it (divergence closes a
-side) and refined once by sqrt(f); every
-point runs every seed and stops at the target. Without --target-accuracy a pilot at the base
-batch chooses it (0.99 x its best final value). Time to target counts training time only
-(evaluation and compilation excluded). The output directory holds runs/*.json (one per run),
-sweep.json, summary.csv, points.csv (every learning rate tried), runs.csv, the charts and
-report.html (self-contained, opens offline).
+side) and refined by halving the spacing down to --lr-resolution (2^(1/4)); every point runs
+every seed and stops at the target, and is ranked by its median steps to the target. Runs stop
+early, in steps, when they can no longer win: at 2x the steps of their batch size's best
+learning rate, or at 3x the best batch size's predicted time. Without --target-accuracy a pilot
+at the base batch chooses it (0.99 x its best final value). Time to target is then measured by
+replaying each seed's run for exactly its steps, with no evaluation in between, every batch size
+in the same rounds of random order; evaluation and compilation are excluded. The output
+directory holds runs/*.json (one per run), sweep.json, summary.csv, points.csv (every learning
+rate tried), runs.csv, the charts and report.html (self-contained, opens offline).
 """
-
 
 def _ints(text: str, what: str) -> tuple:
     try:
@@ -71,25 +75,34 @@ def register(sub) -> None:
                    help="no learning-rate search: each batch size at the scaling rule's lr")
     g.add_argument("--search-factor", type=float,
                    help="ratio of neighbouring learning rates in the search (default 4)")
+    g.add_argument("--lr-resolution", type=float,
+                   help="ratio of neighbouring learning rates at the search's finest "
+                        "refinement (default 1.19 = 2^(1/4))")
     g.add_argument("--search-points", type=int,
-                   help="most learning rates tried per batch size (default 8)")
+                   help="most learning rates tried per batch size (default 12)")
     g.add_argument("--seeds", type=int, help="repeats per setting (default 3)")
     g.add_argument("--target-accuracy", "--target", dest="sweep_target", type=float,
                    help="validation accuracy (R^2) to reach (default: chosen by a pilot, 0.99 "
                         "x its best final value floored to 0.01; with --full-budget, 0.99 x "
                         "the best median final value of the runs)")
-    g.add_argument("--budget", help="per run: training time '30s', '5 epochs' or "
-                                    "'2000 steps' (default 0.2s)")
+    g.add_argument("--budget", help="cap per run: '5 epochs', '2000 steps' or training time "
+                                    "'30s' (turned into steps with the probe); default: none "
+                                    "beyond the early stops, 20 epochs for a batch size's "
+                                    "runs before any batch size reached the target")
     g.add_argument("--eval-every", dest="sweep_eval_every",
-                   help="evaluation schedule for every run (default: every 10%% of an epoch, "
-                        "at least 4 steps, and budget/50 seconds)")
+                   help="evaluation schedule for every run (default: every 5%% of an epoch, "
+                        "at least every step)")
+    g.add_argument("--timing-rounds", type=int,
+                   help="rounds of replays that time each seed's run, in random order "
+                        "(default 3)")
     g.add_argument("--stop-at-target", action="store_true",
                    help="end each run at the target (the default)")
     g.add_argument("--full-budget", action="store_true",
                    help="train every run for its whole budget instead of stopping at the "
                         "target")
     g.add_argument("--no-confirm", action="store_true",
-                   help="skip the confirmation runs of the recommendation with fresh seeds")
+                   help="skip the confirmation of the recommendation with fresh seeds (and the "
+                        "extra seeds of a tie the confirmation contradicts)")
     g.add_argument("--no-probe", action="store_true", help="skip the throughput probe")
     g.add_argument("--no-noise", action="store_true", help="skip the gradient noise scale")
     g.add_argument("--noise-batches", help="small,big batch sizes for the noise scale "
@@ -105,14 +118,20 @@ def register(sub) -> None:
                    help="also write every run's history as TensorBoard event files, one run "
                         "per member ('B=64 lr=2.26 seed=0'; needs pip install "
                         "'sgdlab[tensorboard]')")
-    o.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    o.add_argument("--quiet", action="store_true",
+                   help="no progress bar, table or verdict: only the next command and the "
+                        "report's path")
     p.set_defaults(func=run)
 
 
 def sweep_config_from_args(args, file_settings: dict):
+    """The :class:`~sgdlab.lab.sweep.SweepConfig` of the flags over the file's ``[sweep]``
+    table (``file_settings["sweep"]``, as :func:`read_config_file` read it)."""
     from ..lab.sweep import SweepConfig
-    s = dict(_sweep_table(args.config))
-    s = {k.replace("-", "_"): v for k, v in s.items()}
+    table = file_settings.get("sweep") or {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{args.config}: [sweep] must be a table of settings")
+    s = {k.replace("-", "_"): v for k, v in table.items()}
     if args.batch_sizes:
         s["batch_sizes"] = _ints(args.batch_sizes, "--batch-sizes")
     if args.noise_batches:
@@ -122,7 +141,8 @@ def sweep_config_from_args(args, file_settings: dict):
     for flag, key in (("lr", "lr"), ("base_batch", "base_batch"), ("lr_scaling", "lr_scaling"),
                       ("seeds", "seeds"), ("sweep_target", "target"), ("budget", "budget"),
                       ("sweep_eval_every", "eval_every"), ("search_factor", "search_factor"),
-                      ("search_points", "search_points")):
+                      ("search_points", "search_points"), ("lr_resolution", "lr_resolution"),
+                      ("timing_rounds", "timing_rounds")):
         v = getattr(args, flag, None)
         if v is not None:
             s[key] = v
@@ -153,21 +173,8 @@ def sweep_config_from_args(args, file_settings: dict):
         raise ConfigError(f"bad sweep setting: {e}") from None
 
 
-def _sweep_table(path: str | None) -> dict:
-    """The ``[sweep]`` table of the TOML settings file (the rest configures every run)."""
-    if not path:
-        return {}
-    import tomllib
-    try:
-        return tomllib.loads(Path(path).read_text()).get("sweep", {})
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read the [sweep] table: {e}") from None
-
-
 def run(args) -> int:
-    from ..api import as_dataset  # lazy: keeps 'sgdlab --help' fast
-    from ..lab.summary import write_tables
-    from ..lab.next_run import train_command
+    from ..api import as_dataset
     from ..lab.compile_cache import enable_compile_cache
     from ..lab.sweep import run_sweep
     from ..report.sweep import write_sweep_report
@@ -177,39 +184,41 @@ def run(args) -> int:
     sweep = sweep_config_from_args(args, file_settings)
     base = config_from_args(args, {k: v for k, v in file_settings.items() if k != "sweep"})
     data_arg = data_spec(args, file_settings)
-    data = as_dataset(data_arg,
-                      label_column=args.label_column or file_settings.get("label_column"),
-                      task=args.task or file_settings.get("task"))
+    label_column = args.label_column or file_settings.get("label_column")
+    task = args.task or file_settings.get("task")
+    data = as_dataset(data_arg, label_column=label_column, task=task)
     out = Path(args.out or default_out("sweep"))
     if (args.compile_cache or "") != "off":
         enable_compile_cache(args.compile_cache or out / "compile-cache")
     if args.tensorboard:  # the extra is missing: say so before the sweep, not after it
         from ..report.tensorboard import check_available
         check_available()
+    data_command = ("--data", str(data_arg),
+                    *(("--label-column", str(label_column)) if label_column else ()),
+                    *(("--task", str(task)) if task else ()))
     progress = None if args.quiet else SweepProgress()
     with (progress or _null()):
-        result = run_sweep(data, sweep, base, out=out, callback=progress)
-        data_flags = tuple(f for flag, key in (("--label-column", "label_column"),
-                                               ("--task", "task"))
-                           for value in [getattr(args, key) or file_settings.get(key)] if value
-                           for f in (flag, str(value)))
-        result.recommendation["command"] = train_command(
-            base, result.recommendation, data_arg,
-            data_flags)
-        write_tables(result, out)
+        result = run_sweep(data, sweep, base, out=out, callback=progress,
+                           data_command=data_command)
         if progress:
             progress.phase("plots and report")
+        t0 = time.perf_counter()
         paths = write_sweep_report(result, out)
+        report_seconds = time.perf_counter() - t0
         if args.tensorboard:
             from ..report.tensorboard import write_sweep
             write_sweep(result, args.tensorboard)
     if not args.quiet:
-        print_sweep_summary(result, paths["report.html"])
-        if progress.reused:
-            print(f"{progress.reused} of {len(result.records)} runs were finished already and "
+        print_sweep_summary(result, paths["report.html"], report_seconds=report_seconds)
+        if result.cost.reused:
+            print(f"{result.cost.reused} of {result.cost.runs} runs were finished already and "
                   f"reused from {out / 'runs'}")
-    if result.recommendation.get("batch_size") is None:
-        print("sgdlab sweep: " + " ".join(result.recommendation["sentences"]), file=sys.stderr)
+    else:
+        if result.command:
+            print(f"next: {result.command}")
+        print(f"report: {paths['report.html']}")
+    if result.recommendation.batch_size is None:
+        print("sgdlab sweep: " + " ".join(result.recommendation.sentences), file=sys.stderr)
         return 1
     return 0
 

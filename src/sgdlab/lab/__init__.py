@@ -14,7 +14,7 @@ from .landscape import run_landscape as run_landscape
 from .hessian_noise import NoiseScales as NoiseScales
 from .hessian_noise import noise_scales as noise_scales
 from .lr_search import Outcome as Outcome
-from .lr_search import search_lr as search_lr
+from .lr_search import LrSearch as LrSearch
 from .noise import NoiseEstimate as NoiseEstimate
 from .noise import NoiseScaleMeter as NoiseScaleMeter
 from .noise import estimate_noise_scale as estimate_noise_scale

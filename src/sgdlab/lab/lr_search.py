@@ -1,64 +1,91 @@
 """The learning-rate search of one batch size: a bracket on a log grid, widened until the best
-point is interior, then refined once.
+point is interior, then refined by halving the spacing down to a resolution.
 
 Batch sizes must be compared each at its own best learning rate (Shallue et al. 2018: neither
 linear nor square-root scaling holds everywhere), so the scaling rule only gives the search its
-centre ``lr_0(B)``. The points lie on the grid
+centre ``lr_0(B)``. A point is an exponent ``x``:
 
-.. math:: \\mathrm{lr}_j = \\mathrm{lr}_0(B) \\, f^{\\,j}, \\qquad j \\in \\tfrac12 \\mathbb{Z},
+.. math:: \\mathrm{lr}(x) = \\mathrm{lr}_0(B) \\, f^{\\,x},
 
-with ``f`` the search factor (4 by default). The search
+with ``f`` the search factor (4 by default). The search is a small state machine driven from
+outside (:meth:`LrSearch.propose` says which points it needs next, :meth:`LrSearch.tell` gives
+it their outcomes), so the sweep can run the points of every batch size interleaved, or in
+parallel, and the search stays deterministic: the same outcomes give the same points.
 
-1. tries ``j = 0, 1, -1``;
-2. while the best point is the highest one tried, tries one higher (unless that point already
-   had a seed diverge: divergence closes the upper side); while it is the lowest, one lower;
-3. refines once between the best point and the neighbour where the optimum more likely lies
-   (``j +- 1/2``): toward a higher neighbour that diverged or missed the target (steps to
-   target fall with the learning rate up to the stability edge), else toward the better
-   neighbour;
+1. **Centre**: ``x = 0`` alone (its steps to target cap the runs of the next points).
+2. **Bracket**: ``x = +1`` and ``x = -1``; then, while the best point is the highest tried, one
+   higher (unless a seed diverged above the best: divergence closes the upper side), while it
+   is the lowest, one lower.
+3. **Refinement**: the spacing halves (``f^{1/2}``, ``f^{1/4}``, ...) down to the resolution
+   (``2^{1/4}`` by default, finer than a factor-sqrt(2) grid), each level trying the best
+   point's two neighbours at that spacing. Between levels the sweep may stop a batch size
+   whose time cannot come near the best one (``worth_refining``): refining by a spacing ``s``
+   gains at most about ``sqrt(s)`` when steps go as ``1 / lr``.
 
-at most ``max_points`` points in all. Each point is every seed at that learning rate, and
-points are ranked by :func:`rank` on their outcome over the seeds. Within one batch size every
+Points are ranked by :func:`rank` on their outcome over the seeds: within one batch size every
 learning rate runs the same compiled program, so time to target is steps to target times one
-step cost: the ranking uses median *steps* (exact, free of timing noise), and the comparison
-*between* batch sizes uses time.
+step cost, and the ranking uses median *steps* (exact for the given seeds, free of timing
+noise); batch sizes are compared by time elsewhere.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import ConfigError
 
 #: Learning rates outside this range are never tried.
 LR_RANGE = (1e-8, 1e8)
+#: Default ratio of neighbouring learning rates at the finest level (finer than sqrt(2)).
+RESOLUTION = 2 ** 0.25
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """One learning rate's result over its seeds."""
+    """One learning rate's result over its seeds.
+
+    ``steps`` holds each seed's whole steps to the target (``inf`` for a seed that missed
+    it: diverged, or stopped at its cap first); ``cap`` is the most steps a seed was allowed
+    (None: no cap besides the run's own budget); ``final_median`` the median validation
+    value at the end of the seeds' runs (NaN when none is finite).
+    """
 
     lr: float
     seeds: int
-    reached: int            # seeds that reached the target
-    diverged: int           # seeds that diverged
-    steps_median: float     # median steps to target over seeds (inf when the median missed)
-    final_median: float     # median final validation metric (NaN when none is finite)
+    reached: int
+    diverged: int
+    steps_median: float
+    final_median: float
+    steps: tuple = ()
+    cap: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Diverged for some seed, or missed the target in the median."""
+        return self.diverged > 0 or not math.isfinite(self.steps_median)
 
 
 def rank(o: Outcome) -> tuple:
-    """Sort key, lower is better: every seed reached, by median steps; then a majority
-    reached (some seeds missed or diverged), by median steps; then no divergence, by final
-    metric; then some divergence; then every seed diverged (lower learning rates first).
-    Equal keys are broken by :func:`closeness` to the scaling rule's learning rate.
+    """Sort key, lower is better.
+
+    1. The median seed reached the target and no seed diverged: by median steps. A point
+       whose median seed was stopped at a cap of ``c`` steps without diverging ranks here too,
+       as ``c + 1/2`` steps: it is slower than every point that reached within ``c`` steps,
+       but may be faster than one that needed more (a cap set after the best learning rate
+       so far proved slow), so the search keeps exploring beyond it instead of settling on a
+       slow point. Ties: the better final metric.
+    2. Reached with some divergence, by median steps.
+    3. Missed without a cap and without divergence, by final metric; then some divergence;
+       then every seed diverged (lower learning rates first).
     """
     final = o.final_median if math.isfinite(o.final_median) else -math.inf
-    if o.reached == o.seeds:
-        return (0, o.steps_median)
     if math.isfinite(o.steps_median):
-        return (1, o.steps_median, o.diverged)
+        return (0, o.steps_median, -final) if o.diverged == 0 else (1, o.steps_median,
+                                                                     o.diverged)
+    if o.diverged == 0 and o.cap is not None:
+        return (0, o.cap + 0.5, -final)
     if o.diverged == 0:
         return (2, -final)
     if o.diverged < o.seeds:
@@ -66,79 +93,119 @@ def rank(o: Outcome) -> tuple:
     return (4, o.lr)
 
 
-def closeness(lr: float, lr0: float) -> float:
-    """``|log(lr / lr0)|``: among points of equal :func:`rank` (a plateau of equal steps, a
-    target every learning rate meets alike) the one nearest the rule's is kept, so a plateau
-    neither pulls the search outward nor leaves the kept point at its edge."""
-    return abs(math.log(lr / lr0))
+def best_of(tried: dict) -> float:
+    """The exponent of the best of ``tried`` (``{x: Outcome}``) by :func:`rank` (ties: nearest
+    the centre, then lower), among the points whose median seed reached the target when any
+    did: a point stopped at a cap is ranked optimistically only to steer the search, never
+    kept over one that reached (its cap may have been set before any point reached)."""
+    reached = [x for x, o in tried.items() if math.isfinite(o.steps_median)]
+    return min(reached or tried, key=lambda x: rank(tried[x]) + (abs(x), x))
 
 
-def search_lr(evaluate: Callable[[float], Outcome], lr0: float, *, factor: float = 4.0,
-              max_points: int = 8, refine: bool = True) -> dict:
-    """Run the search of the module docstring; ``-> {j: Outcome}`` of every point tried.
+@dataclass
+class LrSearch:
+    """The search of the module docstring for one batch size; ``tried`` maps ``x`` to its
+    :class:`Outcome` in the order they were told."""
 
-    ``evaluate(lr)`` trains every seed at ``lr`` and summarises them. Points are evaluated in
-    the order this function asks for them, so a deterministic ``evaluate`` gives a
-    deterministic search.
-    """
-    if factor <= 1:
-        raise ConfigError(f"search factor must be > 1, got {factor}; e.g. --search-factor 4")
-    tried: dict = {}
+    centre: float
+    factor: float = 4.0
+    resolution: float = RESOLUTION
+    max_points: int = 12
+    tried: dict = field(default_factory=dict)
+    spacing: float = 1.0
+    pending: tuple = ()
+    stopped: str = ""
 
-    def lr_at(j: float) -> float:
-        return lr0 * factor ** j
+    def __post_init__(self):
+        if not self.factor > 1:
+            raise ConfigError(f"search factor must be > 1, got {self.factor}; e.g. "
+                              "--search-factor 4")
+        if not 1 < self.resolution <= self.factor:
+            raise ConfigError(f"learning-rate resolution must be > 1 and at most the search "
+                              f"factor ({self.factor:g}), got {self.resolution}")
+        if not LR_RANGE[0] <= self.centre <= LR_RANGE[1]:
+            raise ConfigError(f"the learning rate {self.centre:g} lies outside "
+                              f"{LR_RANGE[0]:g} to {LR_RANGE[1]:g}; choose --lr (and "
+                              "--lr-scaling) so that the scaled learning rate is in that range")
 
-    def try_(j: float) -> bool:
-        if j in tried or len(tried) >= max_points:
+    def lr(self, x: float) -> float:
+        return self.centre * self.factor ** x
+
+    @property
+    def done(self) -> bool:
+        return bool(self.stopped)
+
+    def best(self) -> float:
+        """The exponent of the best point told so far (:func:`best_of`)."""
+        return best_of(self.tried)
+
+    def bracketed(self) -> bool:
+        """Whether the best point has been tried on both sides at the coarse spacing (or a
+        side is closed by divergence or the range): widening is over."""
+        best = self.best()
+        return not any(self._open(best, x) for x in (best + 1, best - 1))
+
+    def tell(self, x: float, outcome: Outcome) -> None:
+        self.tried[x] = outcome
+        self.pending = tuple(p for p in self.pending if p != x)
+
+    def propose(self, worth_refining: Callable[[float], bool] | None = None) -> list:
+        """The exponents to run next (every seed of each), ``[]`` when the search waits for
+        pending points or is done. ``worth_refining(spacing_factor)`` is asked before each
+        refinement level: False ends the search there."""
+        if self.pending or self.stopped:
+            return []
+        if not self.tried:
+            return self._ask([0.0])
+        if len(self.tried) >= self.max_points:
+            return self._stop("points")
+        best = self.best()
+        if self.spacing == 1.0:
+            wanted = [x for x in (best + 1, best - 1) if self._open(best, x)]
+            if wanted:
+                return self._ask(wanted)
+        if self.factor ** (self.spacing / 2) < self.resolution * (1 - 1e-9):
+            return self._stop("resolution")
+        if worth_refining is not None and not worth_refining(self.factor ** self.spacing):
+            return self._stop("behind")
+        while self.factor ** (self.spacing / 2) >= self.resolution * (1 - 1e-9):
+            self.spacing /= 2
+            wanted = [x for x in (best + self.spacing, best - self.spacing)
+                      if x not in self.tried and self._in_range(x)]
+            if wanted:
+                return self._ask(wanted[: self.max_points - len(self.tried)])
+        return self._stop("resolution")
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _ask(self, xs: list) -> list:
+        xs = [x for x in xs if x not in self.tried and self._in_range(x)]
+        if not xs:
+            return self._stop("range")
+        self.pending = tuple(xs)
+        return list(xs)
+
+    def _stop(self, why: str) -> list:
+        self.stopped = why
+        return []
+
+    def _in_range(self, x: float) -> bool:
+        return LR_RANGE[0] <= self.lr(x) <= LR_RANGE[1]
+
+    def _open(self, best: float, x: float) -> bool:
+        """Whether the bracket stage still needs point ``x`` (a neighbour of the best at the
+        coarse spacing): untried, in range, and above the best only when no seed diverged at
+        or below ``x`` above the best (divergence closes the upper side)."""
+        if x in self.tried or not self._in_range(x):
             return False
-        lr = lr_at(j)
-        if not LR_RANGE[0] <= lr <= LR_RANGE[1]:
-            return False
-        tried[j] = evaluate(lr)
+        if x > best:
+            return not any(o.diverged for y, o in self.tried.items() if best <= y <= x)
         return True
 
-    for j in (0, 1, -1):
-        try_(j)
-    if not tried:
-        raise ConfigError(f"the learning rates around {lr0:g} lie outside {LR_RANGE[0]:g} to "
-                          f"{LR_RANGE[1]:g}; choose --lr (and --lr-scaling) so that the "
-                          "scaled learning rate is in that range")
-    # Keep one point for the refinement: widening alone must not use up the budget.
-    def key(j: float) -> tuple:
-        return rank(tried[j]) + (abs(j),)
 
-    while len(tried) < max_points - int(refine):
-        best = min(tried, key=key)
-        whole = [j for j in tried if j == int(j)]
-        if best == max(whole) and tried[best].diverged == 0 and try_(best + 1):
-            continue
-        if best == min(whole) and try_(best - 1):
-            continue
-        break
-    if refine:
-        best = min(tried, key=key)
-        up, down = tried.get(best + 1), tried.get(best - 1)
-        # Steps to target fall with the learning rate up to the edge of stability, so a
-        # higher neighbour that failed (diverged, or its median missed) puts the optimum
-        # between it and the best: refine upward.
-        failed_up = up is not None and (up.diverged > 0 or not math.isfinite(up.steps_median))
-        if up is not None and (failed_up or down is None or rank(up) < rank(down)):
-            try_(best + 0.5)
-        elif down is not None:
-            try_(best - 0.5)
-    return tried
-
-
-def best_point(tried: dict) -> float:
-    """The exponent ``j`` of the best point tried (see :func:`rank`; ties: nearest ``j = 0``)."""
-    return min(tried, key=lambda j: rank(tried[j]) + (abs(j),))
-
-
-def at_edge(points: list, chosen_lr: float) -> str | None:
+def at_edge(lrs: list, chosen_lr: float) -> str | None:
     """``"lowest"`` or ``"highest"`` when the kept learning rate is the lowest or highest of
-    three or more tried (the optimum may lie beyond: raise ``--search-points``), else None.
-    ``points`` are the :class:`Outcome` of every learning rate tried at one batch size."""
-    lrs = sorted(o.lr for o in points)
+    three or more tried (the optimum may lie beyond), else None."""
+    lrs = sorted(lrs)
     if len(lrs) < 3:
         return None
     if chosen_lr == lrs[0]:

@@ -93,3 +93,19 @@ def target_from(best: float) -> float:
     """An automatic target from the best final value: 0.99 x it, floored to 0.01 (a
     non-positive R^2 is kept as it is)."""
     return math.floor(100 * 0.99 * best) / 100 if best > 0 else best
+
+
+def steps_to_target(history, target: float | None, metric: str | None = None) -> float:
+    """Whole steps to the first crossing of ``target`` (the interpolated crossing rounded
+    up), ``inf`` when the run never got there."""
+    if target is None:
+        return math.inf
+    c = crossing(history, target, metric)
+    return float(math.ceil(c["step"] - 1e-9)) if c["reached"] else math.inf
+
+
+def whole_median(values) -> float:
+    """:func:`median` of step counts as whole steps (rounded up; with an even number of
+    values, the upper middle one), ``inf`` kept."""
+    m = median(values)
+    return float(math.ceil(m - 1e-9)) if math.isfinite(m) else m

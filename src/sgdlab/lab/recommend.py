@@ -1,54 +1,79 @@
-"""Pick the batch size that reaches the target fastest, and say why in plain sentences.
+"""The recommendation, and why, in plain sentences, each one true of the table it describes.
 
-The choice is the data's, nothing else: per batch size the learning rate the search kept, and
-between batch sizes the lowest *median* training time to the target over seeds, tested against
-the others by a bootstrap over the seeds (:mod:`.ties`; tied batch sizes are resolved by a
-stated rule). The evidence sentences report
+The choice is the data's: per batch size the learning rate its search kept, and between batch
+sizes the measured (replayed) time to the target, with the tie test and the stated rule of
+:mod:`.ties`. The sentences, in order:
 
-1. the pick, its time, spread and steps, and how its learning rate compares with the rule's;
-2. whether it is distinguishable from the others (or which are tied), and which batch sizes
-   missed the target (per seed: reached / diverged);
-3. the decomposition the source texts teach, time = steps x seconds per step, with the probe's
-   step cost against the runs' (:func:`decomposition_sentence`);
-4. where steps to target stop scaling, with the fit and its quality (:mod:`.scaling_fit`);
-5. the gradient noise scales against the critical batch size, and what to conclude.
+1. **the headline**: the tie first when there is one ("batch sizes 64 to 256 reach ... within
+   the noise of each other; take 128 ..."), else the pick and how far ahead it is;
+2. the pick itself: its time, spread, steps and seeds, and how its learning rate compares
+   with the rule's; the fastest median when the rule picked another batch size;
+3. what did not reach the target and why: too slow to win (stopped at
+   :data:`~.caps.BEHIND` times the best time), out of budget (naming the ``--budget`` that
+   would let it finish), diverged; kept learning rates at the edge of those tried;
+4. time = steps x seconds per step (+ calls x seconds per call), and whether a compiled
+   call's fixed cost dominates (:func:`decomposition_sentence`);
+5. where steps to target stop scaling (:mod:`.scaling_fit`);
+6. the gradient noise scales against the critical batch size.
+
+The confirmation's sentence (:mod:`.next_run`) is added by the sweep once it has run.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
-from .scaling_fit import fell_or_rose, fit_steps_scaling, scaling_sentence
-from .ties import RULE, tie_analysis
+from .caps import BEHIND, budget_hint
+from .scaling_fit import StepsFit, fell_or_rose, fit_steps_scaling, scaling_sentence
+from .tables import BatchRow
+from .ties import PICK_MARGIN, RULE, Decision, decide
 
 #: Probe and runs agree on the cost of a step when their ratio is within this factor.
 AGREE = 1.25
 #: A probed step more than this many times cheaper at a larger batch size is a probe artifact.
 PROBE_ARTIFACT = 2.0
+#: The calls' fixed cost dominates a time to target when it is at least this share of it.
+OVERHEAD_DOMINATES = 0.3
 
 
-class Recommendation(NamedTuple):
+@dataclass(frozen=True)
+class Recommendation:
+    """The pick (None when nothing reached the target), its time and steps, the sentences
+    (the headline first), the :class:`~.ties.Decision` behind it and the steps fit."""
+
     batch_size: int | None
     lr: float | None
     seconds: float
-    sentences: list
-    scaling: dict
-    fastest: int | None = None
-    tied: list = []
-    distinguishable: bool = False
+    steps: float
+    sentences: tuple
+    decision: Decision = field(default_factory=Decision)
+    scaling: StepsFit = field(default_factory=StepsFit)
     rule: str = RULE
-    p_slower: dict = {}
 
-    def to_dict(self) -> dict:
-        d = dict(self._asdict())
-        d["p_slower"] = {str(k): v for k, v in self.p_slower.items()}
-        return d
+    @property
+    def headline(self) -> str:
+        return self.sentences[0] if self.sentences else ""
+
+    @property
+    def tied(self) -> tuple:
+        return self.decision.tied
+
+    @property
+    def fastest(self) -> int | None:
+        return self.decision.fastest
+
+    def with_sentence(self, sentence: str) -> "Recommendation":
+        return Recommendation(self.batch_size, self.lr, self.seconds, self.steps,
+                              (*self.sentences, sentence), self.decision, self.scaling,
+                              self.rule)
 
 
-def _t(seconds: float) -> str:
+def seconds_text(seconds: float) -> str:
+    """``7.31 ms`` / ``1.2 s``; ``never`` for an infinite time."""
     if not math.isfinite(seconds):
         return "never"
     return f"{seconds * 1000:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
@@ -59,206 +84,236 @@ def _what(metric: str, target: float) -> str:
     return f"{name} {target:g}" if _finite(target) else f"the target {name}"
 
 
-def _nan_low(v) -> float:
-    return -math.inf if v is None or not math.isfinite(v) else v
-
-
 def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def status_text(reached: int, diverged: int, seeds: int) -> str:
-    """``"3 of 3 reached"``, ``"2 of 3 reached, 1 diverged"``, ``"all 3 diverged"``."""
-    if diverged == seeds:
-        return f"all {seeds} diverged"
-    text = f"{reached} of {seeds} reached"
-    return text + (f", {diverged} diverged" if diverged else "")
+def sizes_text(sizes: Sequence[int], swept: Sequence[int]) -> str:
+    """``"16 to 1024"`` when ``sizes`` are consecutive in ``swept``, else ``"16, 64 and
+    256"``."""
+    sizes = sorted(sizes)
+    swept = sorted(swept)
+    if len(sizes) > 2 and all(b in swept for b in sizes):
+        i = swept.index(sizes[0])
+        if swept[i:i + len(sizes)] == sizes:
+            return f"{sizes[0]} to {sizes[-1]}"
+    if len(sizes) == 1:
+        return str(sizes[0])
+    return ", ".join(str(b) for b in sizes[:-1]) + f" and {sizes[-1]}"
 
 
-def recommend(per_batch: Sequence[dict], *, target: float, metric: str = "val_accuracy",
-              noise: dict | None = None, seeds: int = 1, times_by_batch: dict | None = None,
-              decomposition: Sequence[dict] | None = None,
-              noise_trace: Sequence[dict] | None = None) -> Recommendation:
-    """The recommendation from per-batch-size rows.
+def batch_sizes_named(sizes: Sequence[int], swept: Sequence[int]) -> str:
+    """``"batch size 8"`` or ``"batch sizes 8 to 64"`` (:func:`sizes_text`)."""
+    return (f"batch size {sizes[0]}" if len(sizes) == 1 else
+            f"batch sizes {sizes_text(sizes, swept)}")
 
-    Each row needs ``batch_size``, ``lr``, ``time_median``, ``time_low``, ``time_high``,
-    ``steps_median`` (infinite when the median run missed the target) and ``final_median``;
-    optionally ``reached``, ``diverged``, ``seeds`` and ``lr_multiplier`` (the kept lr over the
-    scaling rule's). ``times_by_batch`` maps a batch size to its per-seed times (default: the
-    median alone, so every difference counts). ``noise`` is the noise-scale dict of the sweep
-    (``b_simple``, ``low``, ``high``, optionally ``b_noise`` and ``reason``), or None.
-    """
-    rows = sorted(per_batch, key=lambda r: r["batch_size"])
-    steps = [r.get("steps_best", r["steps_median"]) for r in rows]
-    scaling = fit_steps_scaling([r["batch_size"] for r in rows], steps)
+
+def recommend(batches: Sequence[BatchRow], *, target: float, metric: str = "val_accuracy",
+              noise=None, seeds: int = 1, budget: str | None = None,
+              decision: Decision | None = None) -> Recommendation:
+    """The :class:`Recommendation` from per-batch-size rows (``noise``: a
+    :class:`~.summary.NoiseResult` or None; ``budget``: the ``--budget`` text, None for the
+    automatic caps; ``decision`` defaults to :func:`~.ties.decide` on the rows)."""
+    rows = sorted(batches, key=lambda r: r.batch_size)
+    sizes = [r.batch_size for r in rows]
+    steps = [r.steps_best for r in rows]
+    scaling = fit_steps_scaling(sizes, steps)
     what = _what(metric, target)
-    times = times_by_batch or {r["batch_size"]: [r["time_median"]] for r in rows}
-    reached_all = {r["batch_size"]: r.get("reached", 1) == r.get("seeds", 1) for r in rows}
-    ties = tie_analysis(times, reached_all)
-    if ties["pick"] is None:
-        best = max(rows, key=lambda r: _nan_low(r["final_median"]), default=None)
-        tail = (f" The best final value, {best['final_median']:.4g}, was at batch size "
-                f"{best['batch_size']}." if best and _finite(best["final_median"]) else "")
-        return Recommendation(None, None, math.inf, [
-            f"No batch size reached {what} within its budget in the median of {seeds} "
-            f"seed(s).{tail} Lower the target (--target-accuracy) or raise the budget "
-            "(--budget)."], scaling)
+    decision = decision or decide({r.batch_size: r.seed_times for r in rows},
+                                  {r.batch_size: r.steps_median for r in rows},
+                                  {r.batch_size: r.every_seed_reached for r in rows})
+    if decision.pick is None:
+        best = max((r for r in rows if _finite(r.final_median)),
+                   key=lambda r: r.final_median, default=None)
+        tail = (f" The best final value, {best.final_median:.4g}, was at batch size "
+                f"{best.batch_size}." if best else "")
+        text = (f"No batch size reached {what} in the median of {seeds} seed(s).{tail} "
+                "Lower the target (--target-accuracy)")
+        capped = [r for r in rows if r.cap_reason == "budget"]
+        text += (f" or raise the budget (--budget; {budget_hint(budget)})." if capped else ".")
+        return Recommendation(None, None, math.inf, math.inf,
+                              (text, *_misses(rows, decision, budget)), decision, scaling)
+    by_b = {r.batch_size: r for r in rows}
+    pick = by_b[decision.pick]
+    sentences = [headline(rows, decision, what, seeds), pick_sentence(pick, by_b, decision,
+                                                                        seeds)]
+    sentences += _misses(rows, decision, budget)
+    if any(_finite(r.step_seconds) for r in rows):
+        sentences.append(decomposition_sentence(rows, pick.batch_size))
+    sentences.append(scaling_sentence(scaling, sizes, steps))
+    if noise is not None:
+        sentences.append(noise_sentence(noise, scaling, pick.batch_size))
+    return Recommendation(pick.batch_size, pick.lr, pick.time_median, pick.steps_median,
+                          tuple(sentences), decision, scaling)
 
-    by_b = {r["batch_size"]: r for r in rows}
-    pick, fastest = by_b[ties["pick"]], by_b[ties["fastest"]]
-    sentences = [_pick_sentence(pick, fastest, what, seeds), _contest_sentence(rows, ties, by_b)]
-    if decomposition:
-        sentences.append(decomposition_sentence(decomposition))
-    sentences.append(scaling_sentence(scaling, [r["batch_size"] for r in rows], steps))
-    if noise:
-        sentences.append(noise_sentence(noise, scaling, pick["batch_size"], noise_trace))
-    return Recommendation(int(pick["batch_size"]), float(pick["lr"]), pick["time_median"],
-                          sentences, scaling, int(fastest["batch_size"]), ties["tied"],
-                          ties["distinguishable"], RULE, ties["p_slower"])
+
+def headline(rows: list, decision: Decision, what: str, seeds: int) -> str:
+    """The first sentence: the tie and the pick, or the pick and its lead."""
+    by_b = {r.batch_size: r for r in rows}
+    pick, fastest = by_b[decision.pick], by_b[decision.fastest]
+    take = (f"batch size {pick.batch_size} at learning rate {pick.lr:.4g}, "
+            f"{seconds_text(pick.time_median)}")
+    untested = ("" if decision.tested else
+                f" (with {seeds} seed(s) per batch size no test can tell a difference from "
+                "timing noise; use --seeds 3)")
+    if len(decision.tied) > 1:
+        times = [by_b[b].time_median for b in decision.tied]
+        why = (f"the fewest steps ({pick.steps_median:.0f}) among those within "
+               f"{100 * PICK_MARGIN:.0f}% of the fastest median"
+               if len(decision.near) > 1 else "the fastest median")
+        spread = ("within the noise of each other" if decision.tested else
+                  f"within {100 * PICK_MARGIN:.0f}% of each other")
+        every = "both" if len(decision.tied) == 2 else "all"
+        return (f"Batch sizes {sizes_text(decision.tied, list(by_b))} {every} reach {what} "
+                f"{spread} ({seconds_text(min(times))} to {seconds_text(max(times))}, "
+                f"medians over {seeds} seeds){untested}; take {take}: {why}.")
+    runner = min((r for r in rows if r.batch_size != fastest.batch_size
+                  and math.isfinite(r.time_median)),
+                 key=lambda r: r.time_median, default=None)
+    if runner is None:
+        return (f"Only batch size {pick.batch_size} reached {what} (learning rate "
+                f"{pick.lr:.4g}, a median {seconds_text(pick.time_median)} over {seeds} "
+                "seeds).")
+    ratio = runner.time_median / pick.time_median if pick.time_median > 0 else math.inf
+    p = decision.p_slower.get(runner.batch_size)
+    test = (f"; it was slower in {100 * p:.0f}% of bootstrap resamples of the seeds"
+            if p is not None else untested)
+    return (f"Take {take}: it reaches {what} faster than every other batch size beyond the "
+            f"noise; the runner-up, batch size {runner.batch_size}, took "
+            f"{seconds_text(runner.time_median)} ({ratio:.2f}x as long){test}.")
 
 
-def _pick_sentence(pick: dict, fastest: dict, what: str, seeds: int) -> str:
-    m = pick.get("lr_multiplier")
-    how = (f", {m:.3g}x the scaling rule's" if _finite(m) and abs(m - 1) > 1e-9 else "")
-    text = (f"Batch size {pick['batch_size']} (learning rate {pick['lr']:.4g}{how}) reached "
-            f"{what} in a median {_t(pick['time_median'])} of training time over {seeds} "
-            f"seed(s) (range {_t(pick['time_low'])} to {_t(pick['time_high'])}), in "
-            f"{pick['steps_median']:.0f} steps")
-    if "reached" in pick:
-        text += f"; {status_text(pick['reached'], pick.get('diverged', 0), pick['seeds'])}"
-    if fastest is not pick:
-        text += (f". Batch size {fastest['batch_size']} had the lowest median, "
-                 f"{_t(fastest['time_median'])}")
-    if pick["steps_median"] == 0:
+def pick_sentence(pick: BatchRow, by_b: dict, decision: Decision, seeds: int) -> str:
+    m = pick.lr_multiplier
+    how = f", {m:.3g}x the scaling rule's" if _finite(m) and abs(m - 1) > 1e-9 else ""
+    text = (f"Batch size {pick.batch_size} (learning rate {pick.lr:.4g}{how}) reached the "
+            f"target in a median {seconds_text(pick.time_median)} of training time over "
+            f"{pick.seeds} seed(s) (range {seconds_text(pick.time_low)} to "
+            f"{seconds_text(pick.time_high)}), in {pick.steps_median:.0f} steps; "
+            f"{pick.status_text}")
+    if decision.fastest != pick.batch_size:
+        fast = by_b[decision.fastest]
+        text += (f". Batch size {fast.batch_size} had the lowest median, "
+                 f"{seconds_text(fast.time_median)}, "
+                 f"{pick.time_median / fast.time_median:.3g}x faster, in "
+                 f"{fast.steps_median:.0f} steps")
+    if pick.steps_median == 0:
         text += (". The target was met at the first evaluation, before any training step: "
                  "choose a higher --target-accuracy")
     return text + "."
 
 
-def _contest_sentence(rows: list, ties: dict, by_b: dict) -> str:
-    missed = [r for r in rows if not math.isfinite(r["time_median"])]
-    miss = ""
-    if missed:
-        detail = ", ".join(
-            f"{r['batch_size']} ({status_text(r['reached'], r.get('diverged', 0), r['seeds'])})"
-            if "reached" in r else str(r["batch_size"]) for r in missed)
-        miss = (f" {len(missed)} of {len(rows)} batch sizes did not reach the target in the "
-                f"median: {detail}.")
-        if len(missed) >= len(rows) - 1:
-            miss += " Raise --budget to give them more time, or lower --target-accuracy."
-    shaky = [r for r in rows if math.isfinite(r["time_median"]) and "reached" in r
-             and r["reached"] < r["seeds"]]
+def _misses(rows: list, decision: Decision, budget: str | None) -> list:
+    """Sentences on the batch sizes that did not reach the target, and why (and edges)."""
+    out = []
+    missed = [r for r in rows if not math.isfinite(r.steps_median)]
+    diverged = [r.batch_size for r in missed if r.seeds and r.diverged * 2 >= r.seeds]
+    behind = [r.batch_size for r in missed if r.batch_size not in diverged
+              and (r.cap_reason == "behind" or r.search_end == "behind")]
+    capped = [r for r in missed if r.cap_reason == "budget"
+              and r.batch_size not in diverged + behind]
+    swept = [r.batch_size for r in rows]
+    if behind:
+        one = len(behind) == 1
+        out.append(f"{batch_sizes_named(behind, swept).capitalize()} "
+                   f"{'was' if one else 'were'} stopped at {BEHIND:g}x the best time so far "
+                   f"without reaching the target: {'it is' if one else 'each is'} more than "
+                   f"{BEHIND:g}x slower than the pick, so the search spent no more on "
+                   f"{'it' if one else 'them'}.")
+    if capped:
+        names = batch_sizes_named([r.batch_size for r in capped], swept)
+        limit = (f"the per-run budget of {budget}" if budget else
+                 "the cap of a batch size's first runs (made before any batch size reached "
+                 "the target)")
+        them = "it" if len(capped) == 1 else "them"
+        out.append(f"{names.capitalize()} used up {limit} ({capped[-1].cap} steps at "
+                   f"{capped[-1].batch_size}) before the median seed reached the target, so "
+                   f"whether {them} {'is' if len(capped) == 1 else 'are'} slower is not "
+                   f"known: {budget_hint(budget)} would let {them} finish.")
+    if diverged:
+        out.append(f"At {batch_sizes_named(diverged, swept)} most seeds of the best learning "
+                   "rate tried diverged.")
+    shaky = [r for r in rows if math.isfinite(r.steps_median) and r.reached < r.seeds
+             and r.batch_size in decision.tied]
     if shaky:
-        detail = ", ".join(
-            f"{r['batch_size']} ({status_text(r['reached'], r.get('diverged', 0), r['seeds'])})"
-            for r in shaky)
-        miss += (f" At their kept learning rates {len(shaky)} of {len(rows)} batch sizes had a "
-                 f"seed that missed the target or diverged: {detail}.")
-    edges = [r for r in rows if r.get("at_edge")]
+        detail = ", ".join(f"{r.batch_size} ({r.status_text})" for r in shaky)
+        out.append(f"Among the tied batch sizes some seeds missed the target at the kept "
+                   f"learning rate: {detail}; the pick is made among those whose every seed "
+                   "reached it.")
+    edges = [r for r in rows if r.at_edge and math.isfinite(r.steps_median)
+             and r.batch_size in decision.tied]
     if edges:
-        detail = ", ".join(f"{r['batch_size']} ({r['at_edge']})" for r in edges)
-        miss += (f" For batch sizes {detail} the kept learning rate is the lowest or highest "
-                 "one tried, so a better one may lie beyond: raise --search-points (or, with "
-                 "--lr-grid, widen the grid).")
-    fastest = by_b[ties["fastest"]]
-    if len(ties["tied"]) > 1:
-        others = [b for b in ties["tied"] if b != ties["fastest"]]
-        names = ", ".join(str(b) for b in others)
-        return (f"Within the measurement noise batch size {ties['fastest']} "
-                f"({_t(fastest['time_median'])}) cannot be told apart from {names} (each "
-                f"slower in fewer than 95% of bootstrap resamples of the seeds); the pick "
-                f"among them is {RULE}.{miss}")
-    ranked = sorted((r for r in rows if math.isfinite(r["time_median"])
-                     and r["batch_size"] != ties["fastest"]), key=lambda r: r["time_median"])
-    if not ranked:
-        return f"No other batch size reached the target (of {len(rows)} tried).{miss}"
-    second = ranked[0]
-    ratio = (f"{second['time_median'] / fastest['time_median']:.2f}x as long"
-             if fastest["time_median"] > 0 else "the fastest met the target at its first "
-             "evaluation, before any step")
-    p = ties["p_slower"].get(second["batch_size"], 1.0)
-    test = (f"it was slower in {100 * p:.0f}% of bootstrap resamples of the seeds"
-            if second.get("seeds", 1) > 1 and fastest.get("seeds", 1) > 1 else
-            "with one seed per batch size, no test can tell whether the difference is more "
-            "than timing noise (use --seeds 3)")
-    return (f"The runner-up, batch size {second['batch_size']}, took "
-            f"{_t(second['time_median'])} ({ratio}); {test}.{miss}")
+        detail = ", ".join(f"{r.batch_size} ({r.at_edge})" for r in edges)
+        out.append(f"For batch size{'s' if len(edges) > 1 else ''} {detail} the kept learning "
+                   "rate is the lowest or highest one tried, so a better one may lie beyond: "
+                   "raise --search-points.")
+    return out
 
 
-def decomposition_sentence(rows: Sequence[dict]) -> str:
-    """Time to target = steps x seconds per step (+ calls x seconds per call), between the
-    smallest and largest batch sizes that reached the target, and how well the product of
-    the probe's factors predicts the measured times. Steps that rose are said to rise; a
-    probed step over ``PROBE_ARTIFACT``-fold cheaper at a larger batch size marks the probe
-    unreliable, and then no agreement with the runs is claimed."""
-    pts = [r for r in rows if _finite(r.get("steps")) and r["steps"] > 0
-           and _finite(r.get("probe_step_seconds"))]
+def decomposition_sentence(rows: Sequence[BatchRow], pick: int | None = None) -> str:
+    """Time to target = steps x seconds per step (+ calls x seconds per call) between the
+    smallest and largest batch sizes that reached the target, how well the probe's factors
+    predict the replayed times, and whether a call's fixed cost dominates the pick's time.
+    Steps that rose are said to rise; a probed step over ``PROBE_ARTIFACT``-fold cheaper at a
+    larger batch size marks the probe unreliable."""
+    pts = [r for r in rows if _finite(r.steps_median) and r.steps_median > 0
+           and _finite(r.step_seconds)]
     if len(pts) < 2:
         return ("Time to target = steps x seconds per step could not be decomposed: fewer "
                 "than two batch sizes reached the target with a probed step cost.")
     a, b = pts[0], pts[-1]
-    fall = a["steps"] / b["steps"]
-    cost = b["probe_step_seconds"] / a["probe_step_seconds"]
+    fall = a.steps_median / b.steps_median
+    cost = b.step_seconds / a.step_seconds
     costs = (f"one step cost {cost:.3g}x as much (throughput probe)" if cost >= 1 else
              f"the throughput probe found one step cheaper, at {cost:.3g}x the cost")
-    text = (f"Time to target = steps x seconds per step: from batch size {a['batch_size']} to "
-            f"{b['batch_size']} the steps {fell_or_rose(fall)} while {costs}")
+    text = (f"Time to target = steps x seconds per step: from batch size {a.batch_size} to "
+            f"{b.batch_size} the steps {fell_or_rose(fall)} while {costs}")
     drop = _cheaper_step(pts)
     if drop:
         small, big, factor = drop
         text += (f"; a step {factor:.3g}x cheaper at batch size {big} than at {small} is an "
                  "artifact of the probe, not a cost of the batch size: treat the probe as "
                  "unreliable")
-    calls = [r for r in pts if _finite(r.get("call_seconds")) and r.get("calls")]
-    if calls:
-        share = float(np.median([r["overhead_seconds"] / r["predicted_seconds"]
-                                 for r in calls]))
-        per_call = _t(float(np.median([r["call_seconds"] for r in calls])))
-        text += (f"; each run also paid about {per_call} per compiled call, one call per "
-                 f"evaluation ({_calls(calls)} to the target, a median "
-                 f"{100 * share:.0f}% of the predicted time, which a run evaluated less "
-                 "often would not pay)")
-    ratios = [r["ratio"] for r in pts if _finite(r.get("ratio"))]
+    ratios = [r.ratio for r in pts if _finite(r.ratio)]
     if ratios:
-        lo, hi = min(ratios), max(ratios)
-        mid = float(np.median(ratios))
+        lo, hi, mid = min(ratios), max(ratios), float(np.median(ratios))
         verdict = (": a comparison that rests on that unreliable probe" if drop else
-                   ": probe and runs agree" if 1 / AGREE <= mid <= AGREE else
-                   f": probe and runs disagree: the runs took {mid:.2f}x their probed parts, "
-                   "since a run's calls come between evaluations and host-side batch drawing, "
-                   "which the probe's back-to-back calls skip" if mid > 1 else
-                   f": probe and runs disagree: the runs took only {mid:.2f}x their probed "
-                   "parts")
-        text += (f". Steps x step cost + calls x call cost predicts the measured medians to a "
+                   ": probe and replays agree" if 1 / AGREE <= mid <= AGREE else
+                   f": the replays took {mid:.2f}x their probed parts")
+        text += (f". Steps x step cost + calls x call cost predicts the replayed times to a "
                  f"median ratio of {mid:.2f} (measured / predicted; {lo:.2f} to {hi:.2f} over "
                  f"batch sizes){verdict}")
+    chosen = next((r for r in pts if r.batch_size == pick), None)
+    if chosen is not None and _finite(chosen.overhead_share) \
+            and chosen.overhead_share >= OVERHEAD_DOMINATES:
+        text += (f". At batch size {chosen.batch_size} the time to target "
+                 f"({seconds_text(chosen.time_median)}) is only "
+                 f"{chosen.time_median / chosen.call_seconds:.3g}x the fixed cost of one "
+                 f"compiled call ({seconds_text(chosen.call_seconds)}): on this problem the "
+                 "comparison is dominated by that overhead, so every time was measured by "
+                 f"replaying the run's steps in as few calls as its program allows "
+                 f"({chosen.calls} here), without the evaluations that found the crossing")
     return text + "."
 
 
-def _cheaper_step(pts: Sequence[dict]) -> tuple | None:
+def _cheaper_step(pts: Sequence[BatchRow]) -> tuple | None:
     """``(smaller batch, larger batch, factor)`` of the largest drop of the probed step cost
     from a smaller batch size to a larger one, when a step got more than
     ``PROBE_ARTIFACT``-fold cheaper (which more examples per step cannot do); else None."""
     worst, dearest = None, pts[0]
     for r in pts[1:]:
-        factor = dearest["probe_step_seconds"] / r["probe_step_seconds"]
+        factor = dearest.step_seconds / r.step_seconds
         if factor > PROBE_ARTIFACT and (worst is None or factor > worst[2]):
-            worst = (dearest["batch_size"], r["batch_size"], factor)
-        if r["probe_step_seconds"] > dearest["probe_step_seconds"]:
+            worst = (dearest.batch_size, r.batch_size, factor)
+        if r.step_seconds > dearest.step_seconds:
             dearest = r
     return worst
 
 
-def _calls(rows: Sequence[dict]) -> str:
-    lo, hi = min(r["calls"] for r in rows), max(r["calls"] for r in rows)
-    return f"{lo} call{'s' if lo > 1 else ''}" if lo == hi else f"{lo} to {hi} calls"
-
-
-def noise_sentence(noise: dict, scaling: dict, pick: int,
-                   trace: Sequence[dict] | None = None) -> str:
+def noise_sentence(noise, scaling: StepsFit, pick: int) -> str:
     """The noise scales near the target, how B_simple grew, their agreement with B_crit
     (McCandlish et al. 2018), and what to conclude, in words and numbers."""
-    b, low, high = noise.get("b_simple"), noise.get("low"), noise.get("high")
+    b, low, high = noise.b_simple, noise.low, noise.high
     if not (_finite(b) and b > 0):
         return ("The gradient noise scale could not be estimated at the target: the averaged "
                 "two-batch estimate of |G|^2 or of tr(Sigma) was not positive (the mean "
@@ -272,8 +327,9 @@ def noise_sentence(noise: dict, scaling: dict, pick: int,
     else:
         interval = ("no interval: the |G|^2 estimate was not positive in most bootstrap "
                     "resamples")
-    text = f"The gradient noise scale near the target is B_simple = {b:.3g} ({interval})"
-    pts = [t["b_simple"] for t in (trace or []) if _finite(t.get("b_simple"))]
+    text = (f"The gradient noise scale near the target is B_simple = {b:.3g} (two-batch "
+            f"estimate, {interval})")
+    pts = [v for _, v in noise.trace if _finite(v)]
     if len(pts) >= 2:
         first, last = pts[0], pts[-1]
         if last > 1.2 * first or last < first / 1.2:
@@ -282,13 +338,12 @@ def noise_sentence(noise: dict, scaling: dict, pick: int,
                      f"{last:.3g}")
         else:
             text += f"; its smoothed trace over the run stayed near {first:.3g}"
-    bn = noise.get("b_noise")
-    if _finite(bn) and bn > 0:
-        text += f"; with curvature, B_noise = tr(H Sigma)/(G^T H G) = {bn:.3g}"
-    elif noise.get("reason"):
-        text += f"; B_noise was not formed: {noise['reason']}"
-    bc = scaling.get("b_crit", math.nan)
-    if scaling.get("good") and _finite(bc) and bc > 0:
+    if _finite(noise.b_noise) and noise.b_noise > 0:
+        text += f"; with curvature, B_noise = tr(H Sigma)/(G^T H G) = {noise.b_noise:.3g}"
+    elif noise.reason:
+        text += f"; B_noise was not formed: {noise.reason}"
+    bc = scaling.b_crit
+    if scaling.good and _finite(bc) and bc > 0:
         f = b / bc
         rel = ("within a factor of 2 of" if 0.5 <= f <= 2 else
                f"{f:.2g}x" if f > 2 else f"{1 / f:.2g}x smaller than")

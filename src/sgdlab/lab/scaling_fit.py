@@ -16,6 +16,7 @@ not follow the model, and a number read off it would mislead.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -24,8 +25,20 @@ import numpy as np
 GOOD_FIT_RMS = 0.15
 
 
-def fit_steps_scaling(batch_sizes: Sequence[float], steps: Sequence[float]) -> dict:
-    """``{"s_min", "b_crit", "points", "rel_rms", "good"}`` of ``S(B) = S_min (1 + B_crit/B)``.
+@dataclass(frozen=True)
+class StepsFit:
+    """The fit ``S(B) = S_min (1 + B_crit / B)`` of steps to target against batch size, over
+    ``points`` batch sizes, with its relative rms error and whether it is ``good``."""
+
+    s_min: float = math.nan
+    b_crit: float = math.nan
+    points: int = 0
+    rel_rms: float = math.nan
+    good: bool = False
+
+
+def fit_steps_scaling(batch_sizes: Sequence[float], steps: Sequence[float]) -> StepsFit:
+    """:class:`StepsFit` of ``S(B) = S_min (1 + B_crit/B)``.
 
     Only finite, positive steps are used; with fewer than two points ``s_min`` and ``b_crit``
     are NaN. ``b_crit = inf`` means steps were still falling in proportion at the largest batch
@@ -35,22 +48,18 @@ def fit_steps_scaling(batch_sizes: Sequence[float], steps: Sequence[float]) -> d
     s = np.asarray(steps, float)
     ok = np.isfinite(s) & (s > 0)
     b, s = b[ok], s[ok]
-    out = {"s_min": math.nan, "b_crit": math.nan, "points": int(len(b)),
-           "rel_rms": math.nan, "good": False}
     if len(b) < 2:
-        return out
+        return StepsFit(points=int(len(b)))
     # Rows [1/S, 1/(B S)] . (a, c) = 1: least squares on relative residuals.
     A = np.stack([1.0 / s, 1.0 / (b * s)], axis=1)
     (a, c), *_ = np.linalg.lstsq(A, np.ones_like(s), rcond=None)
-    out["rel_rms"] = float(np.sqrt(np.mean(np.square(A @ np.array([a, c]) - 1.0))))
+    rms = float(np.sqrt(np.mean(np.square(A @ np.array([a, c]) - 1.0))))
     if c <= 1e-6 * abs(a) * b.min():  # B_crit a millionth of the smallest batch: none
-        out.update(s_min=float(np.median(s)), b_crit=0.0)
-    elif a <= 0:
-        out.update(s_min=float(s.min()), b_crit=math.inf)
-    else:
-        out.update(s_min=float(a), b_crit=float(c / a))
-        out["good"] = bool(len(b) >= 3 and out["rel_rms"] <= GOOD_FIT_RMS)
-    return out
+        return StepsFit(float(np.median(s)), 0.0, int(len(b)), rms)
+    if a <= 0:
+        return StepsFit(float(s.min()), math.inf, int(len(b)), rms)
+    return StepsFit(float(a), float(c / a), int(len(b)), rms,
+                    bool(len(b) >= 3 and rms <= GOOD_FIT_RMS))
 
 
 def scaling_exponents(batch_sizes: Sequence[float], steps: Sequence[float]) -> list:
@@ -64,23 +73,25 @@ def scaling_exponents(batch_sizes: Sequence[float], steps: Sequence[float]) -> l
             for (b0, s0), (b1, s1) in zip(pts, pts[1:])]
 
 
-def scaling_sentence(scaling: dict, batch_sizes: Sequence[float],
+def scaling_sentence(scaling: StepsFit, batch_sizes: Sequence[float],
                      steps: Sequence[float]) -> str:
     """Where steps to target stop falling in proportion (the first pair with ``e < 1/2``),
     and the fit with its quality, in words. Steps that rose with the batch are said to rise
-    (by the inverse factor), and a local exponent is written with one sign (``B^0.027``)."""
+    (by the inverse factor), and a local exponent is written with one sign (``B^0.027``).
+    Steps are said to "stop falling" beyond a batch size only when no larger batch size took
+    fewer; otherwise the sentence names where they fell again."""
     ex = scaling_exponents(batch_sizes, steps)
     if not ex:
         return ("Too few batch sizes reached the target to see where steps to target stop "
                 "scaling.")
-    bc = scaling["b_crit"]
-    if scaling["good"]:
+    bc = scaling.b_crit
+    if scaling.good:
         fit = (f" (fit of S(B) = S_min (1 + B_crit/B): B_crit = {bc:.3g}, S_min = "
-               f"{scaling['s_min']:.3g} steps, within {100 * scaling['rel_rms']:.0f}% rms of "
+               f"{scaling.s_min:.3g} steps, within {100 * scaling.rel_rms:.0f}% rms of "
                "the measured steps; Shallue et al. 2018, McCandlish et al. 2018)")
-    elif scaling["points"] >= 3 and math.isfinite(scaling["rel_rms"]):
+    elif scaling.points >= 3 and math.isfinite(scaling.rel_rms):
         fit = (f" (the model S_min (1 + B_crit/B) misses the measured steps by "
-               f"{100 * scaling['rel_rms']:.0f}% rms, so no critical batch size is read off it)")
+               f"{100 * scaling.rel_rms:.0f}% rms, so no critical batch size is read off it)")
     else:
         fit = " (Shallue et al. 2018)"
     stop = next((i for i, (_, _, e) in enumerate(ex) if e < 0.5), None)
@@ -102,12 +113,21 @@ def scaling_sentence(scaling: dict, batch_sizes: Sequence[float],
         return (f"Steps to target {head} from the smallest one on: from {b0:g} to {b1:g} they "
                 f"{change} for {b1 / b0:g}x the batch (perfect scaling: they would fall "
                 f"{b1 / b0:g}x){at_best}{fit}.")
-    beyond = "stop falling" if change.startswith("rose") else "flatten"
+    pts = sorted((b, s) for b, s in zip(batch_sizes, steps) if math.isfinite(s) and s > 0)
+    s_b0 = next(s for b, s in pts if b == b0)
+    lower = [(b, s) for b, s in pts if b > b1 and s < min(s_b0, next(s for b_, s in pts
+                                                                    if b_ == b1))]
+    beyond = "stop falling" if change.startswith("rose") and not lower else "flatten"
     if change.startswith("fell "):
         change = "fell only " + change[len("fell "):]
+    again = ""
+    if lower:
+        b_low, s_low = min(lower, key=lambda p: (p[1], p[0]))
+        again = (f"; they fell again further out, to {s_low:.0f} at {b_low:g} "
+                 f"({s_b0 / s_low:.3g}x fewer than at {b0:g} for {b_low / b0:g}x the batch)")
     return (f"Steps to target fall nearly in proportion to the batch size up to {b0:g} and "
             f"{beyond} beyond: from {b0:g} to {b1:g} they {change} for {b1 / b0:g}x the "
-            f"batch{fit}.")
+            f"batch{again}{fit}.")
 
 
 def fell_or_rose(factor: float) -> str:

@@ -2,91 +2,68 @@
 
 The recipe of the source text, made measurable and fair: fix the other hyperparameters, train
 with several batch sizes, each **at its own best learning rate** (Shallue et al. 2018: no
-scaling rule holds everywhere), plot validation accuracy against *training time* (not epochs)
-and pick the batch size that reaches the target soonest.
+scaling rule holds everywhere), compare them by *training time* to a target validation value
+(not epochs) and pick the batch size that gets there soonest.
 
-1. **Target.** Given, or chosen by a *pilot*: at the swept batch size nearest the base batch,
-   the search's first bracket of learning rates trains for the whole budget, and the target is
-   0.99 x the best final validation value, floored to 0.01.
-2. **Search** (:mod:`.lr_search`, the default). For each batch size ``B`` the scaling rule
-   gives the centre ``lr_0(B) = scaled_lr(lr, B, base_batch, rule)`` of a log-spaced bracket,
-   widened until the best point is interior and refined once; every point is every seed.
-   ``lr_grid`` tries fixed multipliers of ``lr_0(B)`` instead, and ``lr_search=False`` keeps
-   ``lr_0(B)`` alone (the scaling rule, the old behaviour).
-3. **Runs stop at the target** (``stop_at_target``), under a per-run budget cap (training
-   seconds, epochs or steps), so no run trains past the crossing for nothing. The learning
-   rate and the seed are runtime inputs of the compiled chunk: one compiled training program
-   per batch size serves the whole search. A warm-up precedes each batch size's first timed
-   run (:mod:`.runbook`).
-4. **Summary** (:mod:`.summary`): per batch size the learning rate ranked best by
-   :func:`.lr_search.rank` (every seed reached, then the fewest median steps: the same program,
-   so the fastest); between batch sizes the lowest median time,
-   with a bootstrap test of the winner against the others, a confirmation with fresh seeds,
-   the decomposition time = steps x seconds per step, and the noise scales.
-
-Runs are evaluated often (by default every ``max(4, ceil(0.1 * steps_per_epoch))`` steps,
-plus ``budget / 50`` of training time when the budget is a time), and the target crossing is
-interpolated between rows (:mod:`.measure`), so time-to-target neither counts evaluation nor
-depends much on how often one evaluates. A divergent run is recorded as such and the sweep
-goes on.
+1. **Probe** (:mod:`.throughput`): each batch size's training program is compiled once and its
+   cost per step and per compiled call measured. The learning rate and the seed are runtime
+   inputs of the program, so this one program serves every run of that batch size.
+2. **Target**: given, or chosen by a *pilot*: the first learning rates of the batch size
+   nearest the base batch train for the budget (:data:`PILOT_EPOCHS` epochs without one), and
+   the target is 0.99 x the best final validation value, floored to 0.01.
+3. **Search** (:mod:`.search_rounds`, :mod:`.lr_search`): per batch size a learning-rate
+   search on a log grid, bracketed and refined down to :data:`~.lr_search.RESOLUTION`
+   (finer than a factor-sqrt(2) grid), ranked by median *steps* to the target over the seeds
+   (exact); the searches of every batch size run together in rounds, and each run is capped
+   in steps (:mod:`.caps`): a run that can no longer beat its batch size's best learning rate,
+   or a batch size that is more than :data:`~.caps.BEHIND` times slower than the best one so
+   far, stops early. Runs evaluate every :data:`EVAL_FRACTION` of an epoch (at least every
+   step), always at the same steps, so steps to target are deterministic.
+4. **Timing** (:mod:`.timing`): each seed's run at its batch size's kept learning rate is
+   replayed for exactly its steps to the target, with no evaluation in between, in rounds of
+   random order: a time to target per seed that counts training only, in as few compiled
+   calls as the program allows, measured in one window for every batch size.
+5. **Decision** (:mod:`.ties`, :mod:`.recommend`): the fastest median, the batch sizes tied
+   with it, the stated rule among them; a **confirmation** with fresh seeds timed beside the
+   sweep's own seeds, and more seeds for the tied batch sizes when it falls outside their
+   range (:mod:`.confirm`); the gradient noise scales (:mod:`.sweep_noise`).
 """
 
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
-
-import numpy as np
 
 from ..data.dataset import Dataset
 from ..data.sampling import steps_per_epoch
 from ..data.split import split
 from ..engine import cache
 from ..engine.config import TrainConfig
-from ..engine.schedule import parse_duration
+from ..engine.loop import CHUNK_EXAMPLES, MAX_CHUNK_STEPS
+from ..engine.rundir import environment, prepare_dir
 from ..errors import ConfigError
 from ..optim import LR_SCALINGS, check_rate, scaled_lr
-from .lr_search import Outcome, search_lr
-from .measure import crossing, final_metric, median, metric_name, target_from
-from .records import data_fingerprint, run_key
-from .next_run import confirmation_sentence, train_command
-from .runbook import RunBook
-from .summary import (SweepResult, confirmation_row, nearest_to_base, summarise,
-                      write_tables)
+from .caps import StepCost, parse_budget
+from .confirm import confirm_pick, confirmation_sentence
+from .lr_search import RESOLUTION, LrSearch
+from .measure import final_metric, metric_name, target_from
+from .next_run import train_command
+from .recommend import Recommendation, recommend
+from .records import RunRecord, data_fingerprint, stored_result
+from .runbook import RunBook, RunRequest
+from .search_rounds import FixedPoints, SearchRounds, rescore
+from .summary import NoiseResult, ProbeRow, SweepCost, SweepResult, write_tables
+from .tables import batch_rows, point_rows, run_rows
+from .ties import decide
+from .timing import Replay, ReplayTimes, planned, time_replays
 
-#: Confirmation runs use seeds ``base.seed + CONFIRM_SEED_OFFSET + i``: fresh, never searched.
-CONFIRM_SEED_OFFSET = 1000
-
-_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(epochs?|ep|steps?)\s*$")
-
-
-def parse_budget(text: str) -> dict:
-    """Per-run stopping rule as TrainConfig fields: ``"30s"``, ``"2 min"``, ``"5 epochs"``,
-    ``"2000 steps"``.
-
-    >>> parse_budget("5 epochs")
-    {'epochs': 5.0, 'max_steps': None, 'max_time': None}
-    """
-    m = _COUNT.match(str(text).lower())
-    if m:
-        value = float(m.group(1))
-        if value <= 0:
-            raise ConfigError(f"budget must be > 0, got {text!r}")
-        if m.group(2).startswith("step"):
-            if value != int(value):
-                raise ConfigError(f"a budget in steps must be whole, got {text!r}")
-            return {"epochs": None, "max_steps": int(value), "max_time": None}
-        return {"epochs": value, "max_steps": None, "max_time": None}
-    try:
-        seconds = parse_duration(text)
-    except ConfigError:
-        raise ConfigError(f"cannot read budget {text!r}; write a training time ('30s', "
-                          "'2 min'), epochs ('5 epochs') or steps ('2000 steps')") from None
-    return {"epochs": None, "max_steps": None, "max_time": seconds}
+#: Fraction of an epoch between the evaluations of a search run (at least every step).
+EVAL_FRACTION = 0.05
+#: Epochs of the pilot's runs when no --budget is given.
+PILOT_EPOCHS = 10
 
 
 def default_batch_sizes(n: int, largest: int = 1024) -> tuple:
@@ -106,14 +83,15 @@ class SweepConfig:
     lr_search: bool = True            # search the lr per batch size (False: lr_0(B) alone)
     lr_grid: tuple | None = None      # fixed multipliers of lr_0(B) instead of the search
     search_factor: float = 4.0        # ratio of neighbouring lrs of the search's bracket
-    search_points: int = 8            # at most this many lrs per batch size
+    lr_resolution: float = RESOLUTION  # ratio of neighbouring lrs at the finest refinement
+    search_points: int = 12           # at most this many lrs per batch size
     seeds: int = 3                    # repeats per (batch size, lr); medians and ranges
     target: float | None = None       # validation accuracy (R^2); None: from the pilot
-    budget: str = "0.2s"              # cap per run: training time, 'N epochs' or 'N steps'
-    eval_every: str | None = None     # None: the per-batch-size default (module docstring)
+    budget: str | None = None         # cap per run: 'N epochs', 'N steps' or time; None: auto
+    eval_every: str | None = None     # None: every EVAL_FRACTION of an epoch
     stop_at_target: bool = True       # end each run at the target
+    timing_rounds: int = 3            # replays of each seed's run, in random order
     confirm: bool = True              # re-run the recommendation with fresh seeds
-    warm_up: bool = True              # an untimed run before each batch size's first
     probe: bool = True                # time steps per batch size (throughput probe)
     noise: bool = True                # measure the gradient noise scales
     noise_batches: tuple | None = None  # (small, big); None: smallest and largest batch sizes
@@ -140,17 +118,19 @@ class SweepConfig:
                 raise ConfigError(f"learning-rate grid multipliers must be numbers > 0, got "
                                   f"{self.lr_grid!r}; e.g. --lr-grid 0.5,1,2")
             set_("lr_grid", tuple(sorted(set(grid))))
-        if not (isinstance(self.search_factor, (int, float)) and self.search_factor > 1
-                and math.isfinite(self.search_factor)):
+        if not (_real(self.search_factor) and self.search_factor > 1):
             raise ConfigError(f"search factor must be a number > 1, got "
                               f"{self.search_factor!r}; e.g. --search-factor 4")
-        if not isinstance(self.search_points, int) or self.search_points < 3:
-            raise ConfigError(f"search points must be a whole number >= 3 (a bracket), got "
-                              f"{self.search_points!r}")
-        if not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ConfigError(f"seeds must be a whole number >= 1, got {self.seeds!r}")
-        if self.target is not None and not self.target <= 1.0:
-            raise ConfigError(f"target must be at most 1 (an accuracy or R^2), got {self.target}")
+        if not (_real(self.lr_resolution) and 1 < self.lr_resolution <= self.search_factor):
+            raise ConfigError(f"learning-rate resolution must be a number > 1 and at most the "
+                              f"search factor ({self.search_factor:g}), got "
+                              f"{self.lr_resolution!r}; e.g. --lr-resolution 1.19")
+        _count("search points", self.search_points, 3, MAX_COUNT, "(a bracket)")
+        _count("seeds", self.seeds, 1, MAX_COUNT)
+        _count("timing rounds", self.timing_rounds, 1, MAX_COUNT)
+        if self.target is not None and not (_real(self.target) and self.target <= 1.0):
+            raise ConfigError(f"target must be a finite number at most 1 (an accuracy or "
+                              f"R^2), got {self.target}")
         parse_budget(self.budget)
         if self.noise_batches is not None:
             from .noise import check_batches
@@ -170,16 +150,34 @@ class SweepConfig:
         return {**asdict(self), "lr_mode": self.lr_mode}
 
 
+#: Most seeds, learning rates per batch size or timing rounds a sweep takes.
+MAX_COUNT = 1000
+
+
+def _count(what: str, v, low: int, high: int, why: str = "") -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+        raise ConfigError(f"{what} must be a whole number from {low} {why + ' ' if why else ''}"
+                          f"to {high}, got {v!r}")
+
+
+def _real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def chunk_steps_for(batch_size: int) -> int:
+    """Steps per compiled call of every run of ``batch_size`` in a sweep: the length an
+    uninterrupted run would use (:data:`~sgdlab.engine.loop.CHUNK_EXAMPLES` examples, at most
+    :data:`~sgdlab.engine.loop.MAX_CHUNK_STEPS`). Evaluated runs stop each call early (the
+    kernel runs only its active steps), replays fill it: one program serves both."""
+    return cache.bucket_steps(min(MAX_CHUNK_STEPS, math.ceil(CHUNK_EXAMPLES / batch_size)))
+
+
 def eval_schedule_for(sweep: SweepConfig, n: int, batch_size: int, drop_last: bool) -> str:
     """Per-run evaluation schedule (see the module docstring)."""
     if sweep.eval_every:
         return sweep.eval_every
     spe = steps_per_epoch(n, batch_size, drop_last)
-    parts = [f"{max(4, math.ceil(0.1 * spe))} steps"]
-    seconds = parse_budget(sweep.budget)["max_time"]
-    if seconds:
-        parts.append(f"{seconds / 50:.6g}s")
-    return ", ".join(parts)
+    return f"{max(1, round(EVAL_FRACTION * spe))} steps"
 
 
 def batch_sizes_for(sweep: SweepConfig, n_train: int) -> tuple:
@@ -193,50 +191,57 @@ def batch_sizes_for(sweep: SweepConfig, n_train: int) -> tuple:
 
 
 def run_config(sweep: SweepConfig, base: TrainConfig, n_train: int, batch_size: int,
-               lr: float, seed: int, target: float | None) -> TrainConfig:
-    """The configuration of one run: ``base`` with this batch size, lr, seed and stopping."""
+               lr: float, seed: int, target: float | None, max_steps: int | None) -> TrainConfig:
+    """One run: ``base`` with this batch size, lr, seed, target and step cap, evaluated on the
+    sweep's schedule, in calls of :func:`chunk_steps_for` steps."""
     return base.replace(batch_size=batch_size, lr=lr, seed=seed, target=target,
+                        epochs=None, max_time=None, max_steps=max_steps,
                         eval_every=eval_schedule_for(sweep, n_train, batch_size,
                                                      base.drop_last),
-                        **parse_budget(sweep.budget))
+                        chunk_steps=chunk_steps_for(batch_size))
 
 
-def plan_runs(sweep: SweepConfig, base: TrainConfig, n_train: int,
-              target: float | None = None) -> list:
-    """``[(key, TrainConfig, lr_multiplier)]`` of a sweep without search (``grid`` or
-    ``rule``): every batch size x multiplier x seed, batch-size-major."""
-    sizes = batch_sizes_for(sweep, n_train)
-    stop = target if sweep.stop_at_target else None
-    runs = []
-    for b in sizes:
-        for m in sweep.lr_grid or (1.0,):
-            for s in range(sweep.seeds):
-                cfg = run_config(sweep, base, n_train, b, sweep.lr_for(b, m), base.seed + s,
-                                 stop)
-                runs.append((run_key(b, cfg.lr, cfg.seed), cfg, m))
-    return runs
+def nearest_to_base(sizes, base_batch: int) -> int:
+    """The batch size nearest (in ratio) to the base batch; the smaller one on a tie."""
+    return min(sizes, key=lambda s: (abs(math.log(s / base_batch)), s))
 
 
 Callback = Callable[[dict], None]
 
 
+class _Clock:
+    """Wall seconds per phase of a sweep."""
+
+    def __init__(self):
+        self.t0 = self.mark = time.perf_counter()
+        self.phases: dict = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self.mark
+        self.mark = now
+
+
 def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig | None = None,
               *, validation: Dataset | None = None, out: str | Path | None = None,
-              callback: Callback | None = None, model=None, loss=None) -> SweepResult:
+              callback: Callback | None = None, model=None, loss=None,
+              data_command: tuple | None = None) -> SweepResult:
     """Run (or resume) a sweep and summarise it; see the module docstring.
 
     ``base`` holds everything not swept (model, optimiser, sampling, L2, ...). Without
     ``validation`` the data is split by ``base.validation_fraction`` and ``base.seed``; every
     run sees the same split. With ``out``, each finished run is stored under ``out/runs/`` and
-    reused by a later call with the same settings and data, and ``sweep.json``, ``runs.csv``,
-    ``points.csv`` and ``summary.csv`` are written (plots and the HTML report:
-    :mod:`sgdlab.report.sweep`). ``callback`` receives progress events: ``plan``, ``replan``,
-    ``run_start``, ``run_end``, ``phase``, ``probe``. Resuming compares settings and data, not
-    code: after passing a different custom ``model``/``loss`` object, use a new ``out``.
+    reused by a later call with the same settings and data (the probe and the noise run too),
+    and ``sweep.json``, ``runs.csv``, ``points.csv`` and ``summary.csv`` are written (plots and
+    the HTML report: :mod:`sgdlab.report.sweep`). ``callback`` receives progress events:
+    ``plan``, ``replan``, ``run_start``, ``run_end``, ``phase``, ``probe``, ``replay``.
+    ``data_command``: how the recommended ``sgdlab train`` command names the data (default
+    ``("--data", data.name)``). Resuming compares settings and data, not code: after passing
+    a different custom ``model``/``loss`` object, use a new ``out``.
     """
     sweep = sweep or SweepConfig()
     base = base or TrainConfig()
-    t0 = time.perf_counter()
+    clock = _Clock()
     built0 = cache.stats()["built"]
     if validation is None:
         parts = split(data, validation=base.validation_fraction, test=base.test_fraction,
@@ -247,84 +252,252 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     if validation is None:
         raise ConfigError("a sweep needs validation data to measure time to target; set "
                           "--validation-fraction above 0 (e.g. 0.2)")
-    sizes = batch_sizes_for(sweep, train_part.n)
+    n = train_part.n
+    sizes = batch_sizes_for(sweep, n)
+    if out:
+        prepare_dir(out)
     emit = callback or (lambda event: None)
+    seeds = [base.seed + s for s in range(sweep.seeds)]
+    per_lr = {"search": 8, "grid": len(sweep.lr_grid or ()), "rule": 1}[sweep.lr_mode]
+    runs_guess = len(sizes) * per_lr * sweep.seeds + (sweep.seeds if sweep.confirm else 0)
     extra = (len(sizes) if sweep.probe else 0) + (1 if sweep.noise else 0)
-    per_lr = {"search": 4, "grid": len(sweep.lr_grid or ()), "rule": 1}[sweep.lr_mode]
-    runs = len(sizes) * per_lr * sweep.seeds + (sweep.seeds if sweep.confirm else 0)
-    emit({"event": "plan", "runs": runs, "extra": extra})
-    book = RunBook(train_part, validation, fingerprint=data_fingerprint(train_part, validation),
-                   out=out, emit=emit, model=model, loss=loss, warm_up=sweep.warm_up)
+    emit({"event": "plan", "runs": runs_guess, "extra": extra})
+    fingerprint = data_fingerprint(train_part, validation)
+    book = RunBook(train_part, validation, fingerprint=fingerprint, out=out, emit=emit,
+                   model=model, loss=loss)
+    spe = {b: steps_per_epoch(n, b, base.drop_last) for b in sizes}
+    budget = parse_budget(sweep.budget)
 
+    def config_for(b, lr, seed, max_steps, target=None):
+        return run_config(sweep, base, n, b, lr, seed, target, max_steps)
+
+    # 1. the probe: every batch size's program compiled, a step's cost measured
+    probe: tuple = ()
+    costs: dict = {}
+    if sweep.probe:
+        emit({"event": "phase", "name": "throughput probe"})
+        probe = measure_probe(train_part, [config_for(b, sweep.lr_for(b), base.seed, 1)
+                                           for b in sizes], out, fingerprint, model, loss, emit)
+        costs = {p.batch_size: StepCost(p.batch_size, p.step_seconds, p.call_seconds,
+                                        p.chunk_steps) for p in probe}
+    clock.lap("probe")
+
+    # 2. the target
+    first = nearest_to_base(sizes, sweep.base_batch)
     target, source = sweep.target, "given"
     if target is None and sweep.stop_at_target:
-        book.expect(runs + (3 if sweep.lr_mode == "search" else per_lr), extra)
-        target, source = pilot_target(book, sweep, base, sizes, train_part.n)
+        emit({"event": "phase", "name": "pilot"})
+        book.expect(runs_guess + 3, extra)
+        target, source = pilot_target(book, sweep, first, spe[first], budget, costs.get(first),
+                                      config_for, base.seed)
     stop = target if sweep.stop_at_target else None
-    if sweep.lr_mode != "search":  # a fixed grid or the rule alone: every run is known now
-        for _, cfg, m in plan_runs(sweep, base, train_part.n, target):
-            book.run(cfg, "search", m)
-    for i, b in enumerate(sizes if sweep.lr_mode == "search" else ()):
+    clock.lap("pilot")
+
+    # 3. the learning-rate searches of every batch size, in rounds
+    emit({"event": "phase", "name": "learning-rate search"})
+
+    def make_search(b):
         lr0 = sweep.lr_for(b)
+        if sweep.lr_mode == "search":
+            return LrSearch(lr0, sweep.search_factor, sweep.lr_resolution,
+                            sweep.search_points)
+        mults = sweep.lr_grid or (1.0,)
+        return FixedPoints(lr0, sweep.search_factor,
+                           [math.log(m) / math.log(sweep.search_factor) for m in mults])
 
-        def evaluate(lr, b=b, lr0=lr0):
-            recs = [book.run(run_config(sweep, base, train_part.n, b, lr, base.seed + s, stop),
-                             "search", lr / lr0)
-                    for s in range(sweep.seeds)]
-            return outcome(recs, target)
+    rounds = SearchRounds(book, sizes, seeds=seeds, target=stop,
+                          config_for=lambda b, lr, s, cap: config_for(b, lr, s, cap, stop),
+                          make_search=make_search, costs=costs, budget=budget,
+                          steps_per_epoch=spe, first_batch=first,
+                          lr_multiplier=lambda b, lr: lr / sweep.lr_for(b))
+    left = lambda: sum(0 if s.done else 3 * sweep.seeds  # noqa: E731 (a guess per search)
+                       for s in rounds.searches.values())
+    searches = rounds.run(on_round=lambda r: book.expect(left() + (
+        sweep.seeds if sweep.confirm else 0), extra))
+    clock.lap("search")
+    metric = metric_name(book.records[0].history) if book.records else "val_accuracy"
+    if stop is None:  # --full-budget: the target is read from the runs, then applied to them
+        if target is None:
+            target = auto_target([r for r in book.records if r.phase == "search"], metric)
+            source = "0.99 x the best median final value of the runs, floored to 0.01"
+        rescore(searches, book.records, target)
 
-        search_lr(evaluate, lr0, factor=sweep.search_factor, max_points=sweep.search_points)
-        left = (len(sizes) - i - 1) * per_lr * sweep.seeds
-        book.expect(left + (sweep.seeds if sweep.confirm else 0), extra)
+    # 4. timing: replays of each batch size's kept point, interleaved
+    search_records = [r for r in book.records if r.phase == "search"]
+    runs = run_rows(search_records, target, metric)
+    run_of: dict = {}
+    for rec, row in zip(search_records, runs):
+        run_of.setdefault((rec.batch_size, rec.x), []).append(row)
+    points = point_rows(searches, costs, run_of)
+    replay = Replayer(book, config_for)
+    chosen = [p for p in points if p.chosen and math.isfinite(p.steps_median)]
+    to_time = [Replay(p.batch_size, p.lr, r.seed, int(r.steps_to_target)) for p in chosen
+               for r in run_of[(p.batch_size, p.x)] if r.reached]
+    emit({"event": "phase", "name": "timing"})
+    emit({"event": "replan", "runs": len(book.records), "extra": planned(to_time,
+                                                                         sweep.timing_rounds)})
+    timed = time_replays(to_time, replay, rounds=sweep.timing_rounds, seed=base.seed,
+                         progress=lambda: emit({"event": "replay"}))
+    clock.lap("timing")
+    batches = batch_rows(points, runs, timed, costs, searches)
+    decision = decide({r.batch_size: r.seed_times for r in batches},
+                      {r.batch_size: r.steps_median for r in batches},
+                      {r.batch_size: r.every_seed_reached for r in batches})
 
-    def config_for(b: int, lr: float, run_target: float | None) -> TrainConfig:
-        return run_config(sweep, base, train_part.n, b, lr, base.seed, run_target)
-
-    result = summarise([r for r in book.records if r.get("phase", "search") == "search"],
-                       sweep, base, train_part, validation, target=target if sweep.stop_at_target
-                       else sweep.target, config_for=config_for, emit=emit, out=out,
-                       fingerprint=book.fingerprint, target_source=source, model=model,
-                       loss=loss)
-    rec = result.recommendation
-    if sweep.confirm and rec.get("batch_size") is not None:
-        book.expect(sweep.seeds, 0)
+    # 5. confirmation with fresh seeds (and more seeds for a tie it contradicts)
+    confirmation = None
+    if sweep.confirm and decision.pick is not None:
         emit({"event": "phase", "name": "confirmation"})
-        confirm = [book.run(run_config(sweep, base, train_part.n, rec["batch_size"], rec["lr"],
-                                       base.seed + CONFIRM_SEED_OFFSET + s, stop), "confirm")
-                   for s in range(sweep.seeds)]
-        result.confirmation = confirmation_row(confirm, result.target)
-        rec["sentences"].append(confirmation_sentence(result.confirmation))
-    result.records = book.records
-    rec["command"] = train_command(base, rec, data.name)
-    result.compilations = {kind: n - built0.get(kind, 0)
-                           for kind, n in cache.stats()["built"].items()}
-    result.seconds = time.perf_counter() - t0
+        confirmation, batches, decision, timed_more = confirm_pick(
+            book, batches, decision, seeds=seeds, target=stop, metric=metric,
+            config_for=config_for, costs=costs, budget=budget, spe=spe, replay=replay,
+            rounds=sweep.timing_rounds, order_seed=base.seed,
+            rebuild=lambda extra, window: batch_rows(points, runs, _merge_times(timed, window),
+                                                     costs, searches, extra), emit=emit)
+        if timed_more is not None:
+            timed = _merge_times(timed, timed_more)
+    clock.lap("confirmation")
+
+    # 6. the noise scales, at the swept batch size nearest the base batch
+    noise = None
+    if sweep.noise and batches:
+        emit({"event": "phase", "name": "gradient noise scale"})
+        b = nearest_to_base([r.batch_size for r in batches], sweep.base_batch)
+        row = next(r for r in batches if r.batch_size == b)
+        cfg = config_for(b, row.lr, base.seed, None,
+                         target if math.isfinite(target) else None).replace(
+                             max_steps=math.ceil(PILOT_EPOCHS * spe[b]))
+        noise = measure_noise_result(train_part, validation, cfg, sizes, sweep, out,
+                                     fingerprint, model, loss)
+        emit({"event": "probe", "name": "noise"})
+    clock.lap("noise")
+
+    rec = recommend(batches, target=target, metric=metric, noise=noise, seeds=sweep.seeds,
+                    budget=sweep.budget, decision=decision)
+    if confirmation is not None:
+        rec = rec.with_sentence(confirmation_sentence(confirmation))
+    command = None
+    if rec.batch_size is not None:
+        command = train_command(base, {"batch_size": rec.batch_size, "lr": rec.lr},
+                                *(_data_command(data, data_command)))
+    replay_times = {(r.batch_size, r.lr, r.seed): timed.time(i)
+                    for i, r in enumerate(timed.replays)}
+    all_runs = run_rows(book.records, target, metric, replay_times)
+    clock.lap("tables")
+    cost = sweep_cost(book.records, timed, clock, built0, book.reused)
+    result = SweepResult(
+        sweep=sweep.to_dict(), base=base.to_dict(), data=train_part.name, n_train=n,
+        n_validation=validation.n, metric=metric, target=target, target_source=source,
+        records=tuple(book.records), runs=tuple(all_runs), points=tuple(points),
+        batches=tuple(batches), probe=probe, noise=noise, recommendation=rec,
+        confirmation=confirmation, timing_spread=timed.spread(),
+        timing_rounds=timed.rounds, cost=cost, environment=environment(), command=command)
     if out:
         write_tables(result, out)
     return result
 
 
-def outcome(records: list, target: float | None) -> Outcome:
-    """One learning rate's :class:`~.lr_search.Outcome` over its seeds' records."""
-    metric = metric_name(records[0]["history"])
-    steps, finals, reached = [], [], 0
+def _data_command(data: Dataset, data_command: tuple | None) -> tuple:
+    """``(data_arg, extra flags)`` for :func:`~.next_run.train_command`."""
+    if data_command:
+        return str(data_command[1]), tuple(data_command[2:])
+    return data.name, ()
+
+
+def _merge_times(a: ReplayTimes, b: ReplayTimes) -> ReplayTimes:
+    """``a`` with the replays ``b`` measured again (or newly) replacing or joining them."""
+    index = {r: i for i, r in enumerate(b.replays)}
+    replays, seconds, calls = [], [], []
+    for i, r in enumerate(a.replays):
+        j = index.pop(r, None)
+        replays.append(r)
+        seconds.append(b.seconds[j] if j is not None else a.seconds[i])
+        calls.append(b.calls[j] if j is not None else a.calls[i])
+    for r, j in index.items():
+        replays.append(r)
+        seconds.append(b.seconds[j])
+        calls.append(b.calls[j])
+    return ReplayTimes(tuple(replays), tuple(seconds), tuple(calls), max(a.rounds, b.rounds))
+
+
+class Replayer:
+    """``replay(Replay) -> (training seconds, compiled calls)``: the run of that batch size,
+    learning rate and seed trained for exactly its steps with no evaluation in between
+    (through ``book``, which holds the data prepared on the device)."""
+
+    def __init__(self, book: RunBook, config_for):
+        self.book, self.config_for = book, config_for
+
+    def __call__(self, r: Replay) -> tuple:
+        cfg = self.config_for(r.batch_size, r.lr, r.seed, r.steps).replace(eval_every="end")
+        result = self.book.train(cfg)
+        if result.status != "completed" or result.steps != r.steps:
+            return math.inf, 0
+        return result.train_seconds, math.ceil(r.steps / cfg.chunk_steps)
+
+
+def measure_probe(train_part: Dataset, configs: list, out, fingerprint: str, model, loss,
+                  emit) -> tuple:
+    """The throughput probe of every configuration (one per batch size), stored in
+    ``out/throughput.json`` and reused while the data and configurations are the same."""
+    from .throughput import probe_throughput
+    done = []
+
+    def progress(event):
+        done.append(event)
+        emit(event)
+
+    rows = stored_result(out, "throughput.json",
+                         {"data": fingerprint, "configs": [c.to_dict() for c in configs]},
+                         lambda: probe_throughput(train_part, configs, model=model, loss=loss,
+                                                  progress=progress))
+    if len(done) < len(configs):
+        emit({"event": "probe", "count": len(configs) - len(done)})
+    return tuple(ProbeRow.from_dict(r) for r in rows)
+
+
+def measure_noise_result(train_part, validation, cfg: TrainConfig, sizes, sweep: SweepConfig,
+                         out, fingerprint: str, model, loss) -> NoiseResult:
+    """The noise run (:func:`.sweep_noise.measure_noise`), stored in ``out/noise.json``."""
+    from .sweep_noise import measure_noise
+    key = {"data": fingerprint, "config": cfg.to_dict(), "sweep": sweep.to_dict()}
+    both = stored_result(out, "noise.json", key, lambda: measure_noise(
+        train_part, validation, cfg, sorted(sizes), sweep.noise_batches, sweep.noise_draws,
+        model=model, loss=loss))
+    return NoiseResult.from_measurement(both)
+
+
+def sweep_cost(records: list[RunRecord], timed: ReplayTimes, clock: _Clock, built0: dict,
+               reused: int) -> SweepCost:
+    def total(key):
+        return sum(float(r.summary.get(key) or 0.0) for r in records
+                   if math.isfinite(float(r.summary.get(key) or 0.0)))
+    replay_seconds = sum(sum(t for t in s if math.isfinite(t)) for s in timed.seconds)
+    return SweepCost(
+        wall_seconds=time.perf_counter() - clock.t0, phases=dict(clock.phases),
+        train_seconds=total("train_seconds"), eval_seconds=total("eval_seconds"),
+        compile_seconds=total("compile_seconds"), replay_seconds=replay_seconds,
+        runs=len(records), reused=reused, replays=sum(len(s) for s in timed.seconds),
+        compilations={kind: k - built0.get(kind, 0)
+                      for kind, k in cache.stats()["built"].items()})
+
+
+def auto_target(records: list[RunRecord], metric: str) -> float:
+    """0.99 x the best median final metric over (batch size, lr) points, floored to 0.01."""
+    from .measure import median
+    groups: dict = {}
     for r in records:
-        c = crossing(r["history"], target, metric) if target is not None else \
-            {"reached": False, "step": math.inf}
-        reached += c["reached"]
-        steps.append(math.ceil(c["step"] - 1e-9) if c["reached"] else math.inf)
-        finals.append(final_metric(r["history"], metric))
-    finite = [f for f in finals if math.isfinite(f)]
-    return Outcome(lr=records[0]["lr"], seeds=len(records), reached=reached,
-                   diverged=sum(r["status"] == "diverged" for r in records),
-                   steps_median=float(math.ceil(median(steps) - 1e-9))
-                   if math.isfinite(median(steps)) else math.inf,
-                   final_median=float(np.median(finite)) if finite else math.nan)
+        v = final_metric(r.history, metric)
+        if r.status != "diverged" and not math.isnan(v):
+            groups.setdefault((r.batch_size, r.lr), []).append(v)
+    if not groups:
+        return math.nan
+    return target_from(max(median(v) for v in groups.values()))
 
 
-def pilot_target(book: RunBook, sweep: SweepConfig, base: TrainConfig, sizes: tuple,
-                 n_train: int) -> tuple[float, str]:
-    """Train the first learning rates of the batch size nearest the base batch for the whole
+def pilot_target(book: RunBook, sweep: SweepConfig, b: int, spe: int, budget: dict,
+                 cost: StepCost | None, config_for, seed: int) -> tuple[float, str]:
+    """Train the first learning rates of batch size ``b`` (nearest the base batch) for the
     budget, one seed each; ``-> (target, sentence saying how it was chosen)``.
 
     The target is 0.99 x the best final validation value, floored to 0.01 (R^2 may be
@@ -332,17 +505,19 @@ def pilot_target(book: RunBook, sweep: SweepConfig, base: TrainConfig, sizes: tu
     value before training) is an error: its target would be met before any step. When the
     target is no better than always guessing the most frequent class, the sentence says so.
     """
-    b = nearest_to_base(sizes, sweep.base_batch)
+    from .caps import budget_steps
+    steps = budget_steps(budget, spe, cost) or math.ceil(PILOT_EPOCHS * spe)
+    what = sweep.budget or f"{PILOT_EPOCHS} epochs"
     mults = {"search": (1.0, sweep.search_factor, 1 / sweep.search_factor),
              "grid": sweep.lr_grid, "rule": (1.0,)}[sweep.lr_mode]
+    requests = [RunRequest(config_for(b, sweep.lr_for(b, m), seed, steps), "pilot", m)
+                for m in mults]
     finals, start = {}, -math.inf
-    for m in mults:
-        rec = book.run(run_config(sweep, base, n_train, b, sweep.lr_for(b, m), base.seed, None),
-                       "pilot", m)
-        v = final_metric(rec["history"])
-        start = max(start, final_metric(rec["history"][:1]))
-        if rec["status"] != "diverged" and math.isfinite(v):
-            finals[rec["lr"]] = v
+    for rec in book.run_all(requests):
+        v = final_metric(rec.history)
+        start = max(start, final_metric(rec.history[:1]))
+        if rec.status != "diverged" and math.isfinite(v):
+            finals[rec.lr] = v
     lrs = ", ".join(f"{sweep.lr_for(b, m):.3g}" for m in mults)
     if not finals:
         raise ConfigError(f"every pilot run at batch size {b} diverged (learning rates {lrs}), "
@@ -351,12 +526,12 @@ def pilot_target(book: RunBook, sweep: SweepConfig, base: TrainConfig, sizes: tu
     target = target_from(best)
     if not target > start:
         raise ConfigError(f"the pilot at batch size {b} (learning rates {lrs}) learned nothing "
-                          f"within the budget of {sweep.budget}: its best validation value, "
-                          f"{best:.4g}, gives a target no better than before training "
-                          f"({start:.4g}); raise --lr or --budget, or give --target-accuracy")
+                          f"within {what}: its best validation value, {best:.4g}, gives a "
+                          f"target no better than before training ({start:.4g}); raise --lr "
+                          "or --budget, or give --target-accuracy")
     text = (f"0.99 x the best final value ({best:.4g}, at batch size {b} and learning rate "
-            f"{lr:.3g} after the whole budget of {sweep.budget}), floored to 0.01")
-    guess = _majority_rate(book.validation)
+            f"{lr:.3g} after {what}), floored to 0.01")
+    guess = majority_rate(book.validation)
     if guess is not None and target <= guess:
         text += (f"; note that always guessing the most frequent class scores {guess:.3g} on "
                  "the validation set, so this target says little: give a higher "
@@ -364,8 +539,9 @@ def pilot_target(book: RunBook, sweep: SweepConfig, base: TrainConfig, sizes: tu
     return target, text
 
 
-def _majority_rate(data: Dataset) -> float | None:
+def majority_rate(data: Dataset) -> float | None:
     """Accuracy of always predicting the most frequent class (None for regression)."""
+    import numpy as np
     if data.task != "classification" or not len(data.y):
         return None
     _, counts = np.unique(np.asarray(data.y), return_counts=True)

@@ -36,7 +36,9 @@ def field(result, name: str, default=None):
 
 
 def recommended(result):
-    return (field(result, "recommendation", {}) or {}).get("batch_size")
+    """The recommended batch size of a sweep result (None without one)."""
+    rec = field(result, "recommendation")
+    return getattr(rec, "batch_size", None)
 
 
 def batch_styles(sizes) -> dict:

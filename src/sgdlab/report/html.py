@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import base64
 import html
+import inspect
 import math
 import numbers
-
-from ..lab.next_run import confirmation_sentence as lab_confirmation
-from ..lab.recommend import status_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
@@ -135,30 +133,24 @@ def image(name: str, png: bytes, alt: str) -> str:
     return f'<img alt="{esc(alt)}" title="{esc(name)}" src="data:image/png;base64,{data}">'
 
 
-def outcome_text(g: dict) -> str:
-    """``"2 of 3 reached, 1 diverged"``: the row's ``status_text``, or made from its counts."""
-    if g.get("status_text"):
-        return str(g["status_text"])
-    return status_text(g.get("reached", 0), g.get("diverged", 0), g.get("seeds", 0))
-
-
-def tie_sentence(rec: dict) -> str:
-    """The statement that the top batch sizes cannot be told apart, or ``""``."""
-    tied = rec.get("tied") or []
-    if len(tied) < 2:
-        return ""
-    names = ", ".join(str(b) for b in tied[:-1]) + f" and {tied[-1]}"
-    rule = str(rec.get("rule") or "the smallest").rstrip(". ")
-    fastest = rec.get("fastest")
-    tail = (f" The lowest median time was at batch size {fastest}."
-            if fastest is not None and fastest != rec.get("batch_size") else "")
-    return (f"Batch sizes {names} are indistinguishable from the fastest within the "
-            f"measurement noise; picked by: {rule}.{tail}")
-
-
-def confirmation_sentence(conf: dict | None) -> str:
-    """The lab's sentence on the confirmation runs, or that none were run."""
-    return lab_confirmation(conf) if conf else "Confirmation: not run."
+def shown_settings(base: dict) -> dict:
+    """The run settings worth showing: a model option only when the model's factory takes it
+    (no ``channels`` for a softmax model), an optimiser option only for the optimiser that
+    takes it (``momentum`` for momentum and nesterov)."""
+    from ..engine.config import key_fields
+    from ..optim import OPTIMIZERS
+    from ..optim.optimizers import optimizer_options
+    from ..tasks import TASK_MODELS
+    drop = set()
+    model = base.get("model")
+    if model in TASK_MODELS:
+        takes = set(inspect.signature(TASK_MODELS[model][0]).parameters)
+        drop |= {k for k in key_fields("model") if k not in ("model", "loss", *takes)}
+    opt = base.get("optimizer")
+    if opt in OPTIMIZERS:
+        every = {o for name in OPTIMIZERS for o in optimizer_options(name)}
+        drop |= every - set(optimizer_options(opt))
+    return {k: v for k, v in base.items() if k not in drop and k != "extra"}
 
 
 def _lr_mode_text(sweep: dict) -> str:
@@ -166,9 +158,11 @@ def _lr_mode_text(sweep: dict) -> str:
     base = (f"learning rate {num(sweep.get('lr'))} at batch {esc(sweep.get('base_batch'))}, "
             f"scaled by {esc(sweep.get('lr_scaling'))}")
     if mode == "search":
-        factor = num(sweep.get("search_factor"), 3)
-        text = (f"{base}, then searched per batch size over a log-spaced bracket (factor "
-                f"{factor} between points) around the scaled learning rate")
+        text = (f"{base}, then searched per batch size: a bracket with factor "
+                f"{num(sweep.get('search_factor'), 3)} between points around the scaled "
+                f"learning rate, refined down to a factor {num(sweep.get('lr_resolution'), 3)}"
+                "; within a batch size the learning rates are ranked by median steps to the "
+                "target (the same compiled program, so fewer steps is faster)")
     elif mode == "grid":
         text = f"{base}, then a fixed grid of multipliers tried per batch size"
     else:
@@ -178,125 +172,150 @@ def _lr_mode_text(sweep: dict) -> str:
     return text
 
 
-def _verdict(result, rec: dict) -> str:
-    head = (f"Recommended batch size: {esc(rec['batch_size'])}, learning rate "
-            f"{num(rec.get('lr'))}" if rec.get("batch_size") else "No recommendation")
+def _budget_text(sweep: dict) -> str:
+    if sweep.get("budget"):
+        return f"budget {esc(sweep['budget'])} per run"
+    return ("no per-run budget beyond the early stops (a batch size's runs before any reached "
+            "the target: 20 epochs)")
+
+
+def _verdict(result, rec) -> str:
+    head = (f"Recommended batch size: {esc(rec.batch_size)}, learning rate {num(rec.lr)}"
+            if rec.batch_size is not None else "No recommendation")
     parts = [f'<div class="verdict"><h2 style="border:0;margin-top:0">{head}</h2>']
-    parts += [f"<p>{esc(s)}</p>" for s in rec.get("sentences", [])]
-    tie = tie_sentence(rec)
-    if tie:  # unless the lab's sentences say it already
-        if not any("indistinguishable from the fastest" in s
-                   for s in rec.get("sentences", [])):
-            parts.append(f'<p class="tie">{esc(tie)}</p>')
-    elif rec.get("batch_size") and rec.get("distinguishable") is True:
-        parts.append("<p>The recommended batch size is faster than every other one beyond "
-                     "the measurement noise.</p>")
-    if rec.get("batch_size") and not any(s.startswith("Confirmation")
-                                         for s in rec.get("sentences", [])):
-        parts.append(f"<p>{esc(confirmation_sentence(getattr(result, 'confirmation', None)))}"
-                     "</p>")
-    if rec.get("command"):
-        parts.append(f"<p>Next: train with the recommendation</p><pre>{esc(rec['command'])}"
+    for i, sentence in enumerate(rec.sentences):
+        parts.append(f'<p class="tie">{esc(sentence)}</p>' if i == 0 else
+                     f"<p>{esc(sentence)}</p>")
+    if result.command:
+        parts.append(f"<p>Next: train with the recommendation</p><pre>{esc(result.command)}"
                      "</pre>")
     parts.append("</div>")
     return "".join(parts)
 
 
-def _per_batch(result, rec: dict, metric: str) -> str:
-    tied = set(rec.get("tied") or [])
-    best_i = next((i for i, g in enumerate(result.per_batch)
-                   if g["batch_size"] == rec.get("batch_size")), None)
-    rows = [[esc(g["batch_size"]) + (" ≈" if g["batch_size"] in tied and i != best_i else ""),
-             num(g["lr"]), num(g.get("points")), esc(outcome_text(g)),
-             seconds(g["time_median"]), seconds_range(g.get("time_low"), g.get("time_high")),
-             steps(g.get("steps_median")), num(g.get("epochs_median"), 3),
-             rate(g.get("throughput")), num(g.get("final_median")),
-             seconds(g.get("probe_step_seconds")), seconds(g.get("predicted_seconds"))]
-            for i, g in enumerate(result.per_batch)]
-    classes = ["tied" if g["batch_size"] in tied else "" for g in result.per_batch]
+def _per_batch(result, rec, metric: str) -> str:
+    tied = set(rec.tied)
+    best_i = next((i for i, g in enumerate(result.batches)
+                   if g.batch_size == rec.batch_size), None)
+    rows = [[esc(g.batch_size) + (" ≈" if g.batch_size in tied and i != best_i else ""),
+             num(g.lr), num(g.points), esc(g.status_text),
+             seconds(g.time_median) if g.timed or not math.isfinite(g.steps_median)
+             else "—", seconds_range(g.time_low, g.time_high) if g.timed else "—",
+             steps(g.steps_median), num(g.epochs_median, 3), num(g.final_median),
+             seconds(g.step_seconds), esc(g.calls if g.calls is not None else "—"),
+             seconds(g.predicted_seconds), esc(_stop_text(g))]
+            for i, g in enumerate(result.batches)]
+    classes = ["tied" if g.batch_size in tied else "" for g in result.batches]
     return (table(["batch size", "learning rate", "lrs tried", "seeds", "median time",
-                   "range", "steps", "epochs", "examples/s", f"final {metric}",
-                   "s/step (probe)", "predicted"], rows, best_i, classes)
-            + '<p class="muted">Times are training seconds to the target (median and range '
-            "over seeds) only: evaluation and compilation are excluded, and the crossing is "
-            "interpolated between evaluations. Steps and epochs are medians too. Each row is "
-            "the batch size's chosen learning rate."
-            + (" ≈ marks batch sizes tied with the recommendation within the measurement noise."
-               if len(tied) > 1 else "")
-            + " Predicted time = steps x seconds per step + compiled calls x seconds per call, "
-            "both from the throughput probe.</p>")
+                   "range", "steps", "epochs", f"final {metric}", "s/step (probe)",
+                   "calls", "predicted", "search"], rows, best_i, classes)
+            + '<p class="muted">Times are training seconds to the target, median and range '
+            "over seeds: each seed's run was replayed for exactly its steps to the target "
+            "with no evaluation in between, every batch size in the same rounds of random "
+            "order (the median of the rounds is the seed's time). Evaluation and compilation "
+            "are excluded. Steps and epochs are medians too. Each row is the batch size's "
+            "kept learning rate."
+            + (" ≈ marks batch sizes tied with the recommendation." if len(tied) > 1 else "")
+            + " Predicted time = steps x seconds per step + calls x seconds per call, both "
+            "from the throughput probe. 'search' says why a batch size's search ended "
+            "(resolution reached; stopped because it was more than 3x slower than the best; "
+            "out of points).</p>")
 
 
-def _lr_search(result, rec: dict) -> str:
-    groups = sorted(getattr(result, "groups", None) or [],
-                    key=lambda g: (g["batch_size"], g["lr"]))
-    if not groups:
+def _stop_text(g) -> str:
+    return {"resolution": "refined", "behind": "behind (>3x slower)", "points": "out of points",
+            "fixed": "fixed grid", "range": "lr range", "": "—"}.get(g.search_end,
+                                                                     g.search_end)
+
+
+def _lr_search(result, rec) -> str:
+    points = sorted(result.points, key=lambda p: (p.batch_size, p.lr))
+    if not points:
         return '<p class="muted">No learning-rate points recorded.</p>'
-    best = [i for i, g in enumerate(groups)
-            if g.get("chosen") and g["batch_size"] == rec.get("batch_size")]
-    rows = [[esc(g["batch_size"]), num(g["lr"]), "×" + num(g.get("lr_multiplier"), 3),
-             esc(g["order"] + 1) if isinstance(g.get("order"), int) else "—",
-             esc(outcome_text(g)), seconds(g.get("time_median")),
-             seconds_range(g.get("time_low"), g.get("time_high")),
-             steps(g.get("steps_median")), num(g.get("final_median")),
-             "✓ chosen" if g.get("chosen") else ""] for g in groups]
-    classes = ["chosen" if g.get("chosen") else "" for g in groups]
+    best = [i for i, p in enumerate(points) if p.chosen and p.batch_size == rec.batch_size]
+    rows = [[esc(p.batch_size), num(p.lr), "×" + num(p.lr_multiplier, 3), esc(p.order + 1),
+             esc(p.status_text), steps(p.steps_median),
+             esc(" ".join(steps(k) if math.isfinite(k) else "miss" for k in p.seed_steps)),
+             seconds(p.predicted_seconds), num(p.final_median),
+             esc(f"{p.cap} ({p.cap_reason})" if p.cap is not None and p.cap_reason
+                 else p.cap if p.cap is not None else "—"),
+             "✓ kept" if p.chosen else ""] for p in points]
+    classes = ["chosen" if p.chosen else "" for p in points]
     return table(["batch size", "learning rate", "× scaled lr", "order tried", "seeds",
-                  "time to target (median)", "range", "steps (median)", "final (median)",
-                  "kept"], rows, best[0] if best else None, classes)
+                  "steps (median)", "steps per seed", "predicted time", "final (median)",
+                  "step cap", "kept"], rows, best[0] if best else None, classes)
 
 
-def _decomposition(result, rec: dict) -> str:
-    rows = getattr(result, "decomposition", None) or []
-    if not rows:
+def _decomposition(result, rec) -> str:
+    if not result.probe:
         return ('<p class="muted">Not measured: the decomposition needs the throughput probe '
                 "(run without --no-probe).</p>")
-    best_i = next((i for i, r in enumerate(rows) if r["batch_size"] == rec.get("batch_size")),
-                  None)
-    cells = [[esc(r["batch_size"]), steps(r.get("steps")), seconds(r.get("probe_step_seconds")),
-              esc(r.get("calls") if r.get("calls") is not None else "—"),
-              seconds(r.get("call_seconds")), seconds(r.get("predicted_seconds")),
-              seconds(r.get("measured_seconds")), num(r.get("ratio"), 3),
-              seconds(r.get("run_step_seconds"))] for r in rows]
+    rows = result.batches
+    best_i = next((i for i, r in enumerate(rows) if r.batch_size == rec.batch_size), None)
+    cells = [[esc(r.batch_size), steps(r.steps_median), seconds(r.step_seconds),
+              esc(r.calls if r.calls is not None else "—"), seconds(r.call_seconds),
+              seconds(r.predicted_seconds), seconds(r.time_median) if r.timed else "—",
+              num(r.ratio, 3), num(r.overhead_share, 2)] for r in rows]
     return (table(["batch size", "steps to target (median)", "seconds per step (probe)",
-                   "compiled calls", "seconds per call (probe)",
-                   "predicted = steps x s/step + calls x s/call", "measured (median)",
-                   "measured / predicted", "seconds per step (runs)"], cells, best_i)
-            + '<p class="muted">Steps come from the runs, seconds per step and per call from '
-            "the throughput probe (a call is cut at every evaluation, so frequent evaluation "
-            "adds calls); a ratio near 1 means the factors explain the measured time.</p>")
+                   "compiled calls (replay)", "seconds per call (probe)",
+                   "predicted = steps x s/step + calls x s/call", "measured (replays)",
+                   "measured / predicted", "share of the calls' fixed cost"], cells, best_i)
+            + '<p class="muted">Steps come from the evaluated runs, seconds per step and per '
+            "call from the throughput probe, the measured time from the replays (which make "
+            "as few calls as the program allows); a ratio near 1 means the two factors "
+            "explain the measured time. A large share of the calls' fixed cost means the "
+            "comparison is dominated by that overhead.</p>")
 
 
 def _noise(result) -> str:
     n = result.noise
-    if not n:
+    if n is None:
         return "<p>Not measured (the noise scale was not run).</p>"
-    reason = n.get("reason") or ""
-    fin = lambda k: _real(n.get(k)) is not None and math.isfinite(n[k])  # noqa: E731
-    if fin("b_simple"):
-        run = (f" during a run at batch size {esc(n.get('batch_size'))}, learning rate "
-               f"{num(n.get('lr'))}" if n.get("batch_size") else "")
-        if n.get("reached_target") is not None:
-            run += (" (which reached the target)" if n["reached_target"]
-                    else " (which did not reach the target)")
-        text = (f"B_simple = tr(&Sigma;)/|G|&sup2; = {num(n['b_simple'])} (68% interval "
-                f"{num(n.get('low'))} – {num(n.get('high'))}), from {esc(n.get('draws'))} "
-                f"pairs of batches of {esc(n.get('b_small'))} and {esc(n.get('b_big'))} "
-                f"examples{run}; |G|&sup2; = {num(n.get('grad_sq'))}, tr(&Sigma;) = "
-                f"{num(n.get('trace'))}.")
+    fin = lambda v: _real(v) is not None and math.isfinite(v)  # noqa: E731
+    run = (f" during a run at batch size {esc(n.batch_size)}, learning rate {num(n.lr)}"
+           + (" (which reached the target)" if n.reached_target
+              else " (which did not reach the target)"))
+    if fin(n.b_simple):
+        text = (f"B_simple = tr(&Sigma;)/|G|&sup2; = {num(n.b_simple)} (two-batch estimate, "
+                f"68% interval {num(n.low)} – {num(n.high)}), from {esc(n.draws)} pairs of "
+                f"batches of {esc(n.b_small)} and {esc(n.b_big)} examples pooled over the "
+                f"second half of the run{run}; |G|&sup2; = {num(n.grad_sq)}, tr(&Sigma;) = "
+                f"{num(n.trace_sigma)}.")
     else:
-        text = "B_simple: not measured" + (f": {esc(reason)}" if reason else
+        text = "B_simple: not measured" + (f": {esc(n.reason)}" if n.reason else
                                            " (|G|&sup2; estimate not positive).")
     parts = [f"<p>{text}</p>"]
-    if fin("b_noise"):
-        parts.append(f"<p>B_noise = tr(H&Sigma;)/(G&#7488;HG) = {num(n['b_noise'])} (interval "
-                     f"{num(n.get('b_noise_low'))} – {num(n.get('b_noise_high'))})"
-                     + (f"; B_simple from the same measurement: {num(n['hessian_b_simple'])}"
-                        if fin("hessian_b_simple") else "") + ".</p>")
+    if fin(n.b_noise):
+        parts.append(f"<p>B_noise = tr(H&Sigma;)/(G&#7488;HG) = {num(n.b_noise)} (interval "
+                     f"{num(n.b_noise_low)} – {num(n.b_noise_high)}) at the end of the run"
+                     + (f"; the same measurement, from per-example gradients at that one "
+                        f"point, gives tr(&Sigma;)/|G|&sup2; = {num(n.b_simple_at_target)} "
+                        "(a second estimator of B_simple, not pooled over the run)"
+                        if fin(n.b_simple_at_target) else "") + ".</p>")
     else:
         parts.append("<p>B_noise (Hessian-weighted): not measured"
-                     + (f": {esc(reason)}" if reason else "") + ".</p>")
+                     + (f": {esc(n.reason)}" if n.reason else "") + ".</p>")
     return "".join(parts)
+
+
+def _cost(result) -> str:
+    c = result.cost
+    if c is None:
+        return ""
+    rows = [[esc(name), seconds(sec)] for name, sec in c.phases.items()]
+    rows += [["total (wall)", seconds(c.wall_seconds)]]
+    clocks = [["training (evaluated runs)", seconds(c.train_seconds)],
+              ["training (timed replays)", seconds(c.replay_seconds)],
+              ["evaluation", seconds(c.eval_seconds)],
+              ["compilation", seconds(c.compile_seconds)],
+              ["everything else (set-up, probe, noise run, tables)",
+               seconds(max(0.0, c.wall_seconds - c.train_seconds - c.replay_seconds
+                           - c.eval_seconds - c.compile_seconds))]]
+    return (f'<p class="muted">{esc(c.runs)} evaluated runs ({esc(c.reused)} reused from an '
+            f"earlier call), {esc(c.replays)} timed replays, "
+            f"{esc(', '.join(f'{n} {k}' for k, n in c.compilations.items() if n))} programs "
+            "compiled. The plots and this page are not included.</p>"
+            + table(["phase", "wall time"], rows) + table(["clock", "seconds"], clocks))
 
 
 def _chart(images: dict, name: str, alt: str) -> str:
@@ -308,19 +327,16 @@ def _chart(images: dict, name: str, alt: str) -> str:
 def render_sweep_html(result, images: dict) -> str:
     """The report as one string. ``images`` maps a plot file name to its PNG bytes (a chart
     missing from it is reported as not measured)."""
-    rec = result.recommendation or {}
+    rec = result.recommendation
     metric = "validation R^2" if result.metric == "val_r2" else "validation accuracy"
     title = f"sgdlab sweep: {result.data}, {result.base.get('model')}"
-    source = getattr(result, "target_source", "") or (
-        "chosen automatically: 0.99 x the best median final value" if result.target_auto
-        else "given")
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{esc(title)}</h1>",
              f'<p class="muted">{num(result.n_train)} training and {num(result.n_validation)} '
              f"validation examples; target {esc(metric)} {num(result.target)} "
-             f"({esc(source)}); {esc(result.sweep.get('seeds'))} seed(s) per setting; budget "
-             f"{esc(result.sweep.get('budget'))} per run; {_lr_mode_text(result.sweep)}.</p>"]
+             f"({esc(result.target_source)}); {esc(result.sweep.get('seeds'))} seed(s) per "
+             f"setting; {_budget_text(result.sweep)}; {_lr_mode_text(result.sweep)}.</p>"]
     parts.append(_verdict(result, rec))
 
     parts.append("<h2>Per batch size</h2>")
@@ -332,8 +348,12 @@ def render_sweep_html(result, images: dict) -> str:
 
     parts.append("<h2>Learning-rate search</h2>")
     parts.append('<p class="muted">Every (batch size, learning rate) point tried, each with '
-                 "every seed; per batch size the kept learning rate is marked. Time and steps "
-                 "are medians over seeds.</p>")
+                 "every seed. Within a batch size the points are ranked by median steps to "
+                 "the target: every learning rate runs the same compiled program, so fewer "
+                 "steps is faster, and the predicted time (steps x the probe's cost of a "
+                 "step) orders them the same way. A point's runs stop at a step cap: twice "
+                 "the steps of the batch size's best learning rate so far, or 3x the best "
+                 "batch size's predicted time ('behind'), or the budget.</p>")
     parts.append(_lr_search(result, rec))
     parts.append(_chart(images, "lr_search.png", "time to target against learning rate"))
 
@@ -342,38 +362,39 @@ def render_sweep_html(result, images: dict) -> str:
 
     parts.append("<h2>Time to target = steps x seconds per step</h2>")
     parts.append(_decomposition(result, rec))
-    if getattr(result, "decomposition", None):
+    if result.probe:
         parts.append(_chart(images, "decomposition.png",
                             "time to target = steps x seconds per step"))
 
     parts.append("<h2>Throughput</h2>")
     parts.append(_chart(images, "throughput.png", "throughput against batch size"))
-    if result.throughput:
+    if result.probe:
         parts.append(table(["batch size", "seconds per step", "seconds per example",
                             "examples/s", "step cost vs smallest", "vectorisation gain"],
-                           [[esc(p["batch_size"]), seconds(p.get("step_seconds")),
-                             seconds(p.get("example_seconds")),
-                             rate(p.get("examples_per_second")),
-                             num(p.get("step_cost_ratio"), 3),
-                             num(p.get("vectorisation_gain"), 3)]
-                            for p in result.throughput]))
+                           [[esc(p.batch_size), seconds(p.step_seconds),
+                             seconds(p.example_seconds), rate(p.examples_per_second),
+                             num(p.step_cost_ratio, 3), num(p.vectorisation_gain, 3)]
+                            for p in result.probe]))
 
     parts.append("<h2>Gradient noise scale</h2>")
     parts.append(_noise(result))
-    if result.noise:
+    if result.noise is not None:
         parts.append(_chart(images, "noise_trace.png", "noise scale B_simple against step"))
 
-    parts.append("<h2>Every run of the search</h2>")
-    parts.append(table(["run", "batch size", "learning rate", "seed", "status",
-                        "time to target", "steps to target", "final", "training s",
-                        "compile s"],
-                       [[esc(r["key"]), esc(r.get("batch_size")), num(r.get("lr")),
-                         esc(r.get("seed")), esc(r["status"]), seconds(r["time_to_target"]),
-                         steps(r["steps_to_target"]), num(r.get("final")),
-                         num(r.get("train_seconds"), 3), num(r.get("compile_seconds"), 3)]
-                        for r in result.per_run]))
+    parts.append("<h2>What the sweep cost</h2>")
+    parts.append(_cost(result))
+
+    parts.append("<h2>Every run</h2>")
+    parts.append(table(["run", "phase", "batch size", "learning rate", "seed", "status",
+                        "steps to target", "time to target (replayed)", "final", "step cap",
+                        "training s", "compile s"],
+                       [[esc(r.key), esc(r.phase), esc(r.batch_size), num(r.lr), esc(r.seed),
+                         esc(r.status), steps(r.steps_to_target), seconds(r.time_to_target),
+                         num(r.final), esc(r.cap if r.cap is not None else "—"),
+                         num(r.train_seconds, 3), num(r.compile_seconds, 3)]
+                        for r in result.runs]))
     env = result.environment or {}
-    settings = {**{k: v for k, v in result.base.items() if k not in ("extra",)},
+    settings = {**shown_settings(result.base),
                 **{f"sweep.{k}": v for k, v in result.sweep.items() if k != "extra"}}
     parts.append("<h2>Settings and machine</h2>")
     parts.append(table(["setting", "value"],

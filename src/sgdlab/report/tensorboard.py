@@ -99,12 +99,12 @@ def time_tag_for(column: str) -> str | None:
     return None if section in _NOT_VS_TIME else f"{section}_vs_time/{part}"
 
 
-def sweep_run_name(record: dict) -> str:
-    """``"B=64 lr=2.26 seed=0"`` for a sweep record; runs of other phases than the search
-    (the pilot, the confirmation) are prefixed with it: ``"confirm B=64 lr=2.26 seed=1000"``."""
-    name = f"B={record['batch_size']} lr={record['lr']:.3g} seed={record['seed']}"
-    phase = record.get("phase", "search")
-    return name if phase == "search" else f"{phase} {name}"
+def sweep_run_name(record) -> str:
+    """``"B=64 lr=2.26 seed=0"`` for a sweep record (:class:`~sgdlab.lab.records.RunRecord`);
+    runs of other phases than the search (the pilot, the confirmation) are prefixed with it:
+    ``"confirm B=64 lr=2.26 seed=1000"``."""
+    name = f"B={record.batch_size} lr={record.lr:.3g} seed={record.seed}"
+    return name if record.phase == "search" else f"{record.phase} {name}"
 
 
 def _require_library():
@@ -350,8 +350,8 @@ def write_sweep(sweep, logdir: str | os.PathLike) -> dict:
     """Write every run of a sweep as its own TensorBoard run under ``logdir``.
 
     ``sweep``: a :class:`~sgdlab.lab.summary.SweepResult` (:func:`sgdlab.sweep`'s result; its
-    ``records``) or a list of its records (dicts with ``batch_size``, ``lr``, ``seed``,
-    ``history`` and optionally ``phase``). Runs are named by :func:`sweep_run_name`
+    ``records``) or a list of its records (:class:`~sgdlab.lab.records.RunRecord`). Runs are
+    named by :func:`sweep_run_name`
     (``"B=64 lr=2.26 seed=0"``, with more digits of the learning rate where two would share a
     name). ``-> {run name: run directory}`` in the sweep's order.
     """
@@ -361,9 +361,9 @@ def write_sweep(sweep, logdir: str | os.PathLike) -> dict:
     for rec in records:
         name = sweep_run_name(rec)
         if name in names:
-            name = name.replace(f"lr={rec['lr']:.3g}", f"lr={rec['lr']:.10g}")
+            name = name.replace(f"lr={rec.lr:.3g}", f"lr={rec.lr:.10g}")
         base, i = name, 2
         while name in names:
             name, i = f"{base} ({i})", i + 1
         names[name] = rec
-    return {name: write_history(rec["history"], logdir, name) for name, rec in names.items()}
+    return {name: write_history(rec.history, logdir, name) for name, rec in names.items()}
