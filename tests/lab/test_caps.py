@@ -7,7 +7,7 @@ import pytest
 
 from sgdlab.errors import ConfigError
 from sgdlab.lab.caps import (BEHIND, WITHIN, StepCost, budget_hint, budget_steps,
-                             parse_budget, run_cap)
+                             monotone_costs, parse_budget, run_cap)
 
 COST = StepCost(batch_size=64, step_seconds=1e-3, call_seconds=1e-3, chunk_steps=100)
 
@@ -61,3 +61,14 @@ def test_budget_hint_offers_four_times_the_room():
     assert budget_hint("5 epochs") == "e.g. --budget '20 epochs'"
     assert budget_hint("100 steps") == "e.g. --budget '400 steps'"
     assert budget_hint("2s") == "e.g. --budget 8s"
+
+
+def test_a_step_over_more_examples_is_never_cheaper_for_the_caps():
+    measured = {16: 1.0, 32: 2.0, 64: 8.0, 128: 2.0, 256: 16.0}   # 128 timed noise
+    costs = monotone_costs({b: StepCost(b, t, 0.5, 8) for b, t in measured.items()})
+    steps = [costs[b].step_seconds for b in sorted(costs)]
+    assert steps == sorted(steps)
+    assert costs[16].step_seconds == 1.0 and costs[256].step_seconds == pytest.approx(16.0)
+    assert costs[64].step_seconds == pytest.approx(4.0) == costs[128].step_seconds  # pooled
+    assert costs[128].call_seconds == 0.5 and costs[128].chunk_steps == 8
+    assert monotone_costs({}) == {}

@@ -64,7 +64,7 @@ class FakeBook:
 
 
 def rounds_of(book, costs=COST):
-    def config_for(b, lr, seed, cap):
+    def config_for(b, lr, seed, cap, expected):
         return TrainConfig(batch_size=b, lr=lr, seed=seed, max_steps=cap, target=0.9)
 
     r = SearchRounds(book, SIZES, seeds=[0, 1, 2], target=0.9, config_for=config_for,

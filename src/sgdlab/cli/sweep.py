@@ -106,7 +106,8 @@ def register(sub) -> None:
     g.add_argument("--no-probe", action="store_true", help="skip the throughput probe")
     g.add_argument("--no-noise", action="store_true", help="skip the gradient noise scale")
     g.add_argument("--noise-batches", help="small,big batch sizes for the noise scale "
-                                           "(default: smallest,largest swept)")
+                                           "(default: the smallest swept, the largest swept up "
+                                           "to 256)")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="sweep directory (default runs/sweep-<time>); re-using one "
                                  "resumes it")

@@ -49,3 +49,16 @@ def aligned(a, dtype=None) -> np.ndarray:
     out = empty_aligned(a.shape, dtype)
     np.copyto(out, a, casting="unsafe")
     return out
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's ``MemAvailable``), or None where
+    the system does not say."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -17,10 +17,14 @@ import numbers
 import numpy as np
 
 from ..errors import ConfigError, DataError, choices_message
+from .augmented import augmented_digits
 from .dataset import Dataset
+from .hostmem import available_memory
 
 
-def _int(name: str, value, minimum: int) -> int:
+def check_int(name: str, value, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum`` (a whole float is taken), or a
+    :class:`ConfigError` naming ``name``."""
     # bool is an int subclass but "n=True" is surely a mistake.
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, numbers.Real) and float(value).is_integer():
@@ -32,12 +36,23 @@ def _int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
-def _real(name: str, value, minimum: float, strict: bool = False) -> float:
+def check_real(name: str, value, minimum: float, strict: bool = False) -> float:
+    """``value`` as a finite float of at least (``strict``: above) ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
     if value < minimum or (strict and value == minimum):
         raise ConfigError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}")
     return float(value)
+
+
+def check_rows_fit(n: int, d: int, name: str) -> None:
+    """Refuse to generate ``n x d`` float32 values that do not fit in the memory available."""
+    need = 4 * n * d
+    free = available_memory()
+    if free is not None and need > free:
+        raise ConfigError(f"{name}: {n} x {d} values take {need / 2 ** 30:.1f} GiB, more than the "
+                          f"{free / 2 ** 30:.1f} GiB this machine has available; ask for fewer "
+                          "rows (n=)")
 
 
 def _meta(generator: str, **params) -> dict:
@@ -56,9 +71,9 @@ def blobs(n: int = 1000, d: int = 2, seed: int = 0, margin: float = 1.0) -> Data
 
     ``meta``: ``w_true (d,)``, ``b_true`` (float), ``margin``.
     """
-    n, d = _int("n", n, 2), _int("d", d, 1)
-    seed = _int("seed", seed, 0)
-    margin = _real("margin", margin, 0.0, strict=True)
+    n, d = check_int("n", n, 2), check_int("d", d, 1)
+    seed = check_int("seed", seed, 0)
+    margin = check_real("margin", margin, 0.0, strict=True)
     rng = np.random.default_rng(seed)
     w = rng.standard_normal(d)
     w /= np.linalg.norm(w)
@@ -90,10 +105,10 @@ def gaussian_classes(n: int = 2000, d: int = 10, n_classes: int = 3, sep: float 
 
     ``meta``: ``means (n_classes, d)``, ``sep``.
     """
-    n, d = _int("n", n, 2), _int("d", d, 1)
-    n_classes = _int("n_classes", n_classes, 2)
-    seed = _int("seed", seed, 0)
-    sep = _real("sep", sep, 0.0)
+    n, d = check_int("n", n, 2), check_int("d", d, 1)
+    n_classes = check_int("n_classes", n_classes, 2)
+    seed = check_int("seed", seed, 0)
+    sep = check_real("sep", sep, 0.0)
     if n < n_classes:
         raise ConfigError(f"n ({n}) must be >= n_classes ({n_classes}) so every class has a point")
     rng = np.random.default_rng(seed)
@@ -116,9 +131,9 @@ def linear_regression(n: int = 1000, d: int = 5, noise: float = 0.1, seed: int =
 
     ``meta``: ``w_true (d,)``, ``b_true`` (float), ``noise``.
     """
-    n, d = _int("n", n, 2), _int("d", d, 1)
-    seed = _int("seed", seed, 0)
-    noise = _real("noise", noise, 0.0)
+    n, d = check_int("n", n, 2), check_int("d", d, 1)
+    seed = check_int("seed", seed, 0)
+    noise = check_real("noise", noise, 0.0)
     rng = np.random.default_rng(seed)
     w = rng.standard_normal(d)
     b = float(rng.standard_normal())
@@ -141,9 +156,9 @@ def xor(n: int = 1000, noise: float = 0.1, seed: int = 0) -> Dataset:
 
     ``meta``: ``corners (4, 2)``, ``noise``.
     """
-    n = _int("n", n, 2)
-    seed = _int("seed", seed, 0)
-    noise = _real("noise", noise, 0.0)
+    n = check_int("n", n, 2)
+    seed = check_int("seed", seed, 0)
+    noise = check_real("noise", noise, 0.0)
     rng = np.random.default_rng(seed)
     corners = np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])
     which = rng.integers(0, 4, size=n)
@@ -167,10 +182,10 @@ def mnist_like(n: int = 60000, d: int = 784, n_classes: int = 10, seed: int = 0,
 
     ``meta``: ``means (n_classes, d)`` float32, ``sep``.
     """
-    n, d = _int("n", n, 2), _int("d", d, 1)
-    n_classes = _int("n_classes", n_classes, 2)
-    seed = _int("seed", seed, 0)
-    sep = _real("sep", sep, 0.0)
+    n, d = check_int("n", n, 2), check_int("d", d, 1)
+    n_classes = check_int("n_classes", n_classes, 2)
+    seed = check_int("seed", seed, 0)
+    sep = check_real("sep", sep, 0.0)
     rng = np.random.default_rng(seed)
     means = (rng.standard_normal((n_classes, d), dtype=np.float32)
              * np.float32(sep / np.sqrt(2.0 * d)))
@@ -200,12 +215,12 @@ def images(n: int = 1000, height: int = 8, width: int = 8, channels: int = 1,
 
     ``meta``: ``patterns (n_classes, height, width, channels)`` float32, ``sep``.
     """
-    n = _int("n", n, 2)
-    height, width = _int("height", height, 1), _int("width", width, 1)
-    channels = _int("channels", channels, 1)
-    n_classes = _int("n_classes", n_classes, 2)
-    seed = _int("seed", seed, 0)
-    sep = _real("sep", sep, 0.0)
+    n = check_int("n", n, 2)
+    height, width = check_int("height", height, 1), check_int("width", width, 1)
+    channels = check_int("channels", channels, 1)
+    n_classes = check_int("n_classes", n_classes, 2)
+    seed = check_int("seed", seed, 0)
+    sep = check_real("sep", sep, 0.0)
     if n < n_classes:
         raise ConfigError(f"n ({n}) must be >= n_classes ({n_classes}) so every class has an "
                           "image")
@@ -233,6 +248,7 @@ GENERATORS = {
     "xor": xor,
     "mnist-like": mnist_like,
     "images": images,
+    "digits-augmented": augmented_digits,
 }
 
 

@@ -11,22 +11,10 @@ from __future__ import annotations
 
 import jax
 
+from ..data.hostmem import available_memory
 from ..errors import ConfigError
 
 GIB = 2 ** 30
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux's ``MemAvailable``), or None where
-    the system does not say."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def check_fits(compiled, what: str):

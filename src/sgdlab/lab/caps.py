@@ -142,3 +142,22 @@ def run_cap(*, budget: int | None, first: int, best_seconds: float | None,
         return first, "budget"
     steps, reason = min(caps, key=lambda c: (c[0], c[1] != "budget"))
     return steps, reason
+
+
+def monotone_costs(costs: dict) -> dict:
+    """``{B: StepCost}`` with step costs made non-decreasing in ``B``: a step over more
+    examples cannot be cheaper, so a probe that found one cheaper timed noise. The costs are
+    replaced by their least-squares non-decreasing fit in log space (pool adjacent
+    violators), which keeps a noisy probe from stopping a batch size, or sparing one, that it
+    should not. The report shows the measured costs; only the caps use these."""
+    sizes = sorted(costs)
+    blocks = []  # [sum of log costs, count] per pooled block
+    for b in sizes:
+        blocks.append([math.log(costs[b].step_seconds), 1])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            total, count = blocks.pop()
+            blocks[-1][0] += total
+            blocks[-1][1] += count
+    fitted = [math.exp(total / count) for total, count in blocks for _ in range(count)]
+    return {b: StepCost(b, step, costs[b].call_seconds, costs[b].chunk_steps)
+            for b, step in zip(sizes, fitted)}

@@ -48,7 +48,8 @@ def confirm_pick(book: RunBook, batches: list[BatchRow], decision: Decision, *, 
                           best_seconds=cost.seconds(pick.steps_median) if cost else None,
                           cost=cost, within=None)
     book.expect(len(seeds), 0)
-    confirm = book.run_all([RunRequest(config_for(b, lr, s, cap, target), "confirm",
+    confirm = book.run_all([RunRequest(config_for(b, lr, s, cap, target, pick.steps_median),
+                                       "confirm",
                                        pick.lr_multiplier, None, reason) for s in fresh])
     own = _own_steps(book, b, lr, seeds, target, metric)
     fresh_steps = [steps_to_target(r.history, target, metric) for r in confirm]
@@ -100,7 +101,8 @@ def _extend(book, batches, decision, result: Confirmation, *, seeds, target, met
                               first=math.ceil(FIRST_EPOCHS * spe[b]),
                               best_seconds=cost.seconds(row.steps_median) if cost else None,
                               cost=cost, within=None)
-        requests += [RunRequest(config_for(b, row.lr, s, cap, target), "extra",
+        requests += [RunRequest(config_for(b, row.lr, s, cap, target, row.steps_median),
+                                "extra",
                                 row.lr_multiplier, None, reason) for s in extra]
     book.expect(len(requests), 0)
     records = book.run_all(requests)

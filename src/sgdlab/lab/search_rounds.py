@@ -84,7 +84,8 @@ def outcome_of(records: list[RunRecord], target: float | None, cap: int | None) 
 class SearchRounds:
     """Run the searches of every batch size (module docstring); :meth:`run` returns them.
 
-    ``config_for(B, lr, seed, max_steps)`` is the :class:`TrainConfig` of one run;
+    ``config_for(B, lr, seed, max_steps, expected_steps)`` is the :class:`TrainConfig` of one
+    run (``expected_steps`` sets how often it evaluates, None when nothing is known yet);
     ``costs`` maps a batch size to its :class:`~.caps.StepCost` (probe), or is empty (then
     each batch size's cost is estimated from its own runs); ``budget`` is the parsed
     ``--budget`` (``{}`` for none); ``make_search(B)`` builds a batch size's search.
@@ -142,6 +143,20 @@ class SearchRounds:
             return self.reasons.get((b, x)) == "behind"
         return cost.seconds(o.steps_median) > BEHIND * best_seconds
 
+    def expected_steps(self, b: int) -> float | None:
+        """The steps batch size ``b`` may be expected to need: its best point's so far, else
+        the nearest batch size's that reached, scaled to the same examples (perfect scaling);
+        None before any reached. Sets how often its next runs evaluate."""
+        s = self.searches[b]
+        if s.tried and math.isfinite(s.tried[s.best()].steps_median):
+            return s.tried[s.best()].steps_median
+        known = [(o, s.tried[s.best()].steps_median) for o, s in self.searches.items()
+                 if s.tried and math.isfinite(s.tried[s.best()].steps_median)]
+        if not known:
+            return None
+        other, steps = min(known, key=lambda k: (abs(math.log(k[0] / b)), k[0]))
+        return steps * other / b
+
     # -- the rounds -------------------------------------------------------------------------
     def order(self) -> list:
         """Batch sizes nearest (in ratio) the best one so far first (the first batch before
@@ -169,12 +184,13 @@ class SearchRounds:
             cap, reason = run_cap(budget=budget_steps(self.budget, self.spe[b], self.cost(b)),
                                   first=math.ceil(FIRST_EPOCHS * self.spe[b]),
                                   best_seconds=best_seconds, cost=self.cost(b), within=within)
+            expected = self.expected_steps(b)
             for x in xs:
                 self.reasons[(b, x)] = reason
                 lr = s.lr(x)
                 for seed in self.seeds:
-                    out.append(RunRequest(self.config_for(b, lr, seed, cap), "search",
-                                          self.lr_multiplier(b, lr), x, reason))
+                    out.append(RunRequest(self.config_for(b, lr, seed, cap, expected),
+                                          "search", self.lr_multiplier(b, lr), x, reason))
         return out
 
     def run(self, on_round: Callable[[int], None] | None = None) -> dict:

@@ -19,7 +19,7 @@ from .tables import BatchRow, PointRow, RunRow, csv_text
 
 @dataclass(frozen=True)
 class ProbeRow:
-    """The throughput probe at one batch size (:func:`.throughput.probe_one`)."""
+    """The throughput probe at one batch size (:func:`.throughput.probe_throughput`)."""
 
     batch_size: int
     chunk_steps: int

@@ -17,8 +17,9 @@ scaling rule holds everywhere), compare them by *training time* to a target vali
    (exact); the searches of every batch size run together in rounds, and each run is capped
    in steps (:mod:`.caps`): a run that can no longer beat its batch size's best learning rate,
    or a batch size that is more than :data:`~.caps.BEHIND` times slower than the best one so
-   far, stops early. Runs evaluate every :data:`EVAL_FRACTION` of an epoch (at least every
-   step), always at the same steps, so steps to target are deterministic.
+   far, stops early. Runs evaluate about :data:`EVALS_PER_RUN` times up to the steps their
+   batch size is expected to need (:func:`eval_schedule_for`), always at steps fixed before
+   the run, so steps to target are deterministic.
 4. **Timing** (:mod:`.timing`): each seed's run at its batch size's kept learning rate is
    replayed for exactly its steps to the target, with no evaluation in between, in rounds of
    random order: a time to target per seed that counts training only, in as few compiled
@@ -46,7 +47,7 @@ from ..engine.loop import CHUNK_EXAMPLES, MAX_CHUNK_STEPS
 from ..engine.rundir import environment, prepare_dir
 from ..errors import ConfigError
 from ..optim import LR_SCALINGS, check_rate, scaled_lr
-from .caps import StepCost, parse_budget
+from .caps import StepCost, monotone_costs, parse_budget
 from .confirm import confirm_pick, confirmation_sentence
 from .lr_search import RESOLUTION, LrSearch
 from .measure import final_metric, metric_name, target_from
@@ -60,8 +61,10 @@ from .tables import batch_rows, point_rows, run_rows
 from .ties import decide
 from .timing import Replay, ReplayTimes, planned, time_replays
 
-#: Fraction of an epoch between the evaluations of a search run (at least every step).
+#: Fraction of an epoch between the evaluations of a run when its steps cannot be expected.
 EVAL_FRACTION = 0.05
+#: Evaluations up to the expected steps to the target (so the crossing is found to ~1 %).
+EVALS_PER_RUN = 16
 #: Epochs of the pilot's runs when no --budget is given.
 PILOT_EPOCHS = 10
 
@@ -94,8 +97,8 @@ class SweepConfig:
     confirm: bool = True              # re-run the recommendation with fresh seeds
     probe: bool = True                # time steps per batch size (throughput probe)
     noise: bool = True                # measure the gradient noise scales
-    noise_batches: tuple | None = None  # (small, big); None: smallest and largest batch sizes
-    noise_draws: int = 16             # pairs of batches per evaluation row of the noise run
+    noise_batches: tuple | None = None  # (small, big); None: smallest, largest up to 256
+    noise_draws: int = 8              # pairs of batches per evaluation row of the noise run
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -172,10 +175,16 @@ def chunk_steps_for(batch_size: int) -> int:
     return cache.bucket_steps(min(MAX_CHUNK_STEPS, math.ceil(CHUNK_EXAMPLES / batch_size)))
 
 
-def eval_schedule_for(sweep: SweepConfig, n: int, batch_size: int, drop_last: bool) -> str:
-    """Per-run evaluation schedule (see the module docstring)."""
+def eval_schedule_for(sweep: SweepConfig, n: int, batch_size: int, drop_last: bool,
+                      expected_steps: float | None = None) -> str:
+    """Per-run evaluation schedule: ``--eval-every``; else every ``expected_steps /``
+    :data:`EVALS_PER_RUN` steps when the steps to the target can be expected (from the batch
+    size's best learning rate so far, or another batch size's), else every
+    :data:`EVAL_FRACTION` of an epoch; at least every step."""
     if sweep.eval_every:
         return sweep.eval_every
+    if expected_steps is not None and math.isfinite(expected_steps):
+        return f"{max(1, int(expected_steps // EVALS_PER_RUN))} steps"
     spe = steps_per_epoch(n, batch_size, drop_last)
     return f"{max(1, round(EVAL_FRACTION * spe))} steps"
 
@@ -191,13 +200,14 @@ def batch_sizes_for(sweep: SweepConfig, n_train: int) -> tuple:
 
 
 def run_config(sweep: SweepConfig, base: TrainConfig, n_train: int, batch_size: int,
-               lr: float, seed: int, target: float | None, max_steps: int | None) -> TrainConfig:
+               lr: float, seed: int, target: float | None, max_steps: int | None,
+               expected_steps: float | None = None) -> TrainConfig:
     """One run: ``base`` with this batch size, lr, seed, target and step cap, evaluated on the
-    sweep's schedule, in calls of :func:`chunk_steps_for` steps."""
+    sweep's schedule (:func:`eval_schedule_for`), in calls of :func:`chunk_steps_for` steps."""
     return base.replace(batch_size=batch_size, lr=lr, seed=seed, target=target,
                         epochs=None, max_time=None, max_steps=max_steps,
                         eval_every=eval_schedule_for(sweep, n_train, batch_size,
-                                                     base.drop_last),
+                                                     base.drop_last, expected_steps),
                         chunk_steps=chunk_steps_for(batch_size))
 
 
@@ -268,8 +278,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     spe = {b: steps_per_epoch(n, b, base.drop_last) for b in sizes}
     budget = parse_budget(sweep.budget)
 
-    def config_for(b, lr, seed, max_steps, target=None):
-        return run_config(sweep, base, n, b, lr, seed, target, max_steps)
+    def config_for(b, lr, seed, max_steps, target=None, expected=None):
+        return run_config(sweep, base, n, b, lr, seed, target, max_steps, expected)
 
     # 1. the probe: every batch size's program compiled, a step's cost measured
     probe: tuple = ()
@@ -278,8 +288,9 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         emit({"event": "phase", "name": "throughput probe"})
         probe = measure_probe(train_part, [config_for(b, sweep.lr_for(b), base.seed, 1)
                                            for b in sizes], out, fingerprint, model, loss, emit)
-        costs = {p.batch_size: StepCost(p.batch_size, p.step_seconds, p.call_seconds,
-                                        p.chunk_steps) for p in probe}
+        costs = monotone_costs({p.batch_size: StepCost(p.batch_size, p.step_seconds,
+                                                       p.call_seconds, p.chunk_steps)
+                                for p in probe if p.step_seconds > 0})
     clock.lap("probe")
 
     # 2. the target
@@ -306,7 +317,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
                            [math.log(m) / math.log(sweep.search_factor) for m in mults])
 
     rounds = SearchRounds(book, sizes, seeds=seeds, target=stop,
-                          config_for=lambda b, lr, s, cap: config_for(b, lr, s, cap, stop),
+                          config_for=lambda b, lr, s, cap, expected: config_for(
+                              b, lr, s, cap, stop, expected),
                           make_search=make_search, costs=costs, budget=budget,
                           steps_per_epoch=spe, first_batch=first,
                           lr_multiplier=lambda b, lr: lr / sweep.lr_for(b))
@@ -364,9 +376,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         emit({"event": "phase", "name": "gradient noise scale"})
         b = nearest_to_base([r.batch_size for r in batches], sweep.base_batch)
         row = next(r for r in batches if r.batch_size == b)
-        cfg = config_for(b, row.lr, base.seed, None,
-                         target if math.isfinite(target) else None).replace(
-                             max_steps=math.ceil(PILOT_EPOCHS * spe[b]))
+        cfg = config_for(b, row.lr, base.seed, math.ceil(PILOT_EPOCHS * spe[b]),
+                         target if math.isfinite(target) else None, row.steps_median)
         noise = measure_noise_result(train_part, validation, cfg, sizes, sweep, out,
                                      fingerprint, model, loss)
         emit({"event": "probe", "name": "noise"})

@@ -30,12 +30,10 @@ def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, si
                   loss=None) -> dict:
     """``{"estimate": {...}, "trace": [{"step", "b_simple"}]}`` of a run of ``cfg``.
 
-    The two-batch estimator uses ``noise_batches`` ``(small, big)`` or the smallest and
-    largest of ``sizes`` (``(1, min(256, N))`` when they coincide).
+    The two-batch estimator uses ``noise_batches`` ``(small, big)`` or
+    :func:`default_noise_batches`.
     """
-    n = train_part.n
-    small, big = noise_batches or ((sizes[0], sizes[-1]) if len(sizes) > 1 and
-                                   sizes[0] < sizes[-1] else (1, min(256, n)))
+    small, big = noise_batches or default_noise_batches(sizes, train_part.n)
     prepared = prepare(train_part, cfg, model, loss)
     meter = NoiseScaleMeter(prepared, l2=cfg.l2, b_small=small, b_big=big, draws=draws,
                             seed=cfg.seed)
@@ -50,6 +48,19 @@ def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, si
                at_step=result.steps)
     est.update(_with_curvature(result.params, prepared, cfg.l2, cfg.seed))
     return {"estimate": est, "trace": meter.trace()}
+
+
+#: The larger batch of the two-batch estimate is at most this: each evaluation row draws
+#: ``draws`` batches of it, and a larger one adds cost, not accuracy, to the estimate.
+BIG_BATCH = 256
+
+
+def default_noise_batches(sizes, n: int) -> tuple[int, int]:
+    """``(small, big)``: the smallest swept batch size and the largest up to
+    :data:`BIG_BATCH`; ``(1, min(BIG_BATCH, N))`` when they coincide."""
+    small = sizes[0]
+    big = max((b for b in sizes if b <= BIG_BATCH), default=small)
+    return (small, big) if small < big else (1, min(BIG_BATCH, n))
 
 
 def _with_curvature(params, prepared, l2: float, seed: int) -> dict:

@@ -4,7 +4,8 @@ No training to convergence: for each batch size the engine's own chunk kernel (t
 run executes) is compiled and called on random batches, and the clock is read after
 ``block_until_ready``. Reported per batch size ``B``:
 
-* ``step_seconds``: ``t(B)``, the median over ``repeats`` timings of ``time / steps``;
+* ``step_seconds``: ``t(B)``, the median over ``repeats`` timings of ``time / steps``, the
+  batch sizes timed in interleaved rounds;
 * ``call_seconds``: the fixed cost of one call of the kernel (zero active steps), which a run
   pays once per call: runs evaluated every few steps make many short calls;
 * ``example_seconds`` ``t(B) / B`` and ``examples_per_second`` ``B / t(B)``;
@@ -27,77 +28,94 @@ from ..engine import TrainConfig, chunk_program, memory_chunk_steps
 from .prepare import Prepared, prepare
 
 
-def probe_one(prepared: Prepared, config: TrainConfig, *, repeats: int = 5,
-              min_call_examples: int = 4096, seed: int = 0) -> dict:
-    """Time the chunk kernel of ``config`` (its batch size, learning rate, optimiser).
+class _Probe:
+    """One batch size's compiled program, its random batches and its timings."""
 
-    ``K`` is the chunk length training would use and the program is fetched from the engine's
-    program store under training's key, so the probe times the very program a run executes
-    (and compiles nothing when a run of this batch size came first). One timing covers
-    ``calls`` consecutive calls, enough for ``min_call_examples`` examples, so that short
-    calls do not time only the clock.
-    """
-    b = config.batch_size
-    setup = prepared.setup(config)  # as training builds it: same K, optimiser and key
-    spe = steps_per_epoch(prepared.n, b, config.drop_last)
-    k = memory_chunk_steps(config, spe, setup)  # as training chooses it
-    calls = max(1, math.ceil(min_call_examples / (k * b)))
-    lr = setup.lr
-    state0 = setup.initial_state()
-    t0 = time.perf_counter()
-    run = chunk_program(setup, state0, prepared.X, prepared.T, k, b)
-    compile_seconds = time.perf_counter() - t0
-    rng = np.random.default_rng(seed)
-    times, diverged = [], False
-    for r in range(repeats + 1):  # call 0 warms caches and is not counted
-        idx = rng.integers(0, prepared.n, size=(calls, k, b)).astype(np.int32)
-        w = np.ones((k, b), np.float32)
+    def __init__(self, prepared: Prepared, config: TrainConfig, min_call_examples: int,
+                 seed: int):
+        b = self.batch_size = config.batch_size
+        setup = prepared.setup(config)  # as training builds it: same K, optimiser and key
+        spe = steps_per_epoch(prepared.n, b, config.drop_last)
+        self.k = memory_chunk_steps(config, spe, setup)  # as training chooses it
+        self.calls = max(1, math.ceil(min_call_examples / (self.k * b)))
+        self.lr, self.prepared = setup.lr, prepared
+        self.state0 = setup.initial_state()
+        t0 = time.perf_counter()
+        self.run = chunk_program(setup, self.state0, prepared.X, prepared.T, self.k, b)
+        self.compile_seconds = time.perf_counter() - t0
+        self.rng = np.random.default_rng(seed)
+        self.w = np.ones((self.k, b), np.float32)
+        self.times, self.idle, self.diverged = [], [], False
+
+    def time_steps(self) -> float:
+        """One timing of ``calls`` consecutive calls of ``k`` active steps."""
+        idx = self.rng.integers(0, self.prepared.n, size=(self.calls, self.k,
+                                                          self.batch_size)).astype(np.int32)
         # Every timing restarts from the initial parameters, so a large learning rate cannot
         # drift into NaN/inf mid-probe (non-finite arithmetic can run at a different speed;
         # ``diverged`` flags it if it happens anyway).
-        state = state0
+        state, ok = self.state0, True
         t = time.perf_counter()
-        for c in range(calls):
-            state, losses, ok = run(state, prepared.X, prepared.T, idx[c], w, np.int32(k), lr)
+        for c in range(self.calls):
+            state, losses, ok = self.run(state, self.prepared.X, self.prepared.T, idx[c],
+                                         self.w, np.int32(self.k), self.lr)
             # Read the losses and ok back after every call, as a run does (TwoTier): the
             # call's fixed cost below is measured the same way, so their difference is the
             # steps' own cost (calls left in flight would hide part of the fixed cost).
             np.asarray(losses), bool(ok)
         elapsed = time.perf_counter() - t
-        diverged |= not bool(ok)
-        if r > 0:
-            times.append(elapsed)
-    # The fixed cost of one compiled call (dispatch, reading losses and ok back): the same
-    # program with zero active steps. A run cut into short calls by frequent evaluations
-    # pays it once per call; the step cost is what a call costs beyond it.
-    idle = []
-    for _ in range(repeats):
+        self.diverged |= not bool(ok)
+        return elapsed
+
+    def time_idle(self) -> float:
+        """The fixed cost of one compiled call: the same program with zero active steps."""
+        idx = np.zeros((self.k, self.batch_size), np.int32)
         t = time.perf_counter()
-        for c in range(calls):
-            out = run(state0, prepared.X, prepared.T, idx[c], w, np.int32(0), lr)
+        for _ in range(self.calls):
+            out = self.run(self.state0, self.prepared.X, self.prepared.T, idx, self.w,
+                           np.int32(0), self.lr)
             np.asarray(out[1]), bool(out[2])
-        idle.append((time.perf_counter() - t) / calls)
-    call = float(np.median(idle))
-    per_call = float(np.median(times)) / calls
-    # Timing noise can make the fixed part look larger than a whole call: then keep it all.
-    step = (per_call - call if per_call > call else per_call) / k
-    return {"batch_size": b, "chunk_steps": k, "calls": calls, "step_seconds": step,
-            "call_seconds": call, "example_seconds": step / b,
-            "examples_per_second": b / step, "compile_seconds": compile_seconds,
-            "diverged": diverged}
+        return (time.perf_counter() - t) / self.calls
+
+    def row(self) -> dict:
+        call = float(np.median(self.idle))
+        per_call = float(np.median(self.times)) / self.calls
+        # Timing noise can make the fixed part look larger than a whole call: then keep it all.
+        step = (per_call - call if per_call > call else per_call) / self.k
+        return {"batch_size": self.batch_size, "chunk_steps": self.k, "calls": self.calls,
+                "step_seconds": step, "call_seconds": call, "example_seconds": step /
+                self.batch_size, "examples_per_second": self.batch_size / step,
+                "compile_seconds": self.compile_seconds, "diverged": self.diverged}
 
 
 def probe_throughput(train_data: Dataset, configs: Sequence[TrainConfig], *, repeats: int = 5,
                      min_call_examples: int = 4096, model=None, loss=None,
-                     progress: Callable[[dict], None] | None = None) -> list[dict]:
-    """Probe every config (one per batch size); rows sorted by batch size, with ratios."""
+                     progress: Callable[[dict], None] | None = None,
+                     seed: int = 0) -> list[dict]:
+    """Probe every config (one per batch size); rows sorted by batch size, with ratios.
+
+    Every program is compiled (or fetched from the program store) first; then ``repeats``
+    rounds each time every batch size once, in a new random order, after one untimed round
+    that warms the caches: a change of machine load during the probe hits every batch size
+    alike. ``K`` is the chunk length training would use and the program is training's own,
+    so the probe times the very program a run executes. One timing covers ``calls``
+    consecutive calls, enough for ``min_call_examples`` examples, so that short calls do not
+    time only the clock.
+    """
     prepared = prepare(train_data, configs[0], model, loss)
-    rows = []
+    probes = []
     for cfg in sorted(configs, key=lambda c: c.batch_size):
-        rows.append(probe_one(prepared, cfg, repeats=repeats,
-                              min_call_examples=min_call_examples))
+        probes.append(_Probe(prepared, cfg, min_call_examples, seed))
         if progress:
             progress({"event": "probe", "batch_size": cfg.batch_size})
+    rng = np.random.default_rng(seed)
+    for r in range(repeats + 1):  # round 0 warms caches and is not counted
+        for i in rng.permutation(len(probes)):
+            t = probes[i].time_steps()
+            if r > 0:
+                probes[i].times.append(t)
+                probes[i].idle.append(probes[i].time_idle())
+    rows = [p.row() for p in probes]
     base = rows[0]
     for row in rows:
         row["step_cost_ratio"] = row["step_seconds"] / base["step_seconds"]
