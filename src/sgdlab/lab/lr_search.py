@@ -202,6 +202,23 @@ class LrSearch:
         return True
 
 
+@dataclass
+class FixedPoints(LrSearch):
+    """The search's interface over fixed exponents ``xs`` (``--lr-grid``, or the scaling
+    rule's learning rate alone): every point in the first round, then done."""
+
+    xs: tuple = ()
+
+    def bracketed(self) -> bool:
+        return True
+
+    def propose(self, worth_refining=None) -> list:
+        if self.stopped:
+            return []
+        self.stopped = "fixed"
+        return list(self.xs)
+
+
 def at_edge(lrs: list, chosen_lr: float) -> str | None:
     """``"lowest"`` or ``"highest"`` when the kept learning rate is the lowest or highest of
     three or more tried (the optimum may lie beyond), else None."""

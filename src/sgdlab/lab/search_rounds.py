@@ -25,7 +25,7 @@ from typing import Callable
 
 from ..engine.config import TrainConfig
 from .caps import BEHIND, FIRST_EPOCHS, StepCost, budget_steps, run_cap
-from .lr_search import LrSearch, Outcome, best_of
+from .lr_search import Outcome
 from .measure import final_metric, median, metric_name, steps_to_target, whole_median
 from .records import RunRecord
 from .runbook import RunBook, RunRequest
@@ -33,38 +33,6 @@ from .runbook import RunBook, RunRequest
 #: A batch size is refined only while its predicted time is within this factor of the best
 #: times the largest gain the refinement could bring (sqrt of the current spacing).
 REFINE_SLACK = 1.1
-
-
-class FixedPoints:
-    """The search interface over a fixed set of exponents (``--lr-grid``, or the scaling
-    rule's learning rate alone): every point in the first round, then done."""
-
-    def __init__(self, centre: float, factor: float, xs: list):
-        self.centre, self.factor, self.xs = centre, factor, list(xs)
-        self.tried: dict = {}
-        self.stopped = ""
-
-    def lr(self, x: float) -> float:
-        return self.centre * self.factor ** x
-
-    @property
-    def done(self) -> bool:
-        return bool(self.stopped)
-
-    def best(self) -> float:
-        return best_of(self.tried)
-
-    def bracketed(self) -> bool:
-        return True
-
-    def tell(self, x: float, outcome: Outcome) -> None:
-        self.tried[x] = outcome
-
-    def propose(self, worth_refining=None) -> list:
-        if self.stopped:
-            return []
-        self.stopped = "fixed"
-        return list(self.xs)
 
 
 def outcome_of(records: list[RunRecord], target: float | None, cap: int | None) -> Outcome:

@@ -49,13 +49,13 @@ from ..errors import ConfigError
 from ..optim import LR_SCALINGS, check_rate, scaled_lr
 from .caps import StepCost, monotone_costs, parse_budget
 from .confirm import confirm_pick, confirmation_sentence
-from .lr_search import RESOLUTION, LrSearch
+from .lr_search import RESOLUTION, FixedPoints, LrSearch
 from .measure import final_metric, metric_name, target_from
 from .next_run import train_command
 from .recommend import Recommendation, recommend
 from .records import RunRecord, data_fingerprint, stored_result
 from .runbook import RunBook, RunRequest
-from .search_rounds import FixedPoints, SearchRounds, rescore
+from .search_rounds import SearchRounds, rescore
 from .summary import NoiseResult, ProbeRow, SweepCost, SweepResult, write_tables
 from .tables import batch_rows, point_rows, run_rows
 from .ties import decide
@@ -313,8 +313,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
             return LrSearch(lr0, sweep.search_factor, sweep.lr_resolution,
                             sweep.search_points)
         mults = sweep.lr_grid or (1.0,)
-        return FixedPoints(lr0, sweep.search_factor,
-                           [math.log(m) / math.log(sweep.search_factor) for m in mults])
+        return FixedPoints(lr0, sweep.search_factor, xs=tuple(
+            math.log(m) / math.log(sweep.search_factor) for m in mults))
 
     rounds = SearchRounds(book, sizes, seeds=seeds, target=stop,
                           config_for=lambda b, lr, s, cap, expected: config_for(
