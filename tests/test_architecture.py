@@ -8,7 +8,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sgdlab"
 
 #: Layers, lowest first: a module may import from its own layer and the ones below.
 LAYERS = [
-    {"errors", "_types", "files"},
+    {"errors", "_types", "_lazy", "files"},
     {"data", "convolution", "models", "losses", "tasks", "user_models"},
     {"optim", "grad"},
     {"engine"},
