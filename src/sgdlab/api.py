@@ -124,8 +124,10 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                               task=task, start=start, sample_weight=sample_weight)
         if start is not None:
             config = config.replace(extra={**config.extra, "init": init_note})
-        if parts.shards is None and not lr_given and model is None and loss is None:
-            config = config.replace(lr=default_lr(config.model, config.loss, parts.data.task))
+        lr = None if parts.shards is not None or lr_given or model is not None \
+            or loss is not None else default_lr(config.model, config.loss, parts.data.task)
+        if lr is not None:
+            config = config.replace(lr=lr)
         if method == "sgd" and run_dir.needs_session:
             run_dir.open_session(config, parts.fingerprint(), data=parts.record(),
                                  data_name=parts.name, files=parts.shard_files())

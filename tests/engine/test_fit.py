@@ -227,14 +227,16 @@ def test_custom_model_and_loss():
 
 
 def test_config_errors_are_clear():
-    with pytest.raises(ConfigError, match="learning rate must be"):
+    with pytest.raises(ConfigError, match=r"setting 'lr' \(--lr\) must be a finite number > 0"):
         TrainConfig(lr=0)
     for beyond_64_bits in (-(2 ** 63) - 1, 10 ** 400):  # np.isfinite refuses such ints
-        with pytest.raises(ConfigError, match="learning rate must be a finite number > 0"):
+        with pytest.raises(ConfigError, match="setting 'lr' .* must be a finite number > 0"):
             TrainConfig(lr=beyond_64_bits)
-    with pytest.raises(ConfigError, match="setting 'momentum' must be a finite number"):
+    with pytest.raises(ConfigError, match=r"setting 'momentum' \(--momentum\) must be a finite "
+                                          r"number in \[0, 1\)"):
         TrainConfig(momentum=10 ** 400)  # beyond a float
-    with pytest.raises(ConfigError, match="batch size must be"):
+    with pytest.raises(ConfigError, match=r"setting 'batch_size' \(--batch-size\) must be a whole "
+                                          "number >= 1, got 0"):
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="valid optimizers: adam, adamw, momentum, nesterov, sgd"):
         TrainConfig(optimizer="adagrad")
