@@ -167,7 +167,7 @@ def _sweep_table(path: str | None) -> dict:
 def run(args) -> int:
     from ..api import as_dataset  # lazy: keeps 'sgdlab --help' fast
     from ..lab.summary import write_tables
-    from ..lab.next_run import train_command
+    from ..lab.next_run import recommended_command
     from ..lab.compile_cache import enable_compile_cache
     from ..lab.sweep import run_sweep
     from ..report.sweep import write_sweep_report
@@ -193,9 +193,9 @@ def run(args) -> int:
                                                ("--task", "task"))
                            for value in [getattr(args, key) or file_settings.get(key)] if value
                            for f in (flag, str(value)))
-        result.recommendation["command"] = train_command(
-            base, result.recommendation, data_arg,
-            data_flags)
+        result.recommendation["command"] = recommended_command(
+            base, result.recommendation.get("batch_size"), result.recommendation.get("lr"),
+            data_arg, data_flags)
         write_tables(result, out)
         if progress:
             progress.phase("plots and report")

@@ -53,7 +53,7 @@ from ..optim import LR_SCALINGS, check_rate, scaled_lr
 from .lr_search import Outcome, search_lr
 from .measure import crossing, final_metric, median, metric_name, target_from
 from .records import data_fingerprint, run_key
-from .next_run import confirmation_sentence, train_command
+from .next_run import confirmation_sentence, recommended_command
 from .runbook import RunBook
 from .summary import (SweepResult, confirmation_row, nearest_to_base, summarise,
                       write_tables)
@@ -295,7 +295,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         result.confirmation = confirmation_row(confirm, result.target)
         rec["sentences"].append(confirmation_sentence(result.confirmation))
     result.records = book.records
-    rec["command"] = train_command(base, rec, data.name)
+    rec["command"] = recommended_command(base, rec.get("batch_size"), rec.get("lr"), data.name)
     result.compilations = {kind: n - built0.get(kind, 0)
                            for kind, n in cache.stats()["built"].items()}
     result.seconds = time.perf_counter() - t0
