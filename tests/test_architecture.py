@@ -107,3 +107,32 @@ def test_there_is_no_import_cycle():
     for node in sorted(graph):
         visit(node)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_a_run_calls_down_the_layers_only():
+    # sgdlab.fit -> RunDirectory.run -> the recovery loop -> the engine's training: no frame of
+    # a run calls back into a higher layer (a closure defined in api.py, say)
+    import sys
+
+    import numpy as np
+
+    import sgdlab
+
+    seen = []
+
+    def callback(event):
+        if not seen:
+            frame = sys._getframe(1)
+            while frame is not None:
+                name = frame.f_globals.get("__name__", "")
+                if name.startswith("sgdlab"):
+                    seen.append(name)
+                frame = frame.f_back
+
+    X = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
+    sgdlab.fit(X, (X[:, 0] > 0).astype(int), epochs=1, callback=callback,
+               on_divergence="halve-lr")
+    outer_to_inner = list(reversed(seen))
+    assert outer_to_inner[0] == "sgdlab.api" and "sgdlab.engine.resume" in outer_to_inner
+    layers = [_layer(name) for name in outer_to_inner]
+    assert layers == sorted(layers, reverse=True), outer_to_inner

@@ -11,7 +11,8 @@ import numpy as np
 from .data import Dataset, TargetScaler, from_arrays, load_data, split
 # as_shards stays importable from here: the command line and users call sgdlab.api.as_shards
 from .data.shards import ShardSet, as_shards, is_shard_dir  # noqa: F401
-from .engine import FitResult, TrainConfig, train
+from .engine import FitResult, TrainConfig
+from .engine.job import Job
 from .engine.resume import fingerprint, shard_files
 from .errors import ConfigError, DataError, DivergedWarning, choices_message
 from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
@@ -128,16 +129,18 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
             or loss is not None else default_lr(config.model, config.loss, parts.data.task)
         if lr is not None:
             config = config.replace(lr=lr)
-        if method == "sgd" and run_dir.needs_session:
-            run_dir.open_session(config, parts.fingerprint(), data=parts.record(),
-                                 data_name=parts.name, files=parts.shard_files())
-
-        def run_once(cfg):
-            return _train_once(parts, cfg, method=method, search=search, model=model, loss=loss,
-                               callback=callback, placement=placement, start=start,
-                               session=run_dir.session)
-
-        result = run_dir.run(run_once, config)
+        if method != "sgd":  # random search: no checkpoints, no recovery
+            from .lab.random_search import random_search
+            result = random_search(parts.train, parts.validation, config,
+                                   RandomSearchConfig(mode=method.split("-", 1)[1], **search),
+                                   model=model, loss=loss, callback=callback)
+        else:
+            if run_dir.needs_session:
+                run_dir.open_session(config, parts.fingerprint(), data=parts.record(),
+                                     data_name=parts.name, files=parts.shard_files())
+            result = run_dir.run(parts.job(model=model, loss=loss, callback=callback,
+                                           placement=placement, start=start,
+                                           session=run_dir.session), config)
         result.target_scaler = parts.target_scaler
         if parts.shards is not None:
             result.feature_names = tuple(parts.shards.feature_names)
@@ -230,6 +233,15 @@ class _PreparedData:
         return {"spec": self.spec, "label_column": self.label_column, "task": self.task,
                 "name": self.data.name}
 
+    def job(self, *, model, loss, callback, placement, start, session) -> Job:
+        """The :class:`~sgdlab.engine.job.Job` that trains on this data (from ``start``'s
+        parameters and preprocessing when fine-tuning)."""
+        return Job(self.train, self.validation, streamed=self.shards is not None, model=model,
+                   loss=loss, callback=callback, placement=placement, session=session,
+                   init_params=start.params if start is not None else None,
+                   standardizer=start.standardizer if start is not None else None,
+                   sample_weight=self.train_weight)
+
 
 def _prepare_data(X, y, validation, test, config: TrainConfig, *, label_column=None,
                   task=None, start=None, sample_weight=None) -> _PreparedData:
@@ -277,29 +289,6 @@ def _prepare_data(X, y, validation, test, config: TrainConfig, *, label_column=N
         config, train_part, val, start.target_scaler if start is not None else None)
     return _PreparedData(data, train_part, val, test_part, None, name=data.name,
                          target_scaler=target_scaler, train_weight=train_weight, **given)
-
-
-def _train_once(parts: _PreparedData, config: TrainConfig, *, method, search, model, loss,
-                callback, placement, start, session):
-    """One training run on the prepared data: random search, streamed, over several devices
-    or processes, or in memory (from ``start``'s parameters when fine-tuning)."""
-    if method != "sgd":
-        from .lab.random_search import random_search
-        return random_search(parts.train, parts.validation, config,
-                             RandomSearchConfig(mode=method.split("-", 1)[1], **search),
-                             model=model, loss=loss, callback=callback)
-    if parts.shards is not None:
-        from .engine.stream_fit import train_shards
-        return train_shards(parts.shards, config, validation=parts.validation, model=model,
-                            loss=loss, callback=callback, placement=placement, session=session)
-    if placement is not None:
-        from .engine.stream_fit import train_parallel
-        return train_parallel(parts.train, parts.validation, config, placement=placement,
-                              model=model, loss=loss, callback=callback, session=session)
-    begin = {} if start is None else {"init_params": start.params,
-                                       "standardizer": start.standardizer}
-    return train(parts.train, parts.validation, config, model=model, loss=loss,
-                 callback=callback, session=session, sample_weight=parts.train_weight, **begin)
 
 
 def _score_test(result: FitResult, parts: _PreparedData) -> None:
