@@ -12,6 +12,7 @@ from .data import Dataset, TargetScaler, from_arrays, load_data, split
 # as_shards stays importable from here: the command line and users call sgdlab.api.as_shards
 from .data.shards import ShardSet, as_shards, is_shard_dir  # noqa: F401
 from .engine import FitResult, TrainConfig
+from .engine.config import settings as config_settings
 from .engine.job import Job
 from .engine.resume import fingerprint, shard_files
 from .errors import ConfigError, DataError, DivergedWarning, choices_message
@@ -19,6 +20,7 @@ from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
 # the two messages stay importable from here, where they were first defined
 from .run_directory import HALVE_LR_ONE_PROCESS, SINGLE_PROCESS_CHECKPOINTS  # noqa: F401
 from .run_directory import RunDirectory, same_checkpoint
+from .losses import LOSSES
 from .tasks import default_lr
 
 #: ``fit(method=...)``: gradient descent (the gradient itself is ``TrainConfig.gradient``), or
@@ -108,6 +110,9 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     search, start, init_note = _check_arguments(
         X, method, settings, config, model=model, resume=resume, on_divergence=on_divergence,
         placement=placement, init=init, sample_weight=sample_weight)
+    if start is not None and model is None and "model" not in settings and (
+            config is None or config.model == TrainConfig().model):
+        model, loss = _init_network(start, init_note, settings, loss)
     if isinstance(model, str):
         settings["model"], model = model, None
     if isinstance(loss, str):
@@ -158,7 +163,7 @@ def _check_arguments(X, method, settings, config, *, model, resume, on_divergenc
 
     Returns ``(search, start, init_note)``: the random-search settings (taken out of
     ``settings``), and the initial model of ``init=`` with the note the config records (else
-    ``None, None``); without ``model=``, ``settings`` receive the initial model's network.
+    ``None, None``).
     """
     if method not in METHODS:
         raise ConfigError(choices_message("method", method, METHODS))
@@ -183,9 +188,6 @@ def _check_arguments(X, method, settings, config, *, model, resume, on_divergenc
                 resume is not None:
             raise ConfigError("init= (--init) starts in-memory training on one process "
                               "(method='sgd', not resume=); drop it for this run")
-        if model is None and "model" not in settings and (config is None or config.model ==
-                                                          TrainConfig().model):
-            settings.update(_network_settings(start))
     if on_divergence == "halve-lr" and (
             callable(settings.get("lr", getattr(config, "lr", None))) or not isinstance(
                 settings.get("optimizer", getattr(config, "optimizer", "sgd")), str)):
@@ -315,15 +317,44 @@ def _initial_model(init):
                       f"FitResult, got {type(init).__name__}")
 
 
-def _network_settings(start) -> dict:
-    """The model settings of a built-in network, so fine-tuning takes the same one."""
+def _init_network(start, where: str, settings: dict, loss):
+    """The network of the initial model, so fine-tuning trains the same one: ``(model,
+    loss)`` to train with, and the settings that name it put into ``settings``.
+
+    An architecture by name takes its recorded options (``--model cnn --channels 6,16``), a
+    user network the import path it was trained with; a network given as functions or as an
+    object (or a loss that is no built-in one) is passed on as the initial model's own
+    objects. A given setting that contradicts the network is refused.
+    """
+    named = _network_settings(start)
+    if named is None:
+        return start.model, start.loss if loss is None else loss
+    declared = config_settings()
+    for key, value in named.items():
+        if key in settings and declared[key].check(key, settings[key]) != \
+                declared[key].check(key, value):
+            flag = declared[key].flag(key)
+            raise ConfigError(f"init= (--init) trains the network of {where}, whose {key} is "
+                              f"{value!r}, not {settings[key]!r}: drop {key}= ({flag}), or "
+                              "give model= (--model) to train another network from scratch")
+    settings.update(named)
+    return None, loss
+
+
+def _network_settings(start) -> dict | None:
+    """The settings that name the initial model's network and loss (see
+    :func:`_init_network`), or None where only its objects can."""
     net = start.spec.get("model", {})
-    if net.get("builtin") == "mlp":
-        return {"model": "mlp", "hidden": tuple(net["hidden"]),
-                "activation": net["activation"], "loss": start.loss.name}
-    if net.get("builtin") == "linear":
-        return {"model": "linear", "loss": start.loss.name}
-    raise ConfigError("init= with a user model needs that model: pass model= (and loss=)")
+    if net.get("builtin"):
+        named = {"model": net["builtin"], **{k: tuple(v) if isinstance(v, list) else v
+                                             for k, v in net.items() if k != "builtin"}}
+    elif isinstance(net.get("import"), str):
+        named = {"model": net["import"]}
+    else:
+        return None
+    if start.loss.name not in LOSSES or LOSSES[start.loss.name] is not start.loss:
+        return None  # a loss of the user's own
+    return {**named, "loss": start.loss.name}
 
 
 def _check_init(start, data: Dataset) -> None:
