@@ -13,14 +13,15 @@ from .data import Dataset, TargetScaler, from_arrays, load_data, split
 from .data.shards import ShardSet, as_shards, is_shard_dir  # noqa: F401
 from .engine import FitResult, TrainConfig
 from .engine.config import settings as config_settings
+from .engine.fit import sample_weights
 from .engine.job import Job
 from .engine.resume import fingerprint, shard_files
-from .errors import ConfigError, DataError, DivergedWarning, choices_message
+from .errors import ConfigError, DivergedWarning, choices_message
+from .losses import LOSSES
 from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
 # the two messages stay importable from here, where they were first defined
 from .run_directory import HALVE_LR_ONE_PROCESS, SINGLE_PROCESS_CHECKPOINTS  # noqa: F401
 from .run_directory import RunDirectory, same_checkpoint
-from .losses import LOSSES
 from .tasks import default_lr
 
 #: ``fit(method=...)``: gradient descent (the gradient itself is ``TrainConfig.gradient``), or
@@ -282,10 +283,7 @@ def _prepare_data(X, y, validation, test, config: TrainConfig, *, label_column=N
         _check_init(start, data)
     train_weight = None
     if sample_weight is not None:
-        weights = np.asarray(sample_weight)
-        if weights.shape != (data.n,):
-            raise DataError(f"sample_weight has shape {weights.shape}; the data has "
-                            f"{data.n} rows: give one weight per row, shape ({data.n},)")
+        weights = sample_weights(sample_weight, data.n, "the data")
         train_weight = weights if validation is not None else weights[train_part.meta["rows"]]
     target_scaler, train_part, val = standardized_targets(
         config, train_part, val, start.target_scaler if start is not None else None)

@@ -25,6 +25,7 @@ from .._types import TrainState, layer_widths
 from ..data.dataset import Dataset
 from ..data.split import split
 from ..engine import History, TrainConfig, cache, choose_chunk_steps, train
+from ..engine.fit import sample_weights
 from ..engine.history import TIME_COLUMNS
 from ..errors import ConfigError, DataError
 from ..optim import scaled_lr
@@ -254,11 +255,5 @@ def labels_dataset(name: str, X32: np.ndarray, targets: np.ndarray, n_classes: i
 
 
 def _row_weights(sample_weight, n: int):
-    """``sample_weight`` as a float64 ``(n,)`` array (checked by the engine), or None."""
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,):
-        raise DataError(f"sample_weight has shape {w.shape}; X has {n} rows: give one weight "
-                        f"per row, shape ({n},)")
-    return w
+    """``sample_weight`` as a float64 ``(n,)`` array (one weight per row of ``X``), or None."""
+    return None if sample_weight is None else sample_weights(sample_weight, n, "X")
