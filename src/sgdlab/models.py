@@ -347,7 +347,8 @@ def get_model(name, **kwargs) -> Model:
     if isinstance(name, (tuple, list)) and len(name) == 2 and all(map(callable, name)):
         return Model("custom", name[0], name[1])
     if not isinstance(name, str) or ":" in name:
-        # imported here: user_models builds on this module (example_shape)
+        # imported here: user_models imports JAX, which naming the built-in models (the
+        # command line's help) does not
         from .user_models import to_model
 
         if kwargs:

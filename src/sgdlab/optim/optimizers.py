@@ -4,8 +4,8 @@ Vanilla SGD is the default, the update of the source texts:
 
 .. math:: W \\leftarrow W - \\alpha \\, \\nabla_W L
 
-``momentum`` and ``nesterov`` add heavy-ball / Nesterov momentum (optax ``sgd``), ``adam`` is
-optax ``adam``. Any other ``optax.GradientTransformation`` can be passed as is.
+The others of :data:`FACTORIES` (heavy-ball and Nesterov momentum, Adam, AdamW, ...) are
+optax's. Any other ``optax.GradientTransformation`` can be passed as is.
 
 The learning rate is a *runtime* input of the compiled step, not a constant compiled into it:
 every named optimiser ends in ``scale_by_learning_rate(schedule)`` with a schedule proportional
