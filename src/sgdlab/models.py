@@ -332,8 +332,10 @@ def get_model(name, **kwargs) -> Model:
 
     ``name`` may be
 
-    * a registered name (``"linear"``, ``"mlp"``, ``"cnn"``); ``kwargs`` go to its factory,
-      e.g. ``get_model("mlp", hidden=(64, 64), activation="tanh")``;
+    * a name of :data:`MODELS`; ``kwargs`` go to its factory, e.g. ``get_model("mlp",
+      hidden=(64, 64), activation="tanh")``. A factory's model that does not say how to
+      rebuild it (``apply.spec``) is given ``{"builtin": name, **options}``, so a saved run
+      of a new architecture loads without more code;
     * a :class:`Model` instance, returned unchanged (user-supplied ``init``/``apply``);
     * a pair ``(init, apply)`` of callables, wrapped as ``Model("custom", init, apply)``;
     * an import path ``"package.module:attr"`` (a string with a colon) or a network object:
@@ -360,14 +362,29 @@ def get_model(name, **kwargs) -> Model:
                           " (or an import path 'package.module:factory' of your own network)")
     factory = MODELS[name]
     try:
-        inspect.signature(factory).bind(**kwargs)
+        options = inspect.signature(factory).bind(**kwargs)
     except TypeError:
         takes = list(inspect.signature(factory).parameters)
         raise ConfigError(
             f"model {name!r} does not take option(s) {', '.join(sorted(kwargs))}; "
             f"it takes: {', '.join(takes) or 'no options'}"
         ) from None
-    return factory(**kwargs)
+    model = factory(**kwargs)
+    if not isinstance(getattr(model.apply, "spec", None), dict):
+        # how a saved or pickled model rebuilds it (engine.predictor): its name and options
+        options.apply_defaults()
+        model.apply.spec = {"builtin": name,
+                            **{k: _plain(v) for k, v in options.arguments.items()}}
+    return model
+
+
+def _plain(value):
+    """An option as a JSON value: sequences and arrays as lists, NumPy scalars as numbers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def n_params(params: Params) -> int:

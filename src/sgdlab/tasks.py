@@ -31,7 +31,8 @@ from .models import MODELS, get_model, linear
 __all__ = ["FIXED_LOSS", "TASK_MODELS", "OPEN_LOSS", "resolve", "model_options",
            "check_task_loss", "is_regression", "default_lr"]
 
-#: Tasks that fix their loss: task name -> loss name, each on the ``linear`` architecture.
+#: Tasks that fix their loss: task name -> loss name, each on the ``linear`` architecture
+#: (the table of the module docstring).
 FIXED_LOSS: dict[str, str] = {
     "linreg": "squared",
     "perceptron": "perceptron",
@@ -104,9 +105,10 @@ def resolve(model_name, loss_name=None, **options) -> tuple[Model, Loss]:
     if model_name not in TASK_MODELS:
         raise ConfigError(choices_message("model", model_name, TASK_MODELS) +
                           " (or an import path 'package.module:factory' of your own network)")
-    factory, default_loss = TASK_MODELS[model_name]
+    _, default_loss = TASK_MODELS[model_name]
     takes = model_options(model_name)
-    model = factory(**{k: v for k, v in options.items() if k in takes})
+    architecture = "linear" if model_name in FIXED_LOSS else model_name
+    model = get_model(architecture, **{k: v for k, v in options.items() if k in takes})
     check_task_loss(model_name, loss_name)
     return model, get_loss(default_loss if loss_name is None else loss_name)
 
