@@ -136,3 +136,20 @@ def test_a_run_calls_down_the_layers_only():
     assert outer_to_inner[0] == "sgdlab.api" and "sgdlab.engine.resume" in outer_to_inner
     layers = [_layer(name) for name in outer_to_inner]
     assert layers == sorted(layers, reverse=True), outer_to_inner
+
+
+def test_importing_sgdlab_and_building_the_parser_import_no_jax():
+    # a fresh interpreter is the point: this process has imported JAX long ago
+    import subprocess
+    import sys
+    code = ("import sys, sgdlab\n"
+            "from sgdlab.cli.main import build_parser\n"
+            "build_parser().parse_args(['sweep', '--model', 'mlp'])\n"
+            "sgdlab.TrainConfig(optimizer='adamw')\n"
+            "heavy = sorted(m for m in ('jax', 'optax', 'sklearn', 'matplotlib') "
+            "if m in sys.modules)\n"
+            "print(heavy)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
