@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import counted_compilations
 
 import sgdlab
 from sgdlab import TrainConfig
@@ -124,13 +125,11 @@ def test_l2_logistic_matches_scikit_learn():
 
 def test_no_recompilation_after_first_chunk(digits_split):
     tr, va, _ = digits_split
-    compiles = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda name, *a, **k: compiles.append(name) if "backend_compile" in name else None)
     counts = []
     cfg = TrainConfig(batch_size=16, epochs=3, eval_every="20 steps", chunk_steps=16)
-    train(tr, va, cfg, callback=lambda e: counts.append(len(compiles))
-          if e["event"] == "chunk" else None)
+    with counted_compilations() as compiles:
+        train(tr, va, cfg, callback=lambda e: counts.append(len(compiles))
+              if e["event"] == "chunk" else None)
     assert len(counts) > 10
     assert counts[-1] == counts[0], "a chunk after the first triggered a compilation"
 

@@ -105,12 +105,16 @@ class MiniBatchNetworkClassifier(ClassifierMixin, _NetworkPart, ClassifierPart,
                                  MiniBatchEstimator):
     __doc__ = """A classifier from your own network, trained by mini-batch SGD.
 
-    >>> import flax.linen as nn                                          # doctest: +SKIP
-    >>> class Net(nn.Module):
-    ...     @nn.compact
-    ...     def __call__(self, x):
-    ...         return nn.Dense(10)(nn.relu(nn.Dense(64)(x.reshape(len(x), -1))))
-    >>> MiniBatchNetworkClassifier(Net(), batch_size=64).fit(X_images, y).score(X, y)
+    With a Flax network (``pip install 'sgdlab[user-models]'``)::
+
+        import flax.linen as nn
+
+        class Net(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+                return nn.Dense(10)(nn.relu(nn.Dense(64)(x.reshape(len(x), -1))))
+
+        MiniBatchNetworkClassifier(Net(), batch_size=64).fit(X_images, y).score(X, y)
 
     Parameters
     ----------""" + _NETWORK_DOC + """
