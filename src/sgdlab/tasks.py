@@ -20,6 +20,7 @@ import path, a Flax or Equinox module, a :class:`Model`).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable
 
@@ -66,7 +67,13 @@ def model_options(model_name) -> tuple[str, ...]:
     none for a user network or an unknown name."""
     if not isinstance(model_name, str) or model_name not in TASK_MODELS:
         return ()
-    return tuple(inspect.signature(TASK_MODELS[model_name][0]).parameters)
+    return _parameters(TASK_MODELS[model_name][0])
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters(factory) -> tuple[str, ...]:
+    # read once per factory: compiled-program keys ask for every chunk
+    return tuple(inspect.signature(factory).parameters)
 
 
 def check_task_loss(model_name, loss_name) -> None:

@@ -184,8 +184,11 @@ class TrainConfig:
 
 
 def settings() -> dict[str, Setting]:
-    """Every setting's declaration, by name, in declaration order."""
-    return {f.name: f.metadata["setting"] for f in dataclasses.fields(TrainConfig)}
+    """Every setting's declaration, by name, in declaration order (one dict, read only)."""
+    return _SETTINGS
+
+
+_SETTINGS = {f.name: f.metadata["setting"] for f in dataclasses.fields(TrainConfig)}
 
 
 def key_fields(role: str) -> tuple[str, ...]:
