@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 from ..data import formats
+from ..data.loaders import builtin_names
 from ..engine.config import TrainConfig, factories_taking, settings
 from ..errors import ConfigError
 
@@ -21,9 +22,9 @@ def add_data_options(p: argparse.ArgumentParser, shards: bool = False) -> None:
     streamed = (", or a shard directory from 'sgdlab data convert' (streamed)" if shards
                 else " (held in memory: shard directories are for 'sgdlab train')")
     g.add_argument("--data",
-                   help="built-in name (digits, digits-images, blobs, gaussian, linreg, xor, "
-                        "mnist-like, images; 'blobs:n=5000,d=20' sets parameters) or a "
-                        f"{formats.summary()} file{streamed}; default: digits")
+                   help=f"built-in name ({', '.join(builtin_names())}; 'blobs:n=5000,d=20' "
+                        f"sets parameters) or a {formats.summary()} file{streamed}; default: "
+                        "digits")
     g.add_argument("--label-column", help="label column of a CSV/Parquet file, by name or "
                                           "0-based index (default: the last column)")
     g.add_argument("--task", choices=["classification", "regression"],
