@@ -156,7 +156,7 @@ class MiniBatchEstimator(BaseEstimator):
         return TrainConfig(model=self._model(), batch_size=batch, sampling=self.sampling,
                            lr=lr, optimizer=self.optimizer, l2=float(self.alpha),
                            validation_fraction=0.0, standardize=False, seed=self._seed,
-                           **{k: getattr(self, k) for k in _params.optimizer_options()},
+                           **{k: getattr(self, k) for k in _params.optimizer_option_params()},
                            **settings)
 
     def _batch(self, n: int) -> int:

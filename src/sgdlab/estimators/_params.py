@@ -102,13 +102,13 @@ OWN: dict[str, tuple[object, Rule]] = {
 }
 
 
-def optimizer_options() -> tuple[str, ...]:
+def optimizer_option_params() -> tuple[str, ...]:
     """The settings some optimiser's factory takes (``momentum``, ``weight_decay``, ...)."""
     return tuple(n for n, s in settings().items()
                  if s.role == "optimizer" and factories_taking(n))
 
 
-def model_options() -> tuple[str, ...]:
+def model_option_params() -> tuple[str, ...]:
     """The settings some architecture's factory takes (``hidden``, ``channels``, ...)."""
     return tuple(n for n, s in settings().items()
                  if s.role == "model" and factories_taking(n))
@@ -117,7 +117,7 @@ def model_options() -> tuple[str, ...]:
 def common_params() -> tuple[str, ...]:
     """The keyword parameters every estimator has, in their order."""
     return ("batch_size", "learning_rate", "lr_scaling", "base_batch", "max_iter", "sampling",
-            "alpha", "optimizer", *optimizer_options(), "eval_every", "early_stopping",
+            "alpha", "optimizer", *optimizer_option_params(), "eval_every", "early_stopping",
             "validation_fraction", "n_iter_no_change", "tol", "random_state")
 
 
@@ -237,7 +237,7 @@ def common_doc(lr: float, max_iter: int, alpha) -> str:
         L2 penalty: the objective is the mean loss plus ``alpha / 2 * |W|^2`` (biases free).
     optimizer : {{{optimizers}}}, default={default_of("optimizer")!r}
         Plain SGD, or an optax alternative for comparison.
-""" + options_doc(optimizer_options()) + f"""    eval_every : str, default={default_of("eval_every")!r}
+""" + options_doc(optimizer_option_params()) + f"""    eval_every : str, default={default_of("eval_every")!r}
         When a ``history_`` row is written (and, with early stopping, the validation score is
         measured): '1 epoch', '50 steps', '2s' of training time, 'end', or several joined by
         commas.

@@ -29,11 +29,11 @@ _NETWORK_DOC = f"""
         configured by the options below) or an import path ``'package.module:factory'``. It
         must give one score per class (one for a regressor or a binary ``log_loss``/``hinge``
         classifier).
-""" + _params.options_doc(_params.model_options())
+""" + _params.options_doc(_params.model_option_params())
 
 
 class _NetworkPart:
-    _own_params = _params.model_options()
+    _own_params = _params.model_option_params()
     _allow_nd = True  # images (N, H, W, C) as well as rows
 
     def _model(self):
@@ -132,7 +132,7 @@ class MiniBatchNetworkClassifier(ClassifierMixin, _NetworkPart, ClassifierPart,
     """
 
     __init__ = _params.estimator_init(
-        {"module": "cnn"}, ("loss", *_params.common_params(), *_params.model_options(),
+        {"module": "cnn"}, ("loss", *_params.common_params(), *_params.model_option_params(),
                             "target_accuracy"),
         loss="softmax", learning_rate=0.1, max_iter=20, alpha=0.0, target_accuracy=None)
 
@@ -157,7 +157,7 @@ class MiniBatchNetworkRegressor(RegressorMixin, _NetworkPart, RegressorPart, Min
     _score_name = "val_r2"
 
     __init__ = _params.estimator_init(
-        {"module": "mlp"}, ("loss", *_params.common_params(), *_params.model_options(),
+        {"module": "mlp"}, ("loss", *_params.common_params(), *_params.model_option_params(),
                             "target_r2"),
         loss="squared_error", learning_rate=0.01, max_iter=20, alpha=0.0, target_r2=None)
 
