@@ -27,3 +27,39 @@ def back_to_a_middle_checkpoint(run_dir, total_steps: int) -> int:
             for p in store.paths(step):
                 p.unlink()
     return middle
+
+
+def help_of(*argv) -> str:
+    """The ``--help`` text of ``sgdlab *argv``, printed in this process (argparse prints it
+    and exits 0)."""
+    import io
+    from contextlib import redirect_stdout
+
+    from sgdlab.cli.main import main
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        try:
+            main([*argv, "--help"])
+        except SystemExit as stop:
+            assert stop.code == 0, stop.code
+        else:
+            raise AssertionError("--help did not exit")
+    return out.getvalue()
+
+
+@contextlib.contextmanager
+def counted_compilations():
+    """A list that collects the name of every XLA compilation inside the block; the JAX
+    listener that fills it is removed on leaving, so no later test pays for it."""
+    seen = []
+
+    def listener(name, *args, **kwargs):
+        if "backend_compile" in name:
+            seen.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield seen
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)

@@ -8,7 +8,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sgdlab"
 
 #: Layers, lowest first: a module may import from its own layer and the ones below.
 LAYERS = [
-    {"errors", "_types", "files"},
+    {"errors", "_types", "_lazy", "files"},
     {"data", "convolution", "models", "losses", "tasks", "user_models"},
     {"optim", "grad"},
     {"engine"},
@@ -107,3 +107,49 @@ def test_there_is_no_import_cycle():
     for node in sorted(graph):
         visit(node)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_a_run_calls_down_the_layers_only():
+    # sgdlab.fit -> RunDirectory.run -> the recovery loop -> the engine's training: no frame of
+    # a run calls back into a higher layer (a closure defined in api.py, say)
+    import sys
+
+    import numpy as np
+
+    import sgdlab
+
+    seen = []
+
+    def callback(event):
+        if not seen:
+            frame = sys._getframe(1)
+            while frame is not None:
+                name = frame.f_globals.get("__name__", "")
+                if name.startswith("sgdlab"):
+                    seen.append(name)
+                frame = frame.f_back
+
+    X = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
+    sgdlab.fit(X, (X[:, 0] > 0).astype(int), epochs=1, callback=callback,
+               on_divergence="halve-lr")
+    outer_to_inner = list(reversed(seen))
+    assert outer_to_inner[0] == "sgdlab.api" and "sgdlab.engine.resume" in outer_to_inner
+    layers = [_layer(name) for name in outer_to_inner]
+    assert layers == sorted(layers, reverse=True), outer_to_inner
+
+
+def test_importing_sgdlab_and_building_the_parser_import_no_jax():
+    # a fresh interpreter is the point: this process has imported JAX long ago
+    import subprocess
+    import sys
+    code = ("import sys, sgdlab\n"
+            "from sgdlab.cli.main import build_parser\n"
+            "build_parser().parse_args(['sweep', '--model', 'mlp'])\n"
+            "sgdlab.TrainConfig(optimizer='adamw')\n"
+            "heavy = sorted(m for m in ('jax', 'optax', 'sklearn', 'matplotlib') "
+            "if m in sys.modules)\n"
+            "print(heavy)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

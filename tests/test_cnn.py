@@ -166,7 +166,7 @@ def test_l2_penalises_kernels_not_biases():
 
 def test_options_are_checked():
     for bad, match in [({"channels": ()}, "at least one convolution"),
-                       ({"channels": (0,)}, "cnn channels must be positive"),
+                       ({"channels": (0,)}, "cnn channels must be whole numbers >= 1"),
                        ({"kernel": 0}, "cnn kernel size"),
                        ({"kernel": True}, "cnn kernel size"),
                        ({"kernel": 2.5}, "cnn kernel size"),

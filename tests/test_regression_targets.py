@@ -9,7 +9,8 @@ import pytest
 import sgdlab
 from sgdlab.data import TargetScaler
 from sgdlab.errors import DataError, DivergedWarning
-from sgdlab.tasks import DEFAULT_LR, REGRESSION_MLP_LR, default_lr
+from sgdlab.engine import TrainConfig
+from sgdlab.tasks import REGRESSION_MLP_LR, default_lr
 
 
 def _regression(n=400, d=6, offset=150.0, spread=80.0, seed=0):
@@ -71,11 +72,11 @@ def test_a_given_learning_rate_is_kept():
     result = sgdlab.fit(X, y, task="regression", model="mlp", epochs=1, lr=0.02)
     assert result.config.lr == 0.02
     linear = sgdlab.fit(X, y, task="regression", model="linear", epochs=1)
-    assert linear.loss.name == "squared" and linear.config.lr == DEFAULT_LR
+    assert linear.loss.name == "squared" and linear.config.lr == TrainConfig().lr
 
 
 def test_default_lr_follows_the_model_and_the_targets():
     assert default_lr("mlp", None, "regression") == REGRESSION_MLP_LR
     assert default_lr("mlp", "squared", "classification") == REGRESSION_MLP_LR
-    assert default_lr("mlp", None, "classification") == DEFAULT_LR
-    assert default_lr("linreg", None, "regression") == DEFAULT_LR
+    assert default_lr("mlp", None, "classification") is None  # the config's default
+    assert default_lr("linreg", None, "regression") is None

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import sgdlab
+from sgdlab.data import from_arrays, split
+from sgdlab.engine.job import Job
 from sgdlab.engine.lock import RunLock
 from sgdlab.errors import ConfigError, RunDirError
 from sgdlab.run_directory import HALVE_LR_ONE_PROCESS, RunDirectory
@@ -115,10 +117,12 @@ def test_a_resume_refuses_changed_settings_unless_forced(finished_run):
             {"field": "batch_size", "was": 16, "now": 32}]
         assert session.meta["resumed_from_step"] == snap.step and session.pending is snap
         assert json.loads((finished_run / "config.json").read_text())["batch_size"] == 32
-        result = run_dir.run(lambda cfg: types.SimpleNamespace(status="completed", extra={}),
+        parts = split(from_arrays(*_data()), validation=0.2, seed=0)  # as fit split them
+        result = run_dir.run(Job(parts.train, parts.validation, session=session),
                              run_dir.config({}))
+        assert result.status == "completed"
         assert result.extra["forced_changes"] == session.meta["forced_changes"]
-        assert result.extra["checkpoints_written"] == 0
+        assert result.extra["checkpoints_written"] == session.checkpoints_written == 1  # the end
 
 
 def test_finish_writes_the_final_files(tmp_path):

@@ -10,16 +10,15 @@ import math
 import operator
 from typing import Any, Callable, NamedTuple
 
-import jax
-
 from .errors import ConfigError
 
 #: A pytree of arrays: the trainable parameters of a model (e.g. ``{"W": (k, d), "b": (k,)}``).
 Params = Any
 #: Optimiser state, as returned by an optax ``GradientTransformation.init``.
 OptState = Any
-#: A JAX or NumPy array.
-Array = jax.Array
+#: A JAX or NumPy array (``jax.Array``; named here for annotations, so that naming the
+#: vocabulary does not import JAX).
+Array = Any
 
 
 class Model(NamedTuple):
@@ -127,3 +126,47 @@ def is_finite_number(x) -> bool:
         return math.isfinite(float(x))
     except OverflowError:  # an int too large for a float
         return False
+
+
+def layer_widths(value, what: str = "layer widths", *, empty: bool = True,
+                 limit: int | None = None) -> tuple[int, ...]:
+    """Widths of layers (``hidden``) or channel counts: a whole number (one layer), a sequence
+    of them, or text ``"256,128"``, as a tuple of ints ``>= 1`` (and ``<= limit``).
+
+    ``empty``: whether no layer at all is allowed. Anything else is a :class:`ConfigError`
+    naming ``what`` and the reason.
+
+    >>> layer_widths("256, 128"), layer_widths(64), layer_widths([6, 16])
+    ((256, 128), (64,), (6, 16))
+    """
+    def bad(reason: str = "") -> ConfigError:
+        most = f" and <= {limit:,}" if limit is not None else ""
+        return ConfigError(f"{what} must be whole numbers >= 1{most}, such as (128,) or "
+                           f"'256,128', got {value!r}{reason}")
+
+    one = whole_number(value)
+    if one is not None:
+        sizes: tuple = (one,)
+    elif isinstance(value, str):
+        parts = value.replace(" ", "").split(",")
+        if "" in parts and any(parts):  # "6,,16" or "128,": a missing number, not a typo
+            raise bad(" (an empty entry between commas)")
+        try:
+            sizes = tuple(int(p) for p in parts if p)
+        except ValueError:
+            raise bad(" (not comma-separated whole numbers)") from None
+    elif isinstance(value, bytes):
+        raise bad()
+    else:
+        try:
+            sizes = tuple(value)
+        except TypeError:
+            raise bad() from None
+        sizes = tuple(whole_number(h) for h in sizes)
+        if None in sizes:
+            raise bad()
+    if not sizes and not empty:
+        raise bad(" (no layer)")
+    if any(s < 1 for s in sizes) or (limit is not None and any(s > limit for s in sizes)):
+        raise bad()
+    return sizes

@@ -11,9 +11,13 @@ import numpy as np
 from .data import Dataset, TargetScaler, from_arrays, load_data, split
 # as_shards stays importable from here: the command line and users call sgdlab.api.as_shards
 from .data.shards import ShardSet, as_shards, is_shard_dir  # noqa: F401
-from .engine import FitResult, TrainConfig, train
+from .engine import FitResult, TrainConfig
+from .engine.config import settings as config_settings
+from .engine.fit import sample_weights
+from .engine.job import Job
 from .engine.resume import fingerprint, shard_files
-from .errors import ConfigError, DataError, DivergedWarning, choices_message
+from .errors import ConfigError, DivergedWarning, choices_message
+from .losses import LOSSES
 from .optim.random_search import SEARCH_FIELDS, RandomSearchConfig
 # the two messages stay importable from here, where they were first defined
 from .run_directory import HALVE_LR_ONE_PROCESS, SINGLE_PROCESS_CHECKPOINTS  # noqa: F401
@@ -100,13 +104,16 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         search also the :class:`~sgdlab.optim.random_search.RandomSearchConfig` fields
         (``attempts``, ``population``, ``scale``, ``sigma``, ``temperature``).
 
-    >>> r = fit("digits", model="softmax", batch_size=32, epochs=5, lr=0.1)   # doctest: +SKIP
-    >>> r.history[-1]["val_accuracy"] > 0.9                                  # doctest: +SKIP
+    >>> r = fit("digits", model="softmax", batch_size=32, epochs=5, lr=0.1)
+    >>> r.history[-1]["val_accuracy"] > 0.9
     True
     """
     search, start, init_note = _check_arguments(
         X, method, settings, config, model=model, resume=resume, on_divergence=on_divergence,
         placement=placement, init=init, sample_weight=sample_weight)
+    if start is not None and model is None and "model" not in settings and (
+            config is None or config.model == TrainConfig().model):
+        model, loss = _init_network(start, init_note, settings, loss)
     if isinstance(model, str):
         settings["model"], model = model, None
     if isinstance(loss, str):
@@ -124,18 +131,22 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
                               task=task, start=start, sample_weight=sample_weight)
         if start is not None:
             config = config.replace(extra={**config.extra, "init": init_note})
-        if parts.shards is None and not lr_given and model is None and loss is None:
-            config = config.replace(lr=default_lr(config.model, config.loss, parts.data.task))
-        if method == "sgd" and run_dir.needs_session:
-            run_dir.open_session(config, parts.fingerprint(), data=parts.record(),
-                                 data_name=parts.name, files=parts.shard_files())
-
-        def run_once(cfg):
-            return _train_once(parts, cfg, method=method, search=search, model=model, loss=loss,
-                               callback=callback, placement=placement, start=start,
-                               session=run_dir.session)
-
-        result = run_dir.run(run_once, config)
+        lr = None if parts.shards is not None or lr_given or model is not None \
+            or loss is not None else default_lr(config.model, config.loss, parts.data.task)
+        if lr is not None:
+            config = config.replace(lr=lr)
+        if method != "sgd":  # random search: no checkpoints, no recovery
+            from .lab.random_search import random_search
+            result = random_search(parts.train, parts.validation, config,
+                                   RandomSearchConfig(mode=method.split("-", 1)[1], **search),
+                                   model=model, loss=loss, callback=callback)
+        else:
+            if run_dir.needs_session:
+                run_dir.open_session(config, parts.fingerprint(), data=parts.record(),
+                                     data_name=parts.name, files=parts.shard_files())
+            result = run_dir.run(parts.job(model=model, loss=loss, callback=callback,
+                                           placement=placement, start=start,
+                                           session=run_dir.session), config)
         result.target_scaler = parts.target_scaler
         if parts.shards is not None:
             result.feature_names = tuple(parts.shards.feature_names)
@@ -153,7 +164,7 @@ def _check_arguments(X, method, settings, config, *, model, resume, on_divergenc
 
     Returns ``(search, start, init_note)``: the random-search settings (taken out of
     ``settings``), and the initial model of ``init=`` with the note the config records (else
-    ``None, None``); without ``model=``, ``settings`` receive the initial model's network.
+    ``None, None``).
     """
     if method not in METHODS:
         raise ConfigError(choices_message("method", method, METHODS))
@@ -178,9 +189,6 @@ def _check_arguments(X, method, settings, config, *, model, resume, on_divergenc
                 resume is not None:
             raise ConfigError("init= (--init) starts in-memory training on one process "
                               "(method='sgd', not resume=); drop it for this run")
-        if model is None and "model" not in settings and (config is None or config.model ==
-                                                          TrainConfig().model):
-            settings.update(_network_settings(start))
     if on_divergence == "halve-lr" and (
             callable(settings.get("lr", getattr(config, "lr", None))) or not isinstance(
                 settings.get("optimizer", getattr(config, "optimizer", "sgd")), str)):
@@ -228,6 +236,15 @@ class _PreparedData:
         return {"spec": self.spec, "label_column": self.label_column, "task": self.task,
                 "name": self.data.name}
 
+    def job(self, *, model, loss, callback, placement, start, session) -> Job:
+        """The :class:`~sgdlab.engine.job.Job` that trains on this data (from ``start``'s
+        parameters and preprocessing when fine-tuning)."""
+        return Job(self.train, self.validation, streamed=self.shards is not None, model=model,
+                   loss=loss, callback=callback, placement=placement, session=session,
+                   init_params=start.params if start is not None else None,
+                   standardizer=start.standardizer if start is not None else None,
+                   sample_weight=self.train_weight)
+
 
 def _prepare_data(X, y, validation, test, config: TrainConfig, *, label_column=None,
                   task=None, start=None, sample_weight=None) -> _PreparedData:
@@ -266,38 +283,12 @@ def _prepare_data(X, y, validation, test, config: TrainConfig, *, label_column=N
         _check_init(start, data)
     train_weight = None
     if sample_weight is not None:
-        weights = np.asarray(sample_weight)
-        if weights.shape != (data.n,):
-            raise DataError(f"sample_weight has shape {weights.shape}; the data has "
-                            f"{data.n} rows: give one weight per row, shape ({data.n},)")
+        weights = sample_weights(sample_weight, data.n, "the data")
         train_weight = weights if validation is not None else weights[train_part.meta["rows"]]
     target_scaler, train_part, val = standardized_targets(
         config, train_part, val, start.target_scaler if start is not None else None)
     return _PreparedData(data, train_part, val, test_part, None, name=data.name,
                          target_scaler=target_scaler, train_weight=train_weight, **given)
-
-
-def _train_once(parts: _PreparedData, config: TrainConfig, *, method, search, model, loss,
-                callback, placement, start, session):
-    """One training run on the prepared data: random search, streamed, over several devices
-    or processes, or in memory (from ``start``'s parameters when fine-tuning)."""
-    if method != "sgd":
-        from .lab.random_search import random_search
-        return random_search(parts.train, parts.validation, config,
-                             RandomSearchConfig(mode=method.split("-", 1)[1], **search),
-                             model=model, loss=loss, callback=callback)
-    if parts.shards is not None:
-        from .engine.stream_fit import train_shards
-        return train_shards(parts.shards, config, validation=parts.validation, model=model,
-                            loss=loss, callback=callback, placement=placement, session=session)
-    if placement is not None:
-        from .engine.stream_fit import train_parallel
-        return train_parallel(parts.train, parts.validation, config, placement=placement,
-                              model=model, loss=loss, callback=callback, session=session)
-    begin = {} if start is None else {"init_params": start.params,
-                                       "standardizer": start.standardizer}
-    return train(parts.train, parts.validation, config, model=model, loss=loss,
-                 callback=callback, session=session, sample_weight=parts.train_weight, **begin)
 
 
 def _score_test(result: FitResult, parts: _PreparedData) -> None:
@@ -324,15 +315,44 @@ def _initial_model(init):
                       f"FitResult, got {type(init).__name__}")
 
 
-def _network_settings(start) -> dict:
-    """The model settings of a built-in network, so fine-tuning takes the same one."""
+def _init_network(start, where: str, settings: dict, loss):
+    """The network of the initial model, so fine-tuning trains the same one: ``(model,
+    loss)`` to train with, and the settings that name it put into ``settings``.
+
+    An architecture by name takes its recorded options (``--model cnn --channels 6,16``), a
+    user network the import path it was trained with; a network given as functions or as an
+    object (or a loss that is no built-in one) is passed on as the initial model's own
+    objects. A given setting that contradicts the network is refused.
+    """
+    named = _network_settings(start)
+    if named is None:
+        return start.model, start.loss if loss is None else loss
+    declared = config_settings()
+    for key, value in named.items():
+        if key in settings and declared[key].check(key, settings[key]) != \
+                declared[key].check(key, value):
+            flag = declared[key].flag(key)
+            raise ConfigError(f"init= (--init) trains the network of {where}, whose {key} is "
+                              f"{value!r}, not {settings[key]!r}: drop {key}= ({flag}), or "
+                              "give model= (--model) to train another network from scratch")
+    settings.update(named)
+    return None, loss
+
+
+def _network_settings(start) -> dict | None:
+    """The settings that name the initial model's network and loss (see
+    :func:`_init_network`), or None where only its objects can."""
     net = start.spec.get("model", {})
-    if net.get("builtin") == "mlp":
-        return {"model": "mlp", "hidden": tuple(net["hidden"]),
-                "activation": net["activation"], "loss": start.loss.name}
-    if net.get("builtin") == "linear":
-        return {"model": "linear", "loss": start.loss.name}
-    raise ConfigError("init= with a user model needs that model: pass model= (and loss=)")
+    if net.get("builtin"):
+        named = {"model": net["builtin"], **{k: tuple(v) if isinstance(v, list) else v
+                                             for k, v in net.items() if k != "builtin"}}
+    elif isinstance(net.get("import"), str):
+        named = {"model": net["import"]}
+    else:
+        return None
+    if start.loss.name not in LOSSES or LOSSES[start.loss.name] is not start.loss:
+        return None  # a loss of the user's own
+    return {**named, "loss": start.loss.name}
 
 
 def _check_init(start, data: Dataset) -> None:

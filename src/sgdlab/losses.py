@@ -25,9 +25,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import jax
-import jax.numpy as jnp
-
+from ._lazy import jax, jnp
 from ._types import Array, Loss, Params
 from .errors import ConfigError
 
@@ -198,7 +196,7 @@ def _unknown_loss(given: str) -> str:
     return f"unknown loss {given!r}; valid losses: {', '.join(sorted([*LOSSES, *ALIASES]))}"
 
 
-def encode_targets(loss, y, n_classes: int, *, dtype=jnp.float32) -> Array:
+def encode_targets(loss, y, n_classes: int, *, dtype="float32") -> Array:
     """Labels ``y: (N,)`` in the form ``loss`` wants.
 
     * ``"sign"``: class index 0 -> ``-1.0``, 1 -> ``+1.0`` (``2 y - 1``) as ``dtype``; the data

@@ -2,7 +2,7 @@
 
 Every model here is a :class:`sgdlab._types.Model`:
 
-* ``init(key, n_in, n_out, *, dtype=jnp.float32) -> params`` draws the initial parameters from a
+* ``init(key, n_in, n_out, *, dtype="float32") -> params`` draws the initial parameters from a
   ``jax.random`` key, so two restarts with different keys start from different points;
 * ``apply(params, X) -> outputs`` maps a batch ``X: (B, *example_shape)`` to scores ``(B, k)``
   with ``k == n_out``.
@@ -35,14 +35,11 @@ from __future__ import annotations
 
 import inspect
 import math
-import operator
 from typing import Callable, Sequence
 
-import jax
-import jax.numpy as jnp
-
-from ._types import Array, Model, Params, example_shape, output_width, whole_number
-from .convolution import conv2d_same, max_pool_2x2
+from ._lazy import jax, jnp
+from ._types import (Array, Model, Params, example_shape, layer_widths, output_width,
+                     whole_number)
 from .errors import ConfigError, choices_message
 
 __all__ = ["ACTIVATIONS", "MODELS", "cnn", "example_shape", "get_model", "linear", "mlp",
@@ -64,11 +61,23 @@ def _identity(x: Array) -> Array:
     return x
 
 
+def _relu(x: Array) -> Array:
+    return jax.nn.relu(x)
+
+
+def _tanh(x: Array) -> Array:
+    return jnp.tanh(x)
+
+
+def _sigmoid(x: Array) -> Array:
+    return jax.nn.sigmoid(x)
+
+
 #: Activation name -> elementwise function.
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-    "sigmoid": jax.nn.sigmoid,
+    "relu": _relu,
+    "tanh": _tanh,
+    "sigmoid": _sigmoid,
     "gelu": _gelu,
     "leaky_relu": _leaky_relu,
     "identity": _identity,
@@ -112,7 +121,7 @@ def _rows(X: Array) -> Array:
 SMALL_BATCH_ROWS = 32
 
 
-def _linear_init(key: Array, n_in: int, n_out: int, *, dtype=jnp.float32) -> Params:
+def _linear_init(key: Array, n_in: int, n_out: int, *, dtype="float32") -> Params:
     """``W ~ 0.01 * N(0, 1)`` of shape ``(n_out, n_in)``, ``b = 0`` of shape ``(n_out,)``
     (``n_in`` an example shape: ``W`` has ``prod(n_in)`` columns).
 
@@ -151,38 +160,6 @@ def linear() -> Model:
 # mlp
 
 
-def _check_hidden(hidden, what: str = "hidden layer sizes") -> tuple[int, ...]:
-    """``hidden`` as a tuple of positive ints (a single int means one layer); ``what`` names
-    the option in messages."""
-    if isinstance(hidden, bool):
-        raise ConfigError(f"{what} must be positive integers, got {hidden!r}")
-    try:
-        sizes = (operator.index(hidden),)
-    except TypeError:
-        # Any iterable of ints (tuple, list, NumPy array); a string is iterable but never meant.
-        try:
-            if isinstance(hidden, (str, bytes)):
-                raise TypeError
-            sizes = tuple(hidden)
-        except TypeError:
-            raise ConfigError(
-                f"{what} must be a positive integer or a sequence of them, got {hidden!r}"
-            ) from None
-    out = []
-    for h in sizes:
-        # bool is an int subclass; True as a layer width is surely a mistake.
-        if isinstance(h, bool):
-            raise ConfigError(f"{what} must be positive integers, got {h!r}")
-        try:
-            h = operator.index(h)
-        except TypeError:
-            raise ConfigError(f"{what} must be positive integers, got {h!r}") from None
-        if h < 1:
-            raise ConfigError(f"{what} must be positive integers, got {h}")
-        out.append(h)
-    return tuple(out)
-
-
 def _check_activation(activation) -> str:
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ConfigError(choices_message("activation", str(activation), ACTIVATIONS))
@@ -209,11 +186,11 @@ def mlp(hidden: int | Sequence[int] = (128,), activation: str = "relu") -> Model
     ``hidden=()`` is allowed and gives an affine model with the ``mlp`` parameter layout.
     Raises :class:`ConfigError` for a non-positive size or an unknown activation.
     """
-    sizes = _check_hidden(hidden)
+    sizes = layer_widths(hidden, "hidden layer sizes")
     act_name = _check_activation(activation)
     act = ACTIVATIONS[act_name]
 
-    def init(key: Array, n_in, n_out: int, *, dtype=jnp.float32) -> Params:
+    def init(key: Array, n_in, n_out: int, *, dtype="float32") -> Params:
         n_in, n_out = _check_dims(n_in, n_out)
         return {"layers": _dense_init(key, (n_in, *sizes, n_out), act_name, dtype)}
 
@@ -307,16 +284,16 @@ def cnn(channels: int | Sequence[int] = (6, 16), kernel: int = 5,
     Raises :class:`ConfigError` for a bad option, and from ``init`` for examples that are not
     3-D ``(H, W, C)``.
     """
-    chans = _check_hidden(channels, "cnn channels")
+    chans = layer_widths(channels, "cnn channels")
     if not chans:
         raise ConfigError("cnn channels must name at least one convolution, e.g. (6, 16); "
                           "use --model mlp for none")
     k = _check_kernel(kernel)
-    sizes = _check_hidden(hidden)
+    sizes = layer_widths(hidden, "hidden layer sizes")
     act_name = _check_activation(activation)
     act = ACTIVATIONS[act_name]
 
-    def init(key: Array, n_in, n_out: int, *, dtype=jnp.float32) -> Params:
+    def init(key: Array, n_in, n_out: int, *, dtype="float32") -> Params:
         H, W, C = image_shape(n_in)
         n_out = output_width(n_out)
         conv_key, dense_key = jax.random.split(key)
@@ -330,6 +307,7 @@ def cnn(channels: int | Sequence[int] = (6, 16), kernel: int = 5,
         return {"conv": conv, "layers": _dense_init(dense_key, widths, act_name, dtype)}
 
     def apply(params: Params, X: Array) -> Array:
+        from .convolution import conv2d_same, max_pool_2x2  # JAX, imported when traced
         if X.ndim != 4:
             raise ConfigError(f"cnn takes a batch of images (B, H, W, C), got shape {X.shape}")
         h = X
@@ -354,8 +332,10 @@ def get_model(name, **kwargs) -> Model:
 
     ``name`` may be
 
-    * a registered name (``"linear"``, ``"mlp"``, ``"cnn"``); ``kwargs`` go to its factory,
-      e.g. ``get_model("mlp", hidden=(64, 64), activation="tanh")``;
+    * a name of :data:`MODELS`; ``kwargs`` go to its factory, e.g. ``get_model("mlp",
+      hidden=(64, 64), activation="tanh")``. A factory's model that does not say how to
+      rebuild it (``apply.spec``) is given ``{"builtin": name, **options}``, so a saved run
+      of a new architecture loads without more code;
     * a :class:`Model` instance, returned unchanged (user-supplied ``init``/``apply``);
     * a pair ``(init, apply)`` of callables, wrapped as ``Model("custom", init, apply)``;
     * an import path ``"package.module:attr"`` (a string with a colon) or a network object:
@@ -369,7 +349,8 @@ def get_model(name, **kwargs) -> Model:
     if isinstance(name, (tuple, list)) and len(name) == 2 and all(map(callable, name)):
         return Model("custom", name[0], name[1])
     if not isinstance(name, str) or ":" in name:
-        # imported here: user_models builds on this module (example_shape)
+        # imported here: user_models imports JAX, which naming the built-in models (the
+        # command line's help) does not
         from .user_models import to_model
 
         if kwargs:
@@ -381,14 +362,29 @@ def get_model(name, **kwargs) -> Model:
                           " (or an import path 'package.module:factory' of your own network)")
     factory = MODELS[name]
     try:
-        inspect.signature(factory).bind(**kwargs)
+        options = inspect.signature(factory).bind(**kwargs)
     except TypeError:
         takes = list(inspect.signature(factory).parameters)
         raise ConfigError(
             f"model {name!r} does not take option(s) {', '.join(sorted(kwargs))}; "
             f"it takes: {', '.join(takes) or 'no options'}"
         ) from None
-    return factory(**kwargs)
+    model = factory(**kwargs)
+    if not isinstance(getattr(model.apply, "spec", None), dict):
+        # how a saved or pickled model rebuilds it (engine.predictor): its name and options
+        options.apply_defaults()
+        model.apply.spec = {"builtin": name,
+                            **{k: _plain(v) for k, v in options.arguments.items()}}
+    return model
+
+
+def _plain(value):
+    """An option as a JSON value: sequences and arrays as lists, NumPy scalars as numbers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def n_params(params: Params) -> int:

@@ -9,7 +9,7 @@ context manager around everything it does with ``out`` / ``resume``::
         ...prepare data...
         if run_dir.needs_session:
             run_dir.open_session(config, fingerprint, data=record, data_name=name)
-        result = run_dir.run(run_once, config)    # divergence recovery, session's record
+        result = run_dir.run(job, config)         # divergence recovery, session's record
         run_dir.finish(result, data_name=name)    # config.json, metrics, model, plots
 
 Entering takes the directory's lock (creating the directory); leaving closes the session and
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .engine.checkpoint import CheckpointStore, Snapshot
 from .engine.config import TrainConfig
+from .engine.job import Job, train_job
 from .engine.lock import RunLock
 from .engine.result import FitResult
 from .engine.resume import check_resume, resume_config, train_with_recovery
@@ -252,15 +253,15 @@ class RunDirectory:
             lr=config.lr if policy.on_divergence == "halve-lr" else None)
         return self.session
 
-    def run(self, run_once, config: TrainConfig) -> FitResult:
-        """``run_once(config)``: through the session with divergence recovery when one is
-        open (:func:`~sgdlab.engine.resume.train_with_recovery`), its record (checkpoints
-        written, the signal that stopped it, resumed step, forced changes) in
-        ``result.extra``."""
+    def run(self, job: Job, config: TrainConfig) -> FitResult:
+        """Train ``job`` (:func:`~sgdlab.engine.job.train_job`): through the session with
+        divergence recovery when one is open
+        (:func:`~sgdlab.engine.resume.train_with_recovery`), its record (checkpoints written,
+        the signal that stopped it, resumed step, forced changes) in ``result.extra``."""
         session = self.session
         if session is None:
-            return run_once(config)
-        result = train_with_recovery(run_once, config, session)
+            return train_job(job, config)
+        result = train_with_recovery(job, config, session)
         result.extra["checkpoints_written"] = session.checkpoints_written
         if session.signal is not None:
             result.extra["signal"] = int(session.signal)

@@ -2,10 +2,10 @@
 ``sgdlab train --noise-scale``."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+
+from helpers import help_of
 
 from sgdlab.cli.main import main
 
@@ -42,10 +42,8 @@ def test_sweep_writes_report_and_resumes(tmp_path, capsys):
 
 
 def test_sweep_help_has_examples():
-    p = subprocess.run([sys.executable, "-m", "sgdlab.cli.main", "sweep", "--help"],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0
-    assert "examples:" in p.stdout and "--lr-scaling" in p.stdout and "--budget" in p.stdout
+    text = help_of("sweep")
+    assert "examples:" in text and "--lr-scaling" in text and "--budget" in text
 
 
 @pytest.mark.parametrize("args, message", [
@@ -93,9 +91,7 @@ def test_a_shard_directory_is_refused_by_in_memory_verbs_with_the_verb_that_take
                     if verb == "sweep" else [verb, "--data", str(tmp_path / "shards")])
         err = capsys.readouterr().err
         assert code == 2 and "shard directory" in err and "'sgdlab train'" in err, (verb, err)
-    p = subprocess.run([sys.executable, "-m", "sgdlab.cli.main", "gradcheck", "--help"],
-                       capture_output=True, text=True, timeout=120)
-    assert "shard directories are for 'sgdlab train'" in " ".join(p.stdout.split())
+    assert "shard directories are for 'sgdlab train'" in " ".join(help_of("gradcheck").split())
 
 
 

@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import help_of
+
 from sgdlab.cli.main import main
 
 
@@ -67,10 +69,12 @@ BAD_INPUTS = [
     (lambda t: ["--data", _csv(t, "a,b,y\n1,2,0\n3,4,1\n"), "--label-column", "species"],
      "species"),
     (lambda t: ["--data", "digits", "--model", "svm"], "needs 2 classes"),
-    (lambda t: ["--batch-size", "0"], "batch size"),
+    (lambda t: ["--batch-size", "0"],
+     "setting 'batch_size' (--batch-size) must be a whole number >= 1"),
     (lambda t: ["--batch-size", "100000"], "larger than the number of training examples"),
-    (lambda t: ["--lr", "0"], "learning rate must be"),
-    (lambda t: ["--lr", "-1"], "learning rate must be"),
+    (lambda t: ["--lr", "0"], "setting 'lr' (--lr) must be a finite number > 0"),
+    (lambda t: ["--lr", "-1"], "setting 'lr' (--lr) must be a finite number > 0"),
+    (lambda t: ["--lr", "fast"], "setting 'lr' (--lr) must be a finite number > 0"),
     (lambda t: ["--model", "sofmax"], "valid"),
     (lambda t: ["--loss", "hinj"], "valid"),
     (lambda t: ["--eval-every", "sometimes"], "evaluation schedule"),
@@ -110,8 +114,8 @@ def test_divergence_exit_1_with_message(tmp_path, capsys):
 
 
 def test_help_has_examples():
-    code, out, _ = run_cli("train", "--help")
-    assert code == 0 and "examples:" in out and "--eval-every" in out
+    out = help_of("train")
+    assert "examples:" in out and "--eval-every" in out
 
 
 def test_python_dash_m_sgdlab_is_the_same_command_line():

@@ -4,26 +4,24 @@ a setting that would silently reuse a program compiled for other settings cannot
 import dataclasses
 
 import pytest
+from setting_values import other_value
 
 from sgdlab.cli.common import CONFIG_KEYS
 from sgdlab.engine import TrainConfig, cache
-from sgdlab.engine.config import KEY_ROLES, key_fields
-from sgdlab.optim import OPTIMIZER_OPTIONS
+from sgdlab.engine.config import KEY_ROLES, factories_taking, key_fields, settings
 
-#: A second valid value for every setting (the test fails for a new setting without one).
-OTHER = {"model": "mlp", "loss": "multiclass_svm", "hidden": (7,), "activation": "tanh",
-         "channels": (3,), "kernel": 3, "batch_size": 8, "sampling": "replacement", "drop_last": True, "lr": 0.3,
-         "optimizer": "momentum", "momentum": 0.5, "weight_decay": 0.5, "schedule": "cosine", "l2": 0.01,
-         "gradient": "numerical", "epochs": 3.0, "max_steps": 5, "max_time": 9.0,
-         "target": 0.5, "eval_every": "3 steps", "chunk_steps": 4,
-         "validation_fraction": 0.3, "test_fraction": 0.1, "standardize": False,
-         "buffer_mb": 8.0, "seed": 3, "extra": {"note": 1}}
+#: A second valid value for every setting, derived from its declaration.
+OTHER = {name: other_value(name) for name in settings()}
+#: ... except where a fixed value reads better in a failure
+OTHER.update({"model": "mlp", "loss": "multiclass_svm", "optimizer": "momentum",
+              "gradient": "numerical", "max_time": 9.0, "epochs": 3.0, "max_steps": 5})
 
 
 def test_every_setting_declares_its_role():
-    for f in dataclasses.fields(TrainConfig):
-        assert f.metadata.get("key") in KEY_ROLES, f"{f.name} declares no program-key role"
-    assert set(OTHER) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(settings()) == {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, declared in settings().items():
+        assert declared.role in KEY_ROLES, f"{name} declares no program-key role"
+    assert set(OTHER) >= set(settings())
 
 
 def _key(config):
@@ -32,12 +30,14 @@ def _key(config):
 
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrainConfig)])
 def test_a_setting_enters_the_program_key_exactly_when_it_is_compiled_in(name):
-    # an optimiser's option only matters to the optimiser that takes it (the base config uses
-    # that one); a number as lr is a runtime input
-    takes = [opt for opt, names in OPTIMIZER_OPTIONS.items() if name in names]
-    base = TrainConfig(optimizer=takes[0]) if takes else TrainConfig()
+    # a model's or an optimiser's option only matters to the factory that takes it (the base
+    # config uses that one); a number as lr is a runtime input
+    takes = factories_taking(name)
+    role = settings()[name].role
+    base = TrainConfig(**{role: takes[0]}) if takes else TrainConfig()
+    if name == "loss":
+        base = TrainConfig(model="mlp")  # a task that takes any loss
     changed = base.replace(**{name: OTHER[name]})
-    role = {f.name: f.metadata["key"] for f in dataclasses.fields(TrainConfig)}[name]
     if name == "lr":
         assert _key(changed) == _key(base)  # runtime: one program serves every rate
         import optax
@@ -63,10 +63,22 @@ def test_an_option_of_another_optimiser_does_not_split_programs():
     assert _key(base.replace(weight_decay=0.5)) == _key(base)
 
 
+def test_an_option_of_another_model_does_not_split_programs():
+    # a softmax run does not depend on the cnn's channels nor on the mlp's widths
+    base = TrainConfig(model="softmax")
+    for option, value in (("channels", (3,)), ("kernel", 3), ("hidden", (7,)),
+                          ("activation", "tanh")):
+        assert _key(base.replace(**{option: value})) == _key(base), option
+    mlp = TrainConfig(model="mlp")
+    assert _key(mlp.replace(channels=(3,))) == _key(mlp)
+    assert _key(mlp.replace(hidden=(7,))) != _key(mlp)
+
+
 @pytest.mark.parametrize("text", ["6,,16", "128,", ",64"])
 def test_an_empty_entry_in_a_list_of_widths_is_refused(text):
     from sgdlab.errors import ConfigError
-    with pytest.raises(ConfigError, match=r"channels|an empty entry between commas"):
+    with pytest.raises(ConfigError, match=r"setting 'channels' \(--channels\): .*an empty entry "
+                                          "between commas"):
         TrainConfig(model="cnn", channels=text)
     with pytest.raises(ConfigError, match="an empty entry between commas"):
         TrainConfig(model="mlp", hidden=text)

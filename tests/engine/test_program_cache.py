@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+from helpers import counted_compilations
 
 from sgdlab import TrainConfig
 from sgdlab.data import Dataset
@@ -14,23 +15,16 @@ def _data(n=64, d=3, seed=0):
     return Dataset(X, (X[:, 0] > 0).astype(np.int32), classes=(0, 1))
 
 
-def _count_compiles():
-    seen = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda name, *a, **k: seen.append(name) if "backend_compile" in name else None)
-    return seen
-
-
 def test_second_equal_run_compiles_nothing_and_gives_the_same_bits():
     ds, val = _data(), _data(seed=1)
     cfg = TrainConfig(model="logistic", batch_size=8, epochs=2, lr=0.05, seed=3)
     first = train(ds, val, cfg)
-    compiles = _count_compiles()
-    # New data of the same shape: only values differ, so the stored programs serve it.
-    second = train(_data(seed=2), val, cfg)
-    assert compiles == []
-    again = train(ds, val, cfg)
-    assert compiles == []
+    with counted_compilations() as compiles:
+        # New data of the same shape: only values differ, so the stored programs serve it.
+        second = train(_data(seed=2), val, cfg)
+        assert compiles == []
+        again = train(ds, val, cfg)
+        assert compiles == []
     assert np.array_equal(np.asarray(first.params["W"]), np.asarray(again.params["W"]))
     assert first.history.without_time() == again.history.without_time()
     assert not np.array_equal(np.asarray(first.params["W"]), np.asarray(second.params["W"]))

@@ -50,8 +50,16 @@ def test_scaling_all_weights_changes_nothing_and_ones_are_no_weights():
 
 def test_bad_weights_are_one_message():
     X, y = _data()
-    with pytest.raises(DataError, match="one weight per row"):
+    with pytest.raises(DataError, match=r"sample_weight has shape \(3,\); the data has .* "
+                                        "rows: give one weight per row"):
         sgdlab.fit(X, y, sample_weight=np.ones(3), epochs=1)
+    # the estimators check weights with the same function and words
+    with pytest.raises(DataError, match=r"sample_weight has shape \(3,\); X has .* rows: give "
+                                        "one weight per row"):
+        sgdlab.MiniBatchSGDClassifier().fit(X, y, sample_weight=np.ones(3))
+    with pytest.raises(DataError, match="finite and >= 0; row 2"):
+        sgdlab.MiniBatchSGDClassifier().fit(X, y, sample_weight=np.where(
+            np.arange(len(X)) == 2, np.nan, 1.0))
     with pytest.raises(DataError, match="finite and >= 0; row 5"):
         sgdlab.fit(X, y, sample_weight=np.where(np.arange(len(X)) == 5, -1.0, 1.0), epochs=1,
                    validation=(X, y))

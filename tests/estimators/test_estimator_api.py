@@ -177,7 +177,7 @@ def test_divergence_warns_and_keeps_finite_weights():
     ({"batch_size": 0}, r"batch_size=0 is not valid; it must be a whole number >= 1"),
     ({"learning_rate": -1.0}, r"learning_rate=-1.0 is not valid"),
     ({"loss": "huber"}, r"loss='huber' is not valid; it must be one of 'hinge'"),
-    ({"sampling": "random"}, r"sampling='random' is not valid; it must be one of 'shuffle'"),
+    ({"sampling": "random"}, r"sampling='random' is not valid; it must be one of shuffle"),
     ({"eval_every": "often"}, r"eval_every='often' is not valid"),
     ({"validation_fraction": 1.0}, r"validation_fraction=1.0 is not valid"),
     ({"target_accuracy": 1.5}, r"target_accuracy=1.5 is not valid"),

@@ -112,7 +112,7 @@ def test_every_outcome_is_success_or_one_message(verb, workspace, monkeypatch):
                          (sgdlab.lab.random_search, "random_search"),
                          (sgdlab.lab.compare, "train"), (sgdlab.lab.compare, "random_search"),
                          (sgdlab.lab.restarts, "train"), (sgdlab.lab.runbook, "train"),
-                         (sgdlab.lab.sweep_noise, "train"), (sgdlab.api, "train"),
+                         (sgdlab.lab.sweep_noise, "train"),
                          (sgdlab.lab.throughput, "probe_throughput"),
                          (sgdlab.engine, "train")):  # gradcheck's burn-in
         monkeypatch.setattr(module, name, _stop)

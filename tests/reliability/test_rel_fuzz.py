@@ -25,7 +25,7 @@ from hypothesis.extra import numpy as hnp
 from sgdlab import TrainConfig
 from sgdlab.cli.common import read_config_file
 from sgdlab.data import from_arrays, load_csv, load_npy, load_npz, load_parquet
-from sgdlab.engine.config import parse_hidden
+from sgdlab._types import layer_widths
 from sgdlab.engine.config_types import MAX_DIMENSION
 from sgdlab.engine.schedule import EvalSchedule, parse_duration
 from sgdlab.errors import ConfigError, SgdlabError
@@ -301,7 +301,11 @@ hidden_part = st.one_of(st.integers(-5, 10 ** 30).map(str), digits_any,
 hidden_text = st.one_of(st.text(max_size=24), st.lists(hidden_part, max_size=4).map(",".join))
 
 
-@fuzz("parse_hidden", hidden_text, 800)
+def parse_hidden(text):
+    return layer_widths(text, "hidden sizes", empty=False)
+
+
+@fuzz("layer_widths", hidden_text, 800)
 def test_fuzz_parse_hidden(text):
     sizes = only_config_errors(parse_hidden, text)
     if sizes is None:

@@ -1,12 +1,12 @@
 """The landscape run directory and HTML page, and ``sgdlab landscape`` on the command line."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from helpers import help_of
 
 from sgdlab import TrainConfig
 from sgdlab.cli.main import main
@@ -86,7 +86,5 @@ def test_cli_errors_are_messages(args, message, tmp_path, capsys):
 
 
 def test_help_has_examples():
-    p = subprocess.run([sys.executable, "-m", "sgdlab.cli.main", "landscape", "--help"],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0
-    assert "examples:" in p.stdout and "--grid 51" in p.stdout
+    text = help_of("landscape")
+    assert "examples:" in text and "--grid 51" in text

@@ -102,7 +102,8 @@ def test_buffer_smaller_than_a_block_is_a_config_error(shard_set):
     path, _, _ = shard_set
     with pytest.raises(ConfigError, match=r"--buffer-mb 1 or more.*--block-rows"):
         load_rows_for(ShardSet(path), 0.001)
-    with pytest.raises(ConfigError, match="buffer size must be > 0"):
+    with pytest.raises(ConfigError, match=r"setting .buffer_mb. \(--buffer-mb\) must be a finite "
+                                          "number > 0"):
         TrainConfig(buffer_mb=0)
     with pytest.raises(ConfigError, match="test_fraction is not supported"):
         sgdlab.fit(str(path), model="logistic", test_fraction=0.1)

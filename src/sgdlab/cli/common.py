@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 import tomllib
 from pathlib import Path
 
 from ..data import formats
-from ..engine import TrainConfig
+from ..data.loaders import builtin_names
+from ..engine.config import TrainConfig, factories_taking, settings
 from ..errors import ConfigError
 
 Formatter = argparse.RawDescriptionHelpFormatter
@@ -22,75 +22,94 @@ def add_data_options(p: argparse.ArgumentParser, shards: bool = False) -> None:
     streamed = (", or a shard directory from 'sgdlab data convert' (streamed)" if shards
                 else " (held in memory: shard directories are for 'sgdlab train')")
     g.add_argument("--data",
-                   help="built-in name (digits, digits-images, blobs, gaussian, linreg, xor, "
-                        "mnist-like, images; 'blobs:n=5000,d=20' sets parameters) or a "
-                        f"{formats.summary()} file{streamed}; default: digits")
+                   help=f"built-in name ({', '.join(builtin_names())}; 'blobs:n=5000,d=20' "
+                        f"sets parameters) or a {formats.summary()} file{streamed}; default: "
+                        "digits")
     g.add_argument("--label-column", help="label column of a CSV/Parquet file, by name or "
                                           "0-based index (default: the last column)")
     g.add_argument("--task", choices=["classification", "regression"],
                    help="override the inferred task")
-    g.add_argument("--validation-fraction", type=float, help="held-out share (default 0.2)")
-    g.add_argument("--test-fraction", type=float, help="share kept for a final test score")
-    g.add_argument("--buffer-mb", type=float,
-                   help="streamed shard data: MiB of read buffers, which bound memory "
-                        "whatever the data size (default 64)")
-    g.add_argument("--no-standardize", dest="standardize", action="store_const", const=False,
-                   help="do not z-score the features (nor real-valued targets)")
+    add_settings(g, "data")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", help="softmax (default), logistic, svm, perceptron, "
-                                   "multiclass_svm, linreg, linear, mlp, cnn (images); or your "
-                                   "own network as package.module:factory (a Flax or "
-                                   "Equinox module, or an (init, apply) pair)")
-    g.add_argument("--loss", help="override the model's loss: squared, hinge, perceptron, "
-                                  "logistic, softmax, multiclass_svm")
-    g.add_argument("--hidden", help="MLP (and cnn dense) hidden widths, e.g. 256,128 "
-                                    "(default 128)")
-    g.add_argument("--activation", help="MLP/cnn activation: relu, tanh, sigmoid, gelu, "
-                                        "leaky_relu")
-    g.add_argument("--channels", help="cnn: channels of each convolution + pooling stage, "
-                                      "e.g. 6,16 (default)")
-    g.add_argument("--kernel", type=int, help="cnn: side of the square convolution window "
-                                              "(default 5)")
-    g.add_argument("--l2", type=float, help="L2 strength lambda (biases are not penalised)")
+    """A flag for every model setting: the model, its loss, each architecture's options, L2."""
+    add_settings(p.add_argument_group("model"), "model")
 
 
 def add_optim_options(p: argparse.ArgumentParser, batch: bool = True) -> None:
-    g = p.add_argument_group("optimisation")
-    if batch:
-        g.add_argument("--batch-size", type=int, help="examples per step (default 32)")
-    g.add_argument("--lr", type=float, help="learning rate (default 0.1)")
-    g.add_argument("--optimizer", help="sgd (default), momentum, nesterov, adam, adamw")
-    g.add_argument("--momentum", type=float, help="momentum coefficient (default 0.9)")
-    g.add_argument("--weight-decay", type=float,
-                   help="adamw's decoupled weight decay (default 1e-4)")
-    g.add_argument("--schedule", help="learning-rate schedule: constant, cosine, step, "
-                                      "inverse-time, exponential")
-    g.add_argument("--sampling", help="shuffle (default), replacement, sequential")
-    g.add_argument("--drop-last", action="store_const", const=True,
-                   help="drop the last partial batch of each epoch")
-    g.add_argument("--gradient", help="autodiff (default), closed-form (linear models), "
-                                      "numerical (finite differences, small models)")
-    g.add_argument("--seed", type=int, help="seed for split, init and batch order (default 0)")
+    """A flag for every optimisation setting (``batch``: with ``--batch-size``)."""
+    add_settings(p.add_argument_group("optimisation"), "optimisation",
+                 skip=() if batch else ("batch_size",))
 
 
 def add_stop_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("stopping and evaluation")
-    g.add_argument("--epochs", type=float, help="passes over the training data (default 10)")
-    g.add_argument("--max-steps", type=int, help="stop after this many steps")
-    g.add_argument("--max-time", help="stop after this much training time, e.g. 60s, 5min")
-    g.add_argument("--target-accuracy", "--target", dest="target", type=float,
-                   help="stop when validation accuracy (R^2 for regression) reaches this")
-    g.add_argument("--eval-every", help="evaluation schedule: '500 steps', '2s', '1 epoch', "
-                                        "combined with commas (default '1 epoch')")
-    g.add_argument("--chunk-steps", type=int, help="steps per compiled call (default: auto)")
+    """A flag for every stopping and evaluation setting."""
+    add_settings(p.add_argument_group("stopping and evaluation"), "stopping")
+
+
+def add_settings(group, section: str, skip=()) -> None:
+    """A flag for each setting of the help ``section`` (``Setting.group``), its help from the
+    declaration; the text given is read and checked by :func:`read_setting_flags`."""
+    for name, declared in settings().items():
+        if declared.group != section or name in skip:
+            continue
+        flags = declared.flags or (declared.flag(name),)
+        if declared.kind == "flag":
+            group.add_argument(*flags, dest=name, action="store_const",
+                               const=not declared.default, help=flag_help(name, declared))
+        else:
+            group.add_argument(*flags, dest=name, action=_SettingText,
+                               help=flag_help(name, declared))
+
+
+def flag_help(name: str, declared) -> str:
+    """A setting's help text: its meaning with the registry's names, the models or optimisers
+    that take it, and its default."""
+    text = declared.help.format(choices=", ".join(declared.names()))
+    takers = factories_taking(name)
+    if takers:
+        text += f"; for {', '.join(takers)}"
+    if declared.kind == "flag":
+        text = ("turns off: " if declared.default else "") + text
+    elif declared.default is not None:
+        text += f" (default {declared.to_text(declared.default)})"
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+class _Text(str):
+    """A setting's command-line text, not read yet (see :func:`read_setting_flags`)."""
+
+
+class _SettingText(argparse.Action):
+    """Keeps a setting flag's text for :func:`read_setting_flags` (argparse's own type
+    conversion would say another message than a TOML file or Python gets)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, _Text(values))
+
+
+def given_settings(args, section: str) -> dict:
+    """The settings of the help ``section`` that were given on the command line."""
+    return {name: getattr(args, name) for name, declared in settings().items()
+            if declared.group == section and getattr(args, name, None) is not None}
+
+
+def read_setting_flags(args) -> None:
+    """Replace the text of every setting flag given in ``args`` by its value, checked as the
+    setting's declaration says: the same :class:`ConfigError` as from Python or a TOML file.
+    ``args.setting_values`` keeps what was given, ``none`` (None) included."""
+    declared = settings()
+    given = {name: declared[name].from_text(name, str(value))
+             for name, value in vars(args).items() if isinstance(value, _Text)}
+    for name, value in given.items():
+        setattr(args, name, value)
+    args.setting_values = given
 
 
 #: The settings a command line or config file may give: every TrainConfig field but the
 #: free-form notes (derived, so a new setting is accepted everywhere at once).
-CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "extra")
+CONFIG_KEYS = tuple(name for name, declared in settings().items() if declared.kind != "table")
 
 
 #: Settings a config file may hold besides :data:`CONFIG_KEYS`: the data it reads, and
@@ -171,25 +190,19 @@ def blame_config(message: str, path: str | None) -> str:
 
 def settings_from_args(args, file_settings: dict | None = None, **overrides) -> dict:
     """The settings that were given: config file < command-line flags (no defaults)."""
-    settings = dict(file_settings or {})
-    data_keys = {"data", "label_column", "task"}
-    for k in data_keys:
-        settings.pop(k, None)
+    out = {k: v for k, v in (file_settings or {}).items() if k not in DATA_KEYS}
+    given = getattr(args, "setting_values", {})  # "--epochs none" is given as None
     for key in CONFIG_KEYS:
-        v = getattr(args, key, None)
-        if v is not None:
-            settings[key] = v
-    settings.update(overrides)
-    return settings
+        v = given[key] if key in given else getattr(args, key, None)
+        if v is not None or key in given:
+            out[key] = v
+    out.update(overrides)
+    return out
 
 
 def config_from_args(args, file_settings: dict | None = None, **overrides) -> TrainConfig:
     """Defaults < config file < command-line flags that were given."""
-    settings = settings_from_args(args, file_settings, **overrides)
-    try:
-        return TrainConfig.from_dict(settings)
-    except TypeError as e:
-        raise ConfigError(f"bad setting: {e}") from None
+    return TrainConfig.from_dict(settings_from_args(args, file_settings, **overrides))
 
 
 def default_out(verb: str) -> str:

@@ -4,7 +4,7 @@ several batch sizes, each for the same training-time budget, on one problem."""
 from __future__ import annotations
 
 from .common import (Formatter, add_data_options, add_model_options, data_spec,
-                     default_out)
+                     default_out, given_settings)
 
 EXAMPLES = """\
 examples:
@@ -55,14 +55,8 @@ def run(args) -> int:
     from .display import console, print_comparison
 
     data = as_dataset(data_spec(args), label_column=args.label_column, task=args.task)
-    settings = {k: v for k, v in {"model": args.model or "softmax", "loss": args.loss,
-                                  "hidden": args.hidden, "activation": args.activation,
-                                  "channels": args.channels, "kernel": args.kernel,
-                                  "l2": args.l2, "lr": args.lr, "seed": args.seed,
-                                  "standardize": args.standardize,
-                                  "validation_fraction": args.validation_fraction
-                                  }.items() if v is not None}
-    base = TrainConfig(**settings)
+    base = TrainConfig(**given_settings(args, "model"), **given_settings(args, "data"),
+                       lr=args.lr, seed=args.seed)
     parts = split(data, validation=base.validation_fraction, seed=base.seed)
     methods = None if not args.methods else [m.strip() for m in args.methods.split(",")
                                              if m.strip()]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .common import Formatter, add_data_options, add_model_options, data_spec
+from .common import (Formatter, add_data_options, add_model_options, data_spec,
+                     given_settings)
 
 #: Without --coords every coordinate of a network this small is checked; a larger one gets
 #: DEFAULT_COORDS random coordinates per tensor (each costs four evaluations of the objective).
@@ -69,12 +70,8 @@ def run(args) -> int:
     if args.examples < 1:
         raise ConfigError(f"--examples must be >= 1, got {args.examples}")
     data = as_dataset(data_spec(args), label_column=args.label_column, task=args.task)
-    settings = {k: v for k, v in {"model": args.model or "softmax", "loss": args.loss,
-                                  "hidden": args.hidden, "activation": args.activation,
-                                  "channels": args.channels, "kernel": args.kernel,
-                                  "l2": args.l2, "seed": args.seed,
-                                  "standardize": args.standardize}.items() if v is not None}
-    config = TrainConfig(**settings)
+    config = TrainConfig(**given_settings(args, "model"), seed=args.seed,
+                         **given_settings(args, "data"))
     model, loss = resolve_model(config, n_classes=data.n_classes)
     vg = value_and_grad_for(args.gradient, model, loss, config.l2)  # checks the name
 

@@ -10,21 +10,14 @@ import argparse
 import importlib
 import sys
 
+from .. import __version__
 from ..errors import SgdlabError
+from .common import blame_config, read_setting_flags
 
 #: verb -> module under sgdlab.cli with ``register(subparsers)`` and ``run(args) -> int``
 VERBS = {"train": "train", "sweep": "sweep", "gradcheck": "gradcheck",
          "compare-methods": "compare_methods", "landscape": "landscape", "data": "data",
          "predict": "predict", "export": "export"}
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("sgdlab")
-    except PackageNotFoundError:  # run from a source tree that was not installed
-        from .. import __version__
-        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mini-batch gradient descent, measured: train models and find the batch "
                     "size and learning rate that reach a target accuracy fastest here.",
         epilog="Run 'sgdlab VERB --help' for a verb's options and examples.")
-    parser.add_argument("--version", action="version", version=f"sgdlab {_version()}")
+    parser.add_argument("--version", action="version", version=f"sgdlab {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
     for verb, module in VERBS.items():
@@ -49,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"argument {name.replace('_', '-')} contains a NUL character")
     args.argv = list(argv) if argv is not None else sys.argv[1:]  # for relaunching workers
     try:
+        read_setting_flags(args)
         return int(args.func(args) or 0)
     except SgdlabError as e:
-        from .common import blame_config  # lazy: keeps 'sgdlab --help' fast
         message = blame_config(str(e), getattr(args, "config", None))
         print(f"sgdlab {args.verb}: error: {message}", file=sys.stderr)
         return 2

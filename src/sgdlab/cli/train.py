@@ -12,7 +12,6 @@ from ..errors import ConfigError, SgdlabError
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
                      add_stop_options, config_from_args, data_spec, default_out,
                      read_config_file, settings_from_args)
-from .display import TrainProgress, print_summary
 
 EXAMPLES = """\
 examples:
@@ -179,7 +178,8 @@ RUN_KEYS = ("out", "name", "checkpoint_every", "keep_checkpoints", "on_divergenc
 
 
 def _train(args, placement) -> int:
-    from ..api import as_dataset, as_shards, fit  # lazy: keeps 'sgdlab --help' fast
+    from ..api import as_dataset, as_shards, fit  # JAX: imported when a run starts
+    from .display import TrainProgress, print_summary
     from ..engine.checkpoint import CheckpointWarning
     from ..engine.lock import run_dir_for_name
     from ..errors import DivergedWarning

@@ -27,8 +27,9 @@ from typing import Any, Callable
 
 import jax
 
-from ..optim import OPTIMIZER_OPTIONS, optimizer_options
-from .config import key_fields
+from ..optim import optimizer_options
+from ..tasks import model_options
+from .config import factories_taking, key_fields
 
 #: Programs kept per kind (fast and checked chunk kernels, evaluators); the least recently
 #: used goes first.
@@ -53,12 +54,15 @@ def tree_signature(tree) -> tuple:
 
 
 def _relevant(config, name: str):
-    """An optimiser setting as it enters a program: an optimiser's option only for the
-    optimiser that takes it (momentum, weight decay), the learning rate only as an optax
-    schedule (a number is a runtime input)."""
+    """A setting as it enters a program: a model's or an optimiser's option only for the
+    model or optimiser whose factory declares it (a softmax run does not depend on the cnn's
+    channels, nor a plain SGD run on momentum), the learning rate only as an optax schedule
+    (a number is a runtime input)."""
     value = getattr(config, name)
-    if any(name in opts for opts in OPTIMIZER_OPTIONS.values()):
-        return value if name in optimizer_options(config.optimizer) else None
+    if factories_taking(name):
+        takes = model_options(config.model) if name in key_fields("model") else \
+            optimizer_options(config.optimizer)
+        return value if name in takes else None
     if name == "lr":
         return value if callable(value) else None
     return value
@@ -70,14 +74,15 @@ def program_key(config, named: bool, model, loss, total_steps, *shapes: Any,
 
     The settings that enter are derived from the roles :class:`TrainConfig` declares
     (:data:`sgdlab.engine.config.KEY_ROLES`): ``named`` says the model and loss were resolved
-    from the config's names (keyed by the "model" settings); otherwise the ``model``/``loss``
+    from the config's names (keyed by the "model" settings the model's factory takes);
+    otherwise the ``model``/``loss``
     objects are keyed by identity. The "objective" settings always enter; with ``training``
     the "optimizer" ones too (an evaluator does not depend on them); ``total_steps`` matters
     only to a non-constant learning-rate schedule. ``shapes`` are pytrees of arrays or plain
     hashables (``K``, ``B``, the "shape" settings).
     """
     if named:
-        what: tuple = ("named",) + tuple(getattr(config, f) for f in key_fields("model"))
+        what: tuple = ("named",) + tuple(_relevant(config, f) for f in key_fields("model"))
     else:
         what = ("object", model, loss)
     how: tuple = tuple(getattr(config, f) for f in key_fields("objective"))

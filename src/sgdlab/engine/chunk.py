@@ -1,6 +1,7 @@
 """The compiled kernel every tool times: up to K optimisation steps in one call.
 
-The host never loops per step (DESIGN decision 1). It calls
+The host never loops per step: per-step Python overhead would make small batches look slow
+for the interpreter's sake, not the hardware's or the statistics'. It calls
 
     run_chunk(state, X, T, idx: (K, B) int32, w: (K, B) float32, n_active: int32, lr: ())
         -> (state, losses: (K,), ok: bool)

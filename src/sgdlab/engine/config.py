@@ -1,4 +1,16 @@
-"""Every training setting in one frozen, validated place, each default with its meaning."""
+"""Every training setting, declared once: default, kind, range, role and meaning.
+
+Each :class:`TrainConfig` field is a :func:`setting`. The declaration is the one home of the
+setting's facts; the rest is derived from it: the checks a config runs when it is built (with
+one message from Python, TOML files and the command line), the command-line flags and their
+help (:mod:`sgdlab.cli.common`), the TOML keys, ``config.json``, the compiled program's key
+(:func:`sgdlab.engine.cache.program_key`), the estimators' parameters, and the ``sgdlab
+train`` command a sweep recommends (:func:`sgdlab.lab.next_run.train_command`).
+
+A model's or an optimiser's option is a setting whose name is a keyword parameter of the
+factory (:data:`sgdlab.models.MODELS`, :data:`sgdlab.optim.optimizers.FACTORIES`): a run
+passes each factory exactly the options it declares (:func:`factories_taking`).
+"""
 
 from __future__ import annotations
 
@@ -6,38 +18,27 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..data.sampling import SAMPLINGS
-from ..errors import ConfigError, choices_message
-from ..grad import GRADIENT_METHODS
-from ..optim import OPTIMIZERS, SCHEDULES, check_rate
-from .config_types import MAX_DIMENSION, check_setting_kinds
-from .schedule import EvalSchedule, parse_duration
+from ..errors import ConfigError
+from ..grad.select import GRADIENT_METHODS
+from ..losses import LOSSES
+from ..models import ACTIVATIONS, MODELS
+from ..optim.optimizers import FACTORIES, OPTIMIZER_OPTIONS, SCHEDULES
+from ..tasks import TASK_MODELS, check_task_loss, model_options
+from .config_types import KEY_ROLES, MAX_DIMENSION, Setting
+from .schedule import EvalSchedule
+
+__all__ = ["KEY_ROLES", "OBJECT_MARK", "TrainConfig", "factories_taking", "key_fields",
+           "setting", "settings"]
 
 
-#: What each setting changes in a compiled program (``field(metadata={"key": ...})``), so the
-#: program store's key is derived from the settings instead of listed by hand
-#: (:func:`sgdlab.engine.cache.program_key`):
-#:
-#: * ``model``: the network and loss (keyed by value when they come from names);
-#: * ``objective``: the minimised function itself (``l2``), for training and evaluation;
-#: * ``optimizer``: how a training step moves the parameters (the update rule);
-#: * ``shape``: enters as an array shape the caller passes (``batch_size``, ``chunk_steps``);
-#: * ``host``: decided on the host between compiled calls, never compiled in.
-#:
-#: A new setting must say which it is; a test fails for one that does not.
-KEY_ROLES = ("model", "objective", "optimizer", "shape", "host")
-
-
-def _setting(default, role: str, kind: str | None = None):
-    """A setting: its default, its program-key role (:data:`KEY_ROLES`) and, for a new one,
-    its kind (a key of :data:`sgdlab.engine.config_types.KINDS`; the older settings' kinds
-    are in ``config_types.CHECKS``)."""
-    return field(default=default, metadata={"key": role, "kind": kind})
-
-
-def key_fields(role: str) -> tuple[str, ...]:
-    """The :class:`TrainConfig` settings of one :data:`KEY_ROLES` role, in declaration order."""
-    return tuple(f.name for f in dataclasses.fields(TrainConfig)
-                 if f.metadata.get("key") == role)
+def setting(default, role: str, kind: str, help: str, **rules):
+    """A :class:`TrainConfig` field: its default and its :class:`Setting` declaration
+    (``role``: a :data:`KEY_ROLES` entry; ``kind``: a key of
+    :data:`~sgdlab.engine.config_types.KINDS`; ``help``: its meaning; ``rules``: range,
+    ``choices``, ``optional``, ``flags``). A default of None makes it optional."""
+    rules.setdefault("optional", default is None)
+    return field(default=default,
+                 metadata={"setting": Setting(role, kind, help, default, **rules)})
 
 
 @dataclass(frozen=True)
@@ -46,111 +47,111 @@ class TrainConfig:
 
     A run stops at whichever comes first: ``epochs``, ``max_steps``, ``max_time`` (seconds of
     training time, evaluation and compilation excluded), or the validation metric reaching
-    ``target`` (accuracy for classification, R^2 for regression).
+    ``target`` (accuracy for classification, R^2 for regression). Every value is checked
+    when the config is built (:meth:`~sgdlab.engine.config_types.Setting.check`).
     """
 
-    # what is trained (role "model")
-    #   named task: softmax, logistic, svm, perceptron, mlp, ...; loss overrides the task's
-    #   (e.g. mlp with multiclass_svm); hidden and activation configure mlp and cnn's dense
-    #   layers; channels (one convolution + pooling per entry) and kernel (side of the square
-    #   convolution window) configure cnn. A model takes the options its factory declares.
-    model: str = _setting("softmax", "model")
-    loss: str | None = _setting(None, "model")
-    hidden: tuple = _setting((128,), "model")
-    activation: str = _setting("relu", "model")
-    channels: tuple = _setting((6, 16), "model", "widths")
-    kernel: int = _setting(5, "model", "whole number")
-    # how batches are drawn: B examples per step (1 = stochastic, N = full batch); sampling is
-    # shuffle | replacement | sequential; drop_last drops the partial last batch (else masked)
-    batch_size: int = _setting(32, "shape")
-    sampling: str = _setting("shuffle", "host")
-    drop_last: bool = _setting(False, "host")
-    # how parameters move: W <- W - lr * update; optimizer sgd | momentum | nesterov | adam |
-    # adamw (or an optax object), momentum for momentum/nesterov, adamw's decoupled weight
-    # decay, the lr schedule over the run, the gradient method (grad.GRADIENT_METHODS); l2 is
-    # lambda in mean loss + lambda/2 |W|^2
-    lr: float = _setting(0.1, "optimizer")
-    optimizer: str = _setting("sgd", "optimizer")
-    momentum: float = _setting(0.9, "optimizer")
-    weight_decay: float = _setting(1e-4, "optimizer", "real")
-    schedule: str = _setting("constant", "optimizer")
-    l2: float = _setting(0.0, "objective")
-    gradient: str = _setting("autodiff", "optimizer")
-    # when to stop: passes over the training set (fractions allowed), steps, seconds of
-    # training time, or a validation accuracy (R^2) to reach
-    epochs: float | None = _setting(10.0, "host")
-    max_steps: int | None = _setting(None, "host")
-    max_time: float | None = _setting(None, "host")
-    target: float | None = _setting(None, "host")
-    # when to look: see EvalSchedule ('500 steps', '2s', '1 epoch', ...); steps per compiled
-    # call (None picks one from the batch size and the schedule)
-    eval_every: str = _setting("1 epoch", "host")
-    chunk_steps: int | None = _setting(None, "shape")
-    # data handling: held-out shares, z-scoring with training statistics, MiB of read buffers
-    # for streamed shard sets, and one seed for split, initialisation and batch order
-    validation_fraction: float = _setting(0.2, "host")
-    test_fraction: float = _setting(0.0, "host")
-    standardize: bool = _setting(True, "host")
-    buffer_mb: float = _setting(64.0, "host", "real")
-    seed: int = _setting(0, "host")
+    # what is trained (role "model"); an option reaches the architectures that declare it
+    model: str = setting(
+        "softmax", "model", "model", "what is trained: {choices}; or your own network as "
+        "package.module:factory (a Flax or Equinox module, or an (init, apply) pair)",
+        choices=lambda: TASK_MODELS)
+    loss: str | None = setting(
+        None, "model", "loss", "the loss of an architecture or your own network, instead of "
+        "softmax (squared for real-valued labels): {choices}", choices=lambda: LOSSES)
+    hidden: tuple = setting((128,), "model", "widths",
+                            "widths of the hidden (dense) layers, e.g. 256,128")
+    activation: str = setting("relu", "model", "text",
+                              "activation of the hidden layers: {choices}",
+                              choices=lambda: ACTIVATIONS)
+    channels: tuple = setting((6, 16), "model", "widths",
+                              "channels of each convolution + pooling stage, e.g. 6,16")
+    kernel: int = setting(5, "model", "whole number",
+                          "side of the square convolution window", low=1, high=64)
+    # how batches are drawn (1 = stochastic, N = full batch)
+    batch_size: int = setting(32, "shape", "whole number",
+                              "examples per step (1: stochastic, N: full batch)", low=1,
+                              group="optimisation")
+    sampling: str = setting("shuffle", "host", "text", "how batches are drawn: {choices}",
+                            choices=lambda: SAMPLINGS, group="optimisation")
+    drop_last: bool = setting(False, "host", "flag",
+                              "drop the last partial batch of each epoch (else it is masked)",
+                              group="optimisation")
+    # how parameters move: W <- W - lr * update; an option reaches the optimisers that
+    # declare it
+    lr: float = setting(0.1, "optimizer", "rate", "learning rate", low=0.0, low_open=True)
+    optimizer: str = setting("sgd", "optimizer", "optimizer", "the update rule: {choices}",
+                             choices=lambda: FACTORIES)
+    momentum: float = setting(0.9, "optimizer", "real", "momentum coefficient", low=0.0,
+                              high=1.0, high_open=True)
+    weight_decay: float = setting(1e-4, "optimizer", "real", "decoupled weight decay",
+                                  low=0.0)
+    schedule: str = setting("constant", "optimizer", "text",
+                            "learning-rate schedule over the run: {choices}",
+                            choices=lambda: SCHEDULES)
+    l2: float = setting(0.0, "objective", "real", "L2 strength lambda: mean loss + lambda/2 "
+                        "|W|^2 (biases are not penalised)", low=0.0)
+    gradient: str = setting("autodiff", "optimizer", "text",
+                            "how the gradient is computed: {choices}",
+                            choices=lambda: GRADIENT_METHODS)
+    # when to stop
+    epochs: float | None = setting(10.0, "host", "real", "passes over the training data "
+                                   "(fractions allowed)", low=0.0, low_open=True,
+                                   optional=True, group="stopping")
+    max_steps: int | None = setting(None, "host", "whole number", "stop after this many steps",
+                                    low=1, group="stopping")
+    max_time: float | None = setting(None, "host", "duration",
+                                     "stop after this much training time (evaluation and "
+                                     "compilation excluded), e.g. 60s, 5min",
+                                     group="stopping")
+    target: float | None = setting(None, "host", "real", "stop when the validation accuracy "
+                                   "(R^2 for regression) reaches this", high=1.0,
+                                   flags=("--target-accuracy", "--target"), group="stopping")
+    # when to look, and steps per compiled call
+    eval_every: str = setting("1 epoch", "host", "eval schedule", "evaluation schedule: "
+                              "'500 steps', '2s', '1 epoch', combined with commas",
+                              group="stopping")
+    chunk_steps: int | None = setting(None, "shape", "whole number",
+                                      "steps per compiled call (none: picked from the batch "
+                                      "size and the schedule)", low=1, high=MAX_DIMENSION,
+                                      group="stopping")
+    # data handling
+    validation_fraction: float = setting(0.2, "host", "real", "held-out share for validation",
+                                         low=0.0, high=1.0, high_open=True, group="data")
+    test_fraction: float = setting(0.0, "host", "real", "share kept for a final test score",
+                                   low=0.0, high=1.0, high_open=True, group="data")
+    standardize: bool = setting(True, "host", "flag", "z-score the features (and real-valued "
+                                "targets) with the training part's statistics", group="data")
+    buffer_mb: float = setting(64.0, "host", "real", "streamed shard data: MiB of read "
+                               "buffers, which bound memory whatever the data size", low=0.0,
+                               low_open=True, group="data")
+    seed: int = setting(0, "host", "whole number", "seed for split, initialisation and "
+                        "batch order", low=0, high=2 ** 32 - 1, group="optimisation")
     # free-form notes for reports
-    extra: dict = field(default_factory=dict, compare=False, metadata={"key": "host"})
+    extra: dict = field(default_factory=dict, compare=False, metadata={
+        "setting": Setting("host", "table", "free-form notes for reports", group="notes")})
 
     def __post_init__(self):
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        for key, value in check_setting_kinds(self).items():  # kinds first, then ranges
-            set_(key, value)
-        if isinstance(self.hidden, str):
-            set_("hidden", parse_hidden(self.hidden))
-        set_("hidden", tuple(int(h) for h in self.hidden))
-        if isinstance(self.channels, str):
-            set_("channels", parse_hidden(self.channels, "channel counts"))
-        set_("channels", tuple(int(c) for c in self.channels))
-        if not 1 <= self.kernel <= 64:
-            raise ConfigError(f"kernel must be a window side from 1 to 64, got {self.kernel}")
-        set_("max_time", parse_duration(self.max_time))
-        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) \
-                or self.batch_size < 1:
-            raise ConfigError(f"batch size must be a whole number >= 1, got {self.batch_size!r}")
-        if self.sampling not in SAMPLINGS:
-            raise ConfigError(choices_message("sampling", self.sampling, SAMPLINGS))
-        if not callable(self.lr):
-            check_rate(self.lr)
-        if isinstance(self.optimizer, str) and self.optimizer not in OPTIMIZERS:
-            raise ConfigError(choices_message("optimizer", self.optimizer, OPTIMIZERS))
+        for name, declared in settings().items():
+            object.__setattr__(self, name, declared.check(name, getattr(self, name)))
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """The rules that involve several settings."""
+        check_task_loss(self.model, self.loss)
         if callable(self.lr) and not isinstance(self.optimizer, str):
             raise ConfigError("an optax optimiser object carries its own learning rate: give "
                               "the schedule to the optax optimiser, not as lr")
         if callable(self.lr) and self.schedule != "constant":
             raise ConfigError(f"lr is an optax schedule already; drop schedule="
                               f"{self.schedule!r} (or give lr as a number)")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(choices_message("schedule", self.schedule, SCHEDULES))
-        if self.gradient not in GRADIENT_METHODS:
-            raise ConfigError(choices_message("gradient", self.gradient, GRADIENT_METHODS))
-        if self.l2 < 0:
-            raise ConfigError(f"l2 must be >= 0, got {self.l2}")
-        if self.epochs is not None and self.epochs <= 0:
-            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max steps must be >= 1, got {self.max_steps}")
         if self.epochs is None and self.max_steps is None and self.max_time is None \
                 and self.target is None:
-            raise ConfigError("no stopping rule: set epochs, max_steps, max_time or target")
-        if self.target is not None and not self.target <= 1.0:
-            raise ConfigError(f"target must be at most 1 (an accuracy or R^2), got {self.target}")
-        if self.chunk_steps is not None and self.chunk_steps < 1:
-            raise ConfigError(f"chunk steps must be >= 1, got {self.chunk_steps}")
-        for name in ("validation_fraction", "test_fraction"):
-            v = getattr(self, name)
-            if not 0.0 <= v < 1.0:
-                raise ConfigError(f"{name.replace('_', ' ')} must be in [0, 1), got {v}")
+            raise ConfigError("no stopping rule: set epochs, max_steps, max_time or target "
+                              "(--epochs, --max-steps, --max-time, --target-accuracy)")
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise ConfigError("validation and test fractions leave no training data; "
                               f"they sum to {self.validation_fraction + self.test_fraction}")
-        if not (isinstance(self.buffer_mb, (int, float)) and self.buffer_mb > 0):
-            raise ConfigError(f"buffer size must be > 0 MB, got {self.buffer_mb!r}")
-        EvalSchedule.parse(self.eval_every)  # raises on a bad schedule
 
     @property
     def eval_schedule(self) -> EvalSchedule:
@@ -164,12 +165,11 @@ class TrainConfig:
         optimiser or schedule) becomes ``"<python object: ...>"`` (see :data:`OBJECT_MARK`):
         a record of what ran, which a resume must be given again."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["hidden"] = list(self.hidden)
-        d["channels"] = list(self.channels)
         d["extra"] = dict(self.extra)
-        for key in ("model", "loss", "optimizer", "lr"):
-            value = d[key]
-            if value is not None and not isinstance(value, (str, int, float)):
+        for key, value in d.items():
+            if isinstance(value, tuple) and all(type(v) is int for v in value):
+                d[key] = list(value)  # widths
+            elif value is not None and not isinstance(value, (str, int, float, bool, dict)):
                 d[key] = f"{OBJECT_MARK}{_object_name(value)}>"
         return d
 
@@ -183,6 +183,30 @@ class TrainConfig:
         return cls(**d)
 
 
+def settings() -> dict[str, Setting]:
+    """Every setting's declaration, by name, in declaration order (one dict, read only)."""
+    return _SETTINGS
+
+
+_SETTINGS = {f.name: f.metadata["setting"] for f in dataclasses.fields(TrainConfig)}
+
+
+def key_fields(role: str) -> tuple[str, ...]:
+    """The :class:`TrainConfig` settings of one :data:`KEY_ROLES` role, in declaration order."""
+    return tuple(name for name, s in settings().items() if s.role == role)
+
+
+def factories_taking(name: str) -> tuple[str, ...]:
+    """The models (for a ``"model"`` setting) or optimisers (``"optimizer"``) whose factory
+    declares the option ``name``; empty for any other setting."""
+    role = settings()[name].role
+    if role == "model":
+        return tuple(m for m in MODELS if name in model_options(m))
+    if role == "optimizer":
+        return tuple(o for o, options in OPTIMIZER_OPTIONS.items() if name in options)
+    return ()
+
+
 #: How :meth:`TrainConfig.to_dict` records a Python object setting.
 OBJECT_MARK = "<python object: "
 
@@ -190,21 +214,3 @@ OBJECT_MARK = "<python object: "
 def _object_name(value) -> str:
     name = getattr(value, "__name__", None) or getattr(value, "name", None)
     return f"{type(value).__name__} {name}" if isinstance(name, str) else type(value).__name__
-
-
-def parse_hidden(text: str, what: str = "hidden sizes") -> tuple:
-    """``"256,128"`` -> ``(256, 128)``, with a clear error (naming ``what``) for anything else."""
-    parts = str(text).replace(" ", "").split(",")
-    if "" in parts and any(parts):  # "6,,16" or "128,": a missing number, not a typo to skip
-        raise ConfigError(f"{what} must be comma-separated whole numbers, got {text!r} (an "
-                          "empty entry between commas)")
-    try:
-        sizes = tuple(int(p) for p in parts if p)
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated whole numbers, got {text!r}") \
-            from None
-    if not sizes or any(s < 1 for s in sizes):
-        raise ConfigError(f"{what} must be whole numbers >= 1, got {text!r}")
-    if any(s > MAX_DIMENSION for s in sizes):  # as for a tuple (config_types)
-        raise ConfigError(f"{what} must be at most {MAX_DIMENSION:,}, got {text!r}")
-    return sizes

@@ -1,6 +1,6 @@
 """Evaluation on the whole validation set, compiled once, in fixed-size blocks.
 
-Never a subset (DESIGN decision 4): the set is padded to a multiple of the block size with
+Never a subset, so a score is never sampled noise: the set is padded to a multiple of the block size with
 weight-0 rows and scanned block by block, so any set size has one compiled shape. Each block
 yields the sufficient statistics of :mod:`sgdlab.losses` (``accuracy`` or ``r2``) plus the
 weighted loss sum; the host adds the blocks exactly (``sum_stats``) and turns them into metrics:

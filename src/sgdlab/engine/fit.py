@@ -254,18 +254,29 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                                    "feature_names": tuple(train_data.feature_names)})
 
 
-def normalized_weights(sample_weight, n: int) -> np.ndarray | None:
-    """``sample_weight`` as float32 ``(n,)`` with mean 1 over its positive entries, after
-    checking it; None stays None."""
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64)
+def sample_weights(sample_weight, n: int, rows: str = "the training data") -> np.ndarray:
+    """``sample_weight`` as a float64 ``(n,)`` array: one finite weight >= 0 per row of
+    ``rows`` (named in the message: ``X``, the data), else a :class:`DataError`. The one
+    check of given weights (``sgdlab.fit``, the estimators, the engine)."""
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"sample_weight must be numbers, one per row of {rows}") from None
     if w.shape != (n,):
-        raise DataError(f"sample_weight must have one weight per training row, shape ({n},); "
-                        f"got shape {w.shape}")
+        raise DataError(f"sample_weight has shape {w.shape}; {rows} has {n} rows: give one "
+                        f"weight per row, shape ({n},)")
     if not np.isfinite(w).all() or (w < 0).any():
         bad = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
         raise DataError(f"sample_weight must be finite and >= 0; row {bad} has {w[bad]!r}")
+    return w
+
+
+def normalized_weights(sample_weight, n: int) -> np.ndarray | None:
+    """``sample_weight`` (checked by :func:`sample_weights`) as float32 ``(n,)`` with mean 1
+    over its positive entries; None stays None."""
+    if sample_weight is None:
+        return None
+    w = sample_weights(sample_weight, n)
     if w.sum() <= 0:
         raise DataError("sample_weight is zero for every row: nothing to train on")
     # mean 1 over the rows that count: the objective divides by that count (losses.objective)

@@ -1,6 +1,7 @@
 """The training history: one row per evaluation, a list of dicts pandas reads directly.
 
-Columns (DESIGN decision 5):
+Columns (time is split so that curves against training time compare the updates alone:
+evaluation and compilation are counted apart):
 
 =================  ==============================================================
 step               optimisation steps applied so far

@@ -8,7 +8,7 @@
 * two clocks: ``train_seconds``, pure update time, to which the loop adds each chunk's time
   *minus* any compilation in it, and ``eval_seconds``, measured here around each evaluation.
   Neither includes the other nor compilation, so curves against training time compare the
-  updates alone (DESIGN decision 5); ``wall_seconds`` counts everything since ``wall0``;
+  updates alone; ``wall_seconds`` counts everything since ``wall0``;
 * ``since_row = [sum of step losses, steps]`` since the previous row, whose mean is the next
   row's ``train_loss``; every step's loss is also kept in order (``step_losses``);
 * ``last_eval = {"step", "time"}``: step and training time of the latest row, from which the

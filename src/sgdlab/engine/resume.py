@@ -38,6 +38,7 @@ from ..data.shards import ShardSet
 from ..errors import ConfigError
 from .checkpoint import Snapshot
 from .config import OBJECT_MARK, TrainConfig
+from .job import train_job
 
 #: Settings a resume may change without --force: they say when to stop or when to look.
 FREE_FIELDS = ("epochs", "max_steps", "max_time", "target", "eval_every", "extra")
@@ -170,8 +171,9 @@ def resume_config(snap: Snapshot, given: dict | None = None,
     return TrainConfig.from_dict(saved)
 
 
-def train_with_recovery(run_once, config: TrainConfig, session):
-    """Call ``run_once(config) -> FitResult``; on divergence with ``halve-lr``, go back.
+def train_with_recovery(job, config: TrainConfig, session):
+    """Train ``job`` with ``config`` (:func:`~sgdlab.engine.job.train_job`); on divergence
+    with ``halve-lr``, go back.
 
     Each retry restarts from the session's last good checkpoint with half the learning rate
     (``lr <- lr / 2``), at most ``policy.max_retries`` times. Every history row then carries
@@ -181,7 +183,7 @@ def train_with_recovery(run_once, config: TrainConfig, session):
     policy = session.policy
     retries = list(session.meta.get("divergence_retries", []))
     while True:
-        result = run_once(config)
+        result = train_job(job, config)
         if result.status != "diverged" or policy.on_divergence != "halve-lr" \
                 or len(retries) >= policy.max_retries or session.last_good is None:
             break

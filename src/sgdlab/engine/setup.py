@@ -11,7 +11,6 @@ the compiled-program keys. Every kind of run starts here: in-memory training
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 
@@ -25,10 +24,10 @@ from ..grad import value_and_grad_for
 from ..losses import get_loss
 from ..models import get_model
 from ..optim import make_unit_optimizer, optimizer_options, runtime_rate
-from ..tasks import OPEN_LOSS, resolve
+from ..tasks import OPEN_LOSS, model_options, resolve
 from . import cache
 from .chunk import UNROLLED_STEPS, uses_convolution
-from .config import TrainConfig, key_fields
+from .config import TrainConfig
 
 #: Steps a schedule is spread over when only time or a target ends the run.
 OPEN_ENDED_STEPS = 10_000
@@ -47,20 +46,22 @@ def resolve_model(config: TrainConfig, model=None, loss=None, n_classes: int | N
         open_loss = config.model in OPEN_LOSS or ":" in config.model  # ":": an import path
         if name is None and loss is None and regression and open_loss:
             name = "squared"
-        named_model, named_loss = resolve(config.model, name, **model_options(config))
+        named_model, named_loss = resolve(config.model, name, **model_settings(config))
         return named_model, (get_loss(loss) if loss is not None else named_loss)
     m = get_model(model if model is not None else config.model)
     default = "squared" if regression else "softmax"
     return m, get_loss(loss if loss is not None else (config.loss or default))
 
 
-def model_options(config: TrainConfig) -> dict:
-    """The config's model options (``hidden``, ``activation``, ``channels``, ...: its
-    ``"model"``-role settings besides the names) that :func:`sgdlab.tasks.resolve` takes; it
-    hands each architecture the ones its factory declares."""
-    takes = inspect.signature(resolve).parameters
-    return {k: getattr(config, k) for k in key_fields("model")
-            if k not in ("model", "loss") and k in takes}
+def model_settings(config: TrainConfig) -> dict:
+    """The options the config's model factory declares (:func:`sgdlab.tasks.model_options`:
+    ``hidden`` and ``activation`` for ``mlp``, none for ``linear``), with the config's values."""
+    return {k: getattr(config, k) for k in model_options(config.model)}
+
+
+def optimizer_settings(config: TrainConfig) -> dict:
+    """The options the config's optimiser factory declares, with the config's values."""
+    return {k: getattr(config, k) for k in optimizer_options(config.optimizer)}
 
 
 def total_steps(config: TrainConfig, spe: int) -> int | None:
@@ -162,7 +163,7 @@ def setup_run(config: TrainConfig, *, example_shape, n_classes: int, steps_per_e
     optimizer = make_unit_optimizer(
         config.optimizer, lr=config.lr, schedule=config.schedule,
         total_steps=total or OPEN_ENDED_STEPS,
-        **{k: getattr(config, k) for k in optimizer_options(config.optimizer)})
+        **optimizer_settings(config))
     return RunSetup(
         config=config, model=model_, loss=loss_,
         named=model is None and loss is None and isinstance(config.model, str),

@@ -21,10 +21,11 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import validate_data
 
-from .._types import TrainState
+from .._types import TrainState, layer_widths
 from ..data.dataset import Dataset
 from ..data.split import split
 from ..engine import History, TrainConfig, cache, choose_chunk_steps, train
+from ..engine.fit import sample_weights
 from ..engine.history import TIME_COLUMNS
 from ..errors import ConfigError, DataError
 from ..optim import scaled_lr
@@ -34,14 +35,16 @@ from . import _params
 class MiniBatchEstimator(BaseEstimator):
     """Base of the sgdlab estimators; subclasses supply the model, the loss and the targets.
 
-    Hooks: ``_rules`` (parameter checks), ``_model()`` -> :class:`~sgdlab.Model`,
+    Hooks: ``_params`` (the parameters besides :func:`._params.common_params`, checked by
+    their rules), ``_model()`` -> :class:`~sgdlab.Model`,
     ``_loss_name()`` (checked sgdlab name), ``_loss()`` -> :class:`~sgdlab.Loss`,
     ``_targets(y, first, classes, partial)`` -> encoded labels,
     ``_dataset(X32, targets)``, ``_score_name`` (the validation metric early stopping watches)
     and ``_set_fitted_arrays()`` (``coef_`` and friends from ``params_``).
     """
 
-    _rules: dict = _params.COMMON
+    #: the class's parameters besides the common ones (checked by their rules)
+    _own_params: tuple = ()
     #: whether ``X`` may hold examples of any shape ``(N, ...)`` (networks), or rows ``(N, d)``
     _allow_nd = False
     _target_param = "target_accuracy"
@@ -146,15 +149,15 @@ class MiniBatchEstimator(BaseEstimator):
         return self
 
     def _config(self, n: int, **settings) -> TrainConfig:
-        """Engine settings: no standardisation (use a Pipeline), no engine-side split."""
+        """Engine settings: no standardisation (use a Pipeline), no engine-side split; the
+        model is this estimator's (given to the engine as an object)."""
         batch = self._batch(n)
         lr = scaled_lr(float(self.learning_rate), batch, int(self.base_batch), self.lr_scaling)
-        extra = {"hidden": self._hidden(), "activation": self.activation} \
-            if hasattr(self, "activation") else {}
-        return TrainConfig(model=self._model().name, batch_size=batch, sampling=self.sampling,
-                           lr=lr, optimizer=self.optimizer, momentum=float(self.momentum),
-                           l2=float(self.alpha), validation_fraction=0.0, standardize=False,
-                           seed=self._seed, **extra, **settings)
+        return TrainConfig(model=self._model(), batch_size=batch, sampling=self.sampling,
+                           lr=lr, optimizer=self.optimizer, l2=float(self.alpha),
+                           validation_fraction=0.0, standardize=False, seed=self._seed,
+                           **{k: getattr(self, k) for k in _params.optimizer_option_params()},
+                           **settings)
 
     def _batch(self, n: int) -> int:
         """The batch size used on ``n`` rows: more than ``n`` per batch means full batch."""
@@ -182,14 +185,14 @@ class MiniBatchEstimator(BaseEstimator):
                 "the last finite ones.", ConvergenceWarning, stacklevel=3)
 
     def _check_hyperparams(self) -> None:
-        _params.check_params(self, self._rules)
+        names = (*_params.common_params(), *self._own_params)
+        _params.check_params(self, {p: _params.rule_of(p) for p in names})
         _params.check_params(self, {self._target_param: _params.target_rule(
             "accuracy" if is_classifier(self) else "R^2")})
         self._loss_name()  # raises for an unknown loss
 
     def _hidden(self) -> tuple:
-        h = self.hidden_layer_sizes
-        return (int(h),) if isinstance(h, (int, np.integer)) else tuple(int(v) for v in h)
+        return layer_widths(self.hidden_layer_sizes, "hidden_layer_sizes")
 
     def _validated(self, X) -> np.ndarray:
         """``X`` checked against the fitted features, as float64 for prediction."""
@@ -252,11 +255,5 @@ def labels_dataset(name: str, X32: np.ndarray, targets: np.ndarray, n_classes: i
 
 
 def _row_weights(sample_weight, n: int):
-    """``sample_weight`` as a float64 ``(n,)`` array (checked by the engine), or None."""
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,):
-        raise DataError(f"sample_weight has shape {w.shape}; X has {n} rows: give one weight "
-                        f"per row, shape ({n},)")
-    return w
+    """``sample_weight`` as a float64 ``(n,)`` array (one weight per row of ``X``), or None."""
+    return None if sample_weight is None else sample_weights(sample_weight, n, "X")

@@ -1,23 +1,29 @@
-"""Hyperparameter checks for the estimators, declared as data and run by ``fit``.
+"""The estimators' parameters: declared as data, checked by ``fit``, derived from the settings.
 
 scikit-learn's convention: ``__init__`` and ``set_params`` only store values (so ``clone`` and
 ``GridSearchCV`` can copy them); every value is checked when ``fit`` or the first
 ``partial_fit`` starts. A bad value raises :class:`~sgdlab.errors.ConfigError` (a
 ``ValueError``) naming the estimator, the parameter, what was given and what is allowed.
+
+A parameter that is an engine setting under scikit-learn's name (``learning_rate`` is
+``lr``, :data:`SETTING_OF`) takes the setting's check, words and default
+(:mod:`sgdlab.engine.config`); every optimiser option (``momentum``, ``weight_decay``, ...)
+is a parameter of every estimator under its own name, and every architecture option
+(``channels``, ``kernel``, ...) one of the network estimators, so a setting added to the
+engine is a parameter here at once (:func:`estimator_init`).
 """
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..data.sampling import SAMPLINGS
-from ..engine.schedule import EvalSchedule
+from ..engine.config import TrainConfig, factories_taking, settings
 from ..errors import ConfigError
-from ..models import ACTIVATIONS
-from ..optim import LR_SCALINGS, OPTIMIZERS
+from ..optim import LR_SCALINGS
 
 
 class Rule(NamedTuple):
@@ -56,26 +62,18 @@ def one_of(options) -> Rule:
                 "one of " + ", ".join(repr(o) for o in options))
 
 
-def _schedule_ok(v) -> bool:
-    if not isinstance(v, str):
-        return False
-    try:
-        EvalSchedule.parse(v)
-    except ConfigError:
-        return False
-    return True
+def setting_rule(name: str) -> Rule:
+    """The rule of the engine setting ``name``: its own check and words (None is refused
+    unless the setting takes it)."""
+    declared = settings()[name]
 
-
-def _hidden_ok(v) -> bool:
-    if _is_int(v):
-        return v >= 1
-    if isinstance(v, (str, bytes)):
-        return False
-    try:
-        sizes = list(v)
-    except TypeError:
-        return False
-    return all(_is_int(h) and h >= 1 for h in sizes)
+    def ok(value) -> bool:
+        try:
+            declared.check(name, value)
+        except ConfigError:
+            return False
+        return True
+    return Rule(ok, declared.allowed())
 
 
 def _random_state_ok(v) -> bool:
@@ -83,35 +81,85 @@ def _random_state_ok(v) -> bool:
 
 
 BOOL = Rule(lambda v: isinstance(v, (bool, np.bool_)), "True or False")
-POSITIVE = real_in(0.0, float("inf"), low_open=True, high_open=True)
 NON_NEGATIVE = real_in(0.0, float("inf"), high_open=True)
 
-#: Parameters every estimator has, with their rules.
-COMMON: dict[str, Rule] = {
-    "batch_size": int_at_least(1),
-    "learning_rate": POSITIVE,
-    "lr_scaling": one_of(LR_SCALINGS),
-    "base_batch": int_at_least(1),
-    "max_iter": POSITIVE,
-    "sampling": one_of(SAMPLINGS),
-    "alpha": NON_NEGATIVE,
-    "optimizer": one_of(OPTIMIZERS),
-    "momentum": real_in(0.0, 1.0, high_open=True),
-    "eval_every": Rule(_schedule_ok, "an evaluation schedule such as '1 epoch', '50 steps', "
-                                     "'2s' or 'end'"),
-    "early_stopping": BOOL,
-    "validation_fraction": real_in(0.0, 1.0, low_open=True, high_open=True),
-    "n_iter_no_change": int_at_least(1),
-    "tol": NON_NEGATIVE,
-    "random_state": Rule(_random_state_ok, "None, an integer in [0, 2**32) or a "
-                                           "numpy.random.RandomState"),
+#: Estimator parameter -> the engine setting it is, under scikit-learn's name.
+SETTING_OF = {"batch_size": "batch_size", "learning_rate": "lr", "max_iter": "epochs",
+              "sampling": "sampling", "alpha": "l2", "optimizer": "optimizer",
+              "eval_every": "eval_every", "hidden_layer_sizes": "hidden",
+              "activation": "activation"}
+
+#: The estimators' own parameters (no engine setting): default and rule.
+OWN: dict[str, tuple[object, Rule]] = {
+    "lr_scaling": ("none", one_of(LR_SCALINGS)),
+    "base_batch": (32, int_at_least(1)),
+    "early_stopping": (False, BOOL),
+    "validation_fraction": (0.1, real_in(0.0, 1.0, low_open=True, high_open=True)),
+    "n_iter_no_change": (5, int_at_least(1)),
+    "tol": (1e-3, NON_NEGATIVE),
+    "random_state": (None, Rule(_random_state_ok, "None, an integer in [0, 2**32) or a "
+                                                  "numpy.random.RandomState")),
 }
 
-#: Extra parameters of the MLP estimators.
-MLP: dict[str, Rule] = {
-    "hidden_layer_sizes": Rule(_hidden_ok, "a whole number >= 1 or a sequence of them"),
-    "activation": one_of(ACTIVATIONS),
-}
+
+def optimizer_option_params() -> tuple[str, ...]:
+    """The settings some optimiser's factory takes (``momentum``, ``weight_decay``, ...)."""
+    return tuple(n for n, s in settings().items()
+                 if s.role == "optimizer" and factories_taking(n))
+
+
+def model_option_params() -> tuple[str, ...]:
+    """The settings some architecture's factory takes (``hidden``, ``channels``, ...)."""
+    return tuple(n for n, s in settings().items()
+                 if s.role == "model" and factories_taking(n))
+
+
+def common_params() -> tuple[str, ...]:
+    """The keyword parameters every estimator has, in their order."""
+    return ("batch_size", "learning_rate", "lr_scaling", "base_batch", "max_iter", "sampling",
+            "alpha", "optimizer", *optimizer_option_params(), "eval_every", "early_stopping",
+            "validation_fraction", "n_iter_no_change", "tol", "random_state")
+
+
+def default_of(param: str):
+    """A parameter's default: the estimators' own, else its setting's."""
+    if param in OWN:
+        return OWN[param][0]
+    return getattr(TrainConfig(), SETTING_OF.get(param, param))
+
+
+def rule_of(param: str) -> Rule:
+    """A parameter's rule: the estimators' own, else its setting's."""
+    if param in OWN:
+        return OWN[param][1]
+    if param == "hidden_layer_sizes":  # a whole number is one layer
+        widths = setting_rule("hidden")
+        return Rule(lambda v: widths.ok(v) and not isinstance(v, str),
+                    "a whole number >= 1 or a sequence of them")
+    return setting_rule(SETTING_OF.get(param, param))
+
+
+def estimator_init(first: dict, keyword: tuple[str, ...], **defaults):
+    """An ``__init__`` taking the parameters ``first`` (name -> default; may be given by
+    position) and then the keyword-only ``keyword``, each defaulting to ``defaults`` or
+    :func:`default_of`; it stores every value unchanged, as scikit-learn's ``clone``
+    expects, and its signature is what ``get_params`` reads."""
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+               for n, d in first.items()]
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY,
+                                 default=defaults[n] if n in defaults else default_of(n))
+               for n in keyword]
+    signature = inspect.Signature(params)
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
+
+    __init__.__signature__ = signature
+    return __init__
 
 
 def check_params(estimator, rules: dict[str, Rule]) -> None:
@@ -143,43 +191,65 @@ def draw_seed(random_state) -> int:
     return int(check_random_state(random_state).randint(2**31 - 1))
 
 
-#: The parameters every estimator shares, for the class docstrings.
-COMMON_DOC = """
-    batch_size : int, default=32
+#: The numpydoc type of each setting kind.
+_DOC_TYPES = {"real": "float", "whole number": "int", "text": "str", "widths": "tuple of int",
+              "flag": "bool"}
+
+
+def options_doc(names: tuple[str, ...]) -> str:
+    """numpydoc lines of the engine options ``names``: type, default, meaning, allowed values
+    and the optimisers or architectures that take each."""
+    lines = []
+    for name in names:
+        declared = settings()[name]
+        takers = ", ".join(repr(t) for t in factories_taking(name))
+        meaning = declared.help.format(choices=", ".join(declared.names()))
+        lines.append(f"    {name} : {_DOC_TYPES.get(declared.kind, 'object')}, "
+                     f"default={default_of(name)!r}\n        {meaning[0].upper()}"
+                     f"{meaning[1:]}: {declared.allowed()}; used by {takers}.")
+    return "\n".join(lines) + "\n"
+
+
+def common_doc(lr: float, max_iter: int, alpha) -> str:
+    """The numpydoc of the parameters every estimator shares (``lr``, ``max_iter``,
+    ``alpha``: the class's defaults)."""
+    optimizers = ", ".join(repr(o) for o in settings()["optimizer"].names())
+    scalings = ", ".join(repr(s) for s in LR_SCALINGS)
+    samplings = ", ".join(repr(s) for s in settings()["sampling"].names())
+    return f"""
+    batch_size : int, default={default_of("batch_size")}
         Examples per gradient step. 1 is stochastic gradient descent, ``n_samples`` (or more:
         it is clipped to the number of rows) is full-batch gradient descent. A last partial
         batch of an epoch is masked, never dropped.
     learning_rate : float, default={lr}
         Step size ``eta`` in ``W <- W - eta * grad``, before ``lr_scaling``.
-    lr_scaling : {{'none', 'linear', 'sqrt'}}, default='none'
+    lr_scaling : {{{scalings}}}, default={default_of("lr_scaling")!r}
         Scale the rate with the batch size B from ``base_batch`` B0: ``eta * B / B0`` or
         ``eta * sqrt(B / B0)``. The rate used is ``learning_rate_``.
-    base_batch : int, default=32
+    base_batch : int, default={default_of("base_batch")}
         The batch size at which ``learning_rate`` was tuned (B0 above).
     max_iter : float, default={max_iter}
         Epochs (passes over the training rows); fractions allowed. Without early stopping
         exactly this many are run.
-    sampling : {{'shuffle', 'replacement', 'sequential'}}, default='shuffle'
+    sampling : {{{samplings}}}, default={default_of("sampling")!r}
         A new permutation per epoch; i.i.d. draws; or the rows in order.
     alpha : float, default={alpha}
         L2 penalty: the objective is the mean loss plus ``alpha / 2 * |W|^2`` (biases free).
-    optimizer : {{'sgd', 'momentum', 'nesterov', 'adam'}}, default='sgd'
+    optimizer : {{{optimizers}}}, default={default_of("optimizer")!r}
         Plain SGD, or an optax alternative for comparison.
-    momentum : float, default=0.9
-        Momentum coefficient of 'momentum' and 'nesterov'.
-    eval_every : str, default='1 epoch'
+""" + options_doc(optimizer_option_params()) + f"""    eval_every : str, default={default_of("eval_every")!r}
         When a ``history_`` row is written (and, with early stopping, the validation score is
         measured): '1 epoch', '50 steps', '2s' of training time, 'end', or several joined by
         commas.
-    early_stopping : bool, default=False
+    early_stopping : bool, default={default_of("early_stopping")}
         Hold out ``validation_fraction`` of the training rows (stratified for classifiers)
         and stop when the validation score has not improved by more than ``tol`` for
         ``n_iter_no_change`` evaluations in a row, or reaches the target score.
-    validation_fraction : float, default=0.1
+    validation_fraction : float, default={default_of("validation_fraction")}
         Share of the rows held out when ``early_stopping`` is on.
-    n_iter_no_change : int, default=5
+    n_iter_no_change : int, default={default_of("n_iter_no_change")}
         Evaluations without improvement before early stopping ends the run.
-    tol : float, default=1e-3
+    tol : float, default={default_of("tol")}
         Smallest validation-score gain that counts as an improvement.
     random_state : int, RandomState or None, default=None
         Seeds the weights, the validation split and the batch order. An int gives the same

@@ -32,7 +32,7 @@ class MiniBatchSGDClassifier(ClassifierMixin, ClassifierPart, MiniBatchEstimator
         (Weston-Watkins hinge; alias 'multiclass_hinge'). The binary losses are trained
         one-vs-rest for more than 2 classes. ``predict_proba`` exists for 'log_loss' and
         'softmax'.
-    """ + _params.COMMON_DOC.format(lr=0.1, max_iter=20, alpha="1e-4") + """
+    """ + _params.common_doc(lr=0.1, max_iter=20, alpha="1e-4") + """
     target_accuracy : float or None, default=None
         With early stopping, stop as soon as the validation accuracy reaches this.
 
@@ -54,28 +54,10 @@ class MiniBatchSGDClassifier(ClassifierMixin, ClassifierPart, MiniBatchEstimator
     ...                     MiniBatchSGDClassifier(loss="softmax", batch_size=32))
     """
 
-    def __init__(self, loss="hinge", *, batch_size=32, learning_rate=0.1, lr_scaling="none",
-                 base_batch=32, max_iter=20, sampling="shuffle", alpha=1e-4, optimizer="sgd",
-                 momentum=0.9, eval_every="1 epoch", early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=5, tol=1e-3, random_state=None,
-                 target_accuracy=None):
-        self.loss = loss
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.lr_scaling = lr_scaling
-        self.base_batch = base_batch
-        self.max_iter = max_iter
-        self.sampling = sampling
-        self.alpha = alpha
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.eval_every = eval_every
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.target_accuracy = target_accuracy
+    __init__ = _params.estimator_init(
+        {"loss": "hinge"}, (*_params.common_params(), "target_accuracy"),
+        learning_rate=0.1, max_iter=20, alpha=1e-4, target_accuracy=None)
+
 
     def _model(self):
         return linear()
@@ -102,7 +84,7 @@ class MiniBatchSGDRegressor(RegressorMixin, RegressorPart, MiniBatchEstimator):
     Parameters
     ----------
     loss : {'squared_error', 'squared'}, default='squared_error'
-    """ + _params.COMMON_DOC.format(lr=0.01, max_iter=20, alpha="1e-4") + """
+    """ + _params.common_doc(lr=0.01, max_iter=20, alpha="1e-4") + """
     target_r2 : float or None, default=None
         With early stopping, stop as soon as the validation R^2 reaches this.
 
@@ -115,28 +97,10 @@ class MiniBatchSGDRegressor(RegressorMixin, RegressorPart, MiniBatchEstimator):
     _target_param = "target_r2"
     _score_name = "val_r2"
 
-    def __init__(self, loss="squared_error", *, batch_size=32, learning_rate=0.01,
-                 lr_scaling="none", base_batch=32, max_iter=20, sampling="shuffle", alpha=1e-4,
-                 optimizer="sgd", momentum=0.9, eval_every="1 epoch", early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=5, tol=1e-3, random_state=None,
-                 target_r2=None):
-        self.loss = loss
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.lr_scaling = lr_scaling
-        self.base_batch = base_batch
-        self.max_iter = max_iter
-        self.sampling = sampling
-        self.alpha = alpha
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.eval_every = eval_every
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.target_r2 = target_r2
+    __init__ = _params.estimator_init(
+        {"loss": "squared_error"}, (*_params.common_params(), "target_r2"),
+        learning_rate=0.01, max_iter=20, alpha=1e-4, target_r2=None)
+
 
     def _model(self):
         return linear()

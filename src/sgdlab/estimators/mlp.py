@@ -13,16 +13,20 @@ import functools
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 
-from ..models import mlp
+from ..models import ACTIVATIONS, mlp
 from . import _params
 from ._base import MiniBatchEstimator
 from ._heads import mlp_forward
 from ._kinds import ClassifierPart, RegressorPart
 
-_MLP_DOC = """
-    hidden_layer_sizes : int or tuple of int, default=(100,)
+#: scikit-learn's default widths (one hidden layer of 100 units)
+HIDDEN_LAYER_SIZES = (100,)
+
+_ACTIVATION = _params.default_of("activation")
+_MLP_DOC = f"""
+    hidden_layer_sizes : int or tuple of int, default={HIDDEN_LAYER_SIZES}
         Width of each hidden layer.
-    activation : {'relu', 'tanh', 'sigmoid', 'gelu', 'leaky_relu', 'identity'}, default='relu'
+    activation : {{{", ".join(repr(a) for a in ACTIVATIONS)}}}, default={_ACTIVATION!r}
         Hidden-layer activation (He initialisation for relu-like units, Glorot otherwise).
 """
 
@@ -34,7 +38,7 @@ def _network(hidden: tuple, activation: str):
 
 
 class _MLPPart:
-    _rules = {**_params.COMMON, **_params.MLP}
+    _own_params = ("hidden_layer_sizes", "activation")
 
     def _model(self):
         return _network(self._hidden(), self.activation)
@@ -61,7 +65,7 @@ class MiniBatchMLPClassifier(ClassifierMixin, _MLPPart, ClassifierPart, MiniBatc
         'softmax' (cross-entropy), 'multiclass_svm', or a binary loss ('log_loss', 'hinge',
         'perceptron'), which for more than 2 classes gives one output per class trained
         one-vs-rest on shared hidden layers.
-    """ + _MLP_DOC + _params.COMMON_DOC.format(lr=0.1, max_iter=50, alpha="1e-4") + """
+    """ + _MLP_DOC + _params.common_doc(lr=0.1, max_iter=50, alpha="1e-4") + """
     target_accuracy : float or None, default=None
         With early stopping, stop as soon as the validation accuracy reaches this.
 
@@ -71,30 +75,11 @@ class MiniBatchMLPClassifier(ClassifierMixin, _MLPPart, ClassifierPart, MiniBatc
     history_, n_iter_, t_, status_, batch_size_, learning_rate_ (see MiniBatchSGDClassifier).
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="softmax",
-                 batch_size=32, learning_rate=0.1, lr_scaling="none", base_batch=32,
-                 max_iter=50, sampling="shuffle", alpha=1e-4, optimizer="sgd", momentum=0.9,
-                 eval_every="1 epoch", early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=5, tol=1e-3, random_state=None, target_accuracy=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.loss = loss
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.lr_scaling = lr_scaling
-        self.base_batch = base_batch
-        self.max_iter = max_iter
-        self.sampling = sampling
-        self.alpha = alpha
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.eval_every = eval_every
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.target_accuracy = target_accuracy
+    __init__ = _params.estimator_init(
+        {"hidden_layer_sizes": HIDDEN_LAYER_SIZES, "activation": _ACTIVATION},
+        ("loss", *_params.common_params(), "target_accuracy"),
+        loss="softmax", learning_rate=0.1, max_iter=50, alpha=1e-4, target_accuracy=None)
+
 
 
 class MiniBatchMLPRegressor(RegressorMixin, _MLPPart, RegressorPart, MiniBatchEstimator):
@@ -103,7 +88,7 @@ class MiniBatchMLPRegressor(RegressorMixin, _MLPPart, RegressorPart, MiniBatchEs
     Parameters
     ----------
     loss : {'squared_error', 'squared'}, default='squared_error'
-    """ + _MLP_DOC + _params.COMMON_DOC.format(lr=0.01, max_iter=50, alpha="1e-4") + """
+    """ + _MLP_DOC + _params.common_doc(lr=0.01, max_iter=50, alpha="1e-4") + """
     target_r2 : float or None, default=None
         With early stopping, stop as soon as the validation R^2 reaches this.
 
@@ -116,27 +101,8 @@ class MiniBatchMLPRegressor(RegressorMixin, _MLPPart, RegressorPart, MiniBatchEs
     _target_param = "target_r2"
     _score_name = "val_r2"
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
-                 batch_size=32, learning_rate=0.01, lr_scaling="none", base_batch=32,
-                 max_iter=50, sampling="shuffle", alpha=1e-4, optimizer="sgd", momentum=0.9,
-                 eval_every="1 epoch", early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=5, tol=1e-3, random_state=None, target_r2=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.loss = loss
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.lr_scaling = lr_scaling
-        self.base_batch = base_batch
-        self.max_iter = max_iter
-        self.sampling = sampling
-        self.alpha = alpha
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.eval_every = eval_every
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.target_r2 = target_r2
+    __init__ = _params.estimator_init(
+        {"hidden_layer_sizes": HIDDEN_LAYER_SIZES, "activation": _ACTIVATION},
+        ("loss", *_params.common_params(), "target_r2"),
+        loss="squared_error", learning_rate=0.01, max_iter=50, alpha=1e-4, target_r2=None)
+

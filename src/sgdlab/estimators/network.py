@@ -16,31 +16,35 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from .._types import Model
 from ..engine.predictor import build_model, model_spec
 from ..errors import DataError
-from ..models import get_model
+from ..models import MODELS, get_model
+from ..tasks import model_options
 from . import _params
 from ._base import MiniBatchEstimator
 from ._kinds import ClassifierPart, RegressorPart
 
-_NETWORK_DOC = """
+_NETWORK_DOC = f"""
     module : object
         The network: a Flax linen or NNX module, an Equinox module, an ``(init, apply)`` pair,
-        a :class:`sgdlab.Model`, a name (``'cnn'``, ``'mlp'``) or an import path
-        ``'package.module:factory'``. It must give one score per class (one for a regressor or
-        a binary ``log_loss``/``hinge`` classifier).
-"""
+        a :class:`sgdlab.Model`, an architecture's name ({", ".join(repr(m) for m in MODELS)},
+        configured by the options below) or an import path ``'package.module:factory'``. It
+        must give one score per class (one for a regressor or a binary ``log_loss``/``hinge``
+        classifier).
+""" + _params.options_doc(_params.model_option_params())
 
 
 class _NetworkPart:
-    _rules = _params.COMMON
+    _own_params = _params.model_option_params()
     _allow_nd = True  # images (N, H, W, C) as well as rows
 
     def _model(self):
-        # One Model per estimator and module object, so refits reuse the compiled programs.
+        # One Model per estimator, module object and options, so refits reuse the compiled
+        # programs; an architecture by name takes the options its factory declares.
+        options = {k: getattr(self, k) for k in model_options(self.module)}
         cached = getattr(self, "_network", None)
-        if cached is None or cached[0] is not self.module:
-            cached = (self.module, get_model(self.module))
+        if cached is None or cached[0] is not self.module or cached[1] != options:
+            cached = (self.module, options, get_model(self.module, **options))
             self._network = cached
-        return cached[1]
+        return cached[2]
 
     def _set_fitted_arrays(self) -> None:
         self._apply = None  # compiled afresh for the new parameters' structure
@@ -96,23 +100,28 @@ class _SavedModel:
         self.spec = spec
 
 
+
 class MiniBatchNetworkClassifier(ClassifierMixin, _NetworkPart, ClassifierPart,
                                  MiniBatchEstimator):
     __doc__ = """A classifier from your own network, trained by mini-batch SGD.
 
-    >>> import flax.linen as nn                                          # doctest: +SKIP
-    >>> class Net(nn.Module):
-    ...     @nn.compact
-    ...     def __call__(self, x):
-    ...         return nn.Dense(10)(nn.relu(nn.Dense(64)(x.reshape(len(x), -1))))
-    >>> MiniBatchNetworkClassifier(Net(), batch_size=64).fit(X_images, y).score(X, y)
+    With a Flax network (``pip install 'sgdlab[user-models]'``)::
+
+        import flax.linen as nn
+
+        class Net(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+                return nn.Dense(10)(nn.relu(nn.Dense(64)(x.reshape(len(x), -1))))
+
+        MiniBatchNetworkClassifier(Net(), batch_size=64).fit(X_images, y).score(X, y)
 
     Parameters
     ----------""" + _NETWORK_DOC + """
     loss : str, default='softmax'
         'softmax' (cross-entropy), 'multiclass_svm', or a binary loss ('log_loss', 'hinge',
         'perceptron').
-    """ + _params.COMMON_DOC.format(lr=0.1, max_iter=20, alpha=0.0) + """
+    """ + _params.common_doc(lr=0.1, max_iter=20, alpha=0.0) + """
     target_accuracy : float or None, default=None
         With early stopping, stop as soon as the validation accuracy reaches this.
 
@@ -122,29 +131,11 @@ class MiniBatchNetworkClassifier(ClassifierMixin, _NetworkPart, ClassifierPart,
     batch_size_, learning_rate_ (see MiniBatchSGDClassifier).
     """
 
-    def __init__(self, module="cnn", *, loss="softmax", batch_size=32, learning_rate=0.1,
-                 lr_scaling="none", base_batch=32, max_iter=20, sampling="shuffle",
-                 alpha=0.0, optimizer="sgd", momentum=0.9, eval_every="1 epoch",
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-3,
-                 random_state=None, target_accuracy=None):
-        self.module = module
-        self.loss = loss
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.lr_scaling = lr_scaling
-        self.base_batch = base_batch
-        self.max_iter = max_iter
-        self.sampling = sampling
-        self.alpha = alpha
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.eval_every = eval_every
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.target_accuracy = target_accuracy
+    __init__ = _params.estimator_init(
+        {"module": "cnn"}, ("loss", *_params.common_params(), *_params.model_option_params(),
+                            "target_accuracy"),
+        loss="softmax", learning_rate=0.1, max_iter=20, alpha=0.0, target_accuracy=None)
+
 
 
 class MiniBatchNetworkRegressor(RegressorMixin, _NetworkPart, RegressorPart, MiniBatchEstimator):
@@ -153,7 +144,7 @@ class MiniBatchNetworkRegressor(RegressorMixin, _NetworkPart, RegressorPart, Min
     Parameters
     ----------""" + _NETWORK_DOC + """
     loss : {'squared_error', 'squared'}, default='squared_error'
-    """ + _params.COMMON_DOC.format(lr=0.01, max_iter=20, alpha=0.0) + """
+    """ + _params.common_doc(lr=0.01, max_iter=20, alpha=0.0) + """
     target_r2 : float or None, default=None
         With early stopping, stop as soon as the validation R^2 reaches this.
 
@@ -165,26 +156,8 @@ class MiniBatchNetworkRegressor(RegressorMixin, _NetworkPart, RegressorPart, Min
     _target_param = "target_r2"
     _score_name = "val_r2"
 
-    def __init__(self, module="mlp", *, loss="squared_error", batch_size=32,
-                 learning_rate=0.01, lr_scaling="none", base_batch=32, max_iter=20,
-                 sampling="shuffle", alpha=0.0, optimizer="sgd", momentum=0.9,
-                 eval_every="1 epoch", early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=5, tol=1e-3, random_state=None, target_r2=None):
-        self.module = module
-        self.loss = loss
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.lr_scaling = lr_scaling
-        self.base_batch = base_batch
-        self.max_iter = max_iter
-        self.sampling = sampling
-        self.alpha = alpha
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.eval_every = eval_every
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.target_r2 = target_r2
+    __init__ = _params.estimator_init(
+        {"module": "mlp"}, ("loss", *_params.common_params(), *_params.model_option_params(),
+                            "target_r2"),
+        loss="squared_error", learning_rate=0.01, max_iter=20, alpha=0.0, target_r2=None)
+

@@ -18,8 +18,15 @@ from ..data import Standardizer
 class ChannelScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Standardise rows per feature and images per channel: ``(X - mean_) / scale_``.
 
-    >>> from sklearn.pipeline import make_pipeline                      # doctest: +SKIP
-    >>> make_pipeline(ChannelScaler(), MiniBatchNetworkClassifier("cnn")).fit(X_images, y)
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(3.0, 2.0, (50, 4, 4, 2))   # 50 images, 2 channels
+    >>> scaler = ChannelScaler().fit(X)
+    >>> scaler.mean_.shape, np.round(scaler.transform(X).mean(axis=(0, 1, 2)), 6) + 0
+    ((2,), array([0., 0.]))
+
+    In a pipeline before a network::
+
+        make_pipeline(ChannelScaler(), MiniBatchNetworkClassifier("cnn")).fit(X_images, y)
 
     For ``X (N, d)`` this is ``StandardScaler()``: ``mean_`` and ``scale_`` have one entry
     per column. For ``X (N, *S, C)`` (images ``(N, H, W, C)``, sequences ``(N, T, d)``) they

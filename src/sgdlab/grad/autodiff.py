@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-import jax
-
+from .._lazy import jax
 from .._types import Loss, Model
 from ..losses import objective
 

@@ -59,11 +59,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
+from .._lazy import flatten_util, jax, jnp
 from .._types import Model
 from ..errors import ConfigError
 from ..losses import get_loss, objective
@@ -232,13 +230,13 @@ def check_gradient(f, params, *, grad=None, h: float = DEFAULT_H, n_coords: int 
         leaves = jax.tree_util.tree_leaves(p64)
         if not leaves:
             raise ConfigError("gradient check: the parameters are empty, nothing to check")
-        flat, unravel = ravel_pytree(p64)
+        flat, unravel = flatten_util.ravel_pytree(p64)
         # One jit for value and gradient: op by op, every primitive would compile separately.
         value_and_grad = jax.value_and_grad(f) if grad is None else \
             (lambda p: (f(p), grad(p)))
         f0, g = jax.jit(value_and_grad)(p64)
         f0 = float(f0)
-        a_flat = np.asarray(ravel_pytree(_to64(g))[0], np.float64)
+        a_flat = np.asarray(flatten_util.ravel_pytree(_to64(g))[0], np.float64)
         if a_flat.shape != flat.shape:
             raise ConfigError(f"the gradient has {a_flat.size} entries but the parameters have "
                               f"{flat.size}; grad must return a pytree shaped like params")

@@ -33,9 +33,7 @@ agree everywhere except exactly on a kink, a set of measure zero.
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-
+from .._lazy import jax, jnp
 from .._types import Loss, Model
 from ..errors import ConfigError
 from ..losses import LOSSES, get_loss

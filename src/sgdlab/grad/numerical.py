@@ -21,11 +21,9 @@ best centred step is about ``eps^(1/3)``: :func:`default_step` gives ``4.9e-3`` 
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
+from .._lazy import flatten_util, jax, jnp
 from .._types import Loss, Model
 from ..errors import ConfigError
 from ..losses import objective
@@ -65,7 +63,7 @@ def partials(f, params, coords, *, h: float | None = None, scheme: str = "centre
     Returns ``(m,)`` derivatives in the parameters' dtype.
     """
     _check(scheme, h)
-    flat, unravel = ravel_pytree(params)
+    flat, unravel = flatten_util.ravel_pytree(params)
     step = default_step(flat.dtype) if h is None else h
     coords = jnp.asarray(coords, jnp.int32)
 
@@ -94,7 +92,7 @@ def numerical_grad(f, params, *, h: float | None = None, scheme: str = "centred"
     >>> [round(float(v), 2) for v in g["w"]]
     [2.0, -4.0]
     """
-    flat, unravel = ravel_pytree(params)
+    flat, unravel = flatten_util.ravel_pytree(params)
     idx = jnp.arange(flat.shape[0], dtype=jnp.int32) if coords is None else \
         jnp.asarray(coords, jnp.int32)
     vals = partials(f, params, idx, h=h, scheme=scheme, block=block)

@@ -8,35 +8,39 @@ from __future__ import annotations
 
 import shlex
 
-from ..engine.config import TrainConfig
+from ..engine.config import TrainConfig, settings
 
 
-#: Command-line flags of the settings a next ``sgdlab train`` must repeat (field: flag).
-TRAIN_FLAGS = {"model": "--model", "loss": "--loss", "hidden": "--hidden",
-               "activation": "--activation", "channels": "--channels",
-               "kernel": "--kernel", "l2": "--l2", "optimizer": "--optimizer",
-               "momentum": "--momentum", "schedule": "--schedule", "sampling": "--sampling",
-               "gradient": "--gradient", "validation_fraction": "--validation-fraction",
-               "test_fraction": "--test-fraction", "seed": "--seed"}
-
-
-def train_command(base: TrainConfig, rec: dict, data_arg: str,
-                  extra: tuple = ()) -> str | None:
-    """The ``sgdlab train`` command that trains the recommendation with the sweep's other
-    settings (those that differ from the defaults), or None without a recommendation."""
-    if rec.get("batch_size") is None:
-        return None
+def train_command(config: TrainConfig, data_arg: str, extra: tuple = ()) -> str | None:
+    """The ``sgdlab train`` command that trains ``config`` on ``data_arg``: a flag for every
+    setting that differs from its default (each setting's flag and text form come from its
+    declaration, :mod:`sgdlab.engine.config`), so the command parses back to ``config``.
+    ``extra``: more arguments (``--label-column``, ``--task``). None when a setting is a
+    Python object (a user's network object, an optax optimiser or schedule), which no command
+    line can give.
+    """
     default = TrainConfig()
     parts = ["sgdlab", "train", "--data", str(data_arg), *extra]
-    for name, flag in TRAIN_FLAGS.items():
-        v = getattr(base, name)
-        if v != getattr(default, name) and isinstance(v, (str, int, float, tuple)):
-            if name == "momentum" and base.optimizer not in ("momentum", "nesterov"):
-                continue
-            parts += [flag, ",".join(str(h) for h in v) if isinstance(v, tuple) else str(v)]
-    if not base.standardize:
-        parts.append("--no-standardize")
-    if base.drop_last:
-        parts.append("--drop-last")
-    parts += ["--batch-size", str(rec["batch_size"]), "--lr", f"{rec['lr']:.4g}"]
+    for name, declared in settings().items():
+        value = getattr(config, name)
+        if name == "extra" or value == getattr(default, name):
+            continue
+        if declared.kind == "flag":  # --drop-last, --no-standardize
+            parts.append(declared.flag(name))
+            continue
+        text = declared.to_text(value)
+        if text is None:
+            return None
+        # "--target=-0.5": argparse reads "-5e-07" after a flag as another flag
+        parts += [f"{declared.flag(name)}={text}"] if text.startswith("-") else \
+            [declared.flag(name), text]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def recommended_command(base: TrainConfig, batch_size: int | None, lr: float | None,
+                        data_arg: str, extra: tuple = ()) -> str | None:
+    """:func:`train_command` of ``base`` at the recommended batch size and learning rate, or
+    None without a recommendation (``batch_size`` None)."""
+    if batch_size is None:
+        return None
+    return train_command(base.replace(batch_size=batch_size, lr=lr), data_arg, extra)

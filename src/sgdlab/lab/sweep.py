@@ -51,7 +51,7 @@ from .caps import StepCost, monotone_costs, parse_budget
 from .confirm import confirm_pick, confirmation_sentence
 from .lr_search import RESOLUTION, FixedPoints, LrSearch
 from .measure import final_metric, metric_name, target_from
-from .next_run import train_command
+from .next_run import recommended_command
 from .recommend import Recommendation, recommend
 from .records import RunRecord, data_fingerprint, stored_result
 from .runbook import RunBook, RunRequest
@@ -387,10 +387,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
                     budget=sweep.budget, decision=decision)
     if confirmation is not None:
         rec = rec.with_sentence(confirmation_sentence(confirmation))
-    command = None
-    if rec.batch_size is not None:
-        command = train_command(base, {"batch_size": rec.batch_size, "lr": rec.lr},
-                                *(_data_command(data, data_command)))
+    command = recommended_command(base, rec.batch_size, rec.lr,
+                                  *_data_command(data, data_command))
     replay_times = {(r.batch_size, r.lr, r.seed): timed.time(i)
                     for i, r in enumerate(timed.replays)}
     all_runs = run_rows(book.records, target, metric, replay_times)
@@ -409,7 +407,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
 
 
 def _data_command(data: Dataset, data_command: tuple | None) -> tuple:
-    """``(data_arg, extra flags)`` for :func:`~.next_run.train_command`."""
+    """``(data_arg, extra flags)`` for :func:`~.next_run.recommended_command`."""
     if data_command:
         return str(data_command[1]), tuple(data_command[2:])
     return data.name, ()

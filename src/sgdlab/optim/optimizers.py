@@ -4,8 +4,8 @@ Vanilla SGD is the default, the update of the source texts:
 
 .. math:: W \\leftarrow W - \\alpha \\, \\nabla_W L
 
-``momentum`` and ``nesterov`` add heavy-ball / Nesterov momentum (optax ``sgd``), ``adam`` is
-optax ``adam``. Any other ``optax.GradientTransformation`` can be passed as is.
+The others of :data:`FACTORIES` (heavy-ball and Nesterov momentum, Adam, AdamW, ...) are
+optax's. Any other ``optax.GradientTransformation`` can be passed as is.
 
 The learning rate is a *runtime* input of the compiled step, not a constant compiled into it:
 every named optimiser ends in ``scale_by_learning_rate(schedule)`` with a schedule proportional
@@ -24,35 +24,25 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
-import optax
 
+from .._lazy import optax
 from .._types import is_finite_number
 from ..errors import ConfigError, choices_message
 
-def _heavy_ball(rate, momentum, nesterov=False):
-    if not 0.0 <= momentum < 1.0:
-        raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
-    return optax.sgd(rate, momentum=momentum, nesterov=nesterov)
-
-
-def _adamw(rate, weight_decay):
-    if not weight_decay >= 0:
-        raise ConfigError(f"weight decay must be >= 0, got {weight_decay}")
-    # decoupled: w <- w - rate * (adam update + weight_decay * w), linear in the rate
-    return optax.adamw(rate, weight_decay=weight_decay)
-
-
-#: Named optimiser -> ``factory(rate, **options)``. Its options (the factory's keyword
-#: parameters) are TrainConfig settings of the same name; this table is the one place a new
-#: optimiser is added (see CONTRIBUTING.md).
+#: Named optimiser -> ``factory(rate, **options)`` returning an optax transformation. The
+#: factory's keyword parameters are its options, each a :class:`~sgdlab.engine.TrainConfig`
+#: setting of the same name, which declares its default, range and help text; a run passes a
+#: factory exactly the options it declares. This table is the one place a new optimiser is
+#: added (see CONTRIBUTING.md).
 FACTORIES = {
     "sgd": lambda rate: optax.sgd(rate),
-    "momentum": lambda rate, momentum: _heavy_ball(rate, momentum),
-    "nesterov": lambda rate, momentum: _heavy_ball(rate, momentum, nesterov=True),
+    "momentum": lambda rate, momentum: optax.sgd(rate, momentum=momentum),
+    "nesterov": lambda rate, momentum: optax.sgd(rate, momentum=momentum, nesterov=True),
     "adam": lambda rate: optax.adam(rate),
-    "adamw": _adamw,
+    # decoupled: w <- w - rate * (adam update + weight_decay * w), linear in the rate
+    "adamw": lambda rate, weight_decay: optax.adamw(rate, weight_decay=weight_decay),
 }
-#: Named optimiser -> the settings it takes besides the learning rate.
+#: Named optimiser -> the settings it takes besides the learning rate (its factory's).
 OPTIMIZER_OPTIONS: dict[str, tuple[str, ...]] = {
     name: tuple(inspect.signature(f).parameters)[1:] for name, f in FACTORIES.items()}
 OPTIMIZERS = tuple(FACTORIES)
@@ -68,7 +58,7 @@ def check_rate(lr) -> None:
 
 
 def make_schedule(lr: float, schedule: str = "constant", total_steps: int = 1,
-                  decay: float = 0.5, decay_every: int | None = None) -> optax.Schedule:
+                  decay: float = 0.5, decay_every: int | None = None):
     """Learning rate as a function of the step.
 
     * ``constant``: ``lr``.
@@ -102,18 +92,21 @@ def make_optimizer(name: str | optax.GradientTransformation = "sgd", lr: float =
                    decay_every: int | None = None, **options) -> optax.GradientTransformation:
     """An optax transformation for ``name`` with a learning-rate schedule.
 
-    ``options`` are optimiser settings by name (``momentum=0.9``, ``weight_decay=1e-4``);
-    each optimiser takes those :data:`OPTIMIZER_OPTIONS` lists and ignores the others (the
-    defaults are :class:`~sgdlab.engine.TrainConfig`'s).
+    ``options`` are optimiser settings by name (``momentum=0.9``, ``weight_decay=1e-4``,
+    checked by :class:`~sgdlab.engine.TrainConfig`, which holds their defaults); each
+    optimiser takes the ones :data:`OPTIMIZER_OPTIONS` lists and ignores the others.
     """
     if not isinstance(name, str):
         return name  # a user's optax GradientTransformation, its rate inside it
     if name not in FACTORIES:
         raise ConfigError(choices_message("optimizer", name, OPTIMIZERS))
+    missing = [k for k in OPTIMIZER_OPTIONS[name] if k not in options]
+    if missing:
+        raise ConfigError(f"optimizer {name!r} takes option(s) {', '.join(missing)}: pass "
+                          f"{', '.join(f'{k}=...' for k in missing)} (a TrainConfig holds "
+                          "their defaults)")
     rate = lr if callable(lr) else make_schedule(lr, schedule, total_steps, decay, decay_every)
-    defaults = {"momentum": 0.9, "weight_decay": 1e-4}
-    return FACTORIES[name](rate, **{k: options.get(k, defaults.get(k))
-                                    for k in OPTIMIZER_OPTIONS[name]})
+    return FACTORIES[name](rate, **{k: options[k] for k in OPTIMIZER_OPTIONS[name]})
 
 
 def describe_rate(lr) -> str:
