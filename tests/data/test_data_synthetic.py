@@ -13,7 +13,8 @@ from sgdlab.errors import ConfigError, DataError
 
 
 def test_generator_names():
-    assert list(GENERATORS) == ["blobs", "gaussian", "linreg", "xor", "mnist-like", "images"]
+    assert {"blobs", "gaussian", "linreg", "xor", "mnist-like", "images",
+            "digits-augmented"} <= set(GENERATORS)
 
 
 @pytest.mark.parametrize("name", ["blobs", "gaussian", "linreg", "xor"])
@@ -88,7 +89,7 @@ def test_mnist_like_small_is_learnable():
 def test_parse_spec():
     assert parse_spec("blobs") == ("blobs", {})
     assert parse_spec("blobs:n=2000,d=20, margin=0.5") == ("blobs", {"n": 2000, "d": 20, "margin": 0.5})
-    with pytest.raises(DataError, match="unknown generator 'blob'; valid generators: blobs, gaussian"):
+    with pytest.raises(DataError, match="unknown generator 'blob'; valid generators: blobs, "):
         parse_spec("blob:n=3")
     with pytest.raises(ConfigError, match="xor: unknown parameter 'd'; valid parameters: n, noise, seed"):
         parse_spec("xor:d=3")
@@ -107,3 +108,25 @@ def test_generator_argument_checks():
         gaussian_classes(n=2, n_classes=3)
     with pytest.raises(ConfigError, match="noise must be >= 0.0"):
         linear_regression(noise=-1)
+
+
+def test_augmented_digits_are_the_digits_resized_shifted_and_noised():
+    from sgdlab.data.builtin import digits
+    ds = GENERATORS["digits-augmented"](n=200, side=16, shift=2, noise=0.0, seed=3)
+    assert ds.X.shape == (200, 256) and ds.X.dtype == np.float32 and ds.classes == tuple(range(10))
+    rows, shifts = ds.meta["source_rows"], ds.meta["shifts"]
+    assert np.array_equal(ds.y, digits().y[rows]) and np.abs(shifts).max() <= 2
+    unshifted = np.flatnonzero((shifts == 0).all(axis=1))
+    assert len(unshifted)        # without noise or shift: the original, resized to [0, 1]
+    i = unshifted[0]
+    from sgdlab.data.augmented import resize_bilinear
+    original = digits().X[rows[i]].reshape(1, 8, 8) / 16
+    np.testing.assert_allclose(ds.X[i], resize_bilinear(original, 16).ravel(), atol=1e-6)
+    same = GENERATORS["digits-augmented"](n=200, side=16, shift=2, noise=0.0, seed=3)
+    assert np.array_equal(ds.X, same.X)
+    images = GENERATORS["digits-augmented"](n=10, images=1)
+    assert images.X.shape == (10, 28, 28, 1)
+    with pytest.raises(ConfigError, match="shift must be smaller than the side"):
+        GENERATORS["digits-augmented"](n=10, side=8, shift=8)
+    with pytest.raises(ConfigError, match="more than the .* GiB this machine has available"):
+        GENERATORS["digits-augmented"](n=10 ** 12, side=28)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
+from .checks import check_int, check_real, check_rows_fit
 from .dataset import Dataset
 
 #: Pixels of the originals (8 x 8).
@@ -49,13 +51,11 @@ def augmented_digits(n: int = 5000, side: int = 28, shift: int = 2, noise: float
     ``meta`` names the originals drawn (``source_rows``) and the shifts.
     """
     from .builtin import digits
-    from .synthetic import check_int, check_real, check_rows_fit
 
     n = check_int("n", n, 10)
     side = check_int("side", side, SOURCE_SIDE)
     shift = check_int("shift", shift, 0)
     if shift >= side:
-        from ..errors import ConfigError
         raise ConfigError(f"shift must be smaller than the side ({side}), got {shift}")
     noise = check_real("noise", noise, 0.0)
     images = check_int("images", images, 0)

@@ -7,13 +7,15 @@ Messages name the source and, where it applies, the 1-based line (text files) or
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .dataset import TASKS
+from .hostmem import available_memory
 
 #: With ``task=None``, integer-valued labels with at most this many distinct values are
 #: taken as class labels; more distinct values (or non-integers) mean regression.
@@ -248,3 +250,35 @@ def resolve_label(names: Sequence[str], label_column, source: str) -> int:
         )
     return j % len(names)
 
+
+def check_int(name: str, value, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum`` (a whole float is taken), or a
+    :class:`ConfigError` naming ``name``."""
+    # bool is an int subclass but "n=True" is surely a mistake.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, numbers.Real) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(name: str, value, minimum: float, strict: bool = False) -> float:
+    """``value`` as a finite float of at least (``strict``: above) ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise ConfigError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}")
+    return float(value)
+
+
+def check_rows_fit(n: int, d: int, name: str) -> None:
+    """Refuse to generate ``n x d`` float32 values that do not fit in the memory available."""
+    need = 4 * n * d
+    free = available_memory()
+    if free is not None and need > free:
+        raise ConfigError(f"{name}: {n} x {d} values take {need / 2 ** 30:.1f} GiB, more than the "
+                          f"{free / 2 ** 30:.1f} GiB this machine has available; ask for fewer "
+                          "rows (n=)")
