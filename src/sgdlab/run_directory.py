@@ -31,6 +31,7 @@ from pathlib import Path
 from .engine.checkpoint import CheckpointStore, Snapshot
 from .engine.config import TrainConfig
 from .engine.lock import RunLock
+from .engine.predictor import untrusted_code_message
 from .engine.result import FitResult
 from .engine.resume import check_resume, resume_config, train_with_recovery
 from .engine.rundir import prepare_dir, write_json_atomic
@@ -63,6 +64,9 @@ class RunDirectory:
       checkpoint_every, keep_checkpoints, on_divergence, max_retries: the given parts of the
         :class:`~sgdlab.engine.session.CheckpointPolicy`; a resume takes the rest from the
         checkpoint.
+      trust_code: on a resume, allow importing the network the checkpoint names by import
+        path (``"module:factory"``); without it, and without a model given anew, such a
+        resume is refused (:meth:`config`): a checkpoint is data, not code.
 
     Raises :class:`ConfigError` for options that do not go together and :class:`RunDirError`
     for a ``resume`` directory that does not exist, before anything is written.
@@ -71,7 +75,8 @@ class RunDirectory:
     def __init__(self, out: str | os.PathLike | None = None, *,
                  resume: str | os.PathLike | None = None, force: bool = False, placement=None,
                  checkpoint_every: str | None = None, keep_checkpoints: int | None = None,
-                 on_divergence: str | None = None, max_retries: int | None = None):
+                 on_divergence: str | None = None, max_retries: int | None = None,
+                 trust_code: bool = False):
         if placement is not None and on_divergence == "halve-lr":
             raise ConfigError(HALVE_LR_ONE_PROCESS)
         if placement is not None and getattr(placement, "world", 1) == 1 and \
@@ -83,6 +88,7 @@ class RunDirectory:
             # works.
             raise ConfigError(SINGLE_PROCESS_CHECKPOINTS)
         self.placement = placement
+        self.trust_code = trust_code
         self.resume = resume
         self.force = force
         #: the directory every process names: whether a session is kept follows from it, so
@@ -175,10 +181,21 @@ class RunDirectory:
 
     def config(self, settings: dict, config: TrainConfig | None = None) -> TrainConfig:
         """The run's configuration: ``config`` (or the defaults) with ``settings`` on top; on a
-        resume, the checkpoint's configuration with ``config`` or ``settings`` on top."""
+        resume, the checkpoint's configuration with ``config`` or ``settings`` on top.
+
+        A resume whose checkpoint names a network by import path is refused unless
+        ``trust_code`` or the model is given again (in ``settings`` or ``config``)."""
         snap = self.resume_snapshot()
         if snap is not None:
-            return resume_config(snap, settings, config)
+            resumed = resume_config(snap, settings, config)
+            named = snap.meta.get("config", {}).get("model")
+            if config is None and "model" not in settings and not self.trust_code and \
+                    isinstance(named, str) and ":" in named:
+                raise ConfigError(untrusted_code_message(
+                    f"the checkpoint of {str(self.resume)!r}", [named],
+                    python="sgdlab.fit(resume=RUN_DIR, trust_code=True)",
+                    own="sgdlab.fit(resume=RUN_DIR, model=...)"))
+            return resumed
         return config.replace(**settings) if config is not None else TrainConfig(**settings)
 
     def recorded_data(self):

@@ -13,6 +13,7 @@ from .common import (Formatter, add_data_options, add_model_options, add_optim_o
                      add_stop_options, config_from_args, data_spec, default_out,
                      read_config_file, settings_from_args)
 from .display import TrainProgress, print_summary
+from .trust import add_trust_option
 
 EXAMPLES = """\
 examples:
@@ -69,6 +70,7 @@ def register(sub) -> None:
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue RUN_DIR from its newest valid checkpoint, bit-exactly; "
                         "settings not given come from the run")
+    add_trust_option(g)
     g.add_argument("--force", action="store_true",
                    help="with --resume: continue even though settings or data changed "
                         "(recorded in metrics.json)")
@@ -220,6 +222,8 @@ def _train(args, placement) -> int:
         data = shards or data
     if args.init:
         kwargs["init"] = args.init
+    if args.trust_code:  # for --resume and --init: import the network they name
+        kwargs["trust_code"] = True
     if args.validation_data:
         kwargs["validation"] = as_shards(args.validation_data) or as_dataset(
             args.validation_data, label_column=args.label_column, task=args.task)

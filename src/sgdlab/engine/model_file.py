@@ -19,8 +19,10 @@ from pathlib import Path
 import jax
 
 from ..data.split import Standardizer, TargetScaler
-from ..errors import RunDirError
-from .predictor import Predictor, build_loss, build_model, plain_labels
+from ..errors import ConfigError, RunDirError
+from ..user_models import working_directory_last
+from .predictor import (Predictor, build_loss, build_model, code_to_import, plain_labels,
+                        untrusted_code_message)
 from .rundir import load_params_like, save_params, write_json_atomic
 from .setup import model_input
 
@@ -44,13 +46,21 @@ def save_model(out, result) -> None:
         "status": result.status, "message": result.message})
 
 
-def load(run_dir, model=None, loss=None) -> Predictor:
+def load(run_dir, model=None, loss=None, *, trust_code: bool = False) -> Predictor:
     """The trained model of ``run_dir`` (a directory written by ``sgdlab train`` or
     ``sgdlab.fit(out=...)``), ready to predict; it needs neither the training data nor code
     beyond sgdlab (and, for a user model, the module that defines it).
 
+    A run directory is data, not code: a built-in network is rebuilt from its description,
+    and a user network whose ``model.json`` names an import path (``"module:factory"``) is
+    imported only with ``trust_code=True`` (like ``torch.load(weights_only=True)`` and
+    ``trust_remote_code``); the working directory is then searched after the installed
+    packages, never first. Without it the import is refused with a :class:`ConfigError`
+    naming the module, unless ``model`` is given.
+
     ``model``/``loss``: the objects a run trained with, for a user model or loss that cannot
-    be rebuilt by import (defined inside a function or in ``__main__``).
+    be rebuilt by import (defined inside a function or in ``__main__``), or to avoid the
+    import altogether.
 
     Raises :class:`~sgdlab.errors.RunDirError` when the directory has no model (not a run, an
     unfinished run, or one from before models were saved), or one of a newer format.
@@ -77,7 +87,7 @@ def load(run_dir, model=None, loss=None) -> Predictor:
     if not all(k in meta for k in ("model", "loss", "n_features", "n_outputs", "task")):
         raise RunDirError(f"{meta_file}: incomplete model description; train it again")
     # a model or loss that cannot be rebuilt is its own message (ConfigError), not damage
-    net = build_model(meta["model"]) if model is None else _as_model(model)
+    net = _network(meta["model"], meta_file, trust_code) if model is None else _as_model(model)
     objective = build_loss(meta["loss"]) if loss is None else _as_loss(loss)
     try:
         shape = tuple(meta.get("example_shape") or (int(meta["n_features"]),))
@@ -106,6 +116,17 @@ def load(run_dir, model=None, loss=None) -> Predictor:
                      target_scaler=target_scaler, spec=spec,
                      diverged_message=meta.get("message", "")
                      if meta.get("status") == "diverged" else "")
+
+
+def _network(spec, meta_file, trust_code: bool):
+    """The network ``model.json`` describes; an import it names only with ``trust_code``."""
+    paths = code_to_import(spec)
+    if not paths:
+        return build_model(spec)
+    if not trust_code:
+        raise ConfigError(untrusted_code_message(meta_file, paths))
+    with working_directory_last():
+        return build_model(spec)
 
 
 def _as_model(model):
