@@ -105,7 +105,7 @@ def test_a_builtin_name_that_is_an_import_path_is_refused(hostile, tmp_path, mon
     module, flag = _evil(tmp_path, monkeypatch)
     run = hostile({"builtin": f"{module}:make"})
     for trust in (False, True):
-        with pytest.raises(ConfigError, match="is not a built-in one"):
+        with pytest.raises(sgdlab.SgdlabError, match="is not a built-in one"):
             sgdlab.load(run, trust_code=trust)
     assert not flag.exists()
 

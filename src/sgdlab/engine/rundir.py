@@ -54,14 +54,6 @@ def save_params(path, params) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
-def load_params_like(path, like):
-    """Load ``.npz`` arrays into the structure of ``like`` (no pickle)."""
-    with np.load(path, allow_pickle=False) as z:
-        names = list(flatten_params(like))
-        leaves = [z[n] for n in names]
-    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), leaves)
-
-
 def environment() -> dict:
     """Versions and hardware, recorded with every run."""
     import optax
