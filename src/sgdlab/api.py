@@ -49,7 +49,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         checkpoint_every: str | None = None, keep_checkpoints: int | None = None,
         on_divergence: str | None = None, max_retries: int | None = None,
         plots: bool = True, method: str = "sgd", placement=None, init=None,
-        sample_weight=None, trust_code: bool = False, **settings) -> FitResult:
+        sample_weight=None, trust_code: bool = False, overwrite: bool = False,
+        **settings) -> FitResult:
     """Train a model with mini-batch gradient descent (or random search: ``method=``).
 
     Args:
@@ -61,7 +62,10 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         None, ``validation_fraction`` of the data is held out (stratified, seeded; whole blocks
         for streamed data).
       out: a run directory to write (config, history, metrics, parameters, plots,
-        checkpoints). It is locked while the run writes it.
+        checkpoints): a new or empty directory (marked as a train run first) or, with
+        ``overwrite=True``, an existing train run, replaced whole when the new run has
+        finished (it is built beside it). Any other existing directory is refused. It is
+        locked while the run writes it.
       model, loss: a model name (``"softmax"``, ``"mlp"``, ...) goes in ``settings``; a custom
         :class:`~sgdlab.Model` / :class:`~sgdlab.Loss` (or ``(init, apply)`` pair, loss callable)
         goes here.
@@ -119,7 +123,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     with RunDirectory(out, resume=resume, force=force, placement=placement,
                       checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
                       on_divergence=on_divergence, max_retries=max_retries,
-                      trust_code=trust_code or model is not None) as run_dir:
+                      trust_code=trust_code or model is not None,
+                      overwrite=overwrite) as run_dir:
         # a resume's rate is the checkpoint's; otherwise a rate not given depends on the data
         lr_given = run_dir.resuming or config is not None or "lr" in settings
         config = run_dir.config(settings, config)

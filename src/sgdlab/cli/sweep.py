@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
                      config_from_args, data_spec, default_out, read_config_file)
+from .output import add_overwrite_option, claiming_out
 
 EXAMPLES = """\
 examples:
@@ -97,6 +98,7 @@ def register(sub) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--out", help="sweep directory (default runs/sweep-<time>); re-using one "
                                  "resumes it")
+    add_overwrite_option(o, "sweep", "; without it a sweep into its own --out continues it")
     o.add_argument("--config", help="TOML file: a [sweep] table and the settings of every run "
                                     "(top level or [train]); flags override it")
     o.add_argument("--compile-cache", help="directory for compiled programs, reused by seeds "
@@ -106,7 +108,7 @@ def register(sub) -> None:
                         "per member ('B=64 lr=2.26 seed=0'; needs pip install "
                         "'sgdlab[tensorboard]')")
     o.add_argument("--quiet", action="store_true", help="no progress bar or table")
-    p.set_defaults(func=run)
+    p.set_defaults(func=claiming_out("sweep", run, resume=True))
 
 
 def sweep_config_from_args(args, file_settings: dict):
@@ -204,7 +206,7 @@ def run(args) -> int:
             from ..report.tensorboard import write_sweep
             write_sweep(result, args.tensorboard)
     if not args.quiet:
-        print_sweep_summary(result, paths["report.html"])
+        print_sweep_summary(result, Path(args.final_out) / paths["report.html"].name)
         if progress.reused:
             print(f"{progress.reused} of {len(result.records)} runs were finished already and "
                   f"reused from {out / 'runs'}")
