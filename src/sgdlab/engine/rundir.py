@@ -19,22 +19,15 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ..errors import RunDirError
-from ..files import (append_whole, current_umask, open_nofollow, refuse_symlink,  # noqa: F401
-                     replace_file, symlink_error, write_bytes_atomic, write_error,
-                     write_json_atomic, write_text_atomic)
+from ..files import (append_whole, current_umask, make_directory,  # noqa: F401
+                     open_nofollow, refuse_symlink, replace_file, symlink_error,
+                     write_bytes_atomic, write_error, write_json_atomic, write_text_atomic)
 
 
 def prepare_dir(path: str | os.PathLike) -> Path:
-    """Create ``path`` (and parents); refuse a path that exists as a file."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise RunDirError(f"run directory {str(p)!r} exists and is not a directory")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise write_error(e, p, "create run directory") from None
-    return p
+    """Create ``path`` (and parents); refuse a path that exists as a file or is a symbolic
+    link (see :func:`~sgdlab.files.make_directory`)."""
+    return make_directory(path, "run directory")
 
 
 def flatten_params(params) -> dict[str, np.ndarray]:
