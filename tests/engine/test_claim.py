@@ -282,3 +282,14 @@ def test_kill_9_during_an_overwrite_leaves_the_old_run_whole(tmp_path):
     assert sgdlab.load(out).n_features == 4
     assert main(TRAIN + ["--out", str(out), "--overwrite"]) == 0  # and it is cleaned up
     assert hidden_leftovers(tmp_path, "run") == []
+
+
+def test_the_default_out_is_always_a_new_directory(tmp_path, monkeypatch):
+    from sgdlab.cli.common import default_out
+    monkeypatch.chdir(tmp_path)
+    first = default_out("train")
+    Path(first).mkdir(parents=True)
+    second = default_out("train")
+    assert second != first and not Path(second).exists()
+    if Path(second).name.startswith(Path(first).name):  # the same second: numbered
+        assert second == first + "-2"

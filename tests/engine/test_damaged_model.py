@@ -159,7 +159,7 @@ def _replace(kind):
 
 
 PARAMS = [
-    (_nan, "array 'layers/0/W' holds 1 NaN or infinite value"),
+    (_nan, "array 'layers/0/W' holds 1 NaN or infinite value .as float32."),
     (_inf, "array 'layers/1/b' holds 1 NaN or infinite value"),
     (_ints, "array 'layers/0/W' holds int32 values; parameters are floating-point"),
     (_complex, "holds complex64 values; parameters are floating-point"),
@@ -212,3 +212,18 @@ def test_the_command_line_says_it_in_one_line(copy, tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "classes holds 1 label(s)" in err and "Traceback" not in err
+
+
+def test_parameters_of_another_float_type_are_converted_or_refused(copy):
+    """Found by the parameter fuzzer: a big-endian float16 array reached JAX (TypeError)."""
+    a = _params(copy)
+    a["layers/1/W"] = a["layers/1/W"].astype(">f2")
+    _save(copy, a)
+    model = sgdlab.load(copy)
+    assert all(np.asarray(leaf).dtype == np.float32 for leaf in
+               __import__("jax").tree_util.tree_leaves(model.params))
+    assert model.predict(np.zeros((2, 4), np.float32)).shape == (2,)
+    a["layers/1/W"] = np.full(a["layers/1/W"].shape, 1e300)  # float64 beyond float32
+    _save(copy, a)
+    with pytest.raises(RunDirError, match=r"holds 15 NaN or infinite values \(as float32\)"):
+        sgdlab.load(copy)

@@ -69,7 +69,8 @@ def read_params(path, like):
     NumPy arrays of exactly those shapes; :class:`RunDirError` for anything else (see the
     module docstring)."""
     names = list(flatten_params(like))
-    shapes = [tuple(leaf.shape) for leaf in jax.tree_util.tree_leaves(like)]
+    leaves = jax.tree_util.tree_leaves(like)
+    shapes = [tuple(leaf.shape) for leaf in leaves]
     need = sum(math.prod(s) for s in shapes) * 4  # at least float32
     free = available_memory()
     if free is not None and need > free:
@@ -81,7 +82,8 @@ def read_params(path, like):
     with os.fdopen(fd, "rb") as fh:
         try:
             with zipfile.ZipFile(fh) as archive:
-                arrays = [_read_array(archive, path, n, s) for n, s in zip(names, shapes)]
+                arrays = [_read_array(archive, path, n, s, leaf.dtype)
+                          for n, s, leaf in zip(names, shapes, leaves)]
         except RunDirError:
             raise
         except ARCHIVE_ERRORS as e:
@@ -90,9 +92,12 @@ def read_params(path, like):
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), arrays)
 
 
-def _read_array(archive: zipfile.ZipFile, path, name: str, shape: tuple) -> np.ndarray:
+def _read_array(archive: zipfile.ZipFile, path, name: str, shape: tuple,
+                dtype_wanted) -> np.ndarray:
     """One array of the archive, its header checked against ``shape`` before its data is
-    read, its values checked finite after."""
+    read; returned in the network's dtype ``dtype_wanted`` (native byte order: a stored
+    ``>f2`` or ``float64`` is converted), its values checked finite after conversion (a
+    float64 beyond float32's range is as damaged as an inf)."""
     try:
         info = archive.getinfo(f"{name}.npy")
     except KeyError:
@@ -121,10 +126,12 @@ def _read_array(archive: zipfile.ZipFile, path, name: str, shape: tuple) -> np.n
     if len(data) != declared:
         raise RunDirError(f"{path}: array {name!r} is truncated ({len(data):,} of {declared:,} "
                           f"bytes; {AGAIN})")
-    array = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+    stored = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = np.array(stored, dtype=np.dtype(dtype_wanted).newbyteorder("="))
     bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
     if bad:
         raise RunDirError(f"{path}: array {name!r} holds {bad:,} NaN or infinite value"
-                          f"{'s' if bad > 1 else ''}; a run keeps its last finite parameters, so "
-                          f"the file was damaged or changed: {AGAIN}")
-    return np.array(array)  # a writable copy, in the dtype stored
+                          f"{'s' if bad > 1 else ''} (as {array.dtype}); a run keeps its last "
+                          f"finite parameters, so the file was damaged or changed: {AGAIN}")
+    return array
