@@ -293,3 +293,16 @@ def test_the_default_out_is_always_a_new_directory(tmp_path, monkeypatch):
     assert second != first and not Path(second).exists()
     if Path(second).name.startswith(Path(first).name):  # the same second: numbered
         assert second == first + "-2"
+
+
+def test_a_directory_holding_only_its_marker_is_taken_afresh(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    claim_module.write_marker(out, "train")  # a run stopped right after marking it
+    assert main(TRAIN + ["--out", str(out)]) == 0
+    assert (out / "model.json").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    claim_module.write_marker(other, "sweep")
+    with pytest.raises(RunDirError, match="holds an sgdlab sweep run"):
+        sgdlab.fit("gaussian:n=120,d=4,n_classes=3", epochs=1, out=other, plots=False)

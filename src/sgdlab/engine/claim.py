@@ -129,6 +129,7 @@ class OutputClaim:
                 self._stage()
             self._remove_leftovers()
         except BaseException:
+            self.discard()
             self.release()
             if self.created:
                 with contextlib.suppress(OSError):
@@ -157,6 +158,8 @@ class OutputClaim:
         if not names:
             return True
         verb = read_marker(final)
+        if names == [MARKER] and verb == self.verb:
+            return True  # marked, then stopped before it wrote anything: nothing to keep
         if verb is None and self.resume and self.adopt is not None and self.adopt(final):
             verb = self.verb  # a run of an sgdlab from before markers, being continued
             if locked:
