@@ -233,6 +233,7 @@ def test_leftovers_of_a_killed_overwrite_are_removed_by_the_next_claim(tmp_path)
     final = tmp_path / "run"
     final.mkdir()
     claim_module.write_marker(final, "train")
+    (final / "history.csv").write_text("step\n0\n")  # a run, not only its marker
     dead = tmp_path / ".run.sgdlab-new-dead0000"
     dead.mkdir()
     claim_module.write_marker(dead, "train")
