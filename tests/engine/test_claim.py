@@ -191,25 +191,27 @@ def test_the_exchange_without_renameat2_renames_the_old_run_aside(tmp_path, monk
 
 def test_an_own_run_in_use_is_refused_naming_the_holder(tmp_path, capsys):
     """One lock per output, for every verb: the holder here is another process."""
-    for verb in ["train", *LAB]:
-        out = tmp_path / verb
-        out.mkdir()
-        holder = subprocess.Popen(
-            [sys.executable, "-c",
-             "import sys, time; from sgdlab.engine.lock import RunLock; "
-             "from sgdlab.engine.claim import write_marker; "
-             f"RunLock({str(out)!r}).acquire(); write_marker({str(out)!r}, {verb!r}); "
-             "print('held', flush=True); time.sleep(60)"],
-            env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.PIPE, text=True)
-        try:
-            assert holder.stdout.readline().strip() == "held"
-            argv = (TRAIN if verb == "train" else LAB[verb]) + ["--out", str(out)]
+    verbs = ["train", *LAB]
+    for verb in verbs:
+        (tmp_path / verb).mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from sgdlab.engine.lock import RunLock; "
+         "from sgdlab.engine.claim import write_marker; "
+         f"locks = [RunLock({str(tmp_path)!r} + '/' + v).acquire() for v in {verbs!r}]; "
+         f"[write_marker({str(tmp_path)!r} + '/' + v, v) for v in {verbs!r}]; "
+         "print('held', flush=True); time.sleep(60)"],
+        env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for verb in verbs:
+            argv = (TRAIN if verb == "train" else LAB[verb]) + ["--out", str(tmp_path / verb)]
             assert main(argv + ["--overwrite"]) == 2
             err = capsys.readouterr().err
             assert f"is in use by process {holder.pid}" in err and f"kill {holder.pid}" in err
-        finally:
-            holder.kill()
-            holder.wait()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_out_may_not_be_a_symbolic_link(tmp_path, capsys):
