@@ -56,17 +56,17 @@ def test_a_run_that_fails_before_training_leaves_no_directory_it_made(tmp_path):
     with pytest.raises(ConfigError, match="cnn needs image examples"):  # after config.json
         sgdlab.fit(X, y, model="cnn", out=tmp_path / "runs" / "flat")
     assert not (tmp_path / "runs" / "flat").exists()
-    mine = tmp_path / "mine"  # a directory that was there before keeps what it holds
+    mine = tmp_path / "mine"  # a folder of the user's is never written into
     mine.mkdir()
     (mine / "notes.txt").write_text("kept")
-    with pytest.raises(sgdlab.DataError, match="file not found"):
+    with pytest.raises(RunDirError, match="is not an sgdlab run directory"):
         sgdlab.fit(str(tmp_path / "missing.csv"), out=mine)
-    assert (mine / "notes.txt").read_text() == "kept"
-    empty = tmp_path / "empty"
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    empty = tmp_path / "empty"  # an empty one that was there before stays, empty
     empty.mkdir()
     with pytest.raises(sgdlab.DataError):
         sgdlab.fit(str(tmp_path / "missing.csv"), out=empty)
-    assert empty.is_dir()
+    assert empty.is_dir() and list(empty.iterdir()) == []
 
 
 def test_options_that_do_not_go_together_are_refused_before_anything_is_written(tmp_path):

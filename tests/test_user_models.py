@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import sgdlab
 from sgdlab._types import Model
 from sgdlab.engine.predictor import build_model, model_spec
 from sgdlab.errors import ConfigError
@@ -370,3 +371,24 @@ def test_a_top_level_factory_given_as_an_object_rebuilds_by_its_import_path(nets
     p = model.init(KEY, D, K)
     X = _random((2, D), 3)
     np.testing.assert_array_equal(build_model(model_spec(model)).apply(p, X), model.apply(p, X))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d, k: {"W": jnp.zeros((d, k), jnp.int32)},
+     r"initialises \['W'\] as int32; gradient descent trains floating-point parameters"),
+    (lambda d, k: {"W": jnp.full((d, k), jnp.inf)}, r"initialises \['W'\] with NaN or inf"),
+    (lambda d, k: {"W": jnp.zeros((d, k), bool)}, "as bool"),
+])
+def test_a_network_whose_init_is_not_trainable_is_one_message(make, message):
+    """Integer parameters used to be a TypeError from jax.grad; infinite ones a divergence
+    at step 1 blamed on the learning rate."""
+    X = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+    y = np.arange(40) % 2
+
+    def init(key, d, k):
+        return make(d, k)
+
+    def apply(params, X):
+        return X @ params["W"].astype(jnp.float32)
+    with pytest.raises(ConfigError, match=message):
+        sgdlab.fit(X, y, model=(init, apply), epochs=1)

@@ -53,7 +53,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         checkpoint_every: str | None = None, keep_checkpoints: int | None = None,
         on_divergence: str | None = None, max_retries: int | None = None,
         plots: bool = True, method: str = "sgd", placement=None, init=None,
-        sample_weight=None, **settings) -> FitResult:
+        sample_weight=None, trust_code: bool = False, overwrite: bool = False,
+        **settings) -> FitResult:
     """Train a model with mini-batch gradient descent (or random search: ``method=``).
 
     Args:
@@ -65,7 +66,10 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         None, ``validation_fraction`` of the data is held out (stratified, seeded; whole blocks
         for streamed data).
       out: a run directory to write (config, history, metrics, parameters, plots,
-        checkpoints). It is locked while the run writes it.
+        checkpoints): a new or empty directory (marked as a train run first) or, with
+        ``overwrite=True``, an existing train run, replaced whole when the new run has
+        finished (it is built beside it). Any other existing directory is refused. It is
+        locked while the run writes it.
       model, loss: a model name (``"softmax"``, ``"mlp"``, ...) goes in ``settings``; a custom
         :class:`~sgdlab.Model` / :class:`~sgdlab.Loss` (or ``(init, apply)`` pair, loss callable)
         goes here.
@@ -96,6 +100,10 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         :class:`FitResult`. Its network, preprocessing and (for classification) classes are
         kept; without ``model=`` the run takes its network. Recorded in the config's
         ``extra["init"]``. In-memory data, one process, ``method="sgd"``.
+      trust_code: allow importing a user network that ``resume``'s checkpoint or ``init``'s
+        ``model.json`` names by import path (``"module:factory"``); without it such a run
+        is refused with a message naming the module, unless ``model=`` is given (see
+        :func:`sgdlab.load`).
       sample_weight: ``(N,)`` weights >= 0 of the rows of ``X``: training minimises the
         weighted mean loss (see :func:`sgdlab.engine.train`); validation and test scores stay
         unweighted. In-memory data, one process, ``method="sgd"``; pass them again to resume.
@@ -110,7 +118,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     """
     search, start, init_note = _check_arguments(
         X, method, settings, config, model=model, resume=resume, on_divergence=on_divergence,
-        placement=placement, init=init, sample_weight=sample_weight)
+        placement=placement, init=init, sample_weight=sample_weight,
+        trust_code=trust_code)
     if start is not None and model is None and "model" not in settings and (
             config is None or config.model == TrainConfig().model):
         model, loss = _init_network(start, init_note, settings, loss)
@@ -121,7 +130,9 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     label_column, task = settings.pop("label_column", None), settings.pop("task", None)
     with RunDirectory(out, resume=resume, force=force, placement=placement,
                       checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                      on_divergence=on_divergence, max_retries=max_retries) as run_dir:
+                      on_divergence=on_divergence, max_retries=max_retries,
+                      trust_code=trust_code or model is not None,
+                      overwrite=overwrite) as run_dir:
         # a resume's rate is the checkpoint's; otherwise a rate not given depends on the data
         lr_given = run_dir.resuming or config is not None or "lr" in settings
         config = run_dir.config(settings, config)
@@ -159,7 +170,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
 
 
 def _check_arguments(X, method, settings, config, *, model, resume, on_divergence, placement,
-                     init, sample_weight):
+                     init, sample_weight, trust_code=False):
     """Refuse arguments that do not go together, before anything is read or written.
 
     Returns ``(search, start, init_note)``: the random-search settings (taken out of
@@ -184,7 +195,7 @@ def _check_arguments(X, method, settings, config, *, model, resume, on_divergenc
                           "method='sgd'")
     start = init_note = None
     if init is not None:
-        start, init_note = _initial_model(init)
+        start, init_note = _initial_model(init, trust_code=trust_code, model=model)
         if method != "sgd" or placement is not None or as_shards(X) is not None or \
                 resume is not None:
             raise ConfigError("init= (--init) starts in-memory training on one process "
@@ -301,12 +312,17 @@ def _score_test(result: FitResult, parts: _PreparedData) -> None:
         result.extra[key] = result.score(parts.test.X, _labels(parts.test))
 
 
-def _initial_model(init):
-    """``(Predictor, note)`` for ``fit(init=...)``: a run directory, a Predictor or a
-    FitResult; the note (the directory, or the kind of object) goes into the config."""
+def _initial_model(init, trust_code: bool = False, model=None):
+    """``(Predictor, note)`` for ``fit(init=...)``: a run directory (its network imported
+    only with ``trust_code``, unless ``model`` is given), a Predictor or a FitResult; the
+    note (the directory, or the kind of object) goes into the config."""
     from .engine import Predictor, load
     if isinstance(init, (str, os.PathLike)):
-        return load(init), os.path.abspath(os.fspath(init))
+        # a network of the user's own (an object or an import path) replaces the saved one's
+        own = model if model is not None and (not isinstance(model, str) or ":" in model) \
+            else None
+        return load(init, model=own, trust_code=trust_code), \
+            os.path.abspath(os.fspath(init))
     if isinstance(init, FitResult):
         return init.predictor(), "FitResult"
     if isinstance(init, Predictor):

@@ -83,6 +83,33 @@ def refuse_symlink(path) -> None:
         raise symlink_error(path)
 
 
+def make_directory(path, what: str = "directory") -> Path:
+    """``path`` as a directory sgdlab writes into, created (with its parents) if missing.
+
+    A symbolic link at ``path`` is refused (:func:`symlink_error`), before and after creating
+    it: every file written under a planted link (a sweep's ``runs/``, ``compile-cache/``, a
+    TensorBoard run) would land in whatever it points to. Anything else that is not a
+    directory is refused too; an ``OSError`` is one :class:`RunDirError`."""
+    p = Path(path)
+    refuse_symlink(p)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        pass  # a file: refused below
+    except OSError as e:
+        raise write_error(e, p, f"create the {what}") from None
+    try:
+        st = os.lstat(p)
+    except OSError as e:
+        raise write_error(e, p, f"create the {what}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise symlink_error(p)
+    if not stat.S_ISDIR(st.st_mode):
+        raise RunDirError(f"{what} {str(p)!r} exists and is not a directory; remove it or "
+                          "write elsewhere (--out)")
+    return p
+
+
 def open_nofollow(path, flags: int, what: str = "open", mode: int = 0o644) -> int:
     """``os.open(path, flags | O_NOFOLLOW | O_CLOEXEC)`` for a fixed name in a run directory.
 

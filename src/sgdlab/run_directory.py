@@ -12,8 +12,12 @@ context manager around everything it does with ``out`` / ``resume``::
         result = run_dir.run(job, config)         # divergence recovery, session's record
         run_dir.finish(result, data_name=name)    # config.json, metrics, model, plots
 
-Entering takes the directory's lock (creating the directory); leaving closes the session and
-releases the lock, also when training raised, so the next run can take the directory.
+Entering claims the directory (:mod:`sgdlab.engine.claim`: a marker written first, the lock,
+a foreign or taken directory refused); leaving closes the session and releases the lock, also
+when training raised, so the next run can take the directory. A fresh run into an existing
+train run needs ``overwrite``: it is then built beside the old run and swapped in by
+:meth:`finish` (an interrupted run too: it is complete, and resumable), while a failure
+before that leaves the old run as it was.
 
 Several processes (``placement``): every process builds a RunDirectory from the same
 arguments and so takes the same decisions (whether a session is kept, which checkpoint it
@@ -29,12 +33,13 @@ import warnings
 from pathlib import Path
 
 from .engine.checkpoint import CheckpointStore, Snapshot
+from .engine.claim import MARKER, OutputClaim, claim_output
 from .engine.config import TrainConfig
 from .engine.job import Job, train_job
-from .engine.lock import RunLock
+from .engine.predictor import untrusted_code_message
 from .engine.result import FitResult
 from .engine.resume import check_resume, resume_config, train_with_recovery
-from .engine.rundir import prepare_dir, write_json_atomic
+from .engine.rundir import write_json_atomic
 from .engine.session import CheckpointPolicy, Session
 from .errors import ConfigError, RunDirError
 
@@ -64,6 +69,11 @@ class RunDirectory:
       checkpoint_every, keep_checkpoints, on_divergence, max_retries: the given parts of the
         :class:`~sgdlab.engine.session.CheckpointPolicy`; a resume takes the rest from the
         checkpoint.
+      overwrite: replace an existing train run at ``out`` (built beside it, swapped in when
+        finished); without it such an ``out`` is refused. Not with ``resume``.
+      trust_code: on a resume, allow importing the network the checkpoint names by import
+        path (``"module:factory"``); without it, and without a model given anew, such a
+        resume is refused (:meth:`config`): a checkpoint is data, not code.
 
     Raises :class:`ConfigError` for options that do not go together and :class:`RunDirError`
     for a ``resume`` directory that does not exist, before anything is written.
@@ -72,7 +82,8 @@ class RunDirectory:
     def __init__(self, out: str | os.PathLike | None = None, *,
                  resume: str | os.PathLike | None = None, force: bool = False, placement=None,
                  checkpoint_every: str | None = None, keep_checkpoints: int | None = None,
-                 on_divergence: str | None = None, max_retries: int | None = None):
+                 on_divergence: str | None = None, max_retries: int | None = None,
+                 trust_code: bool = False, overwrite: bool = False):
         if placement is not None and on_divergence == "halve-lr":
             raise ConfigError(HALVE_LR_ONE_PROCESS)
         if placement is not None and getattr(placement, "world", 1) == 1 and \
@@ -83,7 +94,12 @@ class RunDirectory:
             # so it is refused as on the command line (--devices); its run directory still
             # works.
             raise ConfigError(SINGLE_PROCESS_CHECKPOINTS)
+        if overwrite and resume is not None:
+            raise ConfigError("overwrite (--overwrite) starts a new run in place of an old one; "
+                              "resume (--resume) continues one: give only one of them")
         self.placement = placement
+        self.trust_code = trust_code
+        self.overwrite = overwrite
         self.resume = resume
         self.force = force
         #: the directory every process names: whether a session is kept follows from it, so
@@ -106,54 +122,63 @@ class RunDirectory:
                 raise RunDirError(f"cannot resume {str(resume)!r}: no such run directory")
         self.session: Session | None = None
         self._created = False  # whether entering made the directory (so a failure removes it)
-        self._lock: RunLock | None = None
+        self._claim: OutputClaim | None = None
         self._snap: Snapshot | None = None
 
     # -- the directory's life -------------------------------------------------------------
     def __enter__(self) -> "RunDirectory":
-        """Create and lock the directory (the writing process only)."""
+        """Claim the directory (the writing process only): ``path`` is then where this run
+        writes (beside ``out`` while an overwrite is built)."""
         if self.path is not None:
-            self._created = not os.path.exists(self.path)
-            self._lock = RunLock(prepare_dir(self.path)).acquire()
+            self._claim = claim_output(
+                self.path, "train", overwrite=self.overwrite, resume=self.resuming,
+                adopt=lambda p: bool(CheckpointStore(p).steps())).acquire()
+            self._created = self._claim.created
+            self.path = self._claim.path
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
+        fresh = self._claim is not None and self._claim.fresh
         self.close()
-        if exc_type is not None and self._created:
+        if exc_type is not None and fresh:
             self._remove_unused()
 
     def _remove_unused(self) -> None:
         """After a failure before the first step (bad data, an option the model refuses, a
-        program too large for the memory), the directory this object made holds at most the
-        ``config.json`` and the empty ``history.csv`` it wrote: remove them and it, so failed
-        commands leave no run directories that are not runs. Anything else in it (a history
-        row, a checkpoint) keeps the directory."""
+        program too large for the memory), a directory this run started afresh holds at most
+        the marker, the ``config.json`` and the empty ``history.csv`` it wrote: remove them,
+        and the directory if this run made it, so failed commands leave no run directories
+        that are not runs. Anything else in it (a history row, a checkpoint) keeps it all."""
         path = Path(self.path)
         try:
             names = {p.name for p in path.iterdir()}
             history = path / "history.csv"
-            if names <= {"config.json", "history.csv"} and \
+            own = all((path / n).is_file() and not (path / n).is_symlink() for n in names)
+            if own and names <= {"config.json", "history.csv", MARKER} and \
                     (not history.exists() or history.stat().st_size == 0):
                 for name in names:
                     (path / name).unlink()
-                path.rmdir()
+                if self._created:
+                    path.rmdir()
         except OSError:
             pass  # kept: nothing is lost by leaving it
 
     def close(self) -> None:
-        """Close the session (signal handlers, the history file) and release the lock."""
+        """Close the session (signal handlers, the history file), discard an overwrite that
+        did not finish (the old run stays) and release the lock."""
         try:
             if self.session is not None:
                 self.session.close()
         finally:
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
+            if self._claim is not None:
+                self._claim.discard()
+                self._claim.release()
+                self._claim = None
 
     @property
     def locked(self) -> bool:
         """Whether this object holds the directory's lock now."""
-        return self._lock is not None and self._lock.held
+        return self._claim is not None and self._claim.held
 
     # -- what a resume continues --------------------------------------------------------------
     @property
@@ -176,10 +201,21 @@ class RunDirectory:
 
     def config(self, settings: dict, config: TrainConfig | None = None) -> TrainConfig:
         """The run's configuration: ``config`` (or the defaults) with ``settings`` on top; on a
-        resume, the checkpoint's configuration with ``config`` or ``settings`` on top."""
+        resume, the checkpoint's configuration with ``config`` or ``settings`` on top.
+
+        A resume whose checkpoint names a network by import path is refused unless
+        ``trust_code`` or the model is given again (in ``settings`` or ``config``)."""
         snap = self.resume_snapshot()
         if snap is not None:
-            return resume_config(snap, settings, config)
+            resumed = resume_config(snap, settings, config)
+            named = snap.meta.get("config", {}).get("model")
+            if config is None and "model" not in settings and not self.trust_code and \
+                    isinstance(named, str) and ":" in named:
+                raise ConfigError(untrusted_code_message(
+                    f"the checkpoint of {str(self.resume)!r}", [named],
+                    python="sgdlab.fit(resume=RUN_DIR, trust_code=True)",
+                    own="sgdlab.fit(resume=RUN_DIR, model=...)"))
+            return resumed
         return config.replace(**settings) if config is not None else TrainConfig(**settings)
 
     def recorded_data(self):
@@ -278,8 +314,13 @@ class RunDirectory:
         if self.path is None:
             return None
         from .report.run import write_run  # lazy: plotting is not needed to train
-        return write_run(self.path, result, data_name=data_name,
-                         plots=plots and result.status != "interrupted")
+        write_run(self.path, result, data_name=data_name,
+                  plots=plots and result.status != "interrupted")
+        if self.session is not None:
+            self.session.close()  # the history file, before its directory is swapped in
+            self.session = None
+        self.path = self._claim.commit() if self._claim is not None else Path(self.path)
+        return self.path
 
 
 def same_checkpoint(placement, snap) -> None:

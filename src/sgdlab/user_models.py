@@ -37,6 +37,7 @@ looks there, and each conversion imports its library when it runs.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
@@ -50,7 +51,7 @@ from ._types import Array, Model, Params, example_shape, output_width
 from .errors import ConfigError
 
 __all__ = ["from_equinox", "from_linen", "from_nnx", "is_equinox_module", "is_linen_module",
-           "is_nnx_module", "load_import_path", "to_model"]
+           "is_nnx_module", "load_import_path", "to_model", "working_directory_last"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,6 +357,26 @@ def _split_path(path: str) -> tuple[str, str]:
         raise ConfigError(f"a model import path has the form 'package.module:factory' (a "
                           f"module, a colon, an attribute), got {path!r}")
     return module, attr
+
+
+@contextlib.contextmanager
+def working_directory_last():
+    """Within: imports look in the working directory only after the installed packages.
+
+    For an import path named by a file (a run directory's ``model.json`` or checkpoint, with
+    the user's opt-in): a file planted in the working directory (``./numpy.py``, ``./evil.py``
+    beside a downloaded run) must not shadow an installed module. The working directory
+    (``""`` or its path, as ``python -m`` puts it first) moves to the end of ``sys.path``
+    while inside, and back afterwards; :func:`load_import_path` then does not put it first.
+    """
+    cwd = os.getcwd()
+    here = {"", ".", cwd}
+    saved = list(sys.path)
+    sys.path[:] = [p for p in saved if p not in here] + [cwd]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def _import_module(module: str, path: str):

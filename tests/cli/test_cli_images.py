@@ -71,7 +71,7 @@ def test_every_lab_verb_takes_the_cnn(verb, args, tmp_path, capsys):
 
 
 def test_a_network_by_import_path_trains_resumes_and_predicts(tmp_path, monkeypatch,
-                                                             images_npz):
+                                                             images_npz, capsys):
     (tmp_path / "mynet.py").write_text(NETWORK)
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "run"
@@ -79,8 +79,14 @@ def test_a_network_by_import_path_trains_resumes_and_predicts(tmp_path, monkeypa
     assert main(["train", *common, "--epochs", "1", "--checkpoint-every", "10 steps"]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "mynet:make"  # recorded, so a resume rebuilds it
-    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
-    model = sgdlab.load(run)
+    # the checkpoint names code: imported on resume only with the user's opt-in
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 2
+    assert "importing the module 'mynet'" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet",
+                 "--trust-code"]) == 0
+    with pytest.raises(sgdlab.ConfigError, match="pass --trust-code"):
+        sgdlab.load(run)
+    model = sgdlab.load(run, trust_code=True)
     assert model.predict(np.load(images_npz)["X"]).shape == (40,)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import sgdlab
+from sgdlab.errors import ConfigError
 from sgdlab.cli.main import main
 
 NET = '''
@@ -57,12 +58,16 @@ def test_init_from_a_user_network_by_import_path(tmp_path, monkeypatch):
     try:
         first = sgdlab.fit("blobs", model=f"{name}:make_pair", epochs=2, out=tmp_path / "run",
                            plots=False)
-        tuned = sgdlab.fit("blobs", init=tmp_path / "run", epochs=1, lr=1e-12)
+        # the run directory names code to import: refused unless the user trusts it
+        with pytest.raises(ConfigError, match="--trust-code"):
+            sgdlab.fit("blobs", init=tmp_path / "run", epochs=1, lr=1e-12)
+        tuned = sgdlab.fit("blobs", init=tmp_path / "run", epochs=1, lr=1e-12,
+                           trust_code=True)
         assert tuned.config.model == f"{name}:make_pair"
         X = sgdlab.load_data("blobs").X
         np.testing.assert_allclose(tuned.predict_proba(X), first.predict_proba(X), atol=1e-6)
         assert main(["train", "--data", "blobs", "--init", str(tmp_path / "run"), "--epochs",
-                     "1", "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+                     "1", "--out", str(tmp_path / "cli"), "--quiet", "--trust-code"]) == 0
         assert json.loads((tmp_path / "cli" / "config.json").read_text())["model"] == \
             f"{name}:make_pair"
     finally:

@@ -13,9 +13,9 @@ every file present complete: JSON that parses, ``history.csv`` of whole lines, `
 loads, PNGs that end, checkpoints that verify.
 
 Then a symbolic link to a file outside the run directory is planted at each fixed name the
-run writes (before the run, and during it for the history and a checkpoint): the run is
-refused with a message naming the link and saying to remove it, and the link's target is
-untouched.
+run writes (before the run writes its files, right after it claimed the directory, and during
+it for the history and a checkpoint): the run is refused with a message naming the link and
+saying to remove it, and the link's target is untouched.
 """
 
 from __future__ import annotations
@@ -355,13 +355,33 @@ def _assert_refused(rc, err, link: Path):
     assert str(link) in lines[0] and "symbolic link" in lines[0] and "remove" in lines[0]
 
 
+def plant_when_claimed(monkeypatch, plant):
+    """Call ``plant()`` right after the run claims its directory (its marker written, before
+    any file of the run): a directory that held anything before it was claimed is not
+    sgdlab's and is refused outright (tests/engine/test_claim.py), so this is where a link
+    planted "before the run" can still be met."""
+    import sgdlab.engine.claim as claim
+    real = claim.write_marker
+
+    def write_marker(path, verb, real=real):
+        real(path, verb)
+        plant()
+    monkeypatch.setattr(claim, "write_marker", write_marker)
+
+
 @pytest.mark.parametrize("name", PLANTED)
-def test_a_symlink_planted_before_the_run_is_refused(name, tmp_path, capsys):
+def test_a_symlink_planted_before_the_run_is_refused(name, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     link = run / name
-    link.parent.mkdir(parents=True, exist_ok=True)
     victim = _victim(tmp_path, directory=name == "checkpoints")
-    link.symlink_to(victim)
+
+    def plant():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(victim)
+    if name == ".lock":  # the lock is taken before the marker: a link there refuses it
+        plant()
+    else:
+        plant_when_claimed(monkeypatch, plant)
     rc, err = run_cli(run, capsys)
     _assert_refused(rc, err, link)
     assert link.is_symlink() and _untouched(victim)
@@ -410,27 +430,29 @@ def test_a_symlink_planted_during_the_run_is_refused(tmp_path, monkeypatch, caps
     _COUNTS["symlinks planted (during the run)"] = 2
 
 
-def test_links_at_old_fixed_temporary_names_are_never_opened(tmp_path, capsys):
+def test_links_at_old_fixed_temporary_names_are_never_opened(tmp_path, capsys, monkeypatch):
     """Temporary files have unpredictable names created exclusively: a link planted where a
     fixed temporary name used to be is not written through, and the run succeeds."""
     run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
     victim = _victim(tmp_path, directory=False)
     names = (".config.json.tmp", ".metrics.json.tmp", "checkpoints/.ckpt-000000000.npz.tmp",
              "checkpoints/.ckpt-000000000.json.tmp")
-    for name in names:
-        (run / name).symlink_to(victim)
+
+    def plant():
+        (run / "checkpoints").mkdir()
+        for name in names:
+            (run / name).symlink_to(victim)
+    plant_when_claimed(monkeypatch, plant)
     rc, err = run_cli(run, capsys)
     assert rc == 0, err
     assert _untouched(victim)
     _COUNTS["links at old fixed temporary names"] = len(names)
 
 
-def test_python_api_refuses_a_planted_symlink(tmp_path):
+def test_python_api_refuses_a_planted_symlink(tmp_path, monkeypatch):
     run = tmp_path / "run"
-    run.mkdir()
     victim = _victim(tmp_path, directory=False)
-    (run / "config.json").symlink_to(victim)
+    plant_when_claimed(monkeypatch, lambda: (run / "config.json").symlink_to(victim))
     X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
     with pytest.raises(RunDirError, match="symbolic link.*remove"):
         sgdlab.fit(X, y, epochs=1, out=run)

@@ -112,3 +112,19 @@ def test_halve_lr_without_a_run_directory_uses_in_memory_checkpoints():
 def test_bad_recovery_settings_are_refused(bad, needle):
     with pytest.raises(sgdlab.ConfigError, match=needle):
         sgdlab.fit(DATA, model="linreg", epochs=1, **bad)
+
+
+def test_a_non_finite_validation_loss_ends_the_run_as_diverged(tmp_path, capsys):
+    """``--lr 1e30`` on softmax: every step stays finite (train loss about 1e29) but the
+    outputs overflow, so the validation loss is NaN. That is a divergence, not a completed
+    run: exit code 1, status "diverged" in metrics.json and model.json, at the row's step."""
+    out = tmp_path / "run"
+    code = main(["train", "--data", "digits", "--model", "softmax", "--lr", "1e30",
+                 "--epochs", "2", "--quiet", "--out", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "diverged at step 45: the validation loss became NaN/inf" in err
+    for name in ("metrics.json", "model.json"):
+        assert json.loads((out / name).read_text())["status"] == "diverged"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["diverged_at_step"] == 45 and m["steps"] == 45

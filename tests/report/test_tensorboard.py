@@ -180,17 +180,21 @@ def test_write_errors_become_run_dir_errors(monkeypatch, tmp_path):
 
     writer = tb.TensorBoardWriter(tmp_path, "full")
 
-    def no_space(self, data):
+    def no_space(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(tensorboardX.RecordWriter, "write", no_space)
+    monkeypatch.setattr(tb._EventFile, "_write", no_space)
     row = {"step": 1, "train_seconds": 0.1, "train_loss": 1.0}
     with pytest.raises(RunDirError) as err:
         writer({"event": "row", "row": row, "params": None})
     text = str(err.value)
     assert str(tmp_path / "full") in text and "No space left on device" in text
     assert "disk has space" in text and not isinstance(err.value, OSError)
-    with pytest.raises(RunDirError):
+    monkeypatch.undo()
+    import sgdlab.files
+    monkeypatch.setattr(sgdlab.files.os, "fsync", no_space)  # the disk fills as it is written
+    with pytest.raises(RunDirError, match="No space left on device"):
         tb.write_history([row], tmp_path, "full-after")
+    monkeypatch.undo()
     assert list((tmp_path / "full-after").iterdir()) == []  # no partial file left
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import tomllib
 from pathlib import Path
@@ -206,7 +207,14 @@ def config_from_args(args, file_settings: dict | None = None, **overrides) -> Tr
 
 
 def default_out(verb: str) -> str:
-    return str(Path("runs") / f"{verb}-{time.strftime('%Y%m%d-%H%M%S')}")
+    """``runs/<verb>-<time>``, with ``-2``, ``-3``, ... where that exists already (two runs in
+    one second): a default is always a new directory, never an earlier run."""
+    base = Path("runs") / f"{verb}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out, n = base, 1
+    while os.path.lexists(out):
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return str(out)
 
 
 def default_data(model: str | None, loss: str | None = None) -> str:

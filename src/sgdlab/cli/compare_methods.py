@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .common import (Formatter, add_data_options, add_model_options, data_spec,
                      default_out, given_settings)
+from .output import add_overwrite_option
 
 EXAMPLES = """\
 examples:
@@ -39,7 +40,9 @@ def register(sub) -> None:
                    help="steps in the loss-against-steps plot (default 150)")
     g.add_argument("--sigma", type=float, help="local random search step (default 0.05)")
     g.add_argument("--seed", type=int, default=0, help="seed of split, init and order")
-    g.add_argument("--out", help="run directory (default runs/compare-methods-<time>)")
+    g.add_argument("--out", help="run directory (default runs/compare-methods-<time>): a new "
+                                 "or empty directory, or with --overwrite such a run")
+    add_overwrite_option(g, "compare-methods")
     g.add_argument("--quiet", action="store_true", help="no table")
     p.set_defaults(func=run)
 
@@ -48,6 +51,7 @@ def run(args) -> int:
     from ..api import as_dataset
     from ..data import split
     from ..engine import TrainConfig
+    from ..engine.claim import claim_output
     from ..engine.schedule import parse_duration
     from ..lab.compare import compare_methods
     from ..optim.random_search import RandomSearchConfig
@@ -66,12 +70,14 @@ def run(args) -> int:
         if not args.quiet:
             console.print(f"  {method}: {result.steps:,} steps in {result.train_seconds:.2f}s")
 
-    comparison = compare_methods(parts.train, parts.validation,
-                                 budget=parse_duration(args.budget), base=base, methods=methods,
-                                 target=args.target, trace_steps=args.trace_steps,
-                                 search=search, callback=progress)
     out = args.out or default_out("compare-methods")
-    write_comparison(out, comparison, data_name=data.name)
+    with claim_output(out, "compare-methods", overwrite=args.overwrite) as claim:
+        comparison = compare_methods(parts.train, parts.validation,
+                                     budget=parse_duration(args.budget), base=base,
+                                     methods=methods, target=args.target,
+                                     trace_steps=args.trace_steps, search=search,
+                                     callback=progress)
+        write_comparison(claim.path, comparison, data_name=data.name)
     if not args.quiet:
         print_comparison(comparison.rows, comparison.settings["metric"], args.target, out)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .common import Formatter
+from .trust import add_trust_option
 
 EXAMPLES = """\
 examples:
@@ -25,6 +26,7 @@ def register(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by "
                                                       "'sgdlab train' (holds model.json)")
     p.add_argument("out", metavar="OUT", help="new directory for the export")
+    add_trust_option(p)
     p.set_defaults(func=run)
 
 
@@ -37,7 +39,7 @@ def run(args) -> int:
     from ..engine.export import check_export, export_model
     from ..errors import RunDirError
 
-    model = load(args.run_dir)
+    model = load(args.run_dir, trust_code=args.trust_code)
     out = export_model(model, args.out)
     # self-check: the exported function gives the run's scores on a few random rows
     X = np.random.default_rng(0).standard_normal((8, *model.input_shape)).astype(np.float32)

@@ -7,6 +7,7 @@ import time
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
                      add_stop_options, config_from_args, data_spec, default_out,
                      read_config_file)
+from .output import add_overwrite_option
 
 EXAMPLES = """\
 examples:
@@ -54,7 +55,9 @@ def register(sub) -> None:
     g.add_argument("--no-slices", dest="slices", action="store_false",
                    help="skip the 2-D slices and paths")
     g = p.add_argument_group("output")
-    g.add_argument("--out", help="run directory (default runs/landscape-<time>)")
+    g.add_argument("--out", help="run directory (default runs/landscape-<time>): a new or "
+                                 "empty directory, or with --overwrite a landscape run")
+    add_overwrite_option(g, "landscape")
     g.add_argument("--config", help="TOML file of settings (flags override it)")
     g.add_argument("--quiet", action="store_true", help="no progress messages or summary")
     p.set_defaults(func=run)
@@ -62,10 +65,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..api import as_dataset  # lazy: keeps 'sgdlab --help' fast
+    from ..engine.claim import claim_output
     from ..errors import ConfigError
-    from ..lab import run_landscape
-    from ..report.landscape import barrier_sentence, write_landscape
-    from .display import console, print_lines
+    from ..report.landscape import barrier_sentence
+    from .display import print_lines
 
     if args.seeds < 2:
         raise ConfigError(f"--seeds must be at least 2 to compare restarts, got {args.seeds}")
@@ -75,17 +78,8 @@ def run(args) -> int:
                       label_column=args.label_column or file_settings.get("label_column"),
                       task=args.task or file_settings.get("task"))
     out = args.out or default_out("landscape")
-    t0 = time.perf_counter()
-    say = None if args.quiet else (lambda msg: console.print(
-        f"[dim]landscape {time.perf_counter() - t0:6.1f}s[/dim] {msg}", highlight=False))
-    seeds = range(config.seed, config.seed + args.seeds)
-    res = run_landscape(data, config, seeds=seeds, split_seed=config.seed, grid=args.grid,
-                        span=args.span, normalize=args.directions, path_steps=args.path_steps,
-                        convexity_segments=args.segments, saddles=[args.saddle],
-                        slices=args.slices, progress=say)
-    if say:
-        say(f"writing {out}")
-    write_landscape(out, res)
+    with claim_output(out, "landscape", overwrite=args.overwrite) as claim:
+        res = _landscape(args, config, data, claim.path, out)
     if not args.quiet:
         lines = [res.restarts.summary, "interpolation: " + barrier_sentence(res.interpolation)]
         if res.random_slice is not None:
@@ -98,3 +92,24 @@ def run(args) -> int:
         lines.append(f"run directory: {out} (landscape.html)")
         print_lines(lines)
     return 0
+
+
+def _landscape(args, config, data, where, out):
+    """Compute the landscape and write it into ``where``: ``--out`` as claimed by the caller
+    (beside it while an overwrite is built)."""
+    from ..lab import run_landscape
+    from ..report.landscape import write_landscape
+    from .display import console
+
+    t0 = time.perf_counter()
+    say = None if args.quiet else (lambda msg: console.print(
+        f"[dim]landscape {time.perf_counter() - t0:6.1f}s[/dim] {msg}", highlight=False))
+    seeds = range(config.seed, config.seed + args.seeds)
+    res = run_landscape(data, config, seeds=seeds, split_seed=config.seed, grid=args.grid,
+                        span=args.span, normalize=args.directions, path_steps=args.path_steps,
+                        convexity_segments=args.segments, saddles=[args.saddle],
+                        slices=args.slices, progress=say)
+    if say:
+        say(f"writing {out}")
+    write_landscape(where, res)
+    return res

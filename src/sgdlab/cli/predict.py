@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .common import Formatter
+from .trust import add_trust_option
 
 EXAMPLES = """\
 examples:
@@ -36,6 +37,7 @@ def register(sub) -> None:
     p.add_argument("--out", help="write the predictions as CSV here (default: standard output)")
     p.add_argument("--proba", action="store_true",
                    help="class probabilities, one column per class (softmax, logistic)")
+    add_trust_option(p)
     p.set_defaults(func=run)
 
 
@@ -47,7 +49,7 @@ def run(args) -> int:
     from ..engine.rundir import write_text_atomic
     from ..errors import ConfigError
 
-    model = load(args.run_dir)
+    model = load(args.run_dir, trust_code=args.trust_code)
     if args.proba and model.loss.name not in ("softmax", "logistic"):
         raise ConfigError(f"--proba needs a model with probabilities (softmax or logistic "
                           f"loss); {args.run_dir} uses {model.loss.name!r}: drop --proba")

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
                      config_from_args, data_spec, default_out, read_config_file)
+from .output import add_overwrite_option, claiming_out
 
 EXAMPLES = """\
 examples:
@@ -111,6 +112,7 @@ def register(sub) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--out", help="sweep directory (default runs/sweep-<time>); re-using one "
                                  "resumes it")
+    add_overwrite_option(o, "sweep", "; without it a sweep into its own --out continues it")
     o.add_argument("--config", help="TOML file: a [sweep] table and the settings of every run "
                                     "(top level or [train]); flags override it")
     o.add_argument("--compile-cache", help="directory for compiled programs, reused by seeds "
@@ -122,7 +124,7 @@ def register(sub) -> None:
     o.add_argument("--quiet", action="store_true",
                    help="no progress bar, table or verdict: only the next command and the "
                         "report's path")
-    p.set_defaults(func=run)
+    p.set_defaults(func=claiming_out("sweep", run, resume=True))
 
 
 def sweep_config_from_args(args, file_settings: dict):
@@ -206,18 +208,19 @@ def run(args) -> int:
         t0 = time.perf_counter()
         paths = write_sweep_report(result, out)
         report_seconds = time.perf_counter() - t0
+        report = Path(args.final_out) / paths["report.html"].name
         if args.tensorboard:
             from ..report.tensorboard import write_sweep
             write_sweep(result, args.tensorboard)
     if not args.quiet:
-        print_sweep_summary(result, paths["report.html"], report_seconds=report_seconds)
+        print_sweep_summary(result, report, report_seconds=report_seconds)
         if result.cost.reused:
             print(f"{result.cost.reused} of {result.cost.runs} runs were finished already and "
-                  f"reused from {out / 'runs'}")
+                  f"reused from {Path(args.final_out) / 'runs'}")
     else:
         if result.command:
             print(f"next: {result.command}")
-        print(f"report: {paths['report.html']}")
+        print(f"report: {report}")
     if result.recommendation.batch_size is None:
         print("sgdlab sweep: " + " ".join(result.recommendation.sentences), file=sys.stderr)
         return 1

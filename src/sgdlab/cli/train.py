@@ -12,6 +12,8 @@ from ..errors import ConfigError, SgdlabError
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
                      add_stop_options, config_from_args, data_spec, default_out,
                      read_config_file, settings_from_args)
+from .output import add_overwrite_option
+from .trust import add_trust_option
 
 EXAMPLES = """\
 examples:
@@ -54,6 +56,7 @@ def register(sub) -> None:
     g.add_argument("--out", help="run directory (default runs/train-<time>)")
     g.add_argument("--name", help="run name: the run directory is runs/NAME (no path "
                                   "separators or '..')")
+    add_overwrite_option(g, "train", "; --resume continues it instead")
     g.add_argument("--config", help="TOML file of settings (flags override it)")
     g.add_argument("--quiet", action="store_true", help="no progress bar or table")
     g.add_argument("--tensorboard", metavar="LOGDIR",
@@ -68,6 +71,7 @@ def register(sub) -> None:
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue RUN_DIR from its newest valid checkpoint, bit-exactly; "
                         "settings not given come from the run")
+    add_trust_option(g)
     g.add_argument("--force", action="store_true",
                    help="with --resume: continue even though settings or data changed "
                         "(recorded in metrics.json)")
@@ -208,10 +212,11 @@ def _train(args, placement) -> int:
                 "on_divergence": args.on_divergence, "max_retries": args.max_retries}
     if args.resume:  # only what was given: the rest comes from the checkpoint
         settings.update(settings_from_args(args, file_settings))
-        kwargs = {"resume": args.resume, "force": args.force}
+        kwargs = {"resume": args.resume, "force": args.force, "overwrite": args.overwrite}
     else:
         # only the given settings: fit fills in the defaults that depend on the data
-        kwargs = {"out": out, **settings_from_args(args, file_settings)}
+        kwargs = {"out": out, "overwrite": args.overwrite,
+                  **settings_from_args(args, file_settings)}
         data = data or data_spec(args, file_settings)  # built-in data that fits the model
     shards = as_shards(data) if data else None
     if shards is not None or placement is not None:  # streamed or data-parallel training
@@ -220,6 +225,8 @@ def _train(args, placement) -> int:
         data = shards or data
     if args.init:
         kwargs["init"] = args.init
+    if args.trust_code:  # for --resume and --init: import the network they name
+        kwargs["trust_code"] = True
     if args.validation_data:
         kwargs["validation"] = as_shards(args.validation_data) or as_dataset(
             args.validation_data, label_column=args.label_column, task=args.task)

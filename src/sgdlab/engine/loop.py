@@ -165,7 +165,7 @@ def chunk_loop(ledger: RunLedger, one_chunk, kernel, K: int, total: int | None,
     in-memory and the fed loops, which differ only in how a chunk gets its batches.
     """
     sched, spe = config.eval_schedule, ledger.spe
-    bad_step = None
+    bad_step, validation_only = None, False
     while not finished:
         n = K if total is None else min(K, total - ledger.step)
         n = min(n, sched.steps_to_next(ledger.step, spe, MAX_CHUNK_STEPS * 1024))
@@ -176,7 +176,9 @@ def chunk_loop(ledger: RunLedger, one_chunk, kernel, K: int, total: int | None,
         ended = end_of_chunk(ledger, first_bad, total, config, sched, metric)
         if ended is not None:
             status = ended
-            bad_step = first_bad + 1 if ended == "diverged" else None
+            if ended == "diverged":  # a bad step, or else a non-finite validation loss now
+                bad_step = first_bad + 1 if first_bad >= 0 else ledger.step
+                validation_only = first_bad < 0
             break
         if session is not None and session.at_boundary(loop_state):
             status = "interrupted"
@@ -185,11 +187,21 @@ def chunk_loop(ledger: RunLedger, one_chunk, kernel, K: int, total: int | None,
         session.finish(loop_state, status)
     message = ""
     if status == "diverged":
-        message = divergence_message(bad_step, config.lr)
+        message = divergence_message(bad_step, config.lr, validation=validation_only)
     elif status == "interrupted":
         message = (f"interrupted by signal {session.signal} at step {ledger.step}; a checkpoint "
                    "was saved, resume with --resume RUN_DIR")
     return status, bad_step, message
+
+
+def finite_validation(row: dict) -> bool:
+    """Whether a history row's validation loss is finite (or absent: no validation data).
+
+    Training steps can stay finite while the model's outputs overflow (``--lr 1e30``: train
+    loss 1e29, validation loss NaN from ``inf - inf`` in the softmax); such a run has
+    diverged as surely as one whose step went NaN."""
+    value = row.get("val_loss")
+    return value is None or math.isfinite(value)
 
 
 def end_of_chunk(ledger: RunLedger, first_bad: int, total: int | None, config: TrainConfig,
@@ -209,6 +221,8 @@ def end_of_chunk(ledger: RunLedger, first_bad: int, total: int | None, config: T
     if at_end or sched.due(step, train_seconds, ledger.last_eval["step"],
                            ledger.last_eval["time"], ledger.spe):
         row = ledger.add_row()
+        if not finite_validation(row):
+            return "diverged"
         if config.target is not None and row.get(metric, -math.inf) >= config.target:
             return "target_reached"
         if ledger.stop_requested and not at_end:

@@ -29,7 +29,7 @@ from .._types import Loss, Model
 from ..data.split import Standardizer, TargetScaler
 from ..errors import ConfigError, DataError, DivergedWarning
 from ..losses import get_loss
-from ..models import get_model
+from ..models import MODELS, get_model
 
 #: Default feature names of array data (``x0 .. x{d-1}``): such a model matches columns by
 #: position, any other by name.
@@ -71,9 +71,43 @@ def model_spec(model: Model) -> dict:
     return {"name": model.name, "import": paths}
 
 
+def code_to_import(spec) -> list[str]:
+    """The import paths ``"module:attr"`` that :func:`build_model` would import for ``spec``
+    (a ``model.json`` "model" entry); ``[]`` for a built-in network or one given as an object.
+
+    What a run directory names is untrusted: :func:`sgdlab.load` imports these only with the
+    user's opt-in (``trust_code=True``, ``--trust-code``).
+    """
+    paths = spec.get("import") if isinstance(spec, dict) else None
+    if isinstance(paths, str):
+        return [paths]
+    if isinstance(paths, dict):
+        return [str(paths[k]) for k in ("init", "apply") if k in paths]
+    return []
+
+
+def untrusted_code_message(where, paths: list[str], *,
+                           python: str = "sgdlab.load(RUN_DIR, trust_code=True)",
+                           own: str = "sgdlab.load(RUN_DIR, model=...)") -> str:
+    """The refusal to import the code ``paths`` that the file ``where`` names (see
+    :func:`code_to_import`): which modules, and how to allow it (``--trust-code``, or the
+    ``python`` call) or avoid it (the ``own`` call, passing the network)."""
+    modules = sorted({p.partition(":")[0] for p in paths})
+    return (f"{where} names code to run: its network is built by importing the module"
+            f"{'s' if len(modules) > 1 else ''} {', '.join(map(repr, modules))} "
+            f"({', '.join(map(repr, paths))}); sgdlab imports nothing a run directory names "
+            "unless asked. If you trust this run directory and that code, pass --trust-code "
+            f"({python}); or give the network yourself: {own}")
+
+
 def build_model(spec: dict) -> Model:
-    """The :class:`Model` a :func:`model_spec` describes."""
+    """The :class:`Model` a :func:`model_spec` describes (importing the code it names: see
+    :func:`code_to_import` for what a caller must have been allowed to import)."""
     if spec.get("builtin"):  # a registered architecture with the options it recorded
+        if not isinstance(spec["builtin"], str) or spec["builtin"] not in MODELS:
+            # get_model would take "module:attr" as an import path: never from a file
+            raise ConfigError(f"the saved model's network {spec['builtin']!r} is not a "
+                              f"built-in one ({', '.join(sorted(MODELS))})")
         options = {k: tuple(v) if isinstance(v, list) else v
                    for k, v in spec.items() if k != "builtin"}
         return get_model(spec["builtin"], **options)

@@ -19,13 +19,16 @@ from .history import History
 STATUSES = ("completed", "target_reached", "max_time", "diverged", "interrupted", "stopped")
 
 
-def divergence_message(step: int, lr) -> str:
-    """What a diverged run tells its user: where, why, and what to try."""
+def divergence_message(step: int, lr, validation: bool = False) -> str:
+    """What a diverged run tells its user: where, why, and what to try. ``validation``: the
+    steps stayed finite but the validation loss did not (the model's outputs overflowed)."""
     advice = f"e.g. lr {lr / 10:g}" if not callable(lr) else "scale the schedule down"
-    return (f"training diverged at step {step}: the loss, the parameters or the optimiser "
-            f"state became NaN/inf with "
+    what = "the validation loss became NaN/inf (the model's outputs overflow)" if validation \
+        else "the loss, the parameters or the optimiser state became NaN/inf"
+    return (f"training diverged at step {step}: {what} with "
             f"learning rate {describe_rate(lr)}; try a smaller learning rate ({advice}). "
-            "Parameters are the last finite ones.")
+            + ("Parameters are those of that step." if validation
+               else "Parameters are the last finite ones."))
 
 
 @dataclass

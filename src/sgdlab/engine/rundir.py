@@ -19,22 +19,15 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ..errors import RunDirError
-from ..files import (append_whole, current_umask, open_nofollow, refuse_symlink,  # noqa: F401
-                     replace_file, symlink_error, write_bytes_atomic, write_error,
-                     write_json_atomic, write_text_atomic)
+from ..files import (append_whole, current_umask, make_directory,  # noqa: F401
+                     open_nofollow, refuse_symlink, replace_file, symlink_error,
+                     write_bytes_atomic, write_error, write_json_atomic, write_text_atomic)
 
 
 def prepare_dir(path: str | os.PathLike) -> Path:
-    """Create ``path`` (and parents); refuse a path that exists as a file."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise RunDirError(f"run directory {str(p)!r} exists and is not a directory")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise write_error(e, p, "create run directory") from None
-    return p
+    """Create ``path`` (and parents); refuse a path that exists as a file or is a symbolic
+    link (see :func:`~sgdlab.files.make_directory`)."""
+    return make_directory(path, "run directory")
 
 
 def flatten_params(params) -> dict[str, np.ndarray]:
@@ -52,14 +45,6 @@ def save_params(path, params) -> None:
     buf = io.BytesIO()
     np.savez(buf, **flatten_params(params))
     write_bytes_atomic(path, buf.getvalue())
-
-
-def load_params_like(path, like):
-    """Load ``.npz`` arrays into the structure of ``like`` (no pickle)."""
-    with np.load(path, allow_pickle=False) as z:
-        names = list(flatten_params(like))
-        leaves = [z[n] for n in names]
-    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), leaves)
 
 
 def environment() -> dict:

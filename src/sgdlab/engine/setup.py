@@ -123,6 +123,7 @@ class RunSetup:
         """The seeded initialisation, or ``given`` parameters (fine-tuning) checked against
         its structure and shapes."""
         params = self.model.init(jax.random.PRNGKey(self.config.seed), self.n_in, self.n_out)
+        check_initial(params, self.model.name)
         return params if given is None else same_shapes(given, params)
 
     def initial_state(self, params=None, start: TrainState | None = None) -> TrainState:
@@ -181,6 +182,24 @@ def model_input(example_shape):
     written for rows keep working), else the shape itself, e.g. ``(H, W, C)``."""
     shape = tuple(int(s) for s in example_shape)
     return shape[0] if len(shape) == 1 else shape
+
+
+def check_initial(params, name: str) -> None:
+    """Refuse initial parameters gradient descent cannot train: a leaf that is not a
+    floating-point array (JAX differentiates only those: ``grad`` would raise a TypeError
+    mid-compilation) or that holds NaN/inf (the run would "diverge" at step 1 and be told to
+    lower its learning rate). A user network's ``init`` is where these come from."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(params)
+    for path, leaf in flat:
+        where = jax.tree_util.keystr(path) or "the parameters"
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ConfigError(f"the network {name!r} initialises {where} as {dtype}; gradient "
+                              "descent trains floating-point parameters: make its init return "
+                              "float arrays (e.g. jnp.zeros(shape, jnp.float32))")
+        if not bool(jnp.isfinite(leaf).all()):
+            raise ConfigError(f"the network {name!r} initialises {where} with NaN or inf "
+                              "values; fix its init (a finite scale, no division by zero)")
 
 
 def same_shapes(given, fresh):

@@ -125,40 +125,82 @@ def save_record(out: Path, record: RunRecord) -> None:
     write_json_atomic(runs / f"{record.key}.json", record.to_dict())
 
 
+#: history columns every stored row has (what the sweep's tables read from it)
+ROW_COLUMNS = ("step", "epoch", "examples", "train_seconds")
+#: summary figures the sweep's tables read (each a number or null)
+SUMMARY_FIGURES = ("steps", "train_seconds", "eval_seconds", "compile_seconds",
+                   "examples_per_second")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def well_formed(record, key: str, config: dict) -> bool:
+    """Whether ``record`` (parsed JSON) has the shape :func:`make_record` writes, for ``key``
+    and ``config``: a dict whose every entry the sweep reads has its type (batch size, rate
+    and seed those of the config; a known status; history rows of numbers or nulls with the
+    row columns; summary figures numbers or nulls). A file of another shape (a list, missing
+    or mistyped keys) is treated as absent, never half-read."""
+    from ..engine.result import STATUSES
+    if not isinstance(record, dict) or record.get("key") != key:
+        return False
+    if record.get("config") != config or not isinstance(record.get("data"), str):
+        return False
+    if any(record.get(k) != config.get(k) or not _number(record.get(k))
+           for k in ("batch_size", "lr", "seed")):
+        return False
+    if record.get("status") not in STATUSES or not isinstance(record.get("phase"), str) or \
+            not _number(record.get("lr_multiplier")):
+        return False
+    summary, history = record.get("summary"), record.get("history")
+    if not isinstance(summary, dict) or not all(
+            summary.get(k) is None or _number(summary[k]) for k in SUMMARY_FIGURES):
+        return False
+    if not isinstance(history, list) or not history:
+        return False
+    return all(isinstance(row, dict) and all(_number(row.get(c)) for c in ROW_COLUMNS) and
+               all(v is None or _number(v) for v in row.values()) for row in history)
+
+
 def load_record(out: Path, key: str, config: dict, fingerprint: str) -> RunRecord | None:
     """The stored record of ``key`` if it was made with this exact config and data, else None.
 
-    A damaged or foreign file (not JSON, JSON of another shape, missing fields) is treated as
-    absent: the run is simply redone.
+    A damaged or foreign file (not JSON, or JSON of another shape: see :func:`well_formed`)
+    is treated as absent: the run is simply redone and its record written again.
     """
     path = Path(out) / "runs" / f"{key}.json"
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():
         return None
     try:
         stored = json.loads(path.read_text())
-        record = RunRecord.from_dict(stored)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, RecursionError):
         return None
     # JSON turned tuples into lists and NaN into null: compare through the same round trip.
-    same_config = record.config == json.loads(json.dumps(config, default=list))
-    if not same_config or record.data != fingerprint or record.key != key:
+    config = json.loads(json.dumps(config, default=list))
+    if not well_formed(stored, key, config) or stored["data"] != fingerprint:
         return None
-    return record
+    try:
+        return RunRecord.from_dict(stored)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
-def stored_result(out, name: str, key: dict, compute):
-    """``compute()``, stored in ``out/name`` with ``key`` and reused while the key matches
-    (the probe and the noise run of a resumed sweep); without ``out``, just ``compute()``."""
+def stored_result(out, name: str, key: dict, compute, parse=lambda value: value):
+    """``parse(compute())``, stored in ``out/name`` with ``key`` and reused while the key
+    matches (the probe and the noise run of a resumed sweep); without ``out``, just computed.
+    A stored file that is damaged, or whose value ``parse`` refuses (any ``KeyError``,
+    ``TypeError`` or ``ValueError``), is treated as absent and computed again."""
     path = Path(out) / name if out else None
     key = json.loads(json.dumps(key, default=str))
-    if path is not None and path.is_file():
+    if path is not None and path.is_file() and not path.is_symlink():
         try:
             stored = json.loads(path.read_text())
             if isinstance(stored, dict) and stored.get("key") == key:
-                return stored["value"]
-        except (OSError, ValueError, KeyError):
+                return parse(stored["value"])
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             pass
     value = compute()
     if path is not None:
         write_json_atomic(path, {"key": key, "value": value})
-    return value
+    return parse(json.loads(json.dumps(value, default=str)))

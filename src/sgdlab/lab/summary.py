@@ -36,7 +36,13 @@ class ProbeRow:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProbeRow":
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+        """From a stored row; ``KeyError``/``TypeError``/``ValueError`` on another shape."""
+        row = cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+        if not all(isinstance(getattr(row, f.name), (int, float))
+                   and not isinstance(getattr(row, f.name), bool)
+                   for f in dataclasses.fields(cls)) or not row.step_seconds > 0:
+            raise ValueError(f"not a probe row: {d!r}")
+        return row
 
 
 @dataclass(frozen=True)

@@ -459,10 +459,11 @@ def measure_probe(train_part: Dataset, configs: list, out, fingerprint: str, mod
     rows = stored_result(out, "throughput.json",
                          {"data": fingerprint, "configs": [c.to_dict() for c in configs]},
                          lambda: probe_throughput(train_part, configs, model=model, loss=loss,
-                                                  progress=progress))
+                                                  progress=progress),
+                         lambda value: tuple(ProbeRow.from_dict(r) for r in value))
     if len(done) < len(configs):
         emit({"event": "probe", "count": len(configs) - len(done)})
-    return tuple(ProbeRow.from_dict(r) for r in rows)
+    return rows
 
 
 def measure_noise_result(train_part, validation, cfg: TrainConfig, sizes, sweep: SweepConfig,
@@ -470,10 +471,9 @@ def measure_noise_result(train_part, validation, cfg: TrainConfig, sizes, sweep:
     """The noise run (:func:`.sweep_noise.measure_noise`), stored in ``out/noise.json``."""
     from .sweep_noise import measure_noise
     key = {"data": fingerprint, "config": cfg.to_dict(), "sweep": sweep.to_dict()}
-    both = stored_result(out, "noise.json", key, lambda: measure_noise(
+    return stored_result(out, "noise.json", key, lambda: measure_noise(
         train_part, validation, cfg, sorted(sizes), sweep.noise_batches, sweep.noise_draws,
-        model=model, loss=loss))
-    return NoiseResult.from_measurement(both)
+        model=model, loss=loss), NoiseResult.from_measurement)
 
 
 def sweep_cost(records: list[RunRecord], timed: ReplayTimes, clock: _Clock, built0: dict,

@@ -37,14 +37,18 @@ directory removed under the run) surfaces in the training call as a
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import os
+import shlex
 import socket
+import struct
 import time
 from pathlib import Path, PurePath
 
 from ..errors import ConfigError, RunDirError
+from ..files import make_directory, write_bytes_atomic
 
 __all__ = ["MISSING_MESSAGE", "TensorBoardWriter", "sweep_run_name", "tag_for", "time_tag_for",
            "write_history", "write_sweep"]
@@ -110,11 +114,12 @@ def sweep_run_name(record) -> str:
 def _require_library():
     try:
         import tensorboardX  # noqa: F401
-        from tensorboardX import RecordWriter, summary
+        from tensorboardX import summary
         from tensorboardX.proto import event_pb2
+        from tensorboardX.record_writer import masked_crc32c
     except ImportError as e:
         raise ConfigError(MISSING_MESSAGE) from e
-    return RecordWriter, summary, event_pb2
+    return masked_crc32c, summary, event_pb2
 
 
 def check_available() -> None:
@@ -132,6 +137,18 @@ def _run_dir(logdir, run_name: str | None) -> Path:
         raise ConfigError(f"TensorBoard run name {name!r} must be a relative name inside the "
                           f"log directory (no '..', not absolute, not empty), e.g. 'b64-lr0.1'")
     return Path(logdir) / name
+
+
+def _make_run_dir(path: Path) -> Path:
+    """Create the run directory (a symbolic link there is refused: the event files written
+    into it would land wherever it points)."""
+    try:
+        return make_directory(path, "TensorBoard run directory")
+    except RunDirError as e:
+        if os.path.islink(path):
+            raise
+        cause = e.__cause__ or e.__context__
+        raise _write_error(cause, path) if isinstance(cause, OSError) else e from None
 
 
 def _write_error(e: OSError, where: Path) -> RunDirError:
@@ -171,18 +188,38 @@ def _row_scalars(row: dict) -> list[tuple[str, int, float]]:
     return out
 
 
-class _EventFile:
-    """One open event file: a version header, then scalar events; synchronous writes."""
+def _create_exclusive(path: Path):
+    """A new file at ``path`` for writing, created here (``O_CREAT | O_EXCL | O_NOFOLLOW``):
+    a file or link planted at the name is never opened. ``-> binary file object``."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o666)
+    except FileExistsError:
+        what = "a symbolic link" if os.path.islink(path) else "a file sgdlab did not create"
+        raise RunDirError(f"{str(path)!r} is {what}; sgdlab writes its event files only as new "
+                          f"files, never through a link or over another file: remove it "
+                          f"(rm {shlex.quote(str(path))}) and run again") from None
+    return os.fdopen(fd, "wb")
 
-    def __init__(self, path: Path, lib):
+
+class _EventFile:
+    """One event file: a version header, then scalar events, in TFRecord framing (length,
+    masked CRC32C of the length, the event, masked CRC32C of the event); synchronous writes
+    to ``sink``, a binary file object (a new file, or memory for :func:`write_history`)."""
+
+    def __init__(self, path: Path, lib, sink):
         self._lib = lib
-        record_writer, _, event_pb2 = lib
+        _, _, event_pb2 = lib
         self.path = path
-        self._records = record_writer(str(path))
+        self._sink = sink
         self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 
     def _write(self, event) -> None:
-        self._records.write(event.SerializeToString())
+        crc = self._lib[0]
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        self._sink.write(header + struct.pack("<I", crc(header)) + data +
+                         struct.pack("<I", crc(data)))
 
     def scalars(self, items, wall_time: float) -> None:
         _, summary, event_pb2 = self._lib
@@ -191,10 +228,12 @@ class _EventFile:
                                         summary=summary.scalar(tag, value)))
 
     def flush(self) -> None:
-        self._records.flush()
+        self._sink.flush()
+        if hasattr(self._sink, "fileno"):
+            os.fsync(self._sink.fileno())
 
     def close(self) -> None:
-        self._records.close()
+        self._sink.close()
 
 
 def _event_file_name() -> str:
@@ -236,9 +275,14 @@ class TensorBoardWriter:
     def _open(self) -> _EventFile:
         if self._file is None:
             path = self.path / _event_file_name()
+            _make_run_dir(self.path)
             try:
-                self.path.mkdir(parents=True, exist_ok=True)
-                self._file = _EventFile(path, self._lib)
+                sink = _create_exclusive(path)
+                try:
+                    self._file = _EventFile(path, self._lib, sink)
+                except BaseException:
+                    sink.close()
+                    raise
             except OSError as e:
                 raise _write_error(e, self.path) from e
             self.files.append(path)
@@ -316,33 +360,23 @@ def write_history(history, logdir: str | os.PathLike, run_name: str | None = Non
     anything with a ``.history`` (a :class:`~sgdlab.FitResult`). Tags and steps as the live
     :class:`TensorBoardWriter` writes them (no ``loss/train_chunk``); each point's wall time is
     its row's ``wall_seconds`` after a start placed so the last row is now, so TensorBoard's
-    "relative" axis shows the run's own clock. The file is ``HISTORY_FILE``, written to a
-    temporary name and renamed: writing the same run again replaces it. ``-> the run
-    directory``.
+    "relative" axis shows the run's own clock. The file is ``HISTORY_FILE``, written like every
+    sgdlab file (:func:`sgdlab.files.write_bytes_atomic`: a new temporary file of a random
+    name, renamed over it; a link at the name refused): writing the same run again replaces
+    it. ``-> the run directory``.
     """
     lib = _require_library()
     rows = list(getattr(history, "history", history))
     path = _run_dir(logdir, run_name)
-    final, partial = path / HISTORY_FILE, path / ".sgdlab-history.partial"
     walls = [w for w in (_number(r.get("wall_seconds")) for r in rows) if w is not None]
     start = time.time() - (max(walls) if walls else 0.0)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        f = _EventFile(partial, lib)
-        try:
-            for row in rows:
-                wall = _number(row.get("wall_seconds"))
-                f.scalars(_row_scalars(row), start + wall if wall is not None else time.time())
-            f.flush()
-        finally:
-            f.close()
-        os.replace(partial, final)
-    except OSError as e:
-        try:
-            partial.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise _write_error(e, path) from e
+    _make_run_dir(path)
+    buffer = io.BytesIO()
+    f = _EventFile(path / HISTORY_FILE, lib, buffer)
+    for row in rows:
+        wall = _number(row.get("wall_seconds"))
+        f.scalars(_row_scalars(row), start + wall if wall is not None else time.time())
+    write_bytes_atomic(path / HISTORY_FILE, buffer.getvalue())
     return path
 
 
