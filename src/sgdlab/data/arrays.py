@@ -23,6 +23,7 @@ from .checks import (
     try_float64,
 )
 from .dataset import Dataset
+from .hostmem import check_allocation
 from .readers import PARQUET_BATCH_ROWS, Chunk, ChunkSource, chunk_rows
 
 # What reading a damaged .npz (a zip archive) can raise: zipfile uses NotImplementedError for
@@ -41,7 +42,7 @@ def _np_load(src: str, mmap: bool = False):
         raise DataError(f"{src}: cannot read as a NumPy file: it is not in .npy or .npz format")
     if magic == b"\x93NUMPY":
         with open(src, "rb") as fh:
-            _check_npy_header(fh, os.path.getsize(src), src)
+            _check_npy_header(fh, os.path.getsize(src), src, in_memory=not mmap)
     try:
         return np.load(src, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as e:
@@ -52,12 +53,16 @@ def _np_load(src: str, mmap: bool = False):
         raise DataError(f"{src}: cannot read as a NumPy file: {e}") from None
 
 
-def _check_npy_header(fh, size: int, src: str, key: str | None = None) -> None:
-    """Read a ``.npy`` header and check it before any data is read.
+def _check_npy_header(fh, size: int, src: str, key: str | None = None,
+                      in_memory: bool = True) -> tuple:
+    """Read a ``.npy`` header and check it before any data is read; returns ``(shape,
+    dtype)``.
 
     Refuses object dtypes at once (their data is a pickle) and a header declaring more data
     than the ``size`` bytes the file holds: a truncated file, or a damaged header whose shape
-    would make NumPy allocate an absurd amount of memory before noticing.
+    would make NumPy allocate an absurd amount of memory before noticing. With ``in_memory``
+    (the array is read, not memory-mapped) the array and its float32 copy must also fit in
+    the memory available.
     """
     what = f"array {key!r}" if key else "the array"
     try:
@@ -78,6 +83,43 @@ def _check_npy_header(fh, size: int, src: str, key: str | None = None) -> None:
         raise DataError(
             f"{src}: {what} is truncated or damaged: its header declares shape {shape} of "
             f"{dtype} ({declared:,} bytes) but only {max(available, 0):,} bytes follow")
+    if in_memory:
+        check_allocation(declared + 4 * math.prod(shape), src,
+                         f"{what} (shape {shape} of {dtype}) as read and as float32",
+                         "convert the file to a shard set and stream it (sgdlab data convert "
+                         f"{os.path.basename(src)} shards/, then --data shards/)")
+    return shape, dtype
+
+
+def read_npz_arrays(file, src: str, fix: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive ``file`` (a path or a binary file object) by name,
+    never unpickled, each header checked (:func:`_check_npy_header`: its declared size against
+    its member's, object dtypes refused) and their sum against the memory available before
+    any is read. ``src`` names the archive in messages, ``fix`` says what to do when the arrays
+do not fit in memory. Raises :class:`DataError`."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            members, total = {}, 0
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise DataError(f"{src}: holds {info.filename!r}, which is not an array "
+                                    "(.npy); not an .npz archive written by NumPy")
+                key = info.filename[:-4]
+                with archive.open(info) as fh:
+                    shape, dtype = _check_npy_header(fh, info.file_size, src, key,
+                                                     in_memory=False)
+                members[key] = info
+                total += math.prod(shape) * dtype.itemsize
+            check_allocation(total, src, f"its {len(members)} arrays", fix)
+            out = {}
+            for key, info in members.items():
+                with archive.open(info) as fh:
+                    out[key] = np.lib.format.read_array(fh, allow_pickle=False)
+            return out
+    except DataError:
+        raise
+    except (_ARCHIVE_ERRORS + (ValueError,)) as e:
+        raise DataError(f"{src}: cannot read as an .npz archive (damaged?): {e}") from None
 
 
 def _object_refused(src: str, key: str | None = None) -> str:
@@ -139,6 +181,8 @@ def read_npy_examples(path) -> np.ndarray | None:
         raise DataError(f"{src}: is an .npz archive, not a single array; load it with load_npz")
     if arr.ndim <= 2:
         return None
+    check_allocation(4 * arr.size, src, f"its {arr.shape} examples as float32",
+                     "predict on fewer examples at a time")
     X, _ = _check_shapes(arr, np.zeros(len(arr)), src)
     names = tuple(f"x{j}" for j in range(math.prod(X.shape[1:])))
     return as_finite_float32(_numeric_features(np.asarray(X), src, names), source=src,
@@ -159,13 +203,14 @@ def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) 
 
 
 def _read_npz(src: str, x_key: str, y_key: str):
-    """Arrays ``x_key`` and ``y_key`` of a ``.npz`` archive, each header checked first."""
+    """Arrays ``x_key`` and ``y_key`` of a ``.npz`` archive, both headers checked (and their
+    size against the memory available) before either is read."""
     archive = _np_load(src)
     if isinstance(archive, np.ndarray):
         raise DataError(f"{src}: holds a single array, not an .npz archive; load it with load_npy")
     with archive:
         keys = list(archive.files)
-        arrays = []
+        need = 0
         for key in (x_key, y_key):
             if key not in keys:
                 raise DataError(
@@ -177,10 +222,17 @@ def _read_npz(src: str, x_key: str, y_key: str):
             member = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
             try:
                 with archive.zip.open(member) as fh:
-                    _check_npy_header(fh, archive.zip.getinfo(member).file_size, src, key)
+                    shape, dtype = _check_npy_header(
+                        fh, archive.zip.getinfo(member).file_size, src, key, in_memory=False)
             except _ARCHIVE_ERRORS as e:
                 raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
                                 f"{e}") from None
+            need += math.prod(shape) * (dtype.itemsize + 4)
+        check_allocation(need, src, f"arrays {x_key!r} and {y_key!r} as read and as float32",
+                         "convert the file to a shard set and stream it (sgdlab data convert "
+                         f"{os.path.basename(src)} shards/, then --data shards/)")
+        arrays = []
+        for key in (x_key, y_key):
             try:
                 arrays.append(archive[key])
             except ValueError as e:

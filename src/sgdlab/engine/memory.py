@@ -11,22 +11,11 @@ from __future__ import annotations
 
 import jax
 
+from ..data.hostmem import GIB, available_memory
 from ..errors import ConfigError
 
-GIB = 2 ** 30
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux's ``MemAvailable``), or None where
-    the system does not say."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+#: re-exported: the figure :func:`check_fits` compares with
+__all__ = ["available_memory", "check_fits"]
 
 
 def check_fits(compiled, what: str):
