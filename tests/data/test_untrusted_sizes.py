@@ -145,3 +145,40 @@ def test_npz_arrays_are_read_when_they_fit(tmp_path, little_memory):
         read_npz_arrays(io.BytesIO(buf.getvalue()), "ck.npz", "fix")
     with pytest.raises(DataError, match=r"ck\.npz: cannot read as an \.npz archive"):
         read_npz_arrays(io.BytesIO(buf.getvalue()[:30]), "ck.npz", "fix")
+
+
+# -- shard manifests --------------------------------------------------------------------------
+
+@pytest.fixture
+def shard_dir(tmp_path):
+    rows = "\n".join(f"{i % 7}.5,{i % 3},{i % 2}" for i in range(40))
+    (tmp_path / "d.csv").write_text("a,b,y\n" + rows + "\n")
+    return convert(str(tmp_path / "d.csv"), str(tmp_path / "shards"))
+
+
+@pytest.mark.parametrize("edit,message", [
+    ({"block_rows": 0}, r"block_rows 0, shard_blocks \d+ and the rows of every shard must be "
+                        r">= 1; the manifest is damaged"),
+    ({"block_rows": -3}, r"block_rows -3"),
+    ({"rows": 10 ** 15, "block_rows": 1, "shards": [{"x": "X-00000.npy", "y": "y-00000.npy",
+                                                    "rows": 10 ** 15}]},
+     r"X-00000\.npy: \d+ bytes, fewer than the 1,000,000,000,000,000 rows of 2 float32 "
+     r"features the manifest declares"),
+    ({"features": 10 ** 10, "example_shape": [10 ** 10]}, r"fewer than the 40 rows of "
+                                                           r"10,000,000,000 float32 features"),
+    ({"shards": [{"x": "../d.csv", "y": "y-00000.npy", "rows": 40}]},
+     r"shard file name '\.\./d\.csv' is not a file name in the shard directory"),
+    ({"shards": [{"x": "/etc/passwd", "y": "y-00000.npy", "rows": 40}]},
+     r"shard file name '/etc/passwd' is not a file name"),
+])
+def test_a_shard_manifest_whose_sizes_lie_is_refused_before_allocating(shard_dir, edit,
+                                                                        message):
+    import json
+
+    from sgdlab.data.shards import ShardSet
+    path = shard_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.update(edit)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=message):
+        ShardSet(shard_dir)
