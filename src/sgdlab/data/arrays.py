@@ -18,6 +18,7 @@ from ..errors import DataError
 from .checks import (
     as_finite_float32,
     check_task,
+    check_unique_columns,
     encode_labels,
     existing_file,
     try_float64,
@@ -348,6 +349,7 @@ def _from_arrays(X, y, task, name, feature_names, source) -> Dataset:
         names = tuple(str(f) for f in feature_names)
         if len(names) != d:
             raise DataError(f"{source}: {len(names)} feature names for {d} feature columns")
+        check_unique_columns(names, source)
     X = _numeric_features(X, source, names)
     X = as_finite_float32(X, source=source, columns=names)
     y, task, classes = encode_labels(y, task, source=source)

@@ -213,6 +213,21 @@ def existing_file(path) -> str:
     return p
 
 
+def check_unique_columns(names: Sequence[str], source: str) -> None:
+    """A :class:`DataError` naming the first column name that appears more than once (and
+    where): columns are matched by name (the label, a model's features in prediction), so a
+    repeated name would silently pick one of them."""
+    seen: dict = {}
+    for j, name in enumerate(names):
+        seen.setdefault(name, []).append(j)
+    for name, at in seen.items():
+        if len(at) > 1:
+            where = ", ".join(str(j + 1) for j in at)
+            raise DataError(f"{source}: the column name {name!r} appears {len(at)} times (columns "
+                            f"{where}, counting from 1); every column needs its own name: "
+                            "rename the repeated ones")
+
+
 def resolve_label(names: Sequence[str], label_column, source: str) -> int:
     """Index of the label column: ``None`` -> last, ``int`` -> position, ``str`` -> name.
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import DataError
 from .arrays import read_npy_examples
+from .checks import check_unique_columns
 from .formats import for_path
 from .idx import labels_path, read_images
 from .loaders import load_data
@@ -72,6 +73,7 @@ def _read_features(path, feature_names, n_features, label_column, task) -> Featu
     if not os.path.isfile(path):
         raise DataError(f"{path}: file not found")
     own = [str(f) for f in feature_names]
+    check_unique_columns(own, f"{path}: the model's feature names")
     positional = not own or own == [f"x{i}" for i in range(len(own))]
     names = column_names(path)
     if names is None:  # NumPy, LibSVM: by position
