@@ -332,6 +332,6 @@ def test_read_features_of_n_d_files(tmp_path):
     (tmp_path / "train-labels-idx1-ubyte").unlink()  # images alone can be predicted on
     got = read_features(path, [f"x{j}" for j in range(12)], 12)
     assert got.X.shape == (6, 4, 3, 1) and got.y is None
-    with pytest.raises(DataError, match=r"images of shape \(4, 3, 1\) hold 12 features; the "
+    with pytest.raises(DataError, match=r"examples of shape \(4, 3, 1\) hold 12 features; the "
                                         r"model takes 10"):
         read_features(path, [f"x{j}" for j in range(10)], 10)

@@ -57,7 +57,7 @@ def _np_load(src: str, mmap: bool = False):
 def _check_npy_header(fh, size: int, src: str, key: str | None = None,
                       in_memory: bool = True) -> tuple:
     """Read a ``.npy`` header and check it before any data is read; returns ``(shape,
-    dtype)``.
+    dtype, fortran_order)``.
 
     Refuses object dtypes at once (their data is a pickle) and a header declaring more data
     than the ``size`` bytes the file holds: a truncated file, or a damaged header whose shape
@@ -70,7 +70,7 @@ def _check_npy_header(fh, size: int, src: str, key: str | None = None,
         version = np.lib.format.read_magic(fh)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
             np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(fh)
+        shape, fortran, dtype = read(fh)
     except Exception as e:  # noqa: BLE001
         # The header is a Python literal parsed by NumPy; damaged bytes surface as ValueError,
         # SyntaxError, tokenize errors, ... none of which NumPy documents. All mean the same.
@@ -89,7 +89,7 @@ def _check_npy_header(fh, size: int, src: str, key: str | None = None,
                          f"{what} (shape {shape} of {dtype}) as read and as float32",
                          "convert the file to a shard set and stream it (sgdlab data convert "
                          f"{os.path.basename(src)} shards/, then --data shards/)")
-    return shape, dtype
+    return shape, dtype, fortran
 
 
 def read_npz_arrays(file, src: str, fix: str) -> dict[str, np.ndarray]:
@@ -107,8 +107,8 @@ do not fit in memory. Raises :class:`DataError`."""
                                     "(.npy); not an .npz archive written by NumPy")
                 key = info.filename[:-4]
                 with archive.open(info) as fh:
-                    shape, dtype = _check_npy_header(fh, info.file_size, src, key,
-                                                     in_memory=False)
+                    shape, dtype, _ = _check_npy_header(fh, info.file_size, src, key,
+                                                        in_memory=False)
                 members[key] = info
                 total += math.prod(shape) * dtype.itemsize
             check_allocation(total, src, f"its {len(members)} arrays", fix)
@@ -223,7 +223,7 @@ def _read_npz(src: str, x_key: str, y_key: str):
             member = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
             try:
                 with archive.zip.open(member) as fh:
-                    shape, dtype = _check_npy_header(
+                    shape, dtype, _ = _check_npy_header(
                         fh, archive.zip.getinfo(member).file_size, src, key, in_memory=False)
             except _ARCHIVE_ERRORS as e:
                 raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
@@ -244,6 +244,105 @@ def _read_npz(src: str, x_key: str, y_key: str):
                 raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
                                 f"{e}") from None
     return arrays[0], arrays[1]
+
+
+class ArrayRows:
+    """The rows of one stored array, a ``.npy`` file or the array ``key`` of an ``.npz``
+    archive (compressed or not), read in order a block at a time: memory is the block's,
+    whatever the array's size (no memory map, whose pages would count as the process's).
+
+    The header is checked before anything is read (:func:`_check_npy_header`); ``shape`` and
+    ``dtype`` are the array's. An array stored in Fortran order has no contiguous rows and is
+    read whole, its size checked against the memory available first.
+    """
+
+    def __init__(self, src: str, key: str | None = None):
+        self.src, self.key, self._whole, self._done = src, key, None, 0
+        self._archive = None
+        what = src if key is None else f"{src}, array {key!r}"
+        try:
+            if key is None:
+                self._fh = open(src, "rb")
+                size = os.fstat(self._fh.fileno()).st_size
+            else:
+                self._archive = zipfile.ZipFile(src)
+                info = self._archive.getinfo(key + ".npy")
+                self._fh, size = self._archive.open(info), info.file_size
+            shape, dtype, fortran = _check_npy_header(self._fh, size, src, key, in_memory=False)
+            if len(shape) == 0:
+                raise DataError(f"{what}: holds a single value, not rows of an array")
+            self.shape, self.dtype = tuple(shape), dtype
+            if fortran and len(shape) > 1:
+                check_allocation(math.prod(shape) * dtype.itemsize, src,
+                                 f"{what} (stored in Fortran order, read whole)",
+                                 "save it in C order (np.ascontiguousarray)")
+                self._whole = self._read_bytes_whole()
+        except DataError:
+            self.close()
+            raise
+        except (_ARCHIVE_ERRORS + (KeyError, ValueError)) as e:
+            self.close()
+            raise DataError(f"{what}: cannot read (damaged file?): {e}") from None
+
+    def _read_bytes_whole(self) -> np.ndarray:
+        n = math.prod(self.shape) * self.dtype.itemsize
+        data = self._fh.read(n)
+        if len(data) != n:
+            raise DataError(f"{self.src}: truncated: the array ends after {len(data):,} of its "
+                            f"{n:,} bytes")
+        return np.frombuffer(data, self.dtype).reshape(self.shape, order="F")
+
+    @property
+    def n(self) -> int:
+        return self.shape[0]
+
+    def read(self, rows: int) -> np.ndarray:
+        """The next ``rows`` rows (fewer at the end), ``(r, *shape[1:])`` of ``dtype``."""
+        r = max(0, min(rows, self.n - self._done))
+        if self._whole is not None:
+            out = self._whole[self._done:self._done + r]
+        else:
+            row_bytes = math.prod(self.shape[1:]) * self.dtype.itemsize
+            try:
+                data = self._fh.read(r * row_bytes)
+            except _ARCHIVE_ERRORS as e:
+                raise DataError(f"{self.src}: cannot read (damaged file?): {e}") from None
+            if len(data) != r * row_bytes:
+                raise DataError(f"{self.src}: truncated: rows {self._done:,} to "
+                                f"{self._done + r - 1:,} end after {len(data):,} of their "
+                                f"{r * row_bytes:,} bytes")
+            out = np.frombuffer(data, self.dtype).reshape((r,) + self.shape[1:])
+        self._done += r
+        return out
+
+    def close(self) -> None:
+        for f in (getattr(self, "_fh", None), self._archive):
+            if f is not None:
+                f.close()
+
+    def __enter__(self) -> "ArrayRows":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+
+def npz_keys(src: str) -> list[str]:
+    """The names of the arrays of the ``.npz`` archive ``src``."""
+    try:
+        with zipfile.ZipFile(src) as archive:
+            return [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+    except _ARCHIVE_ERRORS as e:
+        raise DataError(f"{src}: cannot read as an .npz archive (damaged?): {e}") from None
+
+
+def numeric_rows(X: np.ndarray, src: str, names, row0: int = 0) -> np.ndarray:
+    """Rows ``row0 ..`` of ``X`` (``(r, ...)``, any numeric dtype) as checked float32: real
+    numbers, all finite, a bad cell named by its row index and column."""
+    X = _numeric_features(X, src, names, row0)
+    return as_finite_float32(X, source=src, columns=names,
+                             where=lambda i: f"row index {row0 + i}")
 
 
 class ArraySource(ChunkSource):

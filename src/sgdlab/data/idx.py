@@ -285,16 +285,20 @@ def load_idx(path, task: str | None = None) -> Dataset:
 
 class IdxSource(ChunkSource):
     """An IDX images file (and its labels) for ``convert``: the labels are read whole (one
-    value per image), the images a chunk of rows at a time (gzip decompressed as it goes)."""
+    value per image), the images a chunk of rows at a time (gzip decompressed as it goes).
+    With ``need_labels=False`` (images to predict on) a missing labels file leaves
+    ``labels`` None, and the chunks' labels None."""
 
-    def __init__(self, src: str):
+    def __init__(self, src: str, need_labels: bool = True):
         self.src = src
         head = read_header(src)
         check_length(head)  # read a chunk at a time: the memory is the chunk's
         self.example_shape = _images_shape(src, head.shape)[1:]
         self.head = head
-        self.labels_src, self.labels = read_labels(src)
-        _check_counts(src, head.shape[0], self.labels_src, len(self.labels))
+        self.labels_src = self.labels = None
+        if need_labels or labels_path(src) is not None:
+            self.labels_src, self.labels = read_labels(src)
+            _check_counts(src, head.shape[0], self.labels_src, len(self.labels))
         self.total = head.shape[0]
         self.names = [f"x{j}" for j in range(math.prod(self.example_shape))]
 
@@ -316,7 +320,7 @@ class IdxSource(ChunkSource):
                     where = (lambda i, o=r0: f"row index {o + i}")
                     X = np.frombuffer(data, self.head.dtype).reshape((r,) + self.example_shape)
                     X = as_finite_float32(X, source=self.src, columns=self.names, where=where)
-                    yield X, self.labels[r0:r0 + r], where
+                    yield X, None if self.labels is None else self.labels[r0:r0 + r], where
                 _check_end(fh, self.head)
         except OSError as e:
             raise DataError(f"{self.src}: cannot read: {e.strerror or e}") from None
