@@ -144,11 +144,12 @@ def test_a_fifo_or_a_folder_is_named_for_what_it_is(trained, tmp_path, capsys):
     (tmp_path / "csvs").mkdir()
     (tmp_path / "csvs" / "a.csv").write_text("u,v,kind\n1,2,red\n")
     code, out, err = _predict(capsys, trained / "run", "--data", tmp_path / "csvs")
-    assert code == 2 and "csvs: is a directory without a manifest.json, not a shard set; " \
-                         "give a data file, or convert one into a shard set" in err
+    assert code == 2 and "csvs: is a directory without a manifest.json, not a shard set (it " \
+                         "holds 1 file(s), e.g. 'a.csv'); give one data file, or convert one " \
+                         "into a shard set" in err
     assert "file not found" not in err
     code, out, err = _predict(capsys, trained / "run", "--data", tmp_path / "nope.csv")
-    assert code == 2 and "nope.csv: file not found" in err
+    assert code == 2 and "file not found: " in err and "nope.csv" in err
 
 
 def test_out_refuses_what_the_user_owns(trained, tmp_path, capsys):

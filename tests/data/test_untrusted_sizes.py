@@ -182,3 +182,24 @@ def test_a_shard_manifest_whose_sizes_lie_is_refused_before_allocating(shard_dir
     path.write_text(json.dumps(manifest))
     with pytest.raises(DataError, match=message):
         ShardSet(shard_dir)
+
+
+# -- what a data path names -------------------------------------------------------------------
+
+def test_a_fifo_is_refused_not_read(tmp_path):
+    import os
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    with pytest.raises(DataError, match=r"pipe\.csv: is a FIFO \(named pipe\); sgdlab reads a "
+                                        r"data file more than once"):
+        load_data(str(fifo))
+
+
+def test_a_folder_of_csv_files_is_not_an_unsupported_file_type(tmp_path):
+    (tmp_path / "parts").mkdir()
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / "parts" / name).write_text("x,y\n1,0\n")
+    with pytest.raises(DataError, match=r"parts: is a directory without a manifest\.json, not a "
+                                        r"shard set \(it holds 2 file\(s\), e\.g\. 'a\.csv'\); "
+                                        r"give one data file, or convert one into a shard set"):
+        load_data(str(tmp_path / "parts"))

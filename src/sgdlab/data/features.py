@@ -25,14 +25,20 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
 from ..errors import DataError
 from .arrays import ArrayRows, npz_keys, numeric_rows
-from .checks import as_finite_float32, check_unique_columns, encode_labels, try_float64
+from .checks import (
+    as_finite_float32,
+    check_unique_columns,
+    encode_labels,
+    existing_file,
+    not_a_shard_set,
+    try_float64,
+)
 from .formats import for_path
 from .shards import ShardSet, is_shard_dir
 
@@ -143,26 +149,13 @@ def read_features(path, feature_names, n_features: int, label_column=None,
 
 
 def _readable(path) -> str:
-    """``path`` as text, after checking it is a file or a shard directory sgdlab can read (a
-    FIFO or a device is refused: they cannot be read twice, and reading one may never end)."""
+    """``path`` as text, after checking it is a regular file or a shard directory."""
     src = os.fspath(path)
-    try:
-        mode = os.stat(src).st_mode
-    except FileNotFoundError:
-        raise DataError(f"{src}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{src}: cannot read: {e.strerror or e}") from None
-    if stat.S_ISDIR(mode):
+    if os.path.isdir(src):
         if is_shard_dir(src):
             return src
-        raise DataError(f"{src}: is a directory without a manifest.json, not a shard set; give "
-                        "a data file, or convert one into a shard set (sgdlab data convert "
-                        f"FILE {src})")
-    if not stat.S_ISREG(mode):
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
-        raise DataError(f"{src}: is {kind}; sgdlab reads a data file more than once (its "
-                        "header, then its rows): save the data to a file first")
-    return src
+        raise DataError(not_a_shard_set(src))
+    return existing_file(src)
 
 
 def _positional(own: list[str]) -> bool:
