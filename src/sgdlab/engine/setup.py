@@ -63,13 +63,28 @@ def model_options(config: TrainConfig) -> dict:
             if k not in ("model", "loss") and k in takes}
 
 
+#: The most steps a run can count: the step counter is an int32 (TrainState.step).
+MAX_STEPS = 2 ** 31 - 1
+
+
 def total_steps(config: TrainConfig, spe: int) -> int | None:
     """Steps a run of ``config`` takes at most (its ``epochs`` or ``max_steps``, the fewer), or
-    None when only time or a target ends it; ``spe`` is steps per epoch."""
+    None when only time or a target ends it; ``spe`` is steps per epoch. More than
+    :data:`MAX_STEPS` is a :class:`ConfigError` (the counter would wrap around)."""
     totals = []
     if config.epochs is not None:
-        totals.append(max(1, math.ceil(config.epochs * spe - 1e-9)))
+        steps = config.epochs * spe
+        if not steps <= MAX_STEPS:  # also inf: --epochs 1e308
+            raise ConfigError(
+                f"epochs {config.epochs:g} at {spe:,} steps per epoch are {steps:.3g} steps, "
+                f"more than the {MAX_STEPS:,} a run can count; give at most "
+                f"{MAX_STEPS // spe:,} epochs (a run limited by --max-time alone may give "
+                "that many)")
+        totals.append(max(1, math.ceil(steps - 1e-9)))
     if config.max_steps is not None:
+        if config.max_steps > MAX_STEPS:
+            raise ConfigError(f"max steps {config.max_steps:,} is more than the {MAX_STEPS:,} a "
+                              "run can count; give at most that many")
         totals.append(config.max_steps)
     return min(totals) if totals else None
 
