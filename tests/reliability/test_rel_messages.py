@@ -34,3 +34,78 @@ def test_a_step_count_beyond_the_counter_is_refused(tmp_path, capsys, flags, mes
     code, err = run(capsys, "train", *flags, "--out", tmp_path / "run", "--quiet")
     assert code == 2 and re.search(message, one_error(err))
     assert not (tmp_path / "run").exists()
+
+
+# -- the sweep's settings -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("budget,message", [
+    ("0s", "budget must be a finite time > 0, got '0s'"),
+    ("0", "budget must be a finite time > 0, got '0'"),
+    ("0 min", "budget must be a finite time > 0, got '0 min'"),
+    ("1e999s", "budget must be a finite time > 0, got '1e999s'"),
+    ("0 epochs", "budget must be > 0, got '0 epochs'"),
+    ("soon", "cannot read budget 'soon'; write a training time"),
+])
+def test_a_budget_of_no_time_says_so(tmp_path, capsys, budget, message):
+    code, err = run(capsys, "sweep", f"--budget={budget}", "--out", tmp_path / "s", "--quiet")
+    assert code == 2 and message in one_error(err)
+
+
+@pytest.mark.parametrize("target", ["nan", "inf", "-inf"])
+def test_a_non_finite_sweep_target_says_so(tmp_path, capsys, target):
+    code, err = run(capsys, "sweep", f"--target-accuracy={target}", "--out", tmp_path / "s")
+    assert code == 2 and "target must be a finite number (an accuracy or R^2), got " \
+                         f"{float(target)}" in one_error(err)
+
+
+def test_a_sweep_reads_a_run_directory_config_json(tmp_path, capsys, monkeypatch):
+    """docs/cli.md: --config takes a run directory's own config.json (it failed as TOML)."""
+    import json
+
+    import sgdlab.lab.sweep
+
+    code, _ = run(capsys, "train", "--data", "blobs:n=200,d=3", "--model", "logistic",
+                  "--lr", "0.05", "--batch-size", "8", "--epochs", "1", "--out",
+                  tmp_path / "run", "--quiet")
+    assert code == 0
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(data, sweep, base, **kwargs):
+        seen.update(data=data, sweep=sweep, base=base)
+        raise Stop
+
+    monkeypatch.setattr(sgdlab.lab.sweep, "run_sweep", capture)
+    with pytest.raises(Stop):
+        main(["sweep", "--config", str(tmp_path / "run" / "config.json"), "--budget", "2 steps",
+              "--out", str(tmp_path / "s"), "--compile-cache", "off", "--quiet"])
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert seen["data"].name == saved["data"] == "blobs:n=200,d=3"
+    assert seen["base"].model == "logistic" and seen["base"].lr == 0.05
+    assert seen["sweep"].budget == "2 steps"
+    (tmp_path / "bad.toml").write_text("sweep = 5\n")
+    code, err = run(capsys, "sweep", "--config", tmp_path / "bad.toml", "--out", tmp_path / "s")
+    assert code == 2 and "[sweep] must be a table of sweep settings, got int" in one_error(err)
+
+
+# -- settings files -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,text,message", [
+    ("deep.toml", "epochs = " + "[" * 600 + "]" * 600,
+     "values nested more deeply than TOML settings ever are"),
+    ("deep.json", '{"epochs": ' + "[" * 100000 + "]" * 100000 + "}",
+     "values nested more deeply than JSON settings ever are"),
+    ("deep20.toml", "epochs = " + "[" * 20 + "]" * 20, "values nested more than 8 deep"),
+    ("huge.toml", "seed = " + "9" * 5000, "holds a number of more than 4,300 digits; no "
+                                           "setting takes one"),
+    ("huge.json", '{"seed": ' + "9" * 5000 + "}", "holds a number of more than 4,300 digits"),
+    ("big.toml", "#" * 2_000_000, "2,000,000 bytes, more than a settings file holds"),
+])
+def test_a_deep_or_huge_settings_file_is_one_message(tmp_path, capsys, name, text, message):
+    (tmp_path / name).write_text(text)
+    for verb in ("train", "sweep"):
+        code, err = run(capsys, verb, "--config", tmp_path / name, "--out", tmp_path / "o",
+                        "--quiet")
+        assert code == 2 and f"{name}: {message}" in one_error(err)

@@ -111,7 +111,10 @@ def register(sub) -> None:
 
 def sweep_config_from_args(args, file_settings: dict):
     from ..lab.sweep import SweepConfig
-    s = dict(_sweep_table(args.config))
+    s = file_settings.get("sweep") or {}
+    if not isinstance(s, dict):
+        raise ConfigError(f"{args.config}: [sweep] must be a table of sweep settings, got "
+                          f"{type(s).__name__}")
     s = {k.replace("-", "_"): v for k, v in s.items()}
     if args.batch_sizes:
         s["batch_sizes"] = _ints(args.batch_sizes, "--batch-sizes")
@@ -151,17 +154,6 @@ def sweep_config_from_args(args, file_settings: dict):
         return SweepConfig(**s)
     except TypeError as e:
         raise ConfigError(f"bad sweep setting: {e}") from None
-
-
-def _sweep_table(path: str | None) -> dict:
-    """The ``[sweep]`` table of the TOML settings file (the rest configures every run)."""
-    if not path:
-        return {}
-    import tomllib
-    try:
-        return tomllib.loads(Path(path).read_text()).get("sweep", {})
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read the [sweep] table: {e}") from None
 
 
 def run(args) -> int:

@@ -47,7 +47,7 @@ from ..data.sampling import steps_per_epoch
 from ..data.split import split
 from ..engine import cache
 from ..engine.config import TrainConfig
-from ..engine.schedule import parse_duration
+from ..engine.schedule import parse_duration, reads_as_duration
 from ..errors import ConfigError
 from ..optim import LR_SCALINGS, check_rate, scaled_lr
 from .lr_search import Outcome, search_lr
@@ -81,11 +81,13 @@ def parse_budget(text: str) -> dict:
                 raise ConfigError(f"a budget in steps must be whole, got {text!r}")
             return {"epochs": None, "max_steps": int(value), "max_time": None}
         return {"epochs": value, "max_steps": None, "max_time": None}
+    if not reads_as_duration(text):
+        raise ConfigError(f"cannot read budget {text!r}; write a training time ('30s', "
+                          "'2 min'), epochs ('5 epochs') or steps ('2000 steps')")
     try:
         seconds = parse_duration(text)
-    except ConfigError:
-        raise ConfigError(f"cannot read budget {text!r}; write a training time ('30s', "
-                          "'2 min'), epochs ('5 epochs') or steps ('2000 steps')") from None
+    except ConfigError:  # read, but not a finite time > 0
+        raise ConfigError(f"budget must be a finite time > 0, got {text!r}") from None
     return {"epochs": None, "max_steps": None, "max_time": seconds}
 
 
@@ -149,6 +151,10 @@ class SweepConfig:
                               f"{self.search_points!r}")
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"seeds must be a whole number >= 1, got {self.seeds!r}")
+        if self.target is not None and (isinstance(self.target, bool) or not isinstance(
+                self.target, (int, float)) or not math.isfinite(self.target)):
+            raise ConfigError(f"target must be a finite number (an accuracy or R^2), got "
+                              f"{self.target}")
         if self.target is not None and not self.target <= 1.0:
             raise ConfigError(f"target must be at most 1 (an accuracy or R^2), got {self.target}")
         parse_budget(self.budget)
