@@ -109,3 +109,84 @@ def test_a_deep_or_huge_settings_file_is_one_message(tmp_path, capsys, name, tex
         code, err = run(capsys, verb, "--config", tmp_path / name, "--out", tmp_path / "o",
                         "--quiet")
         assert code == 2 and f"{name}: {message}" in one_error(err)
+
+
+# -- the user's own network -----------------------------------------------------------------------
+
+NETS = '''
+import jax.numpy as jnp
+import sgdlab
+
+
+def _linear(name, W, b, shift=0.0):
+    def init(key, n_in, n_out):
+        return {"W": W(n_out, n_in), "b": b(n_out)}
+
+    def apply(p, X):
+        return X @ jnp.asarray(p["W"]).T + p["b"] + shift
+    return sgdlab.Model(name, init, apply)
+
+
+def int_params():
+    return _linear("ints", lambda k, d: jnp.zeros((k, d), jnp.int32),
+                   lambda k: jnp.zeros((k,), jnp.int32))
+
+
+def python_ints():
+    return _linear("pyints", lambda k, d: [[0] * d for _ in range(k)], lambda k: 0)
+
+
+def inf_params():
+    return _linear("infs", lambda k, d: jnp.full((k, d), jnp.inf), lambda k: jnp.zeros((k,)))
+
+
+def nan_outputs():
+    return _linear("nans", lambda k, d: jnp.zeros((k, d)), lambda k: jnp.zeros((k,)), jnp.nan)
+
+
+def exits():
+    raise SystemExit(3)
+
+
+def exits_in_init():
+    def init(key, n_in, n_out):
+        raise SystemExit(4)
+    return sgdlab.Model("exits_in_init", init, lambda p, X: X)
+'''
+
+
+@pytest.fixture
+def nets(tmp_path, monkeypatch):
+    import importlib
+    import sys
+    name = f"rel_nets_{abs(hash(str(tmp_path))) % 10 ** 8}"
+    (tmp_path / f"{name}.py").write_text(NETS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    importlib.invalidate_caches()
+    return name
+
+
+@pytest.mark.parametrize("factory,code_,message", [
+    ("int_params", 2, r"the network '{m}:int_params' initialises parameter \['W'\] as int32; "
+                      r"parameters must be floating-point arrays \(integers have no gradient\)"),
+    ("python_ints", 2, r"initialises parameter \['W'\]\[0\]\[0\] as int; parameters must be "
+                       r"floating-point arrays"),
+    ("inf_params", 2, r"the network '{m}:inf_params' initialises parameter \['W'\] with NaN or "
+                      r"infinite values; gradient descent needs finite starting values"),
+    ("nan_outputs", 1, r"training diverged at step 1: the network '{m}:nan_outputs' outputs "
+                       r"NaN/inf at its initial parameters, before any update, so no learning "
+                       r"rate can help"),
+    ("exits", 2, r"the model factory '{m}:exits' called sys\.exit\(3\) \(a factory or network "
+                 r"must return, or raise an exception\)"),
+    ("exits_in_init", 2, r"code given to sgdlab \(a network's init or apply, a loss, a "
+                         r"callback\) called sys\.exit\(4\)"),
+])
+def test_a_user_network_that_cannot_train_is_one_message(tmp_path, capsys, nets, factory,
+                                                         code_, message):
+    import re
+    code, err = run(capsys, "train", "--model", f"{nets}:{factory}", "--epochs", "1",
+                    "--out", tmp_path / "run", "--quiet")
+    line = one_error(err) if code_ == 2 else err.strip().splitlines()[-1]
+    assert code == code_ and re.search(message.format(m=nets), line), err
+    assert "learning rate (e.g." not in err

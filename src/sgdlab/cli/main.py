@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sgdlab {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as e:  # sgdlab never exits from inside a verb: the user's code did
+        print(f"sgdlab {args.verb}: error: code given to sgdlab (a network's init or apply, a "
+              f"loss, a callback) called sys.exit({e.code!r}); a network or callback must "
+              "return, or raise an exception", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -137,6 +137,7 @@ class RunSetup:
         """The seeded initialisation, or ``given`` parameters (fine-tuning) checked against
         its structure and shapes."""
         params = self.model.init(jax.random.PRNGKey(self.config.seed), self.n_in, self.n_out)
+        check_initial_params(params, self.model.name)
         return params if given is None else same_shapes(given, params)
 
     def initial_state(self, params=None, start: TrainState | None = None) -> TrainState:
@@ -195,6 +196,28 @@ def model_input(example_shape):
     written for rows keep working), else the shape itself, e.g. ``(H, W, C)``."""
     shape = tuple(int(s) for s in example_shape)
     return shape[0] if len(shape) == 1 else shape
+
+
+def check_initial_params(params, name: str) -> None:
+    """Refuse a network whose ``init`` gives parameters gradient descent cannot move: a leaf
+    that is not a floating-point array (Python or NumPy integers: autodiff has no gradient for
+    them) or that holds NaN or infinite values. ``name`` names the network."""
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    if not leaves:
+        raise ConfigError(f"the network {name!r} has no parameters (its init returned "
+                          f"{params!r}); return a dict of float arrays")
+    for path, leaf in leaves:
+        where = jax.tree_util.keystr(path) or "(the only leaf)"
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            kind = dtype if dtype is not None else type(leaf).__name__
+            raise ConfigError(
+                f"the network {name!r} initialises parameter {where} as {kind}; parameters "
+                "must be floating-point arrays (integers have no gradient): create it with "
+                "a float dtype, e.g. jnp.zeros(shape, jnp.float32)")
+        if not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ConfigError(f"the network {name!r} initialises parameter {where} with NaN or "
+                              "infinite values; gradient descent needs finite starting values")
 
 
 def same_shapes(given, fresh):
