@@ -190,3 +190,53 @@ def test_a_user_network_that_cannot_train_is_one_message(tmp_path, capsys, nets,
     line = one_error(err) if code_ == 2 else err.strip().splitlines()[-1]
     assert code == code_ and re.search(message.format(m=nets), line), err
     assert "learning rate (e.g." not in err
+
+
+# -- warnings ---------------------------------------------------------------------------------------
+
+def test_a_warning_is_one_line_without_a_source_path(tmp_path, capsys, monkeypatch):
+    """A library's warning (matplotlib's, here while a report is drawn) is printed as sgdlab's
+    own line, not as 'path/to/module.py:123: UserWarning: ...', whichever verb draws it."""
+    import matplotlib.pyplot as plt
+
+    import sgdlab.report.plots as plots
+
+    def legend_of_nothing(draw):
+        def drawn(*args, **kwargs):
+            plt.figure().add_subplot().legend()  # matplotlib warns: no labelled artists
+            plt.close("all")
+            return draw(*args, **kwargs)
+        return drawn
+
+    for name in ("plot_curves", "plot_metric_vs_time"):
+        monkeypatch.setattr(plots, name, legend_of_nothing(getattr(plots, name)))
+    for verb in ("train", "compare-methods"):
+        code, err = run(capsys, verb, "--data", "blobs:n=200", "--model", "logistic",
+                        "--out", tmp_path / verb, *(["--epochs", "1"] if verb == "train" else
+                                                    ["--budget", "0.1s", "--quiet"]))
+        assert code == 0, err
+        assert f"sgdlab {verb}: warning: No artists with labels found to put in legend" in err
+        assert ".py:" not in err and "UserWarning" not in err, err
+
+
+# -- the estimators ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "file"])
+def test_an_estimator_given_a_path_says_what_it_takes(tmp_path, kind):
+    from sgdlab.errors import DataError
+    from sgdlab.estimators import MiniBatchSGDClassifier, MiniBatchSGDRegressor
+    path = {"missing": tmp_path / "nonexistent", "folder": tmp_path,
+            "file": tmp_path / "d.csv"}[kind]
+    if kind == "file":
+        path.write_text("a,y\n1,0\n2,1\n")
+    why = {"missing": "no such file or directory",
+           "folder": "a directory without a manifest.json, not a shard set",
+           "file": "a file; the estimators take arrays, or a shard directory"}[kind]
+    for estimator in (MiniBatchSGDClassifier(), MiniBatchSGDRegressor()):
+        name = type(estimator).__name__
+        with pytest.raises(DataError, match=rf"{name}\.fit: X is the path .*: {why}\. Give "
+                                            r"arrays \(load a file with "
+                                            r"sgdlab\.data\.load_data\(path\)"):
+            estimator.fit(str(path))
+        with pytest.raises(DataError, match=rf"{name}\.partial_fit: X is the path"):
+            estimator.partial_fit(path, [0, 1])
