@@ -29,6 +29,7 @@ from ..tasks import OPEN_LOSS, resolve
 from . import cache
 from .chunk import UNROLLED_STEPS, uses_convolution
 from .config import TrainConfig, key_fields
+from .memory import check_state_fits, state_bytes
 
 #: Steps a schedule is spread over when only time or a target ends the run.
 OPEN_ENDED_STEPS = 10_000
@@ -136,7 +137,10 @@ class RunSetup:
     def init_params(self, given=None):
         """The seeded initialisation, or ``given`` parameters (fine-tuning) checked against
         its structure and shapes."""
-        params = self.model.init(jax.random.PRNGKey(self.config.seed), self.n_in, self.n_out)
+        key = jax.random.PRNGKey(self.config.seed)
+        check_state_fits(state_bytes(self.model, key, self.n_in, self.n_out, self.optimizer),
+                         f"the network {self.model.name!r}")
+        params = self.model.init(key, self.n_in, self.n_out)
         check_initial_params(params, self.model.name)
         return params if given is None else same_shapes(given, params)
 
