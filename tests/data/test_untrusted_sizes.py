@@ -203,3 +203,31 @@ def test_a_folder_of_csv_files_is_not_an_unsupported_file_type(tmp_path):
                                         r"shard set \(it holds 2 file\(s\), e\.g\. 'a\.csv'\); "
                                         r"give one data file, or convert one into a shard set"):
         load_data(str(tmp_path / "parts"))
+
+
+# -- found by the fuzzers (tests/reliability/test_rel_fuzz_files.py) ----------------------------
+
+def test_an_idx_header_with_an_empty_axis_is_refused(tmp_path):
+    """0 x 2 x 2^31 x 2^31 values: no bytes, but a shape NumPy cannot make (a ValueError)."""
+    (tmp_path / "e-images-idx3-ubyte").write_bytes(idx_header((0, 2, 2 ** 31, 2 ** 31)))
+    with pytest.raises(DataError, match=r"e-images-idx3-ubyte: its header declares 0 x 2 x "
+                                        r"2,147,483,648 x 2,147,483,648 values of uint8: no "
+                                        r"values \(an axis of length 0\)"):
+        load_data(str(tmp_path / "e-images-idx3-ubyte"))
+
+
+@pytest.mark.parametrize("shape,message", [
+    ("(-1,)", r"shape \(-1,\) is no array's: a negative or too large length"),
+    ("(2147483648, 0, 2147483648, 2147483648, 4)", r"is no array's"),
+    ("(1099511627776, 0)", r"its 1,099,511,627,776 rows of shape \(0,\) hold no values"),
+])
+def test_npy_shapes_that_hold_nothing_or_cannot_exist_are_refused(tmp_path, shape, message):
+    """Read row by row, 2^40 rows of nothing took hours; a negative length read backwards."""
+    from sgdlab.data.arrays import ArrayRows
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}".encode()
+    header += b" " * (64 - (10 + len(header) + 1) % 64) + b"\n"
+    path = tmp_path / "h.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header)
+    with pytest.raises(DataError, match=message):
+        with ArrayRows(str(path)) as rows:
+            rows.read(3)

@@ -78,6 +78,10 @@ def _check_npy_header(fh, size: int, src: str, key: str | None = None,
                         f"({type(e).__name__}: {e})") from None
     if dtype.hasobject:
         raise DataError(_object_refused(src, key))
+    if any(not isinstance(n, int) or n < 0 for n in shape) or \
+            math.prod(n for n in shape if n) > np.iinfo(np.intp).max:
+        raise DataError(f"{src}: cannot read as a NumPy file: the header of {what} is damaged "
+                        f"(shape {shape} is no array's: a negative or too large length)")
     declared = math.prod(shape) * dtype.itemsize
     available = size - fh.tell()
     if declared > available:
@@ -271,6 +275,9 @@ class ArrayRows:
             shape, dtype, fortran = _check_npy_header(self._fh, size, src, key, in_memory=False)
             if len(shape) == 0:
                 raise DataError(f"{what}: holds a single value, not rows of an array")
+            if shape[0] and not math.prod(shape[1:]):
+                raise DataError(f"{what}: its {shape[0]:,} rows of shape {tuple(shape[1:])} "
+                                "hold no values")
             self.shape, self.dtype = tuple(shape), dtype
             if fortran and len(shape) > 1:
                 check_allocation(math.prod(shape) * dtype.itemsize, src,

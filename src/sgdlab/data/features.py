@@ -40,6 +40,7 @@ from .checks import (
     try_float64,
 )
 from .formats import for_path
+from .readers import FeatureNames
 from .shards import ShardSet, is_shard_dir
 
 #: Bytes a block holds per feature value while it is predicted on: the reader's chunk and the
@@ -181,7 +182,7 @@ def _match(src, own, n_features, label_column, task):
     if fmt.name == "npy":
         return _npy(src, n_features, task)
     if fmt.name == "npz":
-        return _npz(src, task)
+        return _npz(src, task, n_features)
     if fmt.name == "idx":
         from .idx import IdxSource
         source = IdxSource(src, need_labels=False)
@@ -298,17 +299,17 @@ def _npy(src, n_features, task):
     with ArrayRows(src) as probe:
         shape = probe.shape
     if len(shape) > 2:
-        return _array_chunks(src, None, None, task, shape), None
+        return _array_chunks(src, None, None, task, shape, n_features), None
     width = shape[1] if len(shape) == 2 else 1
     if width == n_features:
-        return _array_chunks(src, None, None, task, shape), None
+        return _array_chunks(src, None, None, task, shape, n_features), None
     if width == n_features + 1:
-        return _array_chunks(src, None, "last column", task, shape), "last column"
+        return _array_chunks(src, None, "last column", task, shape, n_features), "last column"
     raise DataError(f"{src}: has {width} columns; the model takes {n_features} features (and "
                     "optionally the label as a last column)")
 
 
-def _npz(src, task):
+def _npz(src, task, n_features):
     """An ``.npz`` archive: ``X`` and, when present, its labels ``y``."""
     keys = npz_keys(src)
     if "X" not in keys:
@@ -318,17 +319,21 @@ def _npz(src, task):
     with ArrayRows(src, "X") as probe:
         shape = probe.shape
     label = "y" if "y" in keys else None
-    return _array_chunks(src, "X", label, task, shape), label
+    return _array_chunks(src, "X", label, task, shape, n_features), label
 
 
-def _array_chunks(src, key, label, task, shape):
+def _array_chunks(src, key, label, task, shape, n_features):
     """Chunks of a stored array: features ``(r, ...)`` checked float32, and labels (the
-    archive's ``y``, or the table's last column for ``label="last column"``)."""
+    archive's ``y``, or the table's last column for ``label="last column"``). The example's
+    size is checked against the model's ``n_features`` before anything is read."""
     if len(shape) < 2 and label != "last column":
         raise DataError(f"{src}: features must be an array (N, d) or (N, *example_shape), got "
                         f"shape {shape}")
-    d = math.prod(shape[1:])
-    names = [f"x{j}" for j in range(d)]
+    d = math.prod(shape[1:]) - (1 if label == "last column" else 0)
+    if d != n_features:
+        raise DataError(f"{src}: examples of shape {tuple(shape[1:])} hold {d} features; the "
+                        f"model takes {n_features}")
+    names = FeatureNames(d + 1)
 
     def run():
         with ArrayRows(src, key) as X:
@@ -343,7 +348,7 @@ def _array_chunks(src, key, label, task, shape):
                         raw, rows = rows[:, -1], rows[:, :-1]
                     elif labels is not None:
                         raw = labels.read(len(rows))
-                    feats = numeric_rows(rows, src, names[:math.prod(rows.shape[1:])], row0)
+                    feats = numeric_rows(rows, src, names, row0)
                     yield feats, None if label is None else _labels(raw, task, src, label,
                                                                    where)
             finally:

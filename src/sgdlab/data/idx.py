@@ -151,6 +151,8 @@ def check_length(head: IdxHeader) -> None:
     than ``DEFLATE_MAX_RATIO * n`` (a header claiming 2^31 images in a small file)."""
     path, size = head.path, os.path.getsize(head.path)
     declared = f"its header declares {_shape_text(head.shape)} values of {head.dtype.name}"
+    if 0 in head.shape:
+        raise DataError(f"{path}: {declared}: no values (an axis of length 0)")
     if _is_gzip(path):
         if head.nbytes > DEFLATE_MAX_RATIO * size:
             raise DataError(f"{path}: {declared} ({head.nbytes:,} bytes), more than a gzip file "
