@@ -127,9 +127,11 @@ class _Stdout:
 
 def check_out(out: str, data: str, run_dir: str, overwrite: bool) -> None:
     """Refuse an ``--out`` that would replace what the user owns: an existing file without
-    ``overwrite``, and always a directory, the input itself (or a path inside an input shard
-    set), and any path inside a run directory or a shard set."""
+    ``overwrite``, and always a symbolic link, a directory, the input itself (or a path inside
+    an input shard set), and any path inside a run directory or a shard set."""
     from ..errors import ConfigError
+    from ..files import refuse_symlink
+    refuse_symlink(out)  # never written through, whatever it points to
     target = os.path.realpath(out)
     if os.path.isdir(target):
         raise ConfigError(f"--out {out} is a directory; give a file name for the predictions, "
