@@ -136,10 +136,11 @@ def sweep_config_from_args(args, file_settings: dict):
     """The :class:`~sgdlab.lab.sweep.SweepConfig` of the flags over the file's ``[sweep]``
     table (``file_settings["sweep"]``, as :func:`read_config_file` read it)."""
     from ..lab.sweep import SweepConfig
-    table = file_settings.get("sweep") or {}
-    if not isinstance(table, dict):
-        raise ConfigError(f"{args.config}: [sweep] must be a table of settings")
-    s = {k.replace("-", "_"): v for k, v in table.items()}
+    s = file_settings.get("sweep") or {}
+    if not isinstance(s, dict):
+        raise ConfigError(f"{args.config}: [sweep] must be a table of sweep settings, got "
+                          f"{type(s).__name__}")
+    s = {k.replace("-", "_"): v for k, v in s.items()}
     if args.batch_sizes:
         s["batch_sizes"] = _ints(args.batch_sizes, "--batch-sizes")
     if args.noise_batches:
