@@ -168,8 +168,9 @@ def _raw_settings(path) -> dict:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid {kind}: {e}") from None
     except RecursionError:
-        raise ConfigError(f"{path}: values nested more deeply than {kind} settings ever are; "
-                          "settings are numbers, text and short lists") from None
+        # the parser's own limit: the same refusal as _check_depth's, whatever the
+        # interpreter's recursion limit lets through
+        raise ConfigError(_too_deep(path, kind)) from None
     except ValueError:  # a whole number of more digits than Python converts
         raise ConfigError(f"{path}: holds a number of more than "
                           f"{sys.get_int_max_str_digits():,} digits; no setting takes one") \
@@ -187,11 +188,15 @@ def _raw_settings(path) -> dict:
     return {**data, **{k.replace("-", "_"): v for k, v in train.items()}}
 
 
+def _too_deep(path, kind: str) -> str:
+    return (f"{path}: values nested more than {MAX_CONFIG_DEPTH} deep; {kind} settings are "
+            "numbers, text and short lists")
+
+
 def _check_depth(value, path, kind: str, depth: int = 0) -> None:
     """Refuse values nested deeper than :data:`MAX_CONFIG_DEPTH` (tables and lists)."""
     if depth > MAX_CONFIG_DEPTH:
-        raise ConfigError(f"{path}: values nested more than {MAX_CONFIG_DEPTH} deep; {kind} "
-                          "settings are numbers, text and short lists")
+        raise ConfigError(_too_deep(path, kind))
     if isinstance(value, dict):
         for v in value.values():
             _check_depth(v, path, kind, depth + 1)

@@ -64,7 +64,7 @@ def parse_budget(text: str | None) -> dict:
     try:
         seconds = parse_duration(text)
     except ConfigError:  # read, but not a finite time > 0
-        raise ConfigError(f"budget must be > 0 and finite, got {text!r}") from None
+        raise ConfigError(f"budget must be a finite time > 0, got {text!r}") from None
     return {"epochs": None, "max_steps": None, "max_time": seconds}
 
 
