@@ -206,6 +206,13 @@ class RayExecutor:
         except (ray.exceptions.RayError, ConnectionError) as e:
             raise self.lost(e) from None
 
+    def every_worker_lost(self, when: str = "") -> ClusterError:
+        """The sweep's workers are all dead and none came back (the cluster went away, or
+        its nodes died)."""
+        return ClusterError(f"the Ray cluster at {self.where} lost every worker of this "
+                            f"sweep{when}; the runs finished so far are kept under --out: "
+                            "start the cluster again and rerun the same command to continue")
+
     def lost(self, e: Exception) -> ClusterError:
         return ClusterError(f"the Ray cluster at {self.where} was lost mid-sweep "
                             f"({_first_line(e)}); the runs finished so far are kept under "
@@ -292,8 +299,7 @@ class RayWorkers:
                     announced.add(j)
                     started(j)
             if not busy and not returning:
-                raise ClusterError(f"every Ray worker of the sweep died; the runs finished "
-                                   "so far are kept under --out: rerun the same command")
+                raise self.executor.every_worker_lost()
             ready, _ = self.executor._guard(ray.wait, [*busy, *returning], num_returns=1,
                                             timeout=HEALTH_SECONDS)
             if not ready:
@@ -374,8 +380,7 @@ class RayWorkers:
                     self._await({self._setup(w): w}, "come back")
                 except (ClusterError, ray.exceptions.RayActorError):
                     continue  # not back in time: the next worker
-        raise ClusterError(f"every Ray worker of the sweep died while timing; the runs "
-                           "finished so far are kept under --out: rerun the same command")
+        raise self.executor.every_worker_lost(" while timing")
 
     def close(self) -> None:
         for w in self.workers:
