@@ -220,7 +220,7 @@ def test_a_killed_driver_rerun_reuses_every_finished_record(cluster, reference, 
     first = subprocess.Popen([sys.executable, "-m", "sgdlab.cli.main", *command],
                              env={**os.environ, **RAY_ENV, "RAY_ADDRESS": cluster.address},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _wait_for_runs(out, 6, first)
+    _wait_for_runs(out, 4, first)
     first.kill()
     first.communicate()
     finished = _runs(out)
@@ -263,7 +263,8 @@ def test_a_cluster_lost_mid_sweep_ends_with_one_message_and_keeps_the_runs(tmp_p
 def test_an_in_process_sweep_never_imports_ray(tmp_path):
     code = ("import sys\nfrom sgdlab.cli.main import main\n"
             f"rc = main(['sweep', '--batch-sizes', '64', '--seeds', '1', '--budget', "
-            f"'10 epochs', '--target-accuracy', '0.9', '--no-probe', '--no-noise', "
+            f"'10 epochs', '--target-accuracy', '0.9', '--no-lr-search', '--no-probe', "
+            f"'--no-noise', "
             f"'--no-confirm', '--out', {str(tmp_path / 's')!r}, '--quiet', "
             f"'--compile-cache', 'off'])\n"
             "print(rc, 'ray' in sys.modules)\n")
