@@ -1,5 +1,7 @@
 # The two commands of the README's quick start, and a few helpers.
 PY ?= python3
+# pytest-xdist processes for make test (CI machines have two cores)
+TEST_PROCESSES ?= 2
 
 .PHONY: demo test bench install
 
@@ -12,7 +14,7 @@ demo: install
 test:
 	bash scripts/ensure-chromium
 	$(PY) -m pip install -q -e '.[test,ray]'
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_PROCESSES)
 
 bench:
 	$(PY) -m pip install -q -e '.[bench]' torch==2.13.0

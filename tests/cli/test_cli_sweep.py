@@ -57,7 +57,7 @@ def test_sweep_help_has_examples():
     (["--search-factor", "0.5"], "--search-factor"),
     (["--lr-resolution", "1"], "--lr-resolution"),
     (["--timing-rounds", "0"], "timing rounds must be"),
-    (["--budget", "0s"], "must be > 0"),
+    (["--budget", "0s"], "must be a finite time > 0"),
     (["--noise-batches", "64,8"], "small < big"),
     (["--seeds", "0"], "seeds must be"),
     (["--model", "sofmax", "--batch-sizes", "8"], "valid"),

@@ -62,11 +62,11 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="find the batch size that reaches a target fastest",
                        description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
                        formatter_class=Formatter)
-    add_data_options(p)
+    from ..lab.caps import FIRST_EPOCHS
+    from ..lab.sweep_config import BIG_NOISE_BATCH, DEMO_DATA, EVALS_PER_RUN, SweepConfig as S
+    add_data_options(p, default=DEMO_DATA)
     add_model_options(p)
     add_optim_options(p, batch=False)
-    from ..lab.caps import FIRST_EPOCHS
-    from ..lab.sweep_config import BIG_NOISE_BATCH, EVALS_PER_RUN, SweepConfig as S
     from ..optim import LR_SCALINGS
     g = p.add_argument_group("sweep")
     g.add_argument("--batch-sizes", help="comma-separated (default: powers of two from 1 to "
@@ -228,7 +228,8 @@ def _run(args, executor) -> int:
     file_settings = read_config_file(args.config, extra_keys=("sweep",))
     sweep = sweep_config_from_args(args, file_settings)
     base = config_from_args(args, {k: v for k, v in file_settings.items() if k != "sweep"})
-    data_arg = data_spec(args, file_settings)
+    from ..lab.sweep_config import DEMO_DATA
+    data_arg = data_spec(args, file_settings, classes=DEMO_DATA)
     label_column = args.label_column or file_settings.get("label_column")
     task = args.task or file_settings.get("task")
     data = as_dataset(data_arg, label_column=label_column, task=task)

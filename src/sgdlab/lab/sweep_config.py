@@ -14,6 +14,12 @@ from ..optim import LR_SCALINGS, check_rate, scaled_lr
 from .caps import parse_budget
 from .lr_search import RESOLUTION
 
+#: The sweep's data when none is given: the digits grown into an MNIST-shaped problem (no
+#: download) small enough for a sweep of about a minute on two cores, where the batch size
+#: matters (docs/sweep.md, "The demo problem"). ``--data digits`` names the plain digits, on
+#: which every batch size reaches a target within milliseconds.
+DEMO_DATA = "digits-augmented:n=2000,side=12"
+
 #: Fraction of an epoch between the evaluations of a run when its steps cannot be expected.
 EVAL_FRACTION = 0.05
 #: Evaluations up to the expected steps to the target (so the crossing is found to ~1 %).
