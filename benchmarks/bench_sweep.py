@@ -35,7 +35,6 @@ import sys
 import time
 from dataclasses import dataclass
 
-import numpy as np
 
 from _machine import describe_machine
 
@@ -44,8 +43,7 @@ from sgdlab.data.synthetic import GENERATORS
 from sgdlab.engine import TrainConfig, cache, place_data, train
 from sgdlab.lab.measure import crossing, median, steps_to_target
 from sgdlab.lab.runbook import RunBook, RunRequest
-from sgdlab.lab.sweep import (Replayer, SweepConfig, chunk_steps_for, eval_schedule_for,
-                              run_config, run_sweep)
+from sgdlab.lab.sweep import (Replayer, SweepConfig, run_config, run_sweep)
 from sgdlab.lab.timing import Replay, time_replays
 
 #: name -> (data spec parameters of digits-augmented, model settings, target accuracy)

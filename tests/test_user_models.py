@@ -375,8 +375,9 @@ def test_a_top_level_factory_given_as_an_object_rebuilds_by_its_import_path(nets
 
 @pytest.mark.parametrize("make, message", [
     (lambda d, k: {"W": jnp.zeros((d, k), jnp.int32)},
-     r"initialises \['W'\] as int32; gradient descent trains floating-point parameters"),
-    (lambda d, k: {"W": jnp.full((d, k), jnp.inf)}, r"initialises \['W'\] with NaN or inf"),
+     r"initialises parameter \['W'\] as int32; parameters must be floating-point arrays"),
+    (lambda d, k: {"W": jnp.full((d, k), jnp.inf)},
+     r"initialises parameter \['W'\] with NaN or infinite values"),
     (lambda d, k: {"W": jnp.zeros((d, k), bool)}, "as bool"),
 ])
 def test_a_network_whose_init_is_not_trainable_is_one_message(make, message):

@@ -236,3 +236,73 @@ def _clean(o):
 
 def write_json_atomic(path, obj) -> None:
     write_text_atomic(path, json.dumps(_clean(obj), indent=2, default=_json_default) + "\n")
+
+
+class AtomicWriter:
+    """A file written a piece at a time that appears whole or not at all: the pieces go to a
+    temporary file created exclusively under an unpredictable name beside ``path``, which
+    :meth:`commit` fsyncs and moves to ``path``; leaving the ``with`` block by an exception
+    (or without committing) removes it, and ``path`` is as it was.
+
+    ``replace=False`` never replaces a file that appeared at ``path`` meanwhile (the move is
+    a hard link, which fails if the name exists); a symbolic link at ``path`` is refused.
+    Every ``OSError`` is one :class:`RunDirError`::
+
+        with AtomicWriter("preds.csv") as out:
+            for block in blocks:
+                out.write(block)
+            out.commit()
+    """
+
+    def __init__(self, path, replace: bool = True):
+        self.path, self.replace = Path(path), replace
+        self.fd, self.tmp = -1, None
+
+    def __enter__(self) -> "AtomicWriter":
+        refuse_symlink(self.path)
+        try:
+            self.fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                                 dir=self.path.parent)
+            os.fchmod(self.fd, 0o666 & ~current_umask())
+        except OSError as e:
+            raise write_error(e, self.path) from None
+        return self
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:  # a short write is continued; a full disk raises ENOSPC
+                written = os.write(self.fd, view)
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[written:]
+        except OSError as e:
+            raise write_error(e, self.path) from None
+
+    def commit(self) -> None:
+        try:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            refuse_symlink(self.path)
+            if self.replace:
+                os.replace(self.tmp, self.path)
+            else:
+                os.link(self.tmp, self.path)  # EEXIST if the name was taken meanwhile
+                os.unlink(self.tmp)
+            self.tmp = None
+        except OSError as e:
+            if e.errno == errno.EEXIST:
+                raise RunDirError(f"{str(self.path)!r} appeared while it was being written; "
+                                  "it was left as it is: write elsewhere") from None
+            raise write_error(e, self.path) from None
+
+    def __exit__(self, *exc) -> bool:
+        if self.fd >= 0:
+            os.close(self.fd)
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except OSError:
+                pass
+        return False

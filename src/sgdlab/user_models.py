@@ -85,6 +85,19 @@ def is_equinox_module(obj) -> bool:
 # shared checks
 
 
+#: What the user's code (a module, a factory, a network) may raise that becomes one message:
+#: any error, and ``sys.exit()`` (which would otherwise end sgdlab silently with its code).
+USER_CODE_ERRORS = (Exception, SystemExit)
+
+
+def _raised(e: BaseException) -> str:
+    """``"raised ValueError: ..."``, or ``"called sys.exit(3)"`` for a :class:`SystemExit`."""
+    if isinstance(e, SystemExit):
+        return (f"called sys.exit({e.code!r}) (a factory or network must return, or raise an "
+                "exception)")
+    return f"raised {type(e).__name__}: {e}"
+
+
 def _shape_and_width(n_in, n_out) -> tuple[tuple[int, ...], int]:
     return example_shape(n_in), output_width(n_out)
 
@@ -97,10 +110,10 @@ def _check_outputs(name: str, apply, params: Params, shape: tuple[int, ...], n_o
         out = jax.eval_shape(apply, params, x)
     except ConfigError:
         raise
-    except Exception as e:  # the user's network, any error: say where it happened
+    except USER_CODE_ERRORS as e:  # the user's network, any error: say where it happened
         raise ConfigError(
-            f"the model {name!r} fails on examples of shape {shape} ({how}): "
-            f"{type(e).__name__}: {e}") from e
+            f"the model {name!r} fails on examples of shape {shape} ({how}): it "
+            f"{_raised(e)}") from e
     out_shape = getattr(out, "shape", None)
     if out_shape is None or len(out_shape) != 2 or out_shape[0] != 1:
         got = "a " + type(out).__name__ if out_shape is None else f"shape {tuple(out_shape)}"
@@ -143,10 +156,10 @@ def from_linen(module, name: str | None = None) -> Model:
         shape, n_out = _shape_and_width(n_in, n_out)
         try:
             out, variables = module.init_with_output(key, jnp.zeros((1, *shape), jnp.float32))
-        except Exception as e:  # the user's module
+        except USER_CODE_ERRORS as e:  # the user's module
             raise ConfigError(
                 f"initialising the Flax module {name!r} on examples of shape {shape} failed: "
-                f"{type(e).__name__}: {e}") from e
+                f"it {_raised(e)}") from e
         other = sorted(k for k in variables if k != "params")
         if other:
             raise ConfigError(
@@ -258,8 +271,8 @@ def from_equinox(module, name: str | None = None, factory=None) -> Model:
 def _call_keyed(factory, key, name: str):
     try:
         return factory(key)
-    except Exception as e:  # the user's factory
-        raise ConfigError(f"the model factory {name!r} raised {type(e).__name__}: {e}") from e
+    except USER_CODE_ERRORS as e:  # the user's factory
+        raise ConfigError(f"the model factory {name!r} {_raised(e)}") from e
 
 
 def _required_args(fn) -> int | None:
@@ -320,11 +333,10 @@ def to_model(obj, name: str | None = None) -> Model:
     else:
         try:
             made = obj()
-        except Exception as e:  # the user's factory
+        except USER_CODE_ERRORS as e:  # the user's factory
             hint = ("; a class is called with no argument: pass an instance, or a function of "
                     "a key that builds one") if isinstance(obj, type) else ""
-            raise ConfigError(f"the model factory {label!r} raised {type(e).__name__}: "
-                              f"{e}{hint}") from e
+            raise ConfigError(f"the model factory {label!r} {_raised(e)}{hint}") from e
     model = _network(made, label, factory=obj if keyed else None)
     if model is None:
         raise ConfigError(f"the model factory {label!r} returned {type(made).__name__}, not "
@@ -397,9 +409,9 @@ def _import_module(module: str, path: str):
                 f"holds {module.replace('.', '/')}.py, or install its package") from None
         raise ConfigError(f"importing the module {module!r} of the model {path!r} failed: "
                           f"{e}; install what it needs") from e
-    except Exception as e:  # the user's module, while it is imported
-        raise ConfigError(f"importing the module {module!r} of the model {path!r} raised "
-                          f"{type(e).__name__}: {e}") from e
+    except USER_CODE_ERRORS as e:  # the user's module, while it is imported
+        raise ConfigError(f"importing the module {module!r} of the model {path!r} "
+                          f"{_raised(e)}") from e
     finally:
         if added and cwd in sys.path:
             sys.path.remove(cwd)

@@ -48,7 +48,8 @@ def test_train_then_predict_a_cnn_on_images(tmp_path, images_npz, capsys):
     assert len(out.read_text().strip().splitlines()) == 41  # header + one row per image
     unlabeled = tmp_path / "unlabeled.npz"
     np.savez(unlabeled, X=np.load(images_npz)["X"][:7])  # images to predict need no labels
-    assert main(["predict", str(run), "--data", str(unlabeled), "--out", str(out)]) == 0
+    assert main(["predict", str(run), "--data", str(unlabeled), "--out", str(out),
+                 "--overwrite"]) == 0
     assert len(out.read_text().strip().splitlines()) == 8
     # the export checks its own scores against the model's on random images of that shape
     assert main(["export", str(run), str(tmp_path / "exported")]) == 0

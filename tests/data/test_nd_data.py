@@ -186,8 +186,9 @@ def test_idx_errors_name_the_file(tmp_path):
         load_data(str(path))
     lab.write_bytes(idx_bytes(labs))
     path.write_bytes(b"\x00\x00\x08\x03" + idx_bytes(imgs)[4:-5])  # cut short
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: truncated: the file ends "
-                                        r"after 139 of the 144 bytes"):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: truncated: its header "
+                                        r"declares 12 x 4 x 3 values of uint8 \(144 bytes\) "
+                                        r"but only 139 bytes follow the header"):
         load_data(str(path))
     path.write_bytes(idx_bytes(imgs) + b"\x00")
     with pytest.raises(DataError, match=r"holds more bytes than its header declares"):
@@ -331,6 +332,6 @@ def test_read_features_of_n_d_files(tmp_path):
     (tmp_path / "train-labels-idx1-ubyte").unlink()  # images alone can be predicted on
     got = read_features(path, [f"x{j}" for j in range(12)], 12)
     assert got.X.shape == (6, 4, 3, 1) and got.y is None
-    with pytest.raises(DataError, match=r"images of shape \(4, 3, 1\) hold 12 features; the "
+    with pytest.raises(DataError, match=r"examples of shape \(4, 3, 1\) hold 12 features; the "
                                         r"model takes 10"):
         read_features(path, [f"x{j}" for j in range(10)], 10)

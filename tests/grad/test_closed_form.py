@@ -60,6 +60,26 @@ def test_training_with_closed_form_matches_autodiff():
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), atol=1e-5)
 
 
+def test_closed_form_trains_on_images_as_the_linear_model_reads_them():
+    """Examples of more axes are flattened, as the linear model flattens them (4-D data with
+    --gradient closed-form was a dot_general TypeError)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(48, 4, 3, 2)).astype(np.float32)
+    y = rng.integers(0, 3, 48).astype(np.int32)
+    cfg = TrainConfig(model="softmax", batch_size=16, epochs=2, lr=0.3, gradient="closed-form",
+                      standardize=False)  # images: per channel, rows: per feature
+    images = train(Dataset(X, y, classes=(0, 1, 2)), None, cfg)
+    rows = train(Dataset(X.reshape(48, -1), y, classes=(0, 1, 2)), None, cfg)
+    assert images.steps == rows.steps == 6
+    for u, v in zip(jax.tree_util.tree_leaves(images.params),
+                    jax.tree_util.tree_leaves(rows.params)):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), atol=1e-6)
+    auto = train(Dataset(X, y, classes=(0, 1, 2)), None, cfg.replace(gradient="autodiff"))
+    for u, v in zip(jax.tree_util.tree_leaves(images.params),
+                    jax.tree_util.tree_leaves(auto.params)):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), atol=1e-5)
+
+
 def test_closed_form_refuses_other_models_and_losses():
     with pytest.raises(ConfigError, match="closed-form gradients exist for the built-in linear"):
         value_and_grad_for("closed-form", mlp((4,)), LOSSES["softmax"], 0.0)

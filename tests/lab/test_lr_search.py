@@ -7,7 +7,7 @@ import math
 import pytest
 
 from sgdlab.errors import ConfigError
-from sgdlab.lab.lr_search import RESOLUTION, LrSearch, Outcome, at_edge, rank
+from sgdlab.lab.lr_search import RESOLUTION, LrSearch, Outcome, at_edge, kept_of, rank
 
 
 def valley(best_lr: float, edge: float | None = None, seeds: int = 3):
@@ -129,3 +129,34 @@ def test_edges_and_bad_settings():
         LrSearch(0.1, resolution=8.0)
     with pytest.raises(ConfigError, match="--lr"):
         LrSearch(1e12)
+
+
+def _point(lr, steps, diverged=0):
+    finite = sorted(steps)
+    return Outcome(lr, len(steps), sum(k < math.inf for k in steps), diverged,
+                   finite[(len(steps) - 1) // 2] if sum(k < math.inf for k in steps) * 2 >
+                   len(steps) else math.inf, 0.95, tuple(steps))
+
+
+def test_the_kept_point_is_not_the_lucky_one_next_to_the_edge():
+    """At 1.19x the lr the seeds blow up; the point just below it had three lucky seeds and
+    stands at that cliff: the one below it, nearly as fast with a safe margin, is kept."""
+    q = math.log(2 ** 0.25) / math.log(4)       # the finest spacing, in exponents
+    tried = {-q: _point(0.84, (300, 310, 320)), 0.0: _point(1.0, (290, 300, 305)),
+             q: _point(1.19, (250, 260, 400)), 2 * q: _point(1.41, (900, math.inf, math.inf))}
+    assert min(tried, key=lambda x: tried[x].steps_median) == q     # the raw best
+    assert kept_of(tried, q) == 0.0
+    # far from any edge the raw best is kept
+    flat = {-q: _point(0.84, (310, 320, 330)), 0.0: _point(1.0, (280, 290, 300)),
+            q: _point(1.19, (300, 305, 310))}
+    assert kept_of(flat, q) == 0.0
+
+
+def test_a_search_keeps_the_pooled_point_once_refined():
+    s = LrSearch(0.1)
+    drive(s, valley(best_lr=0.1 * 2 ** 0.6))
+    assert s.stopped == "resolution"
+    assert s.kept() == kept_of(s.tried, s.spacing)
+    early = LrSearch(0.1)
+    drive(early, valley(best_lr=0.1), lambda f: False)
+    assert early.kept() == early.best()

@@ -78,10 +78,28 @@ def test_the_first_batch_size_runs_alone_first_then_every_one():
     book = FakeBook()
     rounds_of(book)
     first = book.rounds[0]
-    assert {r.config.batch_size for r in first} == {32} and len(first) == 3
-    assert {r.config.seed for r in first} == {0, 1, 2}
+    assert [(r.config.batch_size, r.config.seed) for r in first] == [(32, 0)]
     assert first[0].cap_reason == "budget"                # nothing had reached yet
-    assert {r.config.batch_size for r in book.rounds[1]} == set(SIZES)
+    second = book.rounds[1]
+    assert {r.config.batch_size for r in second} == set(SIZES)
+    # the centre's first seed reached: its other seeds now, the other sizes' first seeds
+    assert sorted(r.config.seed for r in second if r.config.batch_size == 32) == [1, 2]
+    assert {r.config.seed for r in second if r.config.batch_size != 32} == {0}
+
+
+def test_a_point_whose_first_seed_fails_costs_one_run():
+    book = FakeBook()
+    r, searches = rounds_of(book)
+    runs: dict = {}
+    for rec in book.records:
+        runs.setdefault((rec.batch_size, rec.lr), []).append(rec)
+    for (b, lr), recs in runs.items():
+        first = recs[0]
+        failed = first.status == "diverged" or first.status != "target_reached"
+        assert len(recs) == (1 if failed else 3), (b, lr, [x.status for x in recs])
+        o = next(o for o in searches[b].tried.values() if o.lr == lr)
+        assert o.seeds == len(recs)
+    assert any(len(v) == 1 for v in runs.values()) and any(len(v) == 3 for v in runs.values())
 
 
 def test_contenders_find_their_optimum_to_the_resolution():

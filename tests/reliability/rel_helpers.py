@@ -153,3 +153,31 @@ def _trace(cls, path, ids_and_weights):
 
     cls.take = take
     return lambda: setattr(cls, "take", original)
+
+
+def rewrite_checkpoint(run_dir, arrays=None, body=None, raw=None) -> None:
+    """Edit the newest checkpoint of ``run_dir`` as a person with an editor could, checksums
+    recomputed so that only the content is wrong; older checkpoints are removed (nothing to
+    fall back to). ``arrays(dict) -> dict`` edits the arrays, ``body(dict)`` the manifest's
+    body in place, ``raw(bytes) -> bytes`` the .npz file's bytes."""
+    from sgdlab.engine.checkpoint import CheckpointStore
+    store = CheckpointStore(run_dir)
+    newest, *older = store.steps()
+    for step in older:
+        for p in store.paths(step):
+            p.unlink()
+    npz_path, json_path = store.paths(newest)
+    manifest = json.loads(json_path.read_text())
+    new = npz_arrays(npz_path)
+    if arrays is not None:
+        new = arrays(new)
+    buf = io.BytesIO()
+    np.savez(buf, **new)
+    data = buf.getvalue() if raw is None else raw(buf.getvalue())
+    npz_path.write_bytes(data)
+    b = manifest["body"]
+    b.update(arrays_size=len(data), arrays_sha256=hashlib.sha256(data).hexdigest())
+    if body is not None:
+        body(b)
+    digest = hashlib.sha256(json.dumps(b, sort_keys=True).encode()).hexdigest()
+    json_path.write_text(json.dumps({"body": b, "body_sha256": digest}))

@@ -123,7 +123,7 @@ class Faults:
 
     def _wrap(self, mp):
         real = {name: getattr(os, name) for name in
-                ("mkdir", "open", "write", "fsync", "ftruncate", "replace")}
+                ("mkdir", "open", "write", "fsync", "ftruncate", "replace", "link")}
 
         def mkdir(path, mode=0o777, *a, **k):
             # mkdir(exist_ok=True) of a directory that exists writes nothing: not a write path
@@ -161,8 +161,14 @@ class Faults:
                 raise self._error(dst)
             return real["replace"](src, dst, *a, **k)
 
+        def link(src, dst, *a, **k):  # the move into place that never replaces a file
+            if self._hit("replace", dst):
+                raise self._error(dst)
+            return real["link"](src, dst, *a, **k)
+
         for name, fn in (("mkdir", mkdir), ("open", open_), ("write", write),
-                         ("fsync", fsync), ("ftruncate", ftruncate), ("replace", replace)):
+                         ("fsync", fsync), ("ftruncate", ftruncate), ("replace", replace),
+                         ("link", link)):
             mp.setattr(os, name, fn)
 
         from matplotlib.figure import Figure

@@ -18,7 +18,6 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -30,37 +29,11 @@ from sgdlab.engine.config_types import MAX_DIMENSION
 from sgdlab.engine.schedule import EvalSchedule, parse_duration
 from sgdlab.errors import ConfigError, SgdlabError
 
+from fuzz_helpers import fuzz
+
 TMP = tempfile.mkdtemp(prefix="sgdlab-fuzz-")
 # NumPy warns about headers it has to re-parse (damaged ones look like Python 2 files).
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-def fuzz(name: str, strategy, n: int):
-    """Run the decorated ``check(value)`` on ``n`` generated values; record the count."""
-    def decorate(check):
-        def test():
-            seen = [0]
-
-            @settings(max_examples=n, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(strategy)
-            def run(value):
-                seen[0] += 1
-                try:
-                    check(value)
-                except SgdlabError:
-                    pass  # a documented refusal
-
-            run()
-            counts = pytest.reliability_counts
-            counts[f"fuzz examples: {name}"] = seen[0]
-            counts.pop("fuzz examples: total", None)  # re-added last, so printed last
-            counts["fuzz examples: total"] = sum(
-                v for k, v in counts.items() if k.startswith("fuzz examples: ") and
-                not k.endswith("total"))
-        test.__name__ = check.__name__
-        return test
-    return decorate
 
 
 def _write(name: str, data: bytes) -> str:

@@ -81,7 +81,12 @@ def _adam_state(scale=1.0):
 def _snap(state, step):
     arrays = state_to_arrays(state)
     arrays["step"] = np.asarray(step, np.int32)
-    return Snapshot(arrays, {"step": step, "history": [{"step": step, "loss": float("nan")}]})
+    # the loop state every checkpoint holds (a resume checks it: checkpoint_check)
+    return Snapshot(arrays, {"step": step, "history": [{"step": step, "loss": float("nan")}],
+                             "position": {"epoch": 0, "step_in_epoch": step}, "examples": 0,
+                             "train_seconds": 0.0, "eval_seconds": 0.0, "wall_seconds": 0.0,
+                             "since_row": [0.0, 0], "last_eval": {"step": 0, "time": 0.0},
+                             "status": "running"})
 
 
 def test_optimiser_state_round_trips_by_name(tmp_path):

@@ -97,8 +97,8 @@ def test_damaged_shards_and_occupied_output_are_reported(tmp_path, shard_set):
                                         "checksum"):
         ShardSet(bad).read_all()  # training reads check each block's CRC-32 once
     x0.write_bytes(bytes(data[:-400]))
-    with pytest.raises(DataError, match="X-00000.npy: 4,528 bytes where the manifest means "
-                                        "4,928"):
+    with pytest.raises(DataError, match="X-00000.npy: 4,528 bytes, fewer than the 200 rows of 6 "
+                                        "float32 features the manifest declares"):
         ShardSet(bad).read_all()
     man = json.loads((bad / "manifest.json").read_text())
     man["version"] = 99

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -146,17 +147,37 @@ def read_config_file(path: str | None, extra_keys=()) -> dict:
     return settings
 
 
+#: A settings file is a few lines: larger or deeper ones are refused before they are parsed or
+#: used (a 10 MB file, lists nested 600 deep, a number of 5,000 digits).
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 8
+
+
 def _raw_settings(path) -> dict:
     """The top level of ``path`` merged with its ``[train]`` table, keys with ``_``."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {path}")
+    kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {p.stat().st_size:,} bytes, more than a settings file "
+                          f"holds (at most {MAX_CONFIG_BYTES:,}); is it the right file?")
     try:
         text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+        data = json.loads(text) if kind == "JSON" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
         raise ConfigError(f"{path}: not valid {kind}: {e}") from None
+    except RecursionError:
+        # the parser's own limit: the same refusal as _check_depth's, whatever the
+        # interpreter's recursion limit lets through
+        raise ConfigError(_too_deep(path, kind)) from None
+    except ValueError:  # a whole number of more digits than Python converts
+        raise ConfigError(f"{path}: holds a number of more than "
+                          f"{sys.get_int_max_str_digits():,} digits; no setting takes one") \
+            from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    _check_depth(data, path, kind)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold a table of settings, got {type(data).__name__}")
     data = {k.replace("-", "_"): v for k, v in data.items()}
@@ -165,6 +186,23 @@ def _raw_settings(path) -> dict:
         raise ConfigError(f"{path}: [train] must be a table of settings, got "
                           f"{type(train).__name__}")
     return {**data, **{k.replace("-", "_"): v for k, v in train.items()}}
+
+
+def _too_deep(path, kind: str) -> str:
+    return (f"{path}: values nested more than {MAX_CONFIG_DEPTH} deep; {kind} settings are "
+            "numbers, text and short lists")
+
+
+def _check_depth(value, path, kind: str, depth: int = 0) -> None:
+    """Refuse values nested deeper than :data:`MAX_CONFIG_DEPTH` (tables and lists)."""
+    if depth > MAX_CONFIG_DEPTH:
+        raise ConfigError(_too_deep(path, kind))
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_depth(v, path, kind, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_depth(v, path, kind, depth + 1)
 
 
 def _closest(name: str, options) -> str:

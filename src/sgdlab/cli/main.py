@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from .. import __version__
 from ..errors import SgdlabError
@@ -43,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(argv) if argv is not None else sys.argv[1:]  # for relaunching workers
     try:
         read_setting_flags(args)
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line(args.verb)
+            return int(args.func(args) or 0)
     except SgdlabError as e:
         message = blame_config(str(e), getattr(args, "config", None))
         print(f"sgdlab {args.verb}: error: {message}", file=sys.stderr)
@@ -51,6 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sgdlab {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as e:  # sgdlab never exits from inside a verb: the user's code did
+        print(f"sgdlab {args.verb}: error: code given to sgdlab (a network's init or apply, a "
+              f"loss, a callback) called sys.exit({e.code!r}); a network or callback must "
+              "return, or raise an exception", file=sys.stderr)
+        return 2
+
+
+def _one_line(verb: str):
+    """A ``warnings.showwarning`` that prints ``sgdlab VERB: warning: message``: a warning
+    (sgdlab's own, a library's such as matplotlib's, the user's code's) is for the user, not
+    a source line of whichever module raised it."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"sgdlab {verb}: warning: {text}", file=sys.stderr)
+    return show
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -63,39 +63,44 @@ def register(sub) -> None:
     add_data_options(p)
     add_model_options(p)
     add_optim_options(p, batch=False)
+    from ..lab.caps import FIRST_EPOCHS
+    from ..lab.sweep_config import BIG_NOISE_BATCH, EVALS_PER_RUN, SweepConfig as S
+    from ..optim import LR_SCALINGS
     g = p.add_argument_group("sweep")
     g.add_argument("--batch-sizes", help="comma-separated (default: powers of two from 1 to "
                                          "min(1024, training examples))")
     g.add_argument("--base-batch", type=int, help="batch size at which --lr is tuned "
-                                                  "(default 32)")
-    g.add_argument("--lr-scaling", help="learning rate vs batch size: none, linear, sqrt "
-                                        "(default sqrt)")
+                                                  f"(default {S.base_batch})")
+    g.add_argument("--lr-scaling", help=f"learning rate vs batch size: "
+                                        f"{', '.join(LR_SCALINGS)} (default {S.lr_scaling})")
     g.add_argument("--lr-grid", help="fixed multipliers of the scaled lr tried per batch "
                                      "size instead of the search, the best kept, e.g. 0.5,1,2")
     g.add_argument("--no-lr-search", action="store_true",
                    help="no learning-rate search: each batch size at the scaling rule's lr")
     g.add_argument("--search-factor", type=float,
-                   help="ratio of neighbouring learning rates in the search (default 4)")
+                   help="ratio of neighbouring learning rates in the search (default "
+                        f"{S.search_factor:g})")
     g.add_argument("--lr-resolution", type=float,
                    help="ratio of neighbouring learning rates at the search's finest "
-                        "refinement (default 1.19 = 2^(1/4))")
+                        f"refinement (default {S.lr_resolution:.3g})")
     g.add_argument("--search-points", type=int,
-                   help="most learning rates tried per batch size (default 12)")
-    g.add_argument("--seeds", type=int, help="repeats per setting (default 3)")
+                   help=f"most learning rates tried per batch size (default {S.search_points})")
+    g.add_argument("--seeds", type=int, help=f"repeats per setting (default {S.seeds})")
     g.add_argument("--target-accuracy", "--target", dest="sweep_target", type=float,
                    help="validation accuracy (R^2) to reach (default: chosen by a pilot, 0.99 "
                         "x its best final value floored to 0.01; with --full-budget, 0.99 x "
                         "the best median final value of the runs)")
     g.add_argument("--budget", help="cap per run: '5 epochs', '2000 steps' or training time "
                                     "'30s' (turned into steps with the probe); default: none "
-                                    "beyond the early stops, 20 epochs for a batch size's "
-                                    "runs before any batch size reached the target")
+                                    f"beyond the early stops, {FIRST_EPOCHS} epochs for a batch "
+                                    "size's runs before any batch size reached the target")
     g.add_argument("--eval-every", dest="sweep_eval_every",
-                   help="evaluation schedule for every run (default: every 5%% of an epoch, "
-                        "at least every step)")
+                   help="evaluation schedule for every run (default: about "
+                        f"{EVALS_PER_RUN} times up to the steps the batch size is expected to "
+                        "need, at least every step)")
     g.add_argument("--timing-rounds", type=int,
                    help="rounds of replays that time each seed's run, in random order "
-                        "(default 3)")
+                        f"(default {S.timing_rounds})")
     g.add_argument("--stop-at-target", action="store_true",
                    help="end each run at the target (the default)")
     g.add_argument("--full-budget", action="store_true",
@@ -108,7 +113,7 @@ def register(sub) -> None:
     g.add_argument("--no-noise", action="store_true", help="skip the gradient noise scale")
     g.add_argument("--noise-batches", help="small,big batch sizes for the noise scale "
                                            "(default: the smallest swept, the largest swept up "
-                                           "to 256)")
+                                           f"to {BIG_NOISE_BATCH})")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="sweep directory (default runs/sweep-<time>); re-using one "
                                  "resumes it")
@@ -131,10 +136,11 @@ def sweep_config_from_args(args, file_settings: dict):
     """The :class:`~sgdlab.lab.sweep.SweepConfig` of the flags over the file's ``[sweep]``
     table (``file_settings["sweep"]``, as :func:`read_config_file` read it)."""
     from ..lab.sweep import SweepConfig
-    table = file_settings.get("sweep") or {}
-    if not isinstance(table, dict):
-        raise ConfigError(f"{args.config}: [sweep] must be a table of settings")
-    s = {k.replace("-", "_"): v for k, v in table.items()}
+    s = file_settings.get("sweep") or {}
+    if not isinstance(s, dict):
+        raise ConfigError(f"{args.config}: [sweep] must be a table of sweep settings, got "
+                          f"{type(s).__name__}")
+    s = {k.replace("-", "_"): v for k, v in s.items()}
     if args.batch_sizes:
         s["batch_sizes"] = _ints(args.batch_sizes, "--batch-sizes")
     if args.noise_batches:

@@ -18,11 +18,13 @@ from ..errors import DataError
 from .checks import (
     as_finite_float32,
     check_task,
+    check_unique_columns,
     encode_labels,
     existing_file,
     try_float64,
 )
 from .dataset import Dataset
+from .hostmem import check_allocation
 from .readers import PARQUET_BATCH_ROWS, Chunk, ChunkSource, chunk_rows
 
 # What reading a damaged .npz (a zip archive) can raise: zipfile uses NotImplementedError for
@@ -41,7 +43,7 @@ def _np_load(src: str, mmap: bool = False):
         raise DataError(f"{src}: cannot read as a NumPy file: it is not in .npy or .npz format")
     if magic == b"\x93NUMPY":
         with open(src, "rb") as fh:
-            _check_npy_header(fh, os.path.getsize(src), src)
+            _check_npy_header(fh, os.path.getsize(src), src, in_memory=not mmap)
     try:
         return np.load(src, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as e:
@@ -52,19 +54,23 @@ def _np_load(src: str, mmap: bool = False):
         raise DataError(f"{src}: cannot read as a NumPy file: {e}") from None
 
 
-def _check_npy_header(fh, size: int, src: str, key: str | None = None) -> None:
-    """Read a ``.npy`` header and check it before any data is read.
+def _check_npy_header(fh, size: int, src: str, key: str | None = None,
+                      in_memory: bool = True) -> tuple:
+    """Read a ``.npy`` header and check it before any data is read; returns ``(shape,
+    dtype, fortran_order)``.
 
     Refuses object dtypes at once (their data is a pickle) and a header declaring more data
     than the ``size`` bytes the file holds: a truncated file, or a damaged header whose shape
-    would make NumPy allocate an absurd amount of memory before noticing.
+    would make NumPy allocate an absurd amount of memory before noticing. With ``in_memory``
+    (the array is read, not memory-mapped) the array and its float32 copy must also fit in
+    the memory available.
     """
     what = f"array {key!r}" if key else "the array"
     try:
         version = np.lib.format.read_magic(fh)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
             np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(fh)
+        shape, fortran, dtype = read(fh)
     except Exception as e:  # noqa: BLE001
         # The header is a Python literal parsed by NumPy; damaged bytes surface as ValueError,
         # SyntaxError, tokenize errors, ... none of which NumPy documents. All mean the same.
@@ -72,12 +78,53 @@ def _check_npy_header(fh, size: int, src: str, key: str | None = None) -> None:
                         f"({type(e).__name__}: {e})") from None
     if dtype.hasobject:
         raise DataError(_object_refused(src, key))
+    if any(not isinstance(n, int) or n < 0 for n in shape) or \
+            math.prod(n for n in shape if n) > np.iinfo(np.intp).max:
+        raise DataError(f"{src}: cannot read as a NumPy file: the header of {what} is damaged "
+                        f"(shape {shape} is no array's: a negative or too large length)")
     declared = math.prod(shape) * dtype.itemsize
     available = size - fh.tell()
     if declared > available:
         raise DataError(
             f"{src}: {what} is truncated or damaged: its header declares shape {shape} of "
             f"{dtype} ({declared:,} bytes) but only {max(available, 0):,} bytes follow")
+    if in_memory:
+        check_allocation(declared + 4 * math.prod(shape), src,
+                         f"{what} (shape {shape} of {dtype}) as read and as float32",
+                         "convert the file to a shard set and stream it (sgdlab data convert "
+                         f"{os.path.basename(src)} shards/, then --data shards/)")
+    return shape, dtype, fortran
+
+
+def read_npz_arrays(file, src: str, fix: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive ``file`` (a path or a binary file object) by name,
+    never unpickled, each header checked (:func:`_check_npy_header`: its declared size against
+    its member's, object dtypes refused) and their sum against the memory available before
+    any is read. ``src`` names the archive in messages, ``fix`` says what to do when the arrays
+do not fit in memory. Raises :class:`DataError`."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            members, total = {}, 0
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise DataError(f"{src}: holds {info.filename!r}, which is not an array "
+                                    "(.npy); not an .npz archive written by NumPy")
+                key = info.filename[:-4]
+                with archive.open(info) as fh:
+                    shape, dtype, _ = _check_npy_header(fh, info.file_size, src, key,
+                                                        in_memory=False)
+                members[key] = info
+                total += math.prod(shape) * dtype.itemsize
+            check_allocation(total, src, f"its {len(members)} arrays", fix)
+            out = {}
+            for key, info in members.items():
+                with archive.open(info) as fh:
+                    out[key] = np.lib.format.read_array(fh, allow_pickle=False)
+            return out
+    except DataError:
+        raise
+    except (_ARCHIVE_ERRORS + (ValueError,)) as e:
+        raise DataError(f"{src}: cannot read as an .npz archive (damaged?): {e}") from None
 
 
 def _object_refused(src: str, key: str | None = None) -> str:
@@ -139,6 +186,8 @@ def read_npy_examples(path) -> np.ndarray | None:
         raise DataError(f"{src}: is an .npz archive, not a single array; load it with load_npz")
     if arr.ndim <= 2:
         return None
+    check_allocation(4 * arr.size, src, f"its {arr.shape} examples as float32",
+                     "predict on fewer examples at a time")
     X, _ = _check_shapes(arr, np.zeros(len(arr)), src)
     names = tuple(f"x{j}" for j in range(math.prod(X.shape[1:])))
     return as_finite_float32(_numeric_features(np.asarray(X), src, names), source=src,
@@ -159,13 +208,14 @@ def load_npz(path, x_key: str = "X", y_key: str = "y", task: str | None = None) 
 
 
 def _read_npz(src: str, x_key: str, y_key: str):
-    """Arrays ``x_key`` and ``y_key`` of a ``.npz`` archive, each header checked first."""
+    """Arrays ``x_key`` and ``y_key`` of a ``.npz`` archive, both headers checked (and their
+    size against the memory available) before either is read."""
     archive = _np_load(src)
     if isinstance(archive, np.ndarray):
         raise DataError(f"{src}: holds a single array, not an .npz archive; load it with load_npy")
     with archive:
         keys = list(archive.files)
-        arrays = []
+        need = 0
         for key in (x_key, y_key):
             if key not in keys:
                 raise DataError(
@@ -177,10 +227,17 @@ def _read_npz(src: str, x_key: str, y_key: str):
             member = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
             try:
                 with archive.zip.open(member) as fh:
-                    _check_npy_header(fh, archive.zip.getinfo(member).file_size, src, key)
+                    shape, dtype, _ = _check_npy_header(
+                        fh, archive.zip.getinfo(member).file_size, src, key, in_memory=False)
             except _ARCHIVE_ERRORS as e:
                 raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
                                 f"{e}") from None
+            need += math.prod(shape) * (dtype.itemsize + 4)
+        check_allocation(need, src, f"arrays {x_key!r} and {y_key!r} as read and as float32",
+                         "convert the file to a shard set and stream it (sgdlab data convert "
+                         f"{os.path.basename(src)} shards/, then --data shards/)")
+        arrays = []
+        for key in (x_key, y_key):
             try:
                 arrays.append(archive[key])
             except ValueError as e:
@@ -191,6 +248,108 @@ def _read_npz(src: str, x_key: str, y_key: str):
                 raise DataError(f"{src}: cannot read array {key!r} (damaged archive?): "
                                 f"{e}") from None
     return arrays[0], arrays[1]
+
+
+class ArrayRows:
+    """The rows of one stored array, a ``.npy`` file or the array ``key`` of an ``.npz``
+    archive (compressed or not), read in order a block at a time: memory is the block's,
+    whatever the array's size (no memory map, whose pages would count as the process's).
+
+    The header is checked before anything is read (:func:`_check_npy_header`); ``shape`` and
+    ``dtype`` are the array's. An array stored in Fortran order has no contiguous rows and is
+    read whole, its size checked against the memory available first.
+    """
+
+    def __init__(self, src: str, key: str | None = None):
+        self.src, self.key, self._whole, self._done = src, key, None, 0
+        self._archive = None
+        what = src if key is None else f"{src}, array {key!r}"
+        try:
+            if key is None:
+                self._fh = open(src, "rb")
+                size = os.fstat(self._fh.fileno()).st_size
+            else:
+                self._archive = zipfile.ZipFile(src)
+                info = self._archive.getinfo(key + ".npy")
+                self._fh, size = self._archive.open(info), info.file_size
+            shape, dtype, fortran = _check_npy_header(self._fh, size, src, key, in_memory=False)
+            if len(shape) == 0:
+                raise DataError(f"{what}: holds a single value, not rows of an array")
+            if shape[0] and not math.prod(shape[1:]):
+                raise DataError(f"{what}: its {shape[0]:,} rows of shape {tuple(shape[1:])} "
+                                "hold no values")
+            self.shape, self.dtype = tuple(shape), dtype
+            if fortran and len(shape) > 1:
+                check_allocation(math.prod(shape) * dtype.itemsize, src,
+                                 f"{what} (stored in Fortran order, read whole)",
+                                 "save it in C order (np.ascontiguousarray)")
+                self._whole = self._read_bytes_whole()
+        except DataError:
+            self.close()
+            raise
+        except (_ARCHIVE_ERRORS + (KeyError, ValueError)) as e:
+            self.close()
+            raise DataError(f"{what}: cannot read (damaged file?): {e}") from None
+
+    def _read_bytes_whole(self) -> np.ndarray:
+        n = math.prod(self.shape) * self.dtype.itemsize
+        data = self._fh.read(n)
+        if len(data) != n:
+            raise DataError(f"{self.src}: truncated: the array ends after {len(data):,} of its "
+                            f"{n:,} bytes")
+        return np.frombuffer(data, self.dtype).reshape(self.shape, order="F")
+
+    @property
+    def n(self) -> int:
+        return self.shape[0]
+
+    def read(self, rows: int) -> np.ndarray:
+        """The next ``rows`` rows (fewer at the end), ``(r, *shape[1:])`` of ``dtype``."""
+        r = max(0, min(rows, self.n - self._done))
+        if self._whole is not None:
+            out = self._whole[self._done:self._done + r]
+        else:
+            row_bytes = math.prod(self.shape[1:]) * self.dtype.itemsize
+            try:
+                data = self._fh.read(r * row_bytes)
+            except _ARCHIVE_ERRORS as e:
+                raise DataError(f"{self.src}: cannot read (damaged file?): {e}") from None
+            if len(data) != r * row_bytes:
+                raise DataError(f"{self.src}: truncated: rows {self._done:,} to "
+                                f"{self._done + r - 1:,} end after {len(data):,} of their "
+                                f"{r * row_bytes:,} bytes")
+            out = np.frombuffer(data, self.dtype).reshape((r,) + self.shape[1:])
+        self._done += r
+        return out
+
+    def close(self) -> None:
+        for f in (getattr(self, "_fh", None), self._archive):
+            if f is not None:
+                f.close()
+
+    def __enter__(self) -> "ArrayRows":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+
+def npz_keys(src: str) -> list[str]:
+    """The names of the arrays of the ``.npz`` archive ``src``."""
+    try:
+        with zipfile.ZipFile(src) as archive:
+            return [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+    except _ARCHIVE_ERRORS as e:
+        raise DataError(f"{src}: cannot read as an .npz archive (damaged?): {e}") from None
+
+
+def numeric_rows(X: np.ndarray, src: str, names, row0: int = 0) -> np.ndarray:
+    """Rows ``row0 ..`` of ``X`` (``(r, ...)``, any numeric dtype) as checked float32: real
+    numbers, all finite, a bad cell named by its row index and column."""
+    X = _numeric_features(X, src, names, row0)
+    return as_finite_float32(X, source=src, columns=names,
+                             where=lambda i: f"row index {row0 + i}")
 
 
 class ArraySource(ChunkSource):
@@ -296,6 +455,7 @@ def _from_arrays(X, y, task, name, feature_names, source) -> Dataset:
         names = tuple(str(f) for f in feature_names)
         if len(names) != d:
             raise DataError(f"{source}: {len(names)} feature names for {d} feature columns")
+        check_unique_columns(names, source)
     X = _numeric_features(X, source, names)
     X = as_finite_float32(X, source=source, columns=names)
     y, task, classes = encode_labels(y, task, source=source)

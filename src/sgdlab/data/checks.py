@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import stat
 from typing import Callable, Sequence
 
 import numpy as np
@@ -203,16 +204,53 @@ def _encode_text_labels(values, task, source, column, where):
 
 
 def existing_file(path) -> str:
-    """``path`` as a string, after checking it names a readable regular file."""
+    """``path`` as a string, after checking it names a regular file (a FIFO or a device is
+    refused: a loader reads a file more than once, and reading one may never end)."""
     try:
         p = os.fspath(path)
     except TypeError:
         raise DataError(f"expected a file path, got {type(path).__name__}") from None
-    if not os.path.exists(p):
-        raise DataError(f"file not found: {p}")
-    if os.path.isdir(p):
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        raise DataError(f"file not found: {p}") from None
+    except OSError as e:
+        raise DataError(f"{p}: cannot read: {e.strerror or e}") from None
+    if stat.S_ISDIR(mode):
         raise DataError(f"{p} is a directory, not a data file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise DataError(f"{p}: is {kind}; sgdlab reads a data file more than once (its header, "
+                        "then its rows): save the data to a file first")
     return p
+
+
+def check_unique_columns(names: Sequence[str], source: str) -> None:
+    """A :class:`DataError` naming the first column name that appears more than once (and
+    where): columns are matched by name (the label, a model's features in prediction), so a
+    repeated name would silently pick one of them."""
+    seen: dict = {}
+    for j, name in enumerate(names):
+        seen.setdefault(name, []).append(j)
+    for name, at in seen.items():
+        if len(at) > 1:
+            where = ", ".join(str(j + 1) for j in at)
+            raise DataError(f"{source}: the column name {name!r} appears {len(at)} times (columns "
+                            f"{where}, counting from 1); every column needs its own name: "
+                            "rename the repeated ones")
+
+
+def not_a_shard_set(path: str) -> str:
+    """The message for a directory given as data that holds no shard set's manifest.json."""
+    try:
+        inside = sorted(os.listdir(path))
+    except OSError:
+        inside = []
+    files = [n for n in inside if os.path.splitext(n)[1]]
+    held = (f" (it holds {len(files)} file(s), e.g. {files[0]!r})" if files else "")
+    return (f"{path}: is a directory without a manifest.json, not a shard set{held}; give one "
+            "data file, or convert one into a shard set (sgdlab data convert FILE DIR) and give "
+            "that directory")
 
 
 def resolve_label(names: Sequence[str], label_column, source: str) -> int:

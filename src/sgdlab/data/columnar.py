@@ -12,6 +12,7 @@ from . import readers
 from .checks import (
     as_finite_float32,
     check_task,
+    check_unique_columns,
     encode_labels,
     existing_file,
     resolve_label,
@@ -33,6 +34,7 @@ def load_parquet(path, label_column=None, task: str | None = None) -> Dataset:
 
     check_task(task)
     src = existing_file(path)
+    parquet_columns(src)  # a repeated name is refused by name, before pyarrow lists the schema
     try:
         table = pq.read_table(src)
     except (pa.ArrowException, OSError) as e:
@@ -93,9 +95,11 @@ def parquet_columns(path) -> list[str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
     try:
-        return [str(n) for n in pq.read_schema(path).names]
+        names = [str(n) for n in pq.read_schema(path).names]
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"{path}: cannot read as Parquet: {e}") from None
+    check_unique_columns(names, str(path))
+    return names
 
 
 # -- chunks for convert ----------------------------------------------------------------------
@@ -121,6 +125,7 @@ class ParquetSource(ChunkSource):
         except (pa.ArrowException, OSError) as e:
             raise DataError(f"{src}: cannot read as Parquet: {e}") from None
         header = [str(n) for n in self.pf.schema_arrow.names]
+        check_unique_columns(header, src)
         if len(header) < 2:
             raise DataError(f"{src}: needs at least one feature column and a label column")
         li = resolve_label(header, label_column, src)

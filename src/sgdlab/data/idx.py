@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import DataError
 from .arrays import from_arrays
 from .checks import as_finite_float32, check_task, existing_file
+from .hostmem import check_allocation
 from .dataset import Dataset
 from .readers import Chunk, ChunkSource, chunk_rows
 
@@ -42,8 +43,14 @@ from .readers import Chunk, ChunkSource, chunk_rows
 IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
-#: what a damaged gzip stream can raise while it is read
+#: what a damaged gzip stream can raise while it is read (a bad CRC-32 or length at its end:
+#: gzip.BadGzipFile, an OSError)
 _GZIP_ERRORS = (OSError, EOFError, zlib.error)
+#: the most uncompressed bytes one compressed byte of a deflate stream can give (a 258-byte
+#: match coded in about two bits: RFC 1951's limit is 1032:1)
+DEFLATE_MAX_RATIO = 1032
+#: bytes read per call while the values are read
+READ_BLOCK = 1 << 24
 
 
 class IdxHeader:
@@ -58,32 +65,64 @@ class IdxHeader:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
-def _open(path: str):
-    """The file as a binary stream, decompressed when it is gzip (by its first two bytes,
-    not its name, so a renamed file still reads)."""
+def _is_gzip(path: str) -> bool:
+    """Whether ``path`` is gzip-compressed (by its first two bytes, not its name, so a renamed
+    file still reads)."""
     with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gz else open(path, "rb")
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _open(path: str):
+    """The file as a binary stream, decompressed when it is gzip. A gzip stream checks its
+    CRC-32 and length when its end is read (:func:`_check_end`)."""
+    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
+
+
+def _damaged_gzip(path: str, e: Exception) -> DataError:
+    return DataError(f"{path}: cannot read as an IDX file: the gzip data is damaged ({e}); "
+                     "download the file again")
 
 
 def _read_exactly(fh, n: int, path: str, what: str) -> bytes:
     try:
         data = fh.read(n)
     except _GZIP_ERRORS as e:
-        raise DataError(f"{path}: cannot read as an IDX file: the gzip data is damaged "
-                        f"({e}); download the file again") from None
+        raise _damaged_gzip(path, e) from None
     if len(data) != n:
         raise DataError(f"{path}: truncated: the file ends after {len(data)} of the "
                         f"{n:,} bytes of {what}; download the file again")
     return data
 
 
-def _has_more(fh) -> bool:
-    """Whether bytes follow the values the header declared."""
+def _read_into(fh, out: np.ndarray, path: str, what: str) -> None:
+    """Fill the byte array ``out`` from ``fh`` a block at a time (no second copy of the data,
+    as ``fh.read(n)`` would make while it joins its pieces)."""
+    view, done = memoryview(out), 0
     try:
-        return bool(fh.read(1))
-    except _GZIP_ERRORS:
-        return False  # the values are complete; a damaged gzip trailer does not change them
+        while done < len(out):
+            got = fh.readinto(view[done:done + READ_BLOCK])
+            if not got:
+                break
+            done += got
+    except _GZIP_ERRORS as e:
+        raise _damaged_gzip(path, e) from None
+    if done != len(out):
+        raise DataError(f"{path}: truncated: the file ends after {done:,} of the "
+                        f"{len(out):,} bytes of {what}; download the file again")
+
+
+def _check_end(fh, head: "IdxHeader") -> None:
+    """Refuse bytes after the values the header declares, and a gzip stream whose CRC-32 or
+    length (checked by :mod:`gzip` when the end is read) does not match its data: damaged
+    values must never be trained on."""
+    try:
+        extra = bool(fh.read(1))
+    except _GZIP_ERRORS as e:
+        raise _damaged_gzip(head.path, e) from None
+    if extra:
+        raise DataError(f"{head.path}: holds more bytes than its header declares ({head.shape} "
+                        f"of {head.dtype}, {head.nbytes:,} bytes); the file is damaged or not "
+                        "an IDX file")
 
 
 def read_header(path: str, fh=None) -> IdxHeader:
@@ -106,22 +145,57 @@ def read_header(path: str, fh=None) -> IdxHeader:
             fh.close()
 
 
-def _read_values(path: str) -> np.ndarray:
+def check_length(head: IdxHeader) -> None:
+    """Check the size ``head`` declares against the file's length before anything of that size
+    is allocated: a plain file must hold it, and a gzip file of ``n`` bytes cannot hold more
+    than ``DEFLATE_MAX_RATIO * n`` (a header claiming 2^31 images in a small file)."""
+    path, size = head.path, os.path.getsize(head.path)
+    declared = f"its header declares {_shape_text(head.shape)} values of {head.dtype.name}"
+    if 0 in head.shape:
+        raise DataError(f"{path}: {declared}: no values (an axis of length 0)")
+    if _is_gzip(path):
+        if head.nbytes > DEFLATE_MAX_RATIO * size:
+            raise DataError(f"{path}: {declared} ({head.nbytes:,} bytes), more than a gzip file "
+                            f"of {size:,} bytes can hold (deflate compresses at most "
+                            f"{DEFLATE_MAX_RATIO}:1); the file is damaged or not an IDX file, "
+                            "download it again")
+    elif head.nbytes > size - head.offset:
+        raise DataError(f"{path}: truncated: {declared} ({head.nbytes:,} bytes) but only "
+                        f"{max(size - head.offset, 0):,} bytes follow the header; download the "
+                        "file again")
+
+
+def check_memory(head: IdxHeader, float32_copy: bool) -> None:
+    """Check that the values ``head`` declares (and, with ``float32_copy``, their float32
+    copy) fit in the memory available, before they are allocated."""
+    need = head.nbytes + (4 * math.prod(head.shape) if float32_copy else 0)
+    check_allocation(need, head.path, f"its {_shape_text(head.shape)} values"
+                     + (" as read and as float32" if float32_copy else ""),
+                     "convert it to a shard set and stream it (sgdlab data convert "
+                     f"{os.path.basename(head.path)} shards/, then --data shards/)")
+
+
+def _shape_text(shape: tuple) -> str:
+    return " x ".join(f"{s:,}" for s in shape)
+
+
+def _read_values(path: str, float32_copy: bool = False) -> np.ndarray:
     """The whole IDX file ``path`` as an array of its header's shape and dtype, its size
-    checked against the header (truncated or with bytes left over)."""
+    checked against the file and the memory before it is allocated (:func:`check_length`,
+    :func:`check_memory`), and after reading (truncated, bytes left over, a damaged gzip
+    stream)."""
     try:
         with _open(path) as fh:
             head = read_header(path, fh)
-            data = _read_exactly(fh, head.nbytes, path,
-                                 f"values the header declares ({head.shape} of {head.dtype})")
-            extra = _has_more(fh)
+            check_length(head)
+            check_memory(head, float32_copy)
+            data = np.empty(head.nbytes, np.uint8)
+            _read_into(fh, data, path,
+                       f"values the header declares ({head.shape} of {head.dtype})")
+            _check_end(fh, head)
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    if extra:
-        raise DataError(f"{path}: holds more bytes than its header declares ({head.shape} of "
-                        f"{head.dtype}, {head.nbytes:,} bytes); the file is damaged or not "
-                        "an IDX file")
-    return np.frombuffer(data, head.dtype).reshape(head.shape)
+    return data.view(head.dtype).reshape(head.shape)
 
 
 def labels_path(images_path) -> str | None:
@@ -165,7 +239,7 @@ def read_images(path) -> np.ndarray:
     """The images of the IDX file ``path`` as float32 ``(N, H, W, C)`` (``C = 1`` for a
     3-axis file), every value checked finite (float files)."""
     src = existing_file(path)
-    raw = _read_values(src)
+    raw = _read_values(src, float32_copy=True)
     shape = _images_shape(src, raw.shape)
     return as_finite_float32(raw.reshape(shape), source=src)
 
@@ -213,15 +287,20 @@ def load_idx(path, task: str | None = None) -> Dataset:
 
 class IdxSource(ChunkSource):
     """An IDX images file (and its labels) for ``convert``: the labels are read whole (one
-    value per image), the images a chunk of rows at a time (gzip decompressed as it goes)."""
+    value per image), the images a chunk of rows at a time (gzip decompressed as it goes).
+    With ``need_labels=False`` (images to predict on) a missing labels file leaves
+    ``labels`` None, and the chunks' labels None."""
 
-    def __init__(self, src: str):
+    def __init__(self, src: str, need_labels: bool = True):
         self.src = src
         head = read_header(src)
+        check_length(head)  # read a chunk at a time: the memory is the chunk's
         self.example_shape = _images_shape(src, head.shape)[1:]
         self.head = head
-        self.labels_src, self.labels = read_labels(src)
-        _check_counts(src, head.shape[0], self.labels_src, len(self.labels))
+        self.labels_src = self.labels = None
+        if need_labels or labels_path(src) is not None:
+            self.labels_src, self.labels = read_labels(src)
+            _check_counts(src, head.shape[0], self.labels_src, len(self.labels))
         self.total = head.shape[0]
         self.names = [f"x{j}" for j in range(math.prod(self.example_shape))]
 
@@ -243,11 +322,8 @@ class IdxSource(ChunkSource):
                     where = (lambda i, o=r0: f"row index {o + i}")
                     X = np.frombuffer(data, self.head.dtype).reshape((r,) + self.example_shape)
                     X = as_finite_float32(X, source=self.src, columns=self.names, where=where)
-                    yield X, self.labels[r0:r0 + r], where
-                if _has_more(fh):
-                    raise DataError(f"{self.src}: holds more bytes than its header declares "
-                                    f"({self.head.shape} of {self.head.dtype}); the file is "
-                                    "damaged or not an IDX file")
+                    yield X, None if self.labels is None else self.labels[r0:r0 + r], where
+                _check_end(fh, self.head)
         except OSError as e:
             raise DataError(f"{self.src}: cannot read: {e.strerror or e}") from None
 

@@ -273,8 +273,8 @@ def _parse_slow(block: bytes, first_line: int, zero_based: bool, limit: int,
 
 # -- chunks for convert ----------------------------------------------------------------------
 
-def libsvm_chunks(src, d: int | None, zero_based: bool, *,
-                  declared: int | None = None) -> Iterator[readers.Chunk]:
+def libsvm_chunks(src, d: int | None, zero_based: bool, *, declared: int | None = None,
+                  flag: str = "--features ") -> Iterator[readers.Chunk]:
     """Chunks of the file's rows.
 
     With ``d=None`` (the scan) the X slot of each chunk is its width (largest column + 1, 0
@@ -289,7 +289,7 @@ def libsvm_chunks(src, d: int | None, zero_based: bool, *,
     per_chunk = TEXT_CHUNK_ROWS if scan else chunk_rows(d)
     X = None if scan else np.zeros((per_chunk, d), np.float64)
     width, labels, lines = 0, [], []
-    for part in parse_rows(src, zero_based, limit, declared):
+    for part in parse_rows(src, zero_based, limit, declared, flag=flag):
         r, start = len(part.labels), 0
         while start < r:
             take = min(per_chunk - len(labels), r - start)

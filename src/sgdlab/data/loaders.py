@@ -35,7 +35,7 @@ import inspect
 import os
 
 from ..errors import ConfigError, DataError
-from .checks import check_task
+from .checks import check_task, not_a_shard_set
 from .dataset import Dataset
 from .formats import FORMATS, Format, ending, for_path
 
@@ -115,6 +115,8 @@ def load_data(spec, label_column=None, task: str | None = None, seed: int = 0, *
             raise DataError(f"built-in data {base!r} is a {ds.task} task, not {task}")
         return ds
 
+    if os.path.isdir(spec):
+        raise DataError(not_a_shard_set(spec))
     if os.path.exists(spec) and spec.lower().endswith(("idx1-ubyte", "idx1-ubyte.gz")):
         raise DataError(f"{spec}: is an IDX labels file; load the images file beside it "
                         "(...-images-idx3-ubyte), whose labels are read from this one")

@@ -126,6 +126,7 @@ class ShardSet:
         if self.task not in TASKS or sum(rows) != self.n or self.n < 1:
             raise DataError(f"{man_path}: inconsistent manifest (task {self.task!r}, "
                             f"{self.n} rows, shards hold {sum(rows)}); convert again")
+        self._check_sizes(man_path, rows)
         self.manifest = m
         sizes = []
         for r in rows:
@@ -139,6 +140,32 @@ class ShardSet:
         self._fds: dict = {}
         self._stats = None
         self._checked: set = set()  # blocks whose checksum and values this process verified
+
+    def _check_sizes(self, man_path: Path, rows: list) -> None:
+        """The manifest's sizes, before anything is allocated from them: every count >= 1,
+        shard names plain file names in this directory, and every feature shard at least as
+        long as the rows it declares (the exact length is checked when it is opened)."""
+        if self.block_rows < 1 or self.shard_blocks < 1 or min(rows, default=0) < 1:
+            raise DataError(f"{man_path}: block_rows {self.block_rows}, shard_blocks "
+                            f"{self.shard_blocks} and the rows of every shard must be >= 1; "
+                            "the manifest is damaged, convert again")
+        for s, r in zip(self.shards, rows):
+            for key in ("x", "y"):
+                name = s.get(key)
+                if not isinstance(name, str) or os.path.basename(name) != name or \
+                        name.startswith("."):
+                    raise DataError(f"{man_path}: shard file name {name!r} is not a file name "
+                                    "in the shard directory; the manifest is damaged, convert "
+                                    "again")
+            f = self.path / s["x"]
+            try:
+                size = os.stat(f).st_size
+            except OSError as e:
+                raise DataError(f"{f}: cannot read shard: {e.strerror or e}") from None
+            if size < r * self.d * 4:
+                raise DataError(f"{f}: {size:,} bytes, fewer than the {r:,} rows of {self.d:,} "
+                                "float32 features the manifest declares; the shard set is "
+                                "damaged, convert again")
 
     @property
     def n_classes(self) -> int:

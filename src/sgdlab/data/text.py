@@ -23,7 +23,14 @@ import numpy as np
 
 from ..errors import DataError
 from . import readers
-from .checks import as_finite_float32, check_task, encode_labels, existing_file, resolve_label
+from .checks import (
+    as_finite_float32,
+    check_task,
+    check_unique_columns,
+    encode_labels,
+    existing_file,
+    resolve_label,
+)
 from .dataset import Dataset
 from .readers import (
     CSV_CELL_BYTES,
@@ -133,6 +140,7 @@ def _csv_header(header, line, src, delimiter, label_column):
         )
     # Unnamed columns still need a name for messages and feature_names.
     header[:] = [c if c else f"column_{j + 1}" for j, c in enumerate(header)]
+    check_unique_columns(header, f"{src}, line {line}")
     li = resolve_label(header, label_column, src)
     return [h for j, h in enumerate(header) if j != li], li
 
@@ -499,7 +507,9 @@ def csv_columns(path, delimiter: str = ",") -> list[str]:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             for row in csv.reader(fh, delimiter=delimiter):
                 if row:
-                    return [c.strip() or f"column_{j + 1}" for j, c in enumerate(row)]
+                    names = [c.strip() or f"column_{j + 1}" for j, c in enumerate(row)]
+                    check_unique_columns(names, str(path))
+                    return names
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{path}: cannot read the header: {e}") from None
     raise DataError(f"{path}: is empty; a header row and data rows are needed")

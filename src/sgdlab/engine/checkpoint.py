@@ -39,7 +39,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._types import TrainState
-from ..errors import ConfigError, RunDirError
+from ..data.arrays import read_npz_arrays
+from ..data.hostmem import check_allocation
+from ..errors import ConfigError, DataError, RunDirError
+from .checkpoint_check import check_snapshot
 from .rundir import refuse_symlink, replace_file, write_error
 
 FORMAT = "sgdlab-checkpoint-1"
@@ -269,27 +272,37 @@ class CheckpointStore:
             raise write_error(e, self.dir, "remove checkpoints in") from None
 
     def read(self, step: int) -> Snapshot:
-        """The checkpoint at ``step``, verified; :class:`RunDirError` names the bad file."""
+        """The checkpoint at ``step``, verified: its checksums, then, as a file a person can
+        edit, every size before it is allocated and every entry a resume uses
+        (:func:`~sgdlab.engine.checkpoint_check.check_snapshot`). :class:`RunDirError` names
+        the bad file."""
         npz_path, json_path = self.paths(step)
         try:
-            manifest = json.loads(json_path.read_bytes())
+            manifest = json.loads(_read_bounded(json_path))
             body = manifest["body"]
             ok = manifest["body_sha256"] == _body_digest(body)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise RunDirError(f"{json_path}: unreadable checkpoint manifest ({e})") from None
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, DataError) as e:
+            raise RunDirError(f"{json_path}: unreadable checkpoint manifest "
+                              f"({_reason(e)})") from None
         if not ok or body.get("format") != FORMAT:
             raise RunDirError(f"{json_path}: checkpoint manifest fails its checksum")
         try:
-            data = npz_path.read_bytes()
+            data = _read_bounded(npz_path, body.get("arrays_size"))
         except OSError as e:
             raise RunDirError(f"{npz_path}: cannot read checkpoint arrays ({e.strerror})") \
                 from None
+        except DataError as e:
+            raise RunDirError(f"{npz_path}: {_reason(e)}") from None
         if len(data) != body["arrays_size"] or sha256(data) != body["arrays_sha256"]:
             raise RunDirError(f"{npz_path}: checkpoint arrays fail their checksum (size "
                               f"{len(data)}, expected {body['arrays_size']}): truncated or "
                               "corrupted")
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        try:
+            arrays = read_npz_arrays(io.BytesIO(data), str(npz_path),
+                                     "the checkpoint is damaged; resume from an older one")
+        except DataError as e:
+            raise RunDirError(str(e)) from None
+        check_snapshot(arrays, body, step, f"{json_path} and {npz_path.name}")
         meta = {k: v for k, v in body.items()
                 if k not in ("format", "arrays", "arrays_size", "arrays_sha256")}
         return Snapshot(arrays, meta)
@@ -308,5 +321,25 @@ class CheckpointStore:
                 warnings.warn(f"skipping bad checkpoint: {e}; falling back to an older one",
                               CheckpointWarning, stacklevel=2)
         raise RunDirError(
-            f"no valid checkpoint in {self.dir}: all {len(steps)} failed their checksums (see "
+            f"no valid checkpoint in {self.dir}: all {len(steps)} failed their checks (see "
             "the warnings above); the run cannot be resumed, start it again without --resume")
+
+
+def _read_bounded(path: Path, expected: object = None) -> bytes:
+    """The bytes of ``path``; its size (which must be ``expected`` when that is a whole
+    number) is checked against the memory available before it is read."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if isinstance(expected, int) and size != expected:
+            raise DataError(f"checkpoint arrays fail their checksum (size {size}, expected "
+                            f"{expected}): truncated or corrupted")
+        check_allocation(size, str(path), "its bytes", "the checkpoint is damaged; resume "
+                                                       "from an older one")
+        return fh.read()
+
+
+def _reason(e: Exception) -> str:
+    """An error's message without the file name it may start with (the caller names it)."""
+    text = str(e) if not isinstance(e, RecursionError) else "nested too deeply"
+    head, sep, rest = text.partition(": ")
+    return rest if sep and os.sep in head else text

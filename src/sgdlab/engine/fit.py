@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .._types import Loss, Model, TrainState
@@ -271,12 +272,33 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     source = MemorySource(train_data, validation, config, setup, prep, position, sample_weight,
                           placed)
     state = setup.initial_state(setup.init_params(init_params), start=start)
-    return run_loop(setup, source, state, callback=callback, session=session, wall0=wall0,
-                    result_fields={"task": train_data.task, "classes": train_data.classes,
-                                   "standardizer": standardizer,
-                                   "n_features": train_data.d,
-                                   "example_shape": tuple(train_data.X.shape[1:]),
-                                   "feature_names": tuple(train_data.feature_names)})
+    result = run_loop(setup, source, state, callback=callback, session=session, wall0=wall0,
+                      result_fields={"task": train_data.task, "classes": train_data.classes,
+                                     "standardizer": standardizer,
+                                     "n_features": train_data.d,
+                                     "example_shape": tuple(train_data.X.shape[1:]),
+                                     "feature_names": tuple(train_data.feature_names)})
+    if result.status == "diverged" and result.diverged_at_step == 1 and \
+            not outputs_finite(setup.model, state.params, prep(train_data.X[:FIRST_ROWS])):
+        result.message = broken_network_message(setup.model.name)
+    return result
+
+
+#: Training rows a network's outputs are checked on when a run diverges at its first step.
+FIRST_ROWS = 16
+
+
+def outputs_finite(model: Model, params, X) -> bool:
+    """Whether ``model``'s outputs on the rows ``X`` are all finite at ``params``."""
+    return bool(np.isfinite(np.asarray(jax.jit(model.apply)(params, jnp.asarray(X)))).all())
+
+
+def broken_network_message(name: str) -> str:
+    """What a run whose network outputs NaN/inf before any update tells its user: no learning
+    rate can fix that."""
+    return (f"training diverged at step 1: the network {name!r} outputs NaN/inf at its initial "
+            "parameters, before any update, so no learning rate can help; check its init and "
+            "apply (a log or a division by 0, an overflow)")
 
 
 def memory_epochs(n: int, config: TrainConfig) -> EpochRows:

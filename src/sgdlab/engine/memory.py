@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import jax
 
-from ..data.hostmem import available_memory
+from ..data.hostmem import GIB, available_memory
 from ..errors import ConfigError
 
-GIB = 2 ** 30
+#: re-exported: the figure :func:`check_fits` compares with
+__all__ = ["available_memory", "check_fits"]
 
 
 def check_fits(compiled, what: str):
@@ -35,3 +36,30 @@ def check_fits(compiled, what: str):
             "available: lower the batch size (--batch-size) or the network's widths "
             "(--channels, --hidden)")
     return compiled
+
+
+def state_bytes(model, key, n_in, n_out, optimizer) -> int | None:
+    """Bytes of a run's parameters, their gradient and the optimiser's state, found by
+    evaluating ``model.init`` and ``optimizer.init`` abstractly (nothing is allocated), or
+    None where the network's ``init`` cannot be traced (its own errors come when it runs)."""
+    try:
+        params = jax.eval_shape(lambda: model.init(key, n_in, n_out))
+        opt = jax.eval_shape(optimizer.init, params)
+    except Exception:  # noqa: BLE001 (the real init raises it, with its own message)
+        return None
+    size = lambda tree: sum(int(leaf.size) * leaf.dtype.itemsize  # noqa: E731
+                            for leaf in jax.tree_util.tree_leaves(tree)
+                            if hasattr(leaf, "dtype"))
+    return 2 * size(params) + size(opt)
+
+
+def check_state_fits(nbytes: int | None, what: str) -> None:
+    """A :class:`ConfigError` when ``nbytes`` of parameters, gradients and optimiser state
+    (:func:`state_bytes`) exceed the memory available, before anything is allocated (an
+    allocation that large ends the process inside XLA)."""
+    free = available_memory()
+    if nbytes is not None and free is not None and nbytes > free:
+        raise ConfigError(
+            f"{what} needs {nbytes / GIB:,.1f} GiB for its parameters, their gradients and the "
+            f"optimiser's state, more than the {free / GIB:.1f} GiB this machine has "
+            "available: make the network smaller (--hidden, --channels)")

@@ -28,6 +28,13 @@ _UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
 _PART = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*([a-z]*)\s*$")
 
 
+def reads_as_duration(text) -> bool:
+    """Whether ``text`` has the form of a duration (a number and a known unit), whatever its
+    value: ``"0s"`` does (and is refused by :func:`parse_duration` as not > 0), ``"soon"`` not."""
+    m = _PART.match(str(text).lower())
+    return bool(m) and (not m.group(2) or m.group(2) in _UNITS)
+
+
 def parse_duration(text: str | float | int | None) -> float | None:
     """Seconds from ``"60s"``, ``"2 min"``, ``"1h"`` or a plain number of seconds."""
     if text is None or isinstance(text, (int, float)):
@@ -36,9 +43,9 @@ def parse_duration(text: str | float | int | None) -> float | None:
         if text is not None and text <= 0:
             raise ConfigError(f"a duration must be > 0 seconds, got {text}")
         return None if text is None else float(text)
-    m = _PART.match(str(text).lower())
-    if not m or (m.group(2) and m.group(2) not in _UNITS):
+    if not reads_as_duration(text):
         raise ConfigError(f"cannot read duration {text!r}; write e.g. '60s', '5 min' or '1h'")
+    m = _PART.match(str(text).lower())
     value = float(m.group(1)) * _UNITS.get(m.group(2) or "s", 1.0)
     if not math.isfinite(value):
         raise ConfigError(f"a duration must be finite, got {text!r}")

@@ -11,6 +11,7 @@ the compiled-program keys. Every kind of run starts here: in-memory training
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import jax
@@ -28,7 +29,8 @@ from . import cache
 from .chunk import UNROLLED_STEPS, uses_convolution
 from .batch_schedule import PhaseTable
 from .config import TrainConfig
-from .schedule import as_clock
+from .memory import check_state_fits, state_bytes
+from .schedule import ConstantClock, as_clock
 
 #: Steps a schedule is spread over when only time or a target ends the run.
 OPEN_ENDED_STEPS = 10_000
@@ -65,14 +67,36 @@ def optimizer_settings(config: TrainConfig) -> dict:
     return {k: getattr(config, k) for k in optimizer_options(config.optimizer)}
 
 
+#: The most steps a run can count: the step counter is an int32 (TrainState.step).
+MAX_STEPS = 2 ** 31 - 1
+
+
 def total_steps(config: TrainConfig, spe) -> int | None:
     """Steps a run of ``config`` takes at most (its ``epochs`` or ``max_steps``, the fewer), or
     None when only time or a target ends it; ``spe`` is steps per epoch, or the run's epoch
-    clock (a batch schedule's epochs vary in length)."""
+    clock (a batch schedule's epochs vary in length). More than :data:`MAX_STEPS` is a
+    :class:`ConfigError` (the counter would wrap around)."""
     totals = []
     if config.epochs is not None:
-        totals.append(max(1, as_clock(spe).step_at(config.epochs)))
+        clock = as_clock(spe)
+        if isinstance(clock, ConstantClock):
+            steps, per = config.epochs * clock.spe, f"at {clock.spe:,} steps per epoch"
+        else:  # a batch schedule: as many steps as its phases cut the epochs into
+            # (every epoch has a step at least, so more epochs than MAX_STEPS are too many)
+            steps = clock.step_at(config.epochs) if config.epochs <= MAX_STEPS else math.inf
+            per = "of the batch schedule's phases"
+        if not steps <= MAX_STEPS:  # also inf: --epochs 1e308
+            fewer = (f"give at most {MAX_STEPS // clock.spe:,} epochs"
+                     if isinstance(clock, ConstantClock) else "give fewer epochs")
+            raise ConfigError(
+                f"epochs {config.epochs:g} {per} are {steps:.3g} steps, more than the "
+                f"{MAX_STEPS:,} a run can count; {fewer} (a run limited by --max-time alone "
+                "may give that many)")
+        totals.append(max(1, math.ceil(steps - 1e-9)))
     if config.max_steps is not None:
+        if config.max_steps > MAX_STEPS:
+            raise ConfigError(f"max steps {config.max_steps:,} is more than the {MAX_STEPS:,} a "
+                              "run can count; give at most that many")
         totals.append(config.max_steps)
     return min(totals) if totals else None
 
@@ -133,8 +157,11 @@ class RunSetup:
     def init_params(self, given=None):
         """The seeded initialisation, or ``given`` parameters (fine-tuning) checked against
         its structure and shapes."""
-        params = self.model.init(jax.random.PRNGKey(self.config.seed), self.n_in, self.n_out)
-        check_initial(params, self.model.name)
+        key = jax.random.PRNGKey(self.config.seed)
+        check_state_fits(state_bytes(self.model, key, self.n_in, self.n_out, self.optimizer),
+                         f"the network {self.model.name!r}")
+        params = self.model.init(key, self.n_in, self.n_out)
+        check_initial_params(params, self.model.name)
         return params if given is None else same_shapes(given, params)
 
     def initial_state(self, params=None, start: TrainState | None = None) -> TrainState:
@@ -218,22 +245,26 @@ def model_input(example_shape):
     return shape[0] if len(shape) == 1 else shape
 
 
-def check_initial(params, name: str) -> None:
-    """Refuse initial parameters gradient descent cannot train: a leaf that is not a
-    floating-point array (JAX differentiates only those: ``grad`` would raise a TypeError
-    mid-compilation) or that holds NaN/inf (the run would "diverge" at step 1 and be told to
-    lower its learning rate). A user network's ``init`` is where these come from."""
-    flat, _ = jax.tree_util.tree_flatten_with_path(params)
-    for path, leaf in flat:
-        where = jax.tree_util.keystr(path) or "the parameters"
-        dtype = jnp.result_type(leaf)
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise ConfigError(f"the network {name!r} initialises {where} as {dtype}; gradient "
-                              "descent trains floating-point parameters: make its init return "
-                              "float arrays (e.g. jnp.zeros(shape, jnp.float32))")
-        if not bool(jnp.isfinite(leaf).all()):
-            raise ConfigError(f"the network {name!r} initialises {where} with NaN or inf "
-                              "values; fix its init (a finite scale, no division by zero)")
+def check_initial_params(params, name: str) -> None:
+    """Refuse a network whose ``init`` gives parameters gradient descent cannot move: a leaf
+    that is not a floating-point array (Python or NumPy integers: autodiff has no gradient for
+    them) or that holds NaN or infinite values. ``name`` names the network."""
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    if not leaves:
+        raise ConfigError(f"the network {name!r} has no parameters (its init returned "
+                          f"{params!r}); return a dict of float arrays")
+    for path, leaf in leaves:
+        where = jax.tree_util.keystr(path) or "(the only leaf)"
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            kind = dtype if dtype is not None else type(leaf).__name__
+            raise ConfigError(
+                f"the network {name!r} initialises parameter {where} as {kind}; parameters "
+                "must be floating-point arrays (integers have no gradient): create it with "
+                "a float dtype, e.g. jnp.zeros(shape, jnp.float32)")
+        if not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ConfigError(f"the network {name!r} initialises parameter {where} with NaN or "
+                              "infinite values; gradient descent needs finite starting values")
 
 
 def same_shapes(given, fresh):

@@ -68,6 +68,7 @@ class MiniBatchEstimator(BaseEstimator):
                 raise DataError(f"{type(self).__name__}.fit: sample_weight applies to "
                                 "in-memory data, not to a shard set")
             return self._fit_stream(shards, y)
+        _refuse_path(X, f"{type(self).__name__}.fit")
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=True,
                              y_numeric=not is_classifier(self), allow_nd=self._allow_nd)
         targets = self._targets(y, first=True, classes=None, partial=False)
@@ -126,6 +127,7 @@ class MiniBatchEstimator(BaseEstimator):
         ``sample_weight`` weighs the rows of this call against each other."""
         self._check_hyperparams()
         first = not hasattr(self, "params_")
+        _refuse_path(X, f"{type(self).__name__}.partial_fit")
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=first,
                              y_numeric=not is_classifier(self), allow_nd=self._allow_nd)
         targets = self._targets(y, first=first, classes=classes, partial=True)
@@ -257,3 +259,22 @@ def labels_dataset(name: str, X32: np.ndarray, targets: np.ndarray, n_classes: i
 def _row_weights(sample_weight, n: int):
     """``sample_weight`` as a float64 ``(n,)`` array (one weight per row of ``X``), or None."""
     return None if sample_weight is None else sample_weights(sample_weight, n, "X")
+
+
+def _refuse_path(X, where: str) -> None:
+    """A :class:`DataError` for ``X`` given as a path that is not a shard set: the estimators
+    take arrays or a shard directory, never a data file by name (scikit-learn would report a
+    missing ``y`` instead)."""
+    import os
+    if not isinstance(X, (str, bytes, os.PathLike)):
+        return
+    path = os.fsdecode(X)
+    if not os.path.exists(path):
+        why = "no such file or directory"
+    elif os.path.isdir(path):
+        why = "a directory without a manifest.json, not a shard set"
+    else:
+        why = "a file; the estimators take arrays, or a shard directory"
+    raise DataError(f"{where}: X is the path {path!r}: {why}. Give arrays (load a file with "
+                    "sgdlab.data.load_data(path), then fit(ds.X, ds.y)) or a shard directory "
+                    "made by 'sgdlab data convert'")

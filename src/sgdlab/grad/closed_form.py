@@ -105,8 +105,10 @@ def _supported(model: Model, loss: Loss) -> bool:
 def closed_form_value_and_grad(model: Model, loss: Loss, l2: float):
     """The engine's ``value_and_grad`` for the linear model, by the formulas above.
 
-    ``(params {"W": (k, d), "b": (k,)}, X (B, d), targets (B,), weights (B,)) -> (J, grads)``.
-    Raises :class:`ConfigError` for any other model or a custom loss.
+    ``(params {"W": (k, d), "b": (k,)}, X (B, d), targets (B,), weights (B,)) -> (J, grads)``;
+    examples of more axes ``X (B, *example_shape)`` are flattened to ``(B, d)`` first, as the
+    linear model flattens them. Raises :class:`ConfigError` for any other model or a custom
+    loss.
     """
     loss = get_loss(loss)
     if not _supported(model, loss):
@@ -118,6 +120,7 @@ def closed_form_value_and_grad(model: Model, loss: Loss, l2: float):
 
     def value_and_grad(params, X, targets, weights):
         W, b = params["W"], params["b"]
+        X = X.reshape(X.shape[0], -1)                               # (B, d)
         S = linear_scores(W, b, X)                                  # (B, k)
         values, dS = per_example(S, targets)
         w = weights.astype(S.dtype)

@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from ..engine.schedule import parse_duration
+from ..engine.schedule import parse_duration, reads_as_duration
 from ..errors import ConfigError
 
 #: A batch size's runs stop at this many times the best predicted time to target so far.
@@ -58,13 +58,13 @@ def parse_budget(text: str | None) -> dict:
                 raise ConfigError(f"a budget in steps must be whole, got {text!r}")
             return {"epochs": None, "max_steps": int(value), "max_time": None}
         return {"epochs": value, "max_steps": None, "max_time": None}
+    if not reads_as_duration(text):
+        raise ConfigError(f"cannot read budget {text!r}; write a training time ('30s', "
+                          "'2 min'), epochs ('5 epochs') or steps ('2000 steps')")
     try:
         seconds = parse_duration(text)
-    except ConfigError as e:
-        if "must be" in str(e):  # read, but zero, negative or infinite
-            raise ConfigError(f"budget must be > 0 and finite, got {text!r}") from None
-        raise ConfigError(f"cannot read budget {text!r}; write a training time ('30s', "
-                          "'2 min'), epochs ('5 epochs') or steps ('2000 steps')") from None
+    except ConfigError:  # read, but not a finite time > 0
+        raise ConfigError(f"budget must be a finite time > 0, got {text!r}") from None
     return {"epochs": None, "max_steps": None, "max_time": seconds}
 
 

@@ -102,6 +102,31 @@ def best_of(tried: dict) -> float:
     return min(reached or tried, key=lambda x: rank(tried[x]) + (abs(x), x))
 
 
+#: A point is "at a cliff" when the next learning rate up takes this many times its steps.
+CLIFF = 1.5
+
+
+def kept_of(tried: dict, spacing: float) -> float:
+    """The exponent of the learning rate to keep: the best point (:func:`best_of`) among
+    those that are not at a cliff, i.e. whose next learning rate up, at the finest spacing
+    (``0 < y - x <= spacing``), reached the target without divergence in at most
+    :data:`CLIFF` times their median steps (a point whose next one up was not tried counts as
+    safe); the best point when every one is at a cliff.
+
+    Steps fall with the learning rate up to an edge of stability and then rise steeply, so the
+    point with the fewest steps over three seeds is often the last one before the edge, kept
+    because its seeds were lucky: fresh seeds there take much longer, or diverge. The point
+    below it has nearly as few steps and a safe margin, which fresh seeds confirm."""
+    def at_cliff(x: float) -> bool:
+        o = tried[x]
+        up = [tried[y] for y in tried if 0 < y - x <= spacing * (1 + 1e-9)]
+        return any(u.diverged or not u.steps_median <= CLIFF * o.steps_median for u in up)
+
+    safe = {x: o for x, o in tried.items() if math.isfinite(o.steps_median) and
+            not at_cliff(x)}
+    return best_of(safe) if safe else best_of(tried)
+
+
 @dataclass
 class LrSearch:
     """The search of the module docstring for one batch size; ``tried`` maps ``x`` to its
@@ -138,6 +163,14 @@ class LrSearch:
     def best(self) -> float:
         """The exponent of the best point told so far (:func:`best_of`)."""
         return best_of(self.tried)
+
+    def kept(self) -> float:
+        """The exponent of the learning rate the search keeps: :func:`kept_of` at the finest
+        spacing once the search refined down to it, else the best point (a search stopped
+        earlier has only coarse neighbours, too far apart to judge a cliff by)."""
+        if self.stopped != "resolution":
+            return best_of(self.tried)
+        return kept_of(self.tried, self.spacing)
 
     def bracketed(self) -> bool:
         """Whether the best point has been tried on both sides at the coarse spacing (or a
@@ -208,6 +241,10 @@ class FixedPoints(LrSearch):
     rule's learning rate alone): every point in the first round, then done."""
 
     xs: tuple = ()
+
+    def kept(self) -> float:
+        """A grid keeps its best point as it is (every point was tried alike)."""
+        return best_of(self.tried)
 
     def bracketed(self) -> bool:
         return True

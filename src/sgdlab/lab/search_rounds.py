@@ -2,9 +2,12 @@
 
 Each batch size has its own search (:class:`~.lr_search.LrSearch`, or fixed points for
 ``--lr-grid`` and the rule alone). A *round* asks every search for the points it needs next,
-fixes each point's step cap (:mod:`.caps`) from what the earlier rounds found, and runs every
-seed of every point: the runs of one round do not depend on each other, so they could run in
-any order or in parallel, and the records are the same. Between rounds the searches learn
+fixes each point's step cap (:mod:`.caps`) from what the earlier rounds found, and runs the
+first seed of every new point, and the other seeds of the points whose first seed reached the
+target (a first seed that missed its cap or diverged condemns its point: the other seeds are
+not run, so a bad learning rate costs one run, not one per seed). The runs of one round do
+not depend on each other, so they could run in any order or in parallel, and the records are
+the same. Between rounds the searches learn
 their points' outcomes and the best predicted time to target ``T*`` over all batch sizes is
 updated: it caps the next rounds' runs (a batch size more than :data:`~.caps.BEHIND` times
 slower stops) and decides which batch sizes are still worth refining.
@@ -20,6 +23,7 @@ predicted time for the caps. The final comparison of batch sizes by measured tim
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable
 
@@ -69,6 +73,7 @@ class SearchRounds:
             lr_multiplier
         self.searches = {b: make_search(b) for b in sizes}
         self.reasons: dict = {}      # (B, x) -> cap reason of that point's runs
+        self.first: dict = {}        # (B, x) -> (request, record) of a first seed that reached
         self.rounds = 0
 
     # -- what the rounds know ---------------------------------------------------------------
@@ -135,12 +140,19 @@ class SearchRounds:
         return sorted(self.sizes, key=lambda b: (abs(math.log(b / best)), b))
 
     def requests(self) -> list[RunRequest]:
-        """Every run of the next round (empty when every search is done)."""
+        """Every run of the next round (empty when every search is done): the other seeds of
+        the points whose first seed promised well, and the first seed of each new point."""
         best_seconds = self.best_seconds()
         out = []
         for b in self.order():
             s = self.searches[b]
-            if s.done or (self.rounds == 0 and b != self.first_batch):
+            waiting = [key for key in self.first if key[0] == b]
+            for key in waiting:
+                first_req, _ = self.first[key]
+                for seed in self.seeds[1:]:
+                    out.append(dataclasses.replace(first_req, config=first_req.config.replace(
+                        seed=seed)))
+            if waiting or s.done or (self.rounds == 0 and b != self.first_batch):
                 continue
             if self.behind(b):
                 s.stopped = "behind"
@@ -156,14 +168,13 @@ class SearchRounds:
             for x in xs:
                 self.reasons[(b, x)] = reason
                 lr = s.lr(x)
-                for seed in self.seeds:
-                    out.append(RunRequest(self.config_for(b, lr, seed, cap, expected),
-                                          "search", self.lr_multiplier(b, lr), x, reason))
+                out.append(RunRequest(self.config_for(b, lr, self.seeds[0], cap, expected),
+                                      "search", self.lr_multiplier(b, lr), x, reason))
         return out
 
     def run(self, on_round: Callable[[int], None] | None = None) -> dict:
         """Run rounds until every search is done; ``-> {B: search}``."""
-        while not all(s.done for s in self.searches.values()):
+        while self.first or not all(s.done for s in self.searches.values()):
             requests = self.requests()
             self.rounds += 1
             if not requests:
@@ -175,10 +186,22 @@ class SearchRounds:
         return self.searches
 
     def tell(self, requests: list[RunRequest], records: list[RunRecord]) -> None:
+        """Give each search the outcomes of its points whose seeds are all in: a point's
+        first seed alone when it failed (missed its cap, or diverged: the others would fail
+        too, so they are not run), else every seed once the others come back."""
         groups: dict = {}
         for req, rec in zip(requests, records):
             groups.setdefault((req.config.batch_size, req.x), []).append((req, rec))
-        for (b, x), pairs in groups.items():
+        for key, pairs in groups.items():
+            b, x = key
+            if key in self.first:                       # the other seeds are in
+                pairs = [self.first.pop(key)] + pairs
+            elif len(self.seeds) > 1:                   # a first seed
+                _, rec = pairs[0]
+                if rec.status != "diverged" and math.isfinite(
+                        steps_to_target(rec.history, self.target)):
+                    self.first[key] = pairs[0]
+                    continue
             cap = pairs[0][0].config.max_steps
             self.searches[b].tell(x, outcome_of([rec for _, rec in pairs], self.target, cap))
             if not self.costs.get(b):

@@ -23,6 +23,7 @@ from ..engine import train
 from .measure import crossing
 from .noise import NoiseScaleMeter
 from .prepare import prepare
+from .sweep_config import BIG_NOISE_BATCH
 
 
 def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, sizes: list,
@@ -50,17 +51,12 @@ def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, si
     return {"estimate": est, "trace": meter.trace()}
 
 
-#: The larger batch of the two-batch estimate is at most this: each evaluation row draws
-#: ``draws`` batches of it, and a larger one adds cost, not accuracy, to the estimate.
-BIG_BATCH = 256
-
-
 def default_noise_batches(sizes, n: int) -> tuple[int, int]:
     """``(small, big)``: the smallest swept batch size and the largest up to
-    :data:`BIG_BATCH`; ``(1, min(BIG_BATCH, N))`` when they coincide."""
+    :data:`BIG_NOISE_BATCH`; ``(1, min(BIG_NOISE_BATCH, N))`` when they coincide."""
     small = sizes[0]
-    big = max((b for b in sizes if b <= BIG_BATCH), default=small)
-    return (small, big) if small < big else (1, min(BIG_BATCH, n))
+    big = max((b for b in sizes if b <= BIG_NOISE_BATCH), default=small)
+    return (small, big) if small < big else (1, min(BIG_NOISE_BATCH, n))
 
 
 def _with_curvature(params, prepared, l2: float, seed: int) -> dict:

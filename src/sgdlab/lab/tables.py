@@ -192,7 +192,7 @@ def point_rows(searches: dict, costs: dict, run_of: dict) -> list[PointRow]:
     rows = []
     for b in sorted(searches):
         s = searches[b]
-        best = s.best() if s.tried else None
+        best = s.kept() if s.tried else None
         for order, (x, o) in enumerate(s.tried.items()):
             runs = run_of.get((b, x), [])
             cost: StepCost | None = costs.get(b)
