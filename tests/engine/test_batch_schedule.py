@@ -133,8 +133,27 @@ def test_per_phase_rates_need_a_numeric_rate_of_a_named_optimiser():
     TrainConfig(batch_schedule="16:0,64:100", optimizer=optax.sgd(0.1))  # phases at its rate
 
 
+@pytest.mark.parametrize("verb", ["sweep", "landscape"])
+def test_verbs_that_measure_fixed_batch_sizes_refuse_a_schedule(tmp_path, capsys, verb):
+    toml = tmp_path / "c.toml"
+    toml.write_text('batch_schedule = "16:0,64:500"\n')
+    assert main([verb, "--data", "digits", "--config", str(toml), "--quiet", "--out",
+                 str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"batch_schedule='16:0,64:500' (--batch-schedule): sgdlab {verb} measures fixed " \
+           "batch sizes, one at a time; drop it" in err and "Traceback" not in err, err
+
+
 def test_tools_that_train_one_batch_size_refuse_a_schedule():
     from sgdlab.engine.setup import setup_run
+    from sgdlab.lab.compare import compare_methods
+    from sgdlab.lab.random_search import random_search
+    digits = load_data("digits")
+    scheduled = TrainConfig(batch_schedule="16:0,64:100", max_time=1.0)
+    with pytest.raises(ConfigError, match="sgdlab compare measures fixed batch sizes"):
+        compare_methods(digits, digits, base=scheduled)
+    with pytest.raises(ConfigError, match="random search measures fixed batch sizes"):
+        random_search(digits, None, scheduled)
     with pytest.raises(ConfigError, match="applies to training runs .* this tool trains one "
                                           "batch size at a time: drop it"):
         setup_run(TrainConfig(batch_schedule="16:0,64:100"), example_shape=(4,), n_classes=3,

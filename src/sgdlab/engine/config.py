@@ -188,6 +188,14 @@ class TrainConfig:
                               "schedule or optimiser object, give phases without @LR and "
                               "lr_scaling 'none'")
 
+    def one_batch_size(self, tool: str) -> None:
+        """Refuse a batch schedule in ``tool`` (e.g. ``"sgdlab sweep"``), which measures
+        fixed batch sizes one at a time."""
+        if self.batch_schedule is not None:
+            raise ConfigError(f"batch_schedule={self.batch_schedule!r} (--batch-schedule): "
+                              f"{tool} measures fixed batch sizes, one at a time; drop it (a "
+                              "batch schedule is for training runs: sgdlab train, sgdlab.fit)")
+
     @property
     def batch_phases(self) -> "BatchSchedule | None":
         """The parsed :class:`~sgdlab.engine.batch_schedule.BatchSchedule` (None without)."""
