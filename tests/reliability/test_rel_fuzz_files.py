@@ -297,8 +297,10 @@ def test_fuzz_checkpoints(case):
     loop = Session(None, CheckpointPolicy(), resume=snap).restore(like)
     assert int(state.step) == snap.step == loop["state"].step
     assert all(isinstance(loop[k], (int, float)) for k in ("examples", "train_seconds"))
-    from sgdlab.data.sampling import seek_position
-    seek_position(**loop["position"], spe=6)
+    from sgdlab.data.sampling import BatchPlan
+    plan = BatchPlan(96, 16)  # the run's plan: 96 training rows, 6 steps per epoch
+    plan.seek(**loop["position"])
+    plan.take(2)  # the next batches are drawn from wherever the position says
     accepted("checkpoints (edited, re-signed) read and restored")
 
 
