@@ -11,7 +11,7 @@ demo: install
 
 test:
 	bash scripts/ensure-chromium
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,ray]'
 	$(PY) -m pytest -q
 
 bench:

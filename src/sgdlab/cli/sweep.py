@@ -22,6 +22,8 @@ examples:
   sgdlab sweep --no-lr-search --lr-scaling linear  # the scaling rule alone, no search
   sgdlab sweep --full-budget --budget "20 epochs" # every run trains its whole budget
   sgdlab sweep --out runs/sweep1                # re-run: finished runs are reused, not redone
+  sgdlab sweep --workers ray --out runs/sweep1  # runs on the Ray cluster at RAY_ADDRESS
+  sgdlab sweep --workers ray://head:10001 --cpus-per-run 8   # a remote cluster, 8 CPUs a run
 
 For every batch size B the learning rate is searched: the scaling rule gives the centre
 lr0(B) = lr x rule(B / base batch); lr0(B), then lr0(B) / f and f lr0(B) are tried (f =
@@ -114,6 +116,14 @@ def register(sub) -> None:
     g.add_argument("--noise-batches", help="small,big batch sizes for the noise scale "
                                            "(default: the smallest swept, the largest swept up "
                                            f"to {BIG_NOISE_BATCH})")
+    w = p.add_argument_group("workers")
+    w.add_argument("--workers", help="where the runs are made: in this process (default), "
+                                     "'ray' (the Ray cluster at RAY_ADDRESS, else a local Ray "
+                                     "instance) or 'ray://HOST:PORT'; one worker per GPU, or "
+                                     "per CPU node; needs pip install -e '.[ray]'")
+    w.add_argument("--cpus-per-run", type=int,
+                   help="with --workers: CPUs each run reserves on a node without GPUs "
+                        "(default: all of the node's, so no two timed runs share it)")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="sweep directory (default runs/sweep-<time>); re-using one "
                                  "resumes it")
@@ -183,6 +193,32 @@ def sweep_config_from_args(args, file_settings: dict):
 
 
 def run(args) -> int:
+    from ..lab.ray_executor import ClusterError
+    executor = None
+    try:
+        executor = workers_from_args(args)  # before the data: a missing Ray is said at once
+        return _run(args, executor)
+    except ClusterError as e:  # the environment, not the input: exit code 1
+        print(f"sgdlab sweep: error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def workers_from_args(args):
+    """The executor of ``--workers`` (:class:`~sgdlab.lab.ray_executor.RayExecutor`), or
+    None: the runs are made in this process."""
+    if not args.workers:
+        if args.cpus_per_run is not None:
+            raise ConfigError("--cpus-per-run applies to --workers ray only; add --workers "
+                              "ray or leave it out")
+        return None
+    from ..lab.ray_executor import RayExecutor, parse_workers
+    return RayExecutor(parse_workers(args.workers) or None, cpus_per_run=args.cpus_per_run)
+
+
+def _run(args, executor) -> int:
     from ..api import as_dataset
     from ..lab.compile_cache import enable_compile_cache
     from ..lab.sweep import run_sweep
@@ -208,7 +244,7 @@ def run(args) -> int:
     progress = None if args.quiet else SweepProgress()
     with (progress or _null()):
         result = run_sweep(data, sweep, base, out=out, callback=progress,
-                           data_command=data_command)
+                           data_command=data_command, executor=executor)
         if progress:
             progress.phase("plots and report")
         t0 = time.perf_counter()

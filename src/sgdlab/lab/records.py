@@ -7,13 +7,18 @@ history. A later sweep with the same output directory reuses a file only when bo
 configuration and the data fingerprint are identical, so changing a setting or the data never
 silently mixes old results in; a damaged or foreign file is treated as absent (the run is
 redone).
+Each record also names where it ran (:class:`Placement`: the node and the device kind), and a
+sweep reuses only records made on the device kind it runs on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import functools
 import math
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +35,36 @@ CAP_REASONS = ("budget", "behind", "")
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a run was made: ``node`` (the host name) and ``device`` (the device kind: an
+    accelerator's model, e.g. ``NVIDIA H100 80GB HBM3``, or ``cpu: <model> (<n> cores)``).
+    Times are comparable only between runs of one device kind."""
+
+    node: str = ""
+    device: str = ""
+
+    def to_dict(self) -> dict:
+        return {"node": self.node, "device": self.device}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Placement":
+        if not (isinstance(d, dict) and isinstance(d.get("node"), str)
+                and isinstance(d.get("device"), str)):
+            raise ValueError(f"a placement is {{'node': str, 'device': str}}, got {d!r}")
+        return cls(d["node"], d["device"])
+
+
+@functools.lru_cache(maxsize=1)
+def here() -> Placement:
+    """The :class:`Placement` of runs made by this process (on its first JAX device)."""
+    from ..engine.rundir import environment
+    env = environment()
+    device = env["device"] if env["platform"] != "cpu" else \
+        f"cpu: {env['cpu'] or 'unknown model'} ({os.cpu_count()} cores)"
+    return Placement(socket.gethostname(), device)
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One finished run of a sweep.
 
@@ -38,7 +73,8 @@ class RunRecord:
     tied batch sizes when the confirmation contradicted the sweep);
     ``x`` is the search exponent of its learning rate (``lr = lr_0(B) * factor**x``, None
     outside the search); ``cap_reason`` says what set ``config["max_steps"]``
-    (:data:`CAP_REASONS`); ``history`` has one row per evaluation.
+    (:data:`CAP_REASONS`); ``history`` has one row per evaluation; ``ran_on`` names the node
+    and device kind that made the run.
     """
 
     key: str
@@ -54,6 +90,7 @@ class RunRecord:
     lr_multiplier: float = 1.0
     x: float | None = None
     cap_reason: str = ""
+    ran_on: Placement = Placement()
 
     @property
     def cap(self) -> int | None:
@@ -66,7 +103,7 @@ class RunRecord:
                 "config": self.config, "status": self.status, "summary": self.summary,
                 "history": [dict(r) for r in self.history],
                 "lr_multiplier": self.lr_multiplier, "x": self.x,
-                "cap_reason": self.cap_reason}
+                "cap_reason": self.cap_reason, "ran_on": self.ran_on.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunRecord":
@@ -80,7 +117,8 @@ class RunRecord:
                    config=dict(d["config"]), status=str(d["status"]), summary=summary,
                    history=history, lr_multiplier=float(d.get("lr_multiplier", 1.0)),
                    x=None if x is None else float(x),
-                   cap_reason=str(d.get("cap_reason", "")))
+                   cap_reason=str(d.get("cap_reason", "")),
+                   ran_on=Placement.from_dict(d["ran_on"]))
 
 
 def data_fingerprint(*parts: Dataset | None) -> str:
@@ -106,14 +144,16 @@ def run_key(batch_size: int, lr: float, seed: int, phase: str = "search") -> str
 
 def make_record(result: FitResult, fingerprint: str, phase: str = "search", *,
                 lr_multiplier: float = 1.0, x: float | None = None,
-                cap_reason: str = "") -> RunRecord:
-    """The record of one finished run (see :class:`RunRecord`)."""
+                cap_reason: str = "", ran_on: Placement | None = None) -> RunRecord:
+    """The record of one finished run (see :class:`RunRecord`), made here unless ``ran_on``
+    says otherwise."""
     cfg = result.config
     return RunRecord(key=run_key(cfg.batch_size, cfg.lr, cfg.seed, phase),
                      batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, phase=phase,
                      data=fingerprint, config=cfg.to_dict(), status=result.status,
                      summary=result.summary(), history=History(dict(r) for r in result.history),
-                     lr_multiplier=lr_multiplier, x=x, cap_reason=cap_reason)
+                     lr_multiplier=lr_multiplier, x=x, cap_reason=cap_reason,
+                     ran_on=ran_on or here())
 
 
 def _nan(v):
@@ -140,7 +180,8 @@ def well_formed(record, key: str, config: dict) -> bool:
     """Whether ``record`` (parsed JSON) has the shape :func:`make_record` writes, for ``key``
     and ``config``: a dict whose every entry the sweep reads has its type (batch size, rate
     and seed those of the config; a known status; history rows of numbers or nulls with the
-    row columns; summary figures numbers or nulls). A file of another shape (a list, missing
+    row columns; summary figures numbers or nulls; a placement of two names). A file of another
+    shape (a list, missing
     or mistyped keys) is treated as absent, never half-read."""
     from ..engine.result import STATUSES
     if not isinstance(record, dict) or record.get("key") != key:
@@ -153,6 +194,10 @@ def well_formed(record, key: str, config: dict) -> bool:
     if record.get("status") not in STATUSES or not isinstance(record.get("phase"), str) or \
             not _number(record.get("lr_multiplier")):
         return False
+    ran_on = record.get("ran_on")
+    if not isinstance(ran_on, dict) or not all(isinstance(ran_on.get(k), str)
+                                               for k in ("node", "device")):
+        return False
     summary, history = record.get("summary"), record.get("history")
     if not isinstance(summary, dict) or not all(
             summary.get(k) is None or _number(summary[k]) for k in SUMMARY_FIGURES):
@@ -163,8 +208,10 @@ def well_formed(record, key: str, config: dict) -> bool:
                all(v is None or _number(v) for v in row.values()) for row in history)
 
 
-def load_record(out: Path, key: str, config: dict, fingerprint: str) -> RunRecord | None:
-    """The stored record of ``key`` if it was made with this exact config and data, else None.
+def load_record(out: Path, key: str, config: dict, fingerprint: str,
+                device: str | None = None) -> RunRecord | None:
+    """The stored record of ``key`` if it was made with this exact config and data (and, given
+    ``device``, on that device kind: steps may differ between kinds), else None.
 
     A damaged or foreign file (not JSON, or JSON of another shape: see :func:`well_formed`)
     is treated as absent: the run is simply redone and its record written again.
@@ -179,6 +226,8 @@ def load_record(out: Path, key: str, config: dict, fingerprint: str) -> RunRecor
     # JSON turned tuples into lists and NaN into null: compare through the same round trip.
     config = json.loads(json.dumps(config, default=list))
     if not well_formed(stored, key, config) or stored["data"] != fingerprint:
+        return None
+    if device is not None and stored["ran_on"]["device"] != device:
         return None
     try:
         return RunRecord.from_dict(stored)

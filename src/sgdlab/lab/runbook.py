@@ -5,7 +5,16 @@ asked for as a :class:`RunRequest`. :class:`RunBook` keeps every record in the o
 asked for it, so the sweep itself only decides *which* runs to make (the pilot, the rounds of
 the learning-rate searches, the confirmation). The requests of one call of
 :meth:`RunBook.run_all` do not depend on each other: they may run in any order (here one after
-another, in the order given).
+another, in the order given; with an *executor*, e.g.
+:class:`~sgdlab.lab.ray_executor.RayExecutor`, concurrently on its workers, each record
+written by this process as it arrives). Whatever is timed for a comparison (the probe, the
+replays) goes through :meth:`RunBook.timed`: here, or on the executor's one timing worker.
+
+An executor has one method, ``start(book) -> workers``, called at the first run; the workers
+have ``device`` (the device kind every run is made on), ``make_all(requests, started,
+finished)`` (make the records of ``requests``: ``started(i)`` when request ``i`` is handed to
+a worker, ``finished(i, record)`` as each arrives), ``call(fn, *args)`` (``fn(book, *args)`` on
+the timing worker, with that worker's own book of the sweep's data) and ``close()``.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import Callable
 from ..data.dataset import Dataset
 from ..engine import place_data, train
 from ..engine.config import TrainConfig
-from .records import RunRecord, load_record, make_record, run_key, save_record
+from .records import RunRecord, here, load_record, make_record, run_key, save_record
 
 
 @dataclass(frozen=True)
@@ -44,12 +53,13 @@ class RunBook:
     ``emit`` receives ``run_start`` / ``run_end`` events (``index``, ``total``, ``key``,
     ``batch_size``, ``lr``, ``seed``, ``phase``; ``run_end`` adds ``reused`` and ``status``)
     and ``replan`` events (``runs``: the expected number of runs, which grows as the search
-    learns where the best learning rates lie).
+    learns where the best learning rates lie). ``executor``: where runs are made (module
+    docstring); None: here, one after another.
     """
 
     def __init__(self, train_part: Dataset, validation: Dataset, *, fingerprint: str,
                  out: str | Path | None = None, emit: Callable[[dict], None] | None = None,
-                 model=None, loss=None):
+                 model=None, loss=None, executor=None):
         self.train_part, self.validation = train_part, validation
         self.fingerprint, self.out = fingerprint, out
         self.emit = emit or (lambda event: None)
@@ -58,6 +68,24 @@ class RunBook:
         self.records: list[RunRecord] = []
         self.expected = 0
         self.reused = 0
+        self.executor, self.workers = executor, None
+
+    @property
+    def device(self) -> str:
+        """The device kind every run of this book is made on (records of another are redone)."""
+        return self.started().device if self.executor is not None else here().device
+
+    def started(self):
+        """The executor's workers for this book, started at the first call."""
+        if self.workers is None:
+            self.workers = self.executor.start(self)
+        return self.workers
+
+    def close(self) -> None:
+        """Let the executor's workers go (nothing to do without one)."""
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
 
     def expect(self, more: int, extra: int = 0) -> None:
         """Announce ``more`` runs still to come (beyond those made so far)."""
@@ -66,32 +94,83 @@ class RunBook:
 
     def run_all(self, requests: list[RunRequest]) -> list[RunRecord]:
         """The records of ``requests``, in their order."""
-        return [self.run(r) for r in requests]
+        if self.executor is None:
+            return [self.run(r) for r in requests]
+        return self._run_on_workers(requests)
+
+    def _stored(self, request: RunRequest) -> RunRecord | None:
+        return load_record(self.out, request.key, request.config.to_dict(), self.fingerprint,
+                           self.device) if self.out else None
+
+    def _start_event(self, index: int, request: RunRequest) -> None:
+        cfg = request.config
+        self.expected = max(self.expected, index + 1)
+        self.emit({"event": "run_start", "index": index, "total": self.expected,
+                   "key": request.key, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                   "seed": cfg.seed, "phase": request.phase})
+
+    def _end_event(self, index: int, request: RunRequest, record: RunRecord,
+                   reused: bool) -> None:
+        self.emit({"event": "run_end", "index": index, "total": self.expected,
+                   "key": request.key, "reused": reused, "status": record.status,
+                   "batch_size": request.config.batch_size, "phase": request.phase})
+
+    def _run_on_workers(self, requests: list[RunRequest]) -> list[RunRecord]:
+        """:meth:`run_all` on the executor's workers: stored records reused, the others made
+        concurrently and each saved (atomically, by this process) as it arrives."""
+        first = len(self.records)
+        records = [self._stored(r) for r in requests]
+        for i, (request, record) in enumerate(zip(requests, records)):
+            if record is not None:
+                self._start_event(first + i, request)
+                self._end_event(first + i, request, record, True)
+        todo = [i for i, record in enumerate(records) if record is None]
+
+        def started(j: int) -> None:
+            self._start_event(first + todo[j], requests[todo[j]])
+
+        def finished(j: int, record: RunRecord) -> None:
+            i = todo[j]
+            if self.out:
+                save_record(self.out, record)
+            records[i] = record
+            self._end_event(first + i, requests[i], record, False)
+
+        if todo:
+            self.started().make_all([requests[i] for i in todo], started, finished)
+        self.reused += len(requests) - len(todo)
+        self.records.extend(records)
+        return records
+
+    def make(self, request: RunRequest) -> RunRecord:
+        """Train ``request`` here and record it (nothing stored, nothing reused)."""
+        result = self.train(request.config)
+        return make_record(result, self.fingerprint, request.phase,
+                           lr_multiplier=request.lr_multiplier, x=request.x,
+                           cap_reason=request.cap_reason)
+
+    def timed(self, fn: Callable, *args, progress: Callable | None = None):
+        """``fn(book, *args, progress=...)`` where this sweep's times are measured: here, or
+        on the executor's one timing worker (with its own book of the same data, and no
+        progress reports), so every time of a comparison comes from one device."""
+        if self.executor is None:
+            return fn(self, *args, progress=progress)
+        return self.started().call(fn, *args)
 
     def run(self, request: RunRequest) -> RunRecord:
         """The record of ``request``: stored under ``out`` with the same settings and data, or
         trained now."""
-        cfg, key = request.config, request.key
         index = len(self.records)
-        self.expected = max(self.expected, index + 1)
-        self.emit({"event": "run_start", "index": index, "total": self.expected, "key": key,
-                   "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
-                   "phase": request.phase})
-        record = load_record(self.out, key, cfg.to_dict(), self.fingerprint) \
-            if self.out else None
+        self._start_event(index, request)
+        record = self._stored(request)
         reused = record is not None
         if record is None:
-            result = self.train(cfg)
-            record = make_record(result, self.fingerprint, request.phase,
-                                 lr_multiplier=request.lr_multiplier, x=request.x,
-                                 cap_reason=request.cap_reason)
+            record = self.make(request)
             if self.out:
                 save_record(self.out, record)
         self.reused += reused
         self.records.append(record)
-        self.emit({"event": "run_end", "index": index, "total": self.expected, "key": key,
-                   "reused": reused, "status": record.status,
-                   "batch_size": cfg.batch_size, "phase": request.phase})
+        self._end_event(index, request, record, reused)
         return record
 
     def train(self, cfg: TrainConfig):

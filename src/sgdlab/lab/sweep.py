@@ -28,6 +28,11 @@ scaling rule holds everywhere), compare them by *training time* to a target vali
    with it, the stated rule among them; a **confirmation** with fresh seeds timed beside the
    sweep's own seeds, and more seeds for the tied batch sizes when it falls outside their
    range (:mod:`.confirm`); the gradient noise scales (:mod:`.sweep_noise`).
+
+With an ``executor`` (:mod:`.runbook`; :class:`~.ray_executor.RayExecutor`) the runs of each
+``run_all`` are made concurrently on its workers, and the probe, the replays and the noise run
+on its one timing worker, while nothing else of the sweep runs: the same records, the times
+of one device.
 """
 
 from __future__ import annotations
@@ -136,7 +141,7 @@ class _Clock:
 def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig | None = None,
               *, validation: Dataset | None = None, out: str | Path | None = None,
               callback: Callback | None = None, model=None, loss=None,
-              data_command: tuple | None = None) -> SweepResult:
+              data_command: tuple | None = None, executor=None) -> SweepResult:
     """Run (or resume) a sweep and summarise it; see the module docstring.
 
     ``base`` holds everything not swept (model, optimiser, sampling, L2, ...). Without
@@ -148,7 +153,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     ``plan``, ``replan``, ``run_start``, ``run_end``, ``phase``, ``probe``, ``replay``.
     ``data_command``: how the recommended ``sgdlab train`` command names the data (default
     ``("--data", data.name)``). Resuming compares settings and data, not code: after passing
-    a different custom ``model``/``loss`` object, use a new ``out``.
+    a different custom ``model``/``loss`` object, use a new ``out``. ``executor``: where the
+    runs are made (see the module docstring); None: here, one after another.
     """
     sweep = sweep or SweepConfig()
     base = base or TrainConfig()
@@ -176,7 +182,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     emit({"event": "plan", "runs": runs_guess, "extra": extra})
     fingerprint = data_fingerprint(train_part, validation)
     book = RunBook(train_part, validation, fingerprint=fingerprint, out=out, emit=emit,
-                   model=model, loss=loss)
+                   model=model, loss=loss, executor=executor)
     spe = {b: steps_per_epoch(n, b, base.drop_last) for b in sizes}
     budget = parse_budget(sweep.budget)
 
@@ -188,8 +194,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     costs: dict = {}
     if sweep.probe:
         emit({"event": "phase", "name": "throughput probe"})
-        probe = measure_probe(train_part, [config_for(b, sweep.lr_for(b), base.seed, 1)
-                                           for b in sizes], out, fingerprint, model, loss, emit)
+        probe = measure_probe(book, [config_for(b, sweep.lr_for(b), base.seed, 1)
+                                     for b in sizes], emit)
         costs = monotone_costs({p.batch_size: StepCost(p.batch_size, p.step_seconds,
                                                        p.call_seconds, p.chunk_steps)
                                 for p in probe if p.step_seconds > 0})
@@ -280,8 +286,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         row = next(r for r in batches if r.batch_size == b)
         cfg = config_for(b, row.lr, base.seed, math.ceil(PILOT_EPOCHS * spe[b]),
                          target if math.isfinite(target) else None, row.steps_median)
-        noise = measure_noise_result(train_part, validation, cfg, sizes, sweep, out,
-                                     fingerprint, model, loss)
+        noise = measure_noise_result(book, cfg, sizes, sweep)
         emit({"event": "probe", "name": "noise"})
     clock.lap("noise")
 
@@ -303,6 +308,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         batches=tuple(batches), probe=probe, noise=noise, recommendation=rec,
         confirmation=confirmation, timing_spread=timed.spread(),
         timing_rounds=timed.rounds, cost=cost, environment=environment(), command=command)
+    book.close()
     if out:
         write_tables(result, out)
     return result
@@ -334,48 +340,67 @@ def _merge_times(a: ReplayTimes, b: ReplayTimes) -> ReplayTimes:
 class Replayer:
     """``replay(Replay) -> (training seconds, compiled calls)``: the run of that batch size,
     learning rate and seed trained for exactly its steps with no evaluation in between
-    (through ``book``, which holds the data prepared on the device)."""
+    (through ``book``, which holds the data prepared on the device: :meth:`RunBook.timed`)."""
 
     def __init__(self, book: RunBook, config_for):
         self.book, self.config_for = book, config_for
 
     def __call__(self, r: Replay) -> tuple:
         cfg = self.config_for(r.batch_size, r.lr, r.seed, r.steps).replace(eval_every="end")
-        result = self.book.train(cfg)
-        if result.status != "completed" or result.steps != r.steps:
+        status, steps, seconds = self.book.timed(replay_on, cfg)
+        if status != "completed" or steps != r.steps:
             return math.inf, 0
-        return result.train_seconds, math.ceil(r.steps / cfg.chunk_steps)
+        return seconds, math.ceil(r.steps / cfg.chunk_steps)
 
 
-def measure_probe(train_part: Dataset, configs: list, out, fingerprint: str, model, loss,
-                  emit) -> tuple:
-    """The throughput probe of every configuration (one per batch size), stored in
-    ``out/throughput.json`` and reused while the data and configurations are the same."""
+def replay_on(book: RunBook, cfg: TrainConfig, progress=None) -> tuple:
+    """``(status, steps, training seconds)`` of one run of ``cfg`` on ``book``'s data."""
+    result = book.train(cfg)
+    return result.status, result.steps, result.train_seconds
+
+
+def probe_on(book: RunBook, configs: list, progress=None) -> list:
+    """:func:`.throughput.probe_throughput` of ``configs`` on ``book``'s data."""
     from .throughput import probe_throughput
+    return probe_throughput(book.train_part, configs, model=book.model, loss=book.loss,
+                            progress=progress)
+
+
+def measure_probe(book: RunBook, configs: list, emit) -> tuple:
+    """The throughput probe of every configuration (one per batch size), stored in
+    ``out/throughput.json`` and reused while the data, configurations and device kind are
+    the same."""
     done = []
 
     def progress(event):
         done.append(event)
         emit(event)
 
-    rows = stored_result(out, "throughput.json",
-                         {"data": fingerprint, "configs": [c.to_dict() for c in configs]},
-                         lambda: probe_throughput(train_part, configs, model=model, loss=loss,
-                                                  progress=progress),
+    key = {"data": book.fingerprint, "configs": [c.to_dict() for c in configs],
+           "device": book.device}
+    rows = stored_result(book.out, "throughput.json", key,
+                         lambda: book.timed(probe_on, configs, progress=progress),
                          lambda value: tuple(ProbeRow.from_dict(r) for r in value))
     if len(done) < len(configs):
         emit({"event": "probe", "count": len(configs) - len(done)})
     return rows
 
 
-def measure_noise_result(train_part, validation, cfg: TrainConfig, sizes, sweep: SweepConfig,
-                         out, fingerprint: str, model, loss) -> NoiseResult:
-    """The noise run (:func:`.sweep_noise.measure_noise`), stored in ``out/noise.json``."""
+def noise_on(book: RunBook, cfg: TrainConfig, sizes: list, batches, draws: int,
+             progress=None):
+    """:func:`.sweep_noise.measure_noise` of ``cfg`` on ``book``'s data."""
     from .sweep_noise import measure_noise
-    key = {"data": fingerprint, "config": cfg.to_dict(), "sweep": sweep.to_dict()}
-    return stored_result(out, "noise.json", key, lambda: measure_noise(
-        train_part, validation, cfg, sorted(sizes), sweep.noise_batches, sweep.noise_draws,
-        model=model, loss=loss), NoiseResult.from_measurement)
+    return measure_noise(book.train_part, book.validation, cfg, sizes, batches, draws,
+                         model=book.model, loss=book.loss)
+
+
+def measure_noise_result(book: RunBook, cfg: TrainConfig, sizes, sweep: SweepConfig
+                         ) -> NoiseResult:
+    """The noise run (:func:`.sweep_noise.measure_noise`), stored in ``out/noise.json``."""
+    key = {"data": book.fingerprint, "config": cfg.to_dict(), "sweep": sweep.to_dict()}
+    return stored_result(book.out, "noise.json", key, lambda: book.timed(
+        noise_on, cfg, sorted(sizes), sweep.noise_batches, sweep.noise_draws),
+        NoiseResult.from_measurement)
 
 
 def sweep_cost(records: list[RunRecord], timed: ReplayTimes, clock: _Clock, built0: dict,
