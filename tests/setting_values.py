@@ -44,9 +44,32 @@ def values(name: str):
         base = st.sampled_from(SCHEDULES)
     elif kind == "table":
         return st.just({})
+    elif kind == "batch schedule":
+        base = batch_schedules()
     else:
         raise AssertionError(f"no values for the kind {kind!r} of setting {name!r}: add them")
     return st.one_of(st.none(), base) if declared.optional else base
+
+
+@st.composite
+def batch_schedules(draw):
+    """A batch schedule's text: 1-4 phases, starts increasing in examples or in epochs, some
+    with their own learning rate."""
+    n = draw(st.integers(1, 4))
+    epochs = draw(st.booleans())
+    if epochs:
+        starts = [0.0] + sorted(draw(st.lists(st.floats(0.01, 1e4), min_size=n - 1,
+                                              max_size=n - 1, unique=True)))
+        starts = [f"{x!r}e" for x in starts]
+    else:
+        starts = [0] + sorted(draw(st.lists(st.integers(1, 10 ** 9), min_size=n - 1,
+                                            max_size=n - 1, unique=True)))
+    parts = []
+    for start in starts:
+        b = draw(st.integers(1, 4096))
+        lr = draw(st.none() | st.floats(1e-6, 10.0))
+        parts.append(f"{b}{'' if lr is None else f'@{lr!r}'}:{start}")
+    return ",".join(parts)
 
 
 def other_value(name: str):
@@ -61,6 +84,8 @@ def other_value(name: str):
         return (7,)
     if kind == "eval schedule":
         return "3 steps"
+    if kind == "batch schedule":
+        return "32:0,64:1e"  # first phase at the default batch size
     if kind == "table":
         return {"note": 1}
     if kind == "duration":

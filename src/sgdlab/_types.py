@@ -119,6 +119,12 @@ def output_width(n_out) -> int:
     return width
 
 
+#: Largest sizes accepted for settings that become array dimensions (layer widths, batch
+#: sizes): far above any real use, low enough that a typo is refused instead of exhausting
+#: memory when the program compiles.
+MAX_DIMENSION = 1 << 20
+
+
 def is_finite_number(x) -> bool:
     """Whether the real number ``x`` is finite. Python ints of any size are numbers here:
     ``np.isfinite`` refuses those beyond 64 bits, ``float()`` those beyond 1e308."""

@@ -37,6 +37,8 @@ def test_a_setting_enters_the_program_key_exactly_when_it_is_compiled_in(name):
     base = TrainConfig(**{role: takes[0]}) if takes else TrainConfig()
     if name == "loss":
         base = TrainConfig(model="mlp")  # a task that takes any loss
+    if name == "lr_scaling":
+        base = TrainConfig(batch_schedule="32:0,64:1e")  # it scales a schedule's rates
     changed = base.replace(**{name: OTHER[name]})
     if name == "lr":
         assert _key(changed) == _key(base)  # runtime: one program serves every rate

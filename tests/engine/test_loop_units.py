@@ -84,14 +84,22 @@ class ScriptedSource:
 
     def __init__(self, spe, K, bad_step=None):
         self.steps_per_epoch, self.chunk_steps, self.bad_step = spe, K, bad_step
-        self.calls, self.seeked = [], None
+        self.calls, self.seeked, self.entered = [], None, []
 
     position = property(lambda self: {"epoch": 0, "step_in_epoch": 0})
 
-    def seek(self, epoch, step_in_epoch):
+    def seek(self, epoch, step_in_epoch, row=None):
         self.seeked = (epoch, step_in_epoch)
 
     def build(self, setup, state):
+        return state
+
+    def evaluator(self, setup, state):
+        return lambda p: {"val_accuracy": 0.5}
+
+    def enter(self, phase):
+        self.entered.append((phase.step, phase.batch_size))
+
         def fast(s, n):
             step = int(s.step) + n
             bad = self.bad_step is not None and step > self.bad_step
@@ -100,7 +108,7 @@ class ScriptedSource:
         def checked(s, n):
             return s._replace(step=np.int32(self.bad_step)), np.ones(self.chunk_steps), \
                 self.bad_step
-        return state, TwoTier(fast, lambda: checked), (lambda p: {"val_accuracy": 0.5})
+        return TwoTier(fast, lambda: checked)
 
     def run_chunk(self, kernel, state, n):
         self.calls.append(n)
@@ -117,8 +125,9 @@ class ScriptedSource:
         return state
 
 
-def _run(config, source, **kw):
-    setup = setup_run(config, example_shape=(2,), n_classes=3, steps_per_epoch=source.steps_per_epoch)
+def _run(config, source, epoch_rows=None, **kw):
+    setup = setup_run(config, example_shape=(2,), n_classes=3,
+                      steps_per_epoch=source.steps_per_epoch, epoch_rows=epoch_rows)
     state = TrainState({"W": np.zeros((3, 2), np.float32), "b": np.zeros(3, np.float32)},
                        (), np.int32(0))
     return run_loop(setup, source, state, wall0=0.0,
@@ -148,3 +157,16 @@ def test_a_callback_stops_the_run_after_its_row():
     result = _run(TrainConfig(epochs=5, eval_every="4 steps"), source,
                   callback=lambda e: e["event"] == "row" and e["row"]["step"] >= 8)
     assert result.status == "stopped" and result.steps == 8
+
+
+def test_a_chunk_never_crosses_a_phase_boundary_and_each_phase_enters_once():
+    from sgdlab.data.sampling import EpochRows
+    # 100 rows: batch 10 for 25 examples (3 steps: 30 examples), then 20 from 95 examples
+    # (from step 3 at 30 examples, 4 steps end the epoch at 100 >= 95: step 7), then 10
+    source = ScriptedSource(spe=10, K=8)
+    result = _run(TrainConfig(batch_schedule="10:0,20:25,10:95", max_steps=12,
+                              eval_every="end"), source, epoch_rows=EpochRows((100,)))
+    assert source.entered == [(0, 10), (3, 20), (7, 10)]
+    assert source.calls == [3, 4, 5]
+    assert result.steps == 12
+    assert [p["start_step"] for p in result.extra["batch_phases"]] == [0, 3, 7]

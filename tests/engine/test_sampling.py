@@ -53,7 +53,7 @@ def test_take_crosses_epochs_and_pads():
     idx, w = plan.take(3, pad_to=5)
     assert idx.shape == (5, 4)
     assert w[:3].sum() == 6 + 4 and w[3:].sum() == 0
-    assert plan.position == {"epoch": 1, "step_in_epoch": 1}
+    assert plan.position == {"epoch": 1, "step_in_epoch": 1, "row": 4}
 
 
 def test_restart_from_position_continues_identically():

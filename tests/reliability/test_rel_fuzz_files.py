@@ -214,7 +214,7 @@ LOOP_KEYS = ["step", "position", "examples", "train_seconds", "eval_seconds", "w
 body_edit = st.one_of(
     st.tuples(st.just("set"), st.sampled_from(LOOP_KEYS), json_value),
     st.tuples(st.just("drop"), st.sampled_from(LOOP_KEYS), st.none()),
-    st.tuples(st.just("position"), st.sampled_from(["epoch", "step_in_epoch"]),
+    st.tuples(st.just("position"), st.sampled_from(["epoch", "step_in_epoch", "row"]),
               st.one_of(st.integers(-3, 10 ** 12), json_value)),
     st.tuples(st.just("last_eval"), st.sampled_from(["step", "time"]),
               st.one_of(st.integers(-3, 10 ** 12), json_value)),
@@ -297,8 +297,10 @@ def test_fuzz_checkpoints(case):
     loop = Session(None, CheckpointPolicy(), resume=snap).restore(like)
     assert int(state.step) == snap.step == loop["state"].step
     assert all(isinstance(loop[k], (int, float)) for k in ("examples", "train_seconds"))
-    from sgdlab.data.sampling import seek_position
-    seek_position(**loop["position"], spe=6)
+    from sgdlab.data.sampling import BatchPlan
+    plan = BatchPlan(96, 16)  # the run's plan: 96 training rows, 6 steps per epoch
+    plan.seek(**loop["position"])
+    plan.take(2)  # the next batches are drawn from wherever the position says
     accepted("checkpoints (edited, re-signed) read and restored")
 
 

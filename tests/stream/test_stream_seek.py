@@ -64,7 +64,7 @@ def test_seek_past_the_epoch_end_starts_the_next_epoch(tmp_path):
     a.seek(0, a.steps_per_epoch + 3)
     b.seek(1, 0)
     np.testing.assert_array_equal(a.take(4)[0], b.take(4)[0])
-    assert a.position == b.position == {"epoch": 1, "step_in_epoch": 4}
+    assert a.position == b.position == {"epoch": 1, "step_in_epoch": 4, "row": 64}
     a.close(), b.close()
 
 

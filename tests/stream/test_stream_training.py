@@ -33,7 +33,7 @@ def test_shuffle_visits_every_example_exactly_once_per_epoch(tmp_path, batch):
     if batch < shards.n:
         assert not np.array_equal(orders[0], orders[1])  # a fresh order every epoch
         assert not np.array_equal(orders[0], np.arange(shards.n))
-    assert stream.position == {"epoch": 2, "step_in_epoch": 0}
+    assert stream.position == {"epoch": 2, "step_in_epoch": 0, "row": 0}
 
 
 def test_take_across_calls_equals_one_take(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, SgdlabError
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
-                     add_stop_options, config_from_args, data_spec, default_out,
+                     add_settings, add_stop_options, config_from_args, data_spec, default_out,
                      read_config_file, settings_from_args)
 from .output import add_overwrite_option
 from .trust import add_trust_option
@@ -33,6 +33,12 @@ examples:
   sgdlab train --coordinator 10.0.0.1:7777 --num-processes 4 --process-id 0 ...  # on each
                                                 # machine, with its own --process-id
   sgdlab train --noise-scale                    # also measure the gradient noise scale
+  sgdlab train --batch-schedule "16:0,64:2000,256:8000" --epochs 10
+                                                # batch 16, then 64 from 2,000 examples
+                                                # seen, 256 from 8,000 (one program each)
+  sgdlab train --batch-schedule "16:0,64:2e,256:8e" --lr-scaling sqrt
+                                                # from 2 and 8 epochs, lr x sqrt(B/16)
+  sgdlab train --batch-schedule "16@0.05:0,64@0.2:2000"   # each phase's own learning rate
 
 The run directory holds config.json, history.csv (appended row by row), metrics.json,
 params.npz, checkpoints/ and PNG curves against epochs and against training seconds
@@ -51,6 +57,11 @@ def register(sub) -> None:
     add_data_options(p, shards=True)
     add_model_options(p)
     add_optim_options(p)
+    add_settings(p.add_argument_group(
+        "batch-size schedule", "the batch size over the run, in phases; each phase's "
+        "learning rate is its @LR, else --lr scaled by --lr-scaling (none: --lr). A phase "
+        "starts at the first step boundary at which its examples (or epochs) are reached; "
+        "the history records every row's batch_size and lr"), "batch schedule")
     add_stop_options(p)
     g = p.add_argument_group("output")
     g.add_argument("--out", help="run directory (default runs/train-<time>)")
@@ -137,6 +148,13 @@ def run(args) -> int:
     if args.batch_size is not None and args.batch_size % world:
         raise ConfigError(f"batch size {args.batch_size} must be a multiple of the number of "
                           f"processes ({world}): each process takes an equal share")
+    if args.batch_schedule is not None:  # refused once here rather than by every process
+        from ..engine.batch_schedule import BatchSchedule
+        for b in BatchSchedule.parse(args.batch_schedule).batch_sizes:
+            if b % world:
+                raise ConfigError(f"batch size {b} of the batch schedule must be a multiple "
+                                  f"of the number of processes ({world}): each process "
+                                  "takes an equal share")
     if processes is not None and processes > 1:
         from ..distributed import launch_local
         argv = _without(args.argv, "--processes")

@@ -24,6 +24,10 @@ which costs nothing next to a pass over every row on the host.
 Several processes (``world > 1``): rank ``r`` owns blocks ``r, r + world, ...`` (in file
 order) and cuts local batches of ``B / world``; every rank runs the largest rank's number of
 steps, a rank that runs out pads with weight 0. The global batch is the sum of local batches.
+
+The batch size may change between steps (a batch-size schedule): the stream goes on from the
+row it reached, in local batches of the new size, with the epoch arithmetic of
+:class:`~sgdlab.data.sampling.EpochRows` (the same as an in-memory plan's).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..errors import ConfigError, choices_message
-from .sampling import SAMPLINGS, seek_position, steps_per_epoch
+from .sampling import SAMPLINGS, EpochRows, seek_position
 from .shards import ShardSet
 
 #: marks the end of an epoch's loads in the read-ahead queue
@@ -193,28 +197,34 @@ class ShardStream:
             raise ConfigError(f"batch size {batch_size} must be a multiple of the number of "
                               f"processes ({world}): each process takes an equal share")
         self.shards, self.sampling, self.seed, self.drop_last = shards, sampling, seed, drop_last
-        self.rank, self.world, self.batch_size = rank, world, batch_size
-        self.local_batch = batch_size // world
+        self.rank, self.world = rank, world
         blocks = np.asarray(blocks, np.int64)
         self.blocks = blocks[rank::world]
         rank_rows = [int(shards.block_sizes[blocks[r::world]].sum()) for r in range(world)]
         self.n = int(sum(rank_rows))
         self.rank_rows = np.array(rank_rows)
-        if not 1 <= batch_size <= self.n:
-            raise ConfigError(f"batch size must be between 1 and the number of training "
-                              f"examples ({self.n}), got {batch_size}")
-        self.steps_per_epoch = max(steps_per_epoch(r, self.local_batch, drop_last)
-                                   for r in rank_rows)
-        if self.steps_per_epoch == 0:
-            raise ConfigError("with drop_last a process gets fewer rows than its share of one "
-                              "batch; use a smaller batch size or fewer processes")
+        self.epoch_rows = EpochRows(tuple(rank_rows), drop_last)
+        self._set_local(batch_size)
         self.load_rows = load_rows_for(shards, buffer_mb)
         self.transform = transform  # applied by the kernel, not here
-        self.epoch, self.step_in_epoch = 0, 0
+        self.epoch, self.step_in_epoch, self.slot = 0, 0, 0
         self._loads: Prefetch | None = None
         self._cur = None     # (X, y) of the load being consumed
         self._at = 0         # next unread row of the current load
-        self._left = 0       # rows of this epoch this rank has not handed out yet
+
+    def _set_local(self, batch_size: int) -> None:
+        if batch_size % self.world:
+            raise ConfigError(f"batch size {batch_size} must be a multiple of the number of "
+                              f"processes ({self.world}): each process takes an equal share")
+        if not 1 <= batch_size <= self.n:
+            raise ConfigError(f"batch size must be between 1 and the number of training "
+                              f"examples ({self.n}), got {batch_size}")
+        spe = self.epoch_rows.steps_left(0, batch_size)
+        if spe == 0:
+            raise ConfigError("with drop_last a process gets fewer rows than its share of one "
+                              "batch; use a smaller batch size or fewer processes")
+        self.batch_size, self.local_batch = batch_size, batch_size // self.world
+        self.steps_per_epoch = spe
 
     # -- the producer side (background thread) --------------------------------------------------
     def _epoch_loads(self, epoch: int, skip: int = 0):
@@ -246,30 +256,38 @@ class ShardStream:
             epoch, skip = epoch + 1, 0
 
     # -- the consumer side ------------------------------------------------------------------------
-    def _epoch_rows(self) -> int:
-        """Rows this rank hands out per epoch (a dropped tail excluded)."""
-        rows = int(self.rank_rows[self.rank])
-        return min(rows, self.steps_per_epoch * self.local_batch) if self.drop_last else rows
+    def _rows_before(self, slot: int) -> int:
+        """Rows of this epoch this rank handed out before ``slot``."""
+        return min(slot, int(self.rank_rows[self.rank]))
 
-    def _start_epoch(self):
-        if self._loads is None:
-            self._loads = Prefetch(self._all_loads(self.epoch))
-        self._left = self._epoch_rows()
-
-    def seek(self, epoch: int, step_in_epoch: int) -> None:
-        """Continue from step ``step_in_epoch`` of ``epoch`` (the rule in the class docstring).
+    def seek(self, epoch: int, step_in_epoch: int, row: int | None = None) -> None:
+        """Continue from step ``step_in_epoch`` of ``epoch`` (the rule in the class docstring),
+        at slot ``row`` of the epoch when given (as :attr:`position` records it; else
+        ``step_in_epoch`` local batches, which holds while the batch size never changed).
 
         A position at or past the epoch's end means the start of the next epoch
         (:func:`~sgdlab.data.sampling.seek_position`).
         """
         self.close()
-        self.epoch, self.step_in_epoch = seek_position(epoch, step_in_epoch,
-                                                       self.steps_per_epoch)
-        self._cur, self._at, self._left = None, 0, 0
-        if self.step_in_epoch:
-            consumed = min(self.step_in_epoch * self.local_batch, self._epoch_rows())
-            self._loads = Prefetch(self._all_loads(self.epoch, consumed))
-            self._left = self._epoch_rows() - consumed
+        if row is None:
+            self.epoch, self.step_in_epoch = seek_position(epoch, step_in_epoch,
+                                                           self.steps_per_epoch)
+            self.slot = self.step_in_epoch * self.local_batch
+        else:
+            self.epoch, self.step_in_epoch, self.slot = int(epoch), int(step_in_epoch), int(row)
+            if self.epoch_rows.ends(self.slot, self.batch_size):
+                self.epoch, self.step_in_epoch, self.slot = self.epoch + 1, 0, 0
+        self._cur, self._at = None, 0
+        if self.slot:
+            self._loads = Prefetch(self._all_loads(self.epoch, self._rows_before(self.slot)))
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Hand out the next steps at ``batch_size`` (local batches of ``batch_size / world``),
+        going on from the row the stream reached; with ``drop_last`` the epoch ends here if
+        fewer rows than a local batch remain."""
+        self._set_local(batch_size)
+        if self.slot and self.epoch_rows.ends(self.slot, batch_size):
+            self._finish_epoch()
 
     def _finish_epoch(self):
         """Skip what this epoch did not use (a dropped tail) up to the epoch marker."""
@@ -278,7 +296,7 @@ class ShardStream:
                 if item is _END:
                     break
         self._cur, self._at = None, 0
-        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.epoch, self.step_in_epoch, self.slot = self.epoch + 1, 0, 0
 
     def _fill(self, X_out: np.ndarray, y_out: np.ndarray, count: int) -> None:
         """Copy the next ``count`` rows of this epoch's stream into the outputs."""
@@ -292,7 +310,6 @@ class ShardStream:
             y_out[done:done + m] = y[self._at:self._at + m]
             self._at += m
             done += m
-        self._left -= count
 
     def take(self, k: int, pad_to: int | None = None):
         pad_to = k if pad_to is None else pad_to
@@ -303,30 +320,30 @@ class ShardStream:
         w = np.zeros((pad_to, bl), np.float32)
         count = np.zeros(pad_to, np.int64)
         Xf, yf, wf = X.reshape((-1,) + shape), y.reshape(-1), w.reshape(-1)
+        mine = int(self.rank_rows[self.rank])
         row = 0
         while row < k:
-            if self.step_in_epoch == 0 and self._cur is None:
-                self._start_epoch()
-            m = min(k - row, self.steps_per_epoch - self.step_in_epoch)
-            real = min(self._left, m * bl)  # this rank's real rows in these m steps
+            if self._loads is None:
+                self._loads = Prefetch(self._all_loads(self.epoch))
+            m = min(k - row, self.epoch_rows.steps_left(self.slot, self.batch_size))
+            real = min(max(mine - self.slot, 0), m * bl)  # this rank's real rows in m steps
             self._fill(Xf[row * bl:row * bl + real], yf[row * bl:row * bl + real], real)
             Xf[row * bl + real:(row + m) * bl] = 0.0  # masked slots of a last partial batch
             wf[row * bl:row * bl + real] = 1.0
-            first = self.step_in_epoch
-            for r, rows in enumerate(self.rank_rows):  # every rank's real rows per step
-                cap = min(int(rows), self.steps_per_epoch * bl) if self.drop_last else int(rows)
-                s = np.arange(first, first + m)
-                count[row:row + m] += np.clip(cap - s * bl, 0, bl)
+            starts = self.slot + bl * np.arange(m)
+            for rows in self.rank_rows:  # every rank's real rows per step
+                count[row:row + m] += np.clip(int(rows) - starts, 0, bl)
             row += m
+            self.slot += m * bl
             self.step_in_epoch += m
-            if self.step_in_epoch == self.steps_per_epoch:
+            if self.epoch_rows.ends(self.slot, self.batch_size):
                 self._finish_epoch()
         Xf[k * bl:] = 0.0  # padding steps (not run, but must be finite)
         return X, y, w, count
 
     @property
     def position(self) -> dict:
-        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch}
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "row": self.slot}
 
     def close(self) -> None:
         if self._loads is not None:

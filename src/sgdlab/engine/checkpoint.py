@@ -7,8 +7,9 @@ A checkpoint is two files in ``RUN_DIR/checkpoints/``::
                           config, the data fingerprint, and a sha256 of its own body
 
 The loop state in the manifest is what the host loop carries between chunks: the step, the
-batch plan position ``(epoch, step_in_epoch)`` (the order of an epoch is a pure function of
-``(seed, epoch)``, so seed + position is the whole sampling PRNG state), the examples count,
+batch plan position ``(epoch, step_in_epoch, row)`` (the order of an epoch is a pure function of
+``(seed, epoch)``, so seed + position is the whole sampling PRNG state; ``row`` is the slot of
+the epoch's order the next step starts at, which places it at any batch size), the examples count,
 the clocks, the partial train-loss sum since the last history row, the last evaluation mark,
 and the history itself (JSON floats are written with ``repr``, so they round-trip exactly).
 

@@ -12,7 +12,10 @@ parameters and optimiser state are compared with the model when the run is rebui
 The loop state in the manifest's body::
 
     step           int >= 0, the same as the array "step" and the file name
-    position       {"epoch": int, "step_in_epoch": int}, each in 0 .. step + 1
+    position       {"epoch": int, "step_in_epoch": int}, each in 0 .. step + 1, and "row"
+                   (the slot of the epoch's order the next step starts at): an int >= 0
+                   (one the epoch does not hold starts the next epoch; older checkpoints
+                   have none)
     examples       int >= 0
     train_seconds, eval_seconds, wall_seconds    finite numbers >= 0
     since_row      [finite number, int >= 0]     (train-loss sum, steps since the last row)
@@ -30,6 +33,10 @@ import numpy as np
 
 from ..errors import RunDirError
 from .result import STATUSES
+
+#: The largest ``row`` a position may name (far above any epoch's slots; it is a place in an
+#: epoch's order, never a size).
+MAX_ROW = 2 ** 62
 
 #: Statuses a checkpoint may record: a finished run's, or ``"running"``.
 CHECKPOINT_STATUSES = ("running", *STATUSES)
@@ -61,10 +68,12 @@ def _real(v) -> bool:
 
 def _check_loop_state(body: dict, step: int, bad) -> None:
     pos = body.get("position")
-    if not (isinstance(pos, dict) and set(pos) == {"epoch", "step_in_epoch"}
-            and all(_whole(v, 0, step + 1) for v in pos.values())):
-        raise bad(f"'position' is {_short(pos)}, not {{'epoch': E, 'step_in_epoch': S}} with "
-                  f"whole numbers from 0 to {step + 1}")
+    if not (isinstance(pos, dict) and set(pos) - {"row"} == {"epoch", "step_in_epoch"}
+            and _whole(pos["epoch"], 0, step + 1) and _whole(pos["step_in_epoch"], 0, step + 1)
+            and _whole(pos.get("row", 0), 0, MAX_ROW)):
+        raise bad(f"'position' is {_short(pos)}, not {{'epoch': E, 'step_in_epoch': S, "
+                  f"'row': R}} with E and S whole numbers from 0 to {step + 1}, R from 0 to "
+                  f"{MAX_ROW}")
     if not _whole(body.get("examples")):
         raise bad(f"'examples' is {_short(body.get('examples'))}, not a whole number >= 0")
     for key in ("train_seconds", "eval_seconds", "wall_seconds"):

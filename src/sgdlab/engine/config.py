@@ -23,7 +23,9 @@ from ..grad.select import GRADIENT_METHODS
 from ..losses import LOSSES
 from ..models import ACTIVATIONS, MODELS
 from ..optim.optimizers import FACTORIES, OPTIMIZER_OPTIONS, SCHEDULES
+from ..optim.scaling import LR_SCALINGS
 from ..tasks import TASK_MODELS, check_task_loss, model_options
+from .batch_schedule import BatchSchedule
 from .config_types import KEY_ROLES, MAX_DIMENSION, Setting
 from .schedule import EvalSchedule
 
@@ -89,6 +91,16 @@ class TrainConfig:
     schedule: str = setting("constant", "optimizer", "text",
                             "learning-rate schedule over the run: {choices}",
                             choices=lambda: SCHEDULES)
+    # the batch size over the run: phases of their own batch size and learning rate
+    batch_schedule: str | None = setting(
+        None, "host", "batch schedule", "batch size over the run: phases BATCH[@LR]:START, "
+        "START in examples seen (2000) or epochs (2e), e.g. '16:0,64:2000,256:8000' or "
+        "'16@0.05:0,64@0.2:2e'; one compiled program per batch size, --batch-size (if given) "
+        "is the first phase's", group="batch schedule")
+    lr_scaling: str = setting("none", "host", "text", "learning rate of a phase that gives "
+                              "none, from --lr at the first phase's batch size B0: none (--lr), "
+                              "linear (lr B/B0), sqrt (lr sqrt(B/B0)); {choices}",
+                              choices=lambda: LR_SCALINGS, group="batch schedule")
     l2: float = setting(0.0, "objective", "real", "L2 strength lambda: mean loss + lambda/2 "
                         "|W|^2 (biases are not penalised)", low=0.0)
     gradient: str = setting("autodiff", "optimizer", "text",
@@ -149,15 +161,56 @@ class TrainConfig:
                 and self.target is None:
             raise ConfigError("no stopping rule: set epochs, max_steps, max_time or target "
                               "(--epochs, --max-steps, --max-time, --target-accuracy)")
+        self._check_batch_schedule()
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise ConfigError("validation and test fractions leave no training data; "
                               f"they sum to {self.validation_fraction + self.test_fraction}")
+
+    def _check_batch_schedule(self) -> None:
+        """A schedule's first phase sets ``batch_size``; its learning rates need a number."""
+        if self.batch_schedule is None:
+            if self.lr_scaling != "none":
+                raise ConfigError(f"lr_scaling={self.lr_scaling!r} (--lr-scaling) scales the "
+                                  "learning rate of a batch schedule's phases: give "
+                                  "batch_schedule (--batch-schedule) or drop it")
+            return
+        schedule = BatchSchedule.parse(self.batch_schedule)
+        first = schedule.phases[0].batch_size
+        if self.batch_size not in (first, _SETTINGS["batch_size"].default):
+            raise ConfigError(f"batch_size={self.batch_size} (--batch-size) contradicts the "
+                              f"batch schedule {self.batch_schedule!r}, whose first phase "
+                              f"trains at {first}: drop --batch-size or make it {first}")
+        object.__setattr__(self, "batch_size", first)
+        numeric = not callable(self.lr) and isinstance(self.optimizer, str)
+        if not numeric and (schedule.gives_lr or self.lr_scaling != "none"):
+            raise ConfigError("a batch schedule's per-phase learning rates (@LR, --lr-scaling) "
+                              "multiply a numeric lr of a named optimiser; with an optax "
+                              "schedule or optimiser object, give phases without @LR and "
+                              "lr_scaling 'none'")
+
+    def one_batch_size(self, tool: str) -> None:
+        """Refuse a batch schedule in ``tool`` (e.g. ``"sgdlab sweep"``), which measures
+        fixed batch sizes one at a time."""
+        if self.batch_schedule is not None:
+            raise ConfigError(f"batch_schedule={self.batch_schedule!r} (--batch-schedule): "
+                              f"{tool} measures fixed batch sizes, one at a time; drop it (a "
+                              "batch schedule is for training runs: sgdlab train, sgdlab.fit)")
+
+    @property
+    def batch_phases(self) -> "BatchSchedule | None":
+        """The parsed :class:`~sgdlab.engine.batch_schedule.BatchSchedule` (None without)."""
+        return None if self.batch_schedule is None else BatchSchedule.parse(self.batch_schedule)
 
     @property
     def eval_schedule(self) -> EvalSchedule:
         return EvalSchedule.parse(self.eval_every)
 
     def replace(self, **changes) -> "TrainConfig":
+        """A copy with ``changes``; a new ``batch_schedule`` brings its first phase's batch
+        size unless ``batch_size`` is given too."""
+        if changes.get("batch_schedule") is not None and "batch_size" not in changes:
+            first = BatchSchedule.parse(changes["batch_schedule"]).phases[0]
+            changes["batch_size"] = first.batch_size
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

@@ -31,12 +31,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Callable, Iterable, NamedTuple
 
-from .._types import is_finite_number, layer_widths, whole_number
+from .._types import MAX_DIMENSION, is_finite_number, layer_widths, whole_number
 from ..errors import ConfigError, choices_message
-
-#: Largest sizes accepted for settings that become array dimensions: far above any real use,
-#: low enough that a typo is refused instead of exhausting memory when the program compiles.
-MAX_DIMENSION = 1 << 20
 
 #: What each setting changes in a compiled program, so the program store's key is derived
 #: from the settings instead of listed by hand (:func:`sgdlab.engine.cache.program_key`):
@@ -52,7 +48,7 @@ KEY_ROLES = ("model", "objective", "optimizer", "shape", "host")
 
 
 #: The help sections of the command line's setting flags, in the order ``--help`` shows them.
-GROUPS = ("data", "model", "optimisation", "stopping", "notes")
+GROUPS = ("data", "model", "optimisation", "batch schedule", "stopping", "notes")
 _ROLE_GROUPS = {"model": "model", "objective": "model", "optimizer": "optimisation"}
 
 
@@ -134,6 +130,18 @@ def _eval_schedule(value):
     return value
 
 
+def _batch_schedule(value):
+    # text, a sequence of (batch_size, start[, lr]) or a BatchSchedule: kept as its text form
+    from .batch_schedule import BatchSchedule
+    if isinstance(value, (bytes, dict)) or not isinstance(value, (str, list, tuple)) and \
+            not isinstance(value, BatchSchedule):
+        raise _NotOfKind
+    try:
+        return BatchSchedule.parse(value).text
+    except ConfigError as e:
+        raise _NotOfKind(str(e)) from None
+
+
 def _model(value):
     # A name or an import path, or a user network: a Model, an (init, apply) pair, a Flax or
     # Equinox module (each checked when the model is built, by sgdlab.models.get_model).
@@ -189,6 +197,8 @@ KINDS: dict[str, Kind] = {
                      _number_text),
     "eval schedule": Kind("an evaluation schedule such as '1 epoch', '500 steps', '2s' or "
                           "'end'", _eval_schedule, str, _plain_text),
+    "batch schedule": Kind("a batch schedule such as '16:0,64:2000' or '16@0.05:0,64@0.2:2e'",
+                           _batch_schedule, str, _plain_text),
     "model": Kind("a model name", _model, str, _plain_text, ", an import path "
                   "'package.module:factory', an (init, apply) pair or a Flax/Equinox module"),
     "loss": Kind("a loss name", _loss, str, _plain_text, " or a loss function"),

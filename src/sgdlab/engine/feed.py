@@ -39,13 +39,26 @@ class MemoryFeeder:
 
     def __init__(self, X: np.ndarray, y: np.ndarray, plan: BatchPlan, rank: int = 0,
                  world: int = 1):
-        if plan.batch_size % world:
-            raise ConfigError(f"batch size {plan.batch_size} must be a multiple of the number "
-                              f"of processes ({world}): each process takes an equal share")
         self.X, self.y, self.plan = X, y, plan
-        self.local_batch = plan.batch_size // world
-        self.lo = rank * self.local_batch
-        self.n, self.steps_per_epoch = plan.n, plan.steps_per_epoch
+        self.rank, self.world = rank, world
+        self.n, self.epoch_rows = plan.n, plan.epoch_rows  # the global plan's epochs
+        self._share(plan.batch_size)
+
+    def _share(self, batch_size: int) -> None:
+        if batch_size % self.world:
+            raise ConfigError(f"batch size {batch_size} must be a multiple of the number "
+                              f"of processes ({self.world}): each process takes an equal share")
+        self.local_batch = batch_size // self.world
+        self.lo = self.rank * self.local_batch
+        self.steps_per_epoch = self.plan.steps_per_epoch
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Global batches of ``batch_size`` from the next step on (the plan goes on where it
+        is; this process takes its new share of each)."""
+        if batch_size % self.world:
+            self._share(batch_size)  # refuses
+        self.plan.set_batch_size(batch_size)
+        self._share(batch_size)
 
     def take(self, k: int, pad_to: int | None = None):
         idx, w = self.plan.take(k, pad_to)
@@ -54,8 +67,8 @@ class MemoryFeeder:
                                                                    self.local_batch]),
                 w.sum(axis=1).astype(np.int64))
 
-    def seek(self, epoch: int, step_in_epoch: int) -> None:
-        self.plan.seek(epoch, step_in_epoch)
+    def seek(self, epoch: int, step_in_epoch: int, row: int | None = None) -> None:
+        self.plan.seek(epoch, step_in_epoch, row)
 
     @property
     def position(self) -> dict:

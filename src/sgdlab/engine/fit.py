@@ -17,10 +17,11 @@ import numpy as np
 from .._types import Loss, Model, TrainState
 from ..data.dataset import Dataset
 from ..data.hostmem import aligned
-from ..data.sampling import BatchPlan, steps_per_epoch
+from ..data.sampling import BatchPlan, EpochRows, steps_per_epoch
 from ..data.split import Standardizer
 from ..errors import ConfigError, DataError
 from ..losses import encode_targets
+from ..optim import runtime_rate
 from . import cache
 from .chunk import TwoTier, compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
@@ -56,9 +57,11 @@ def chunk_program(setup: RunSetup, state: TrainState, X, T, K: int, B: int, *,
     return cache.get_or_build(name, key, lambda: compile_chunk(fn, state, X, T, K, B))
 
 
-def memory_chunk_steps(config: TrainConfig, steps_per_epoch: int, setup: RunSetup) -> int:
-    """Steps per call of in-memory training (the throughput probe times the same ``K``)."""
-    K = choose_chunk_steps(config, steps_per_epoch, setup.total)
+def memory_chunk_steps(config: TrainConfig, steps_per_epoch: int, setup: RunSetup,
+                       batch_size: int | None = None) -> int:
+    """Steps per call of in-memory training at ``batch_size`` (default the config's) with
+    ``steps_per_epoch`` steps per epoch (the throughput probe times the same ``K``)."""
+    K = choose_chunk_steps(config, steps_per_epoch, setup.total, batch_size)
     if config.chunk_steps or setup.unrolled:  # an unrolled kernel computes all of its steps
         return setup.chunk_cap(K)
     return cache.bucket_steps(K)  # only n_active steps run: a longer (bucketed) shape is free
@@ -119,6 +122,8 @@ class MemorySource:
     call) and, with sample weights, multiplies each drawn row's weight in; the features and
     encoded targets stay on the device, padded so that sets of similar size share a program.
     ``validation`` is evaluated whole on the schedule, preprocessed like the training rows.
+    Each phase of a batch schedule draws from the same plan at its own batch size, with the
+    compiled program of that batch size (from the program store when a run built it).
     """
 
     session_options: dict = {}
@@ -128,9 +133,11 @@ class MemorySource:
                  setup: RunSetup, prep, position: dict | None = None, sample_weight=None,
                  placed: PlacedData | None = None):
         self.data, self.validation, self.prep = train_data, validation, prep
-        self.placed = placed
+        self.placed, self.setup = placed, setup
         self.plan = BatchPlan(train_data.n, config.batch_size, config.sampling, config.seed,
-                              config.drop_last, **(position or {}))
+                              config.drop_last)
+        if position:
+            self.plan.seek(**position)
         self.row_weight = normalized_weights(sample_weight, train_data.n)
         self.steps_per_epoch = self.plan.steps_per_epoch
         self.chunk_steps = memory_chunk_steps(config, self.steps_per_epoch, setup)
@@ -144,20 +151,22 @@ class MemorySource:
                 np.asarray(encode_targets(setup.loss, train_data.y, setup.n_classes)), n_dev))
         self.info: dict = {}
         self.lr = setup.lr
+        self.kernels: dict = {}
 
     @property
     def position(self) -> dict:
         return self.plan.position
 
-    def seek(self, epoch: int, step_in_epoch: int) -> None:
-        self.plan.seek(epoch, step_in_epoch)
+    def seek(self, epoch: int, step_in_epoch: int, row: int | None = None) -> None:
+        self.plan.seek(epoch, step_in_epoch, row)
 
-    def build(self, setup: RunSetup, state: TrainState):
-        """The two-tier kernel (fetched from the program store when an equal run built it)
-        and the validator."""
-        shapes = (state, self.X, self.T, self.chunk_steps, setup.config.batch_size)
-        kernel = TwoTier(chunk_program(setup, *shapes),
-                         lambda: chunk_program(setup, *shapes, checked=True))
+    def build(self, setup: RunSetup, state: TrainState) -> TrainState:
+        """The state stays where it is (the kernels take it as it is)."""
+        self.state_like = state
+        return state
+
+    def evaluator(self, setup: RunSetup, state: TrainState):
+        """The whole-set validator (from the program store when an equal run built it)."""
         validator = None
         if self.validation is not None:
             center = float(np.mean(self.data.y)) if setup.regression else 0.0
@@ -166,7 +175,21 @@ class MemorySource:
                                   prep=self.prep, center=center,
                                   cache_key=setup.program_key(training=False),
                                   data=self.placed.validation if self.placed else None)
-        return state, kernel, validator
+        return validator
+
+    def enter(self, phase):
+        """Draw at ``phase``'s batch size and rate; its two-tier kernel (fetched from the
+        program store when an equal run built it)."""
+        setup, b = self.setup, phase.batch_size
+        self.plan.set_batch_size(b)
+        self.steps_per_epoch = self.plan.steps_per_epoch
+        self.chunk_steps = memory_chunk_steps(setup.config, self.steps_per_epoch, setup, b)
+        self.lr = runtime_rate(setup.config.optimizer, phase.lr)
+        if b not in self.kernels:
+            shapes = (self.state_like, self.X, self.T, self.chunk_steps, b)
+            self.kernels[b] = TwoTier(chunk_program(setup, *shapes),
+                                      lambda: chunk_program(setup, *shapes, checked=True))
+        return self.kernels[b]
 
     def run_chunk(self, kernel, state: TrainState, n: int):
         idx, w = self.plan.take(n, pad_to=self.chunk_steps)
@@ -210,7 +233,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     at step 0. Pass the trained model's ``standardizer`` too, so inputs keep their scale.
 
     Continuing a run: ``start`` is a :class:`TrainState` to continue from (its ``step`` counts
-    on) and ``position`` the batch plan's ``{"epoch", "step_in_epoch"}``. ``config.epochs`` and
+    on) and ``position`` the batch plan's ``{"epoch", "step_in_epoch", "row"}`` (``row``
+    may be left out while the batch size never changed). ``config.epochs`` and
     ``config.max_steps`` are totals counted from step 0, so two calls of one epoch each, the
     second continuing the first, equal one call of two epochs.
 
@@ -224,7 +248,7 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
     without it.
     """
     wall0 = time.perf_counter()
-    if config.batch_size > train_data.n:
+    if config.batch_size > train_data.n and config.batch_schedule is None:
         raise ConfigError(f"batch size {config.batch_size} is larger than the number of "
                           f"training examples ({train_data.n}); use --batch-size "
                           f"{train_data.n} for full-batch gradient descent")
@@ -232,7 +256,8 @@ def train(train_data: Dataset, validation: Dataset | None, config: TrainConfig, 
                       n_classes=train_data.n_classes,
                       steps_per_epoch=steps_per_epoch(train_data.n, config.batch_size,
                                                       config.drop_last),
-                      task=train_data.task, name=train_data.name, model=model, loss=loss)
+                      task=train_data.task, name=train_data.name, model=model, loss=loss,
+                      epoch_rows=memory_epochs(train_data.n, config))
     if placed is not None:
         if placed.made_for != _made_for(config, setup):
             raise ConfigError(f"the placed data were prepared for {placed.made_for} "
@@ -274,6 +299,12 @@ def broken_network_message(name: str) -> str:
     return (f"training diverged at step 1: the network {name!r} outputs NaN/inf at its initial "
             "parameters, before any update, so no learning rate can help; check its init and "
             "apply (a log or a division by 0, an overflow)")
+
+
+def memory_epochs(n: int, config: TrainConfig) -> EpochRows:
+    """How a plan over ``n`` rows cuts its epochs (:class:`~sgdlab.data.sampling.EpochRows`):
+    with replacement every slot is a draw."""
+    return EpochRows((n,), config.drop_last, config.sampling == "replacement")
 
 
 def sample_weights(sample_weight, n: int, rows: str = "the training data") -> np.ndarray:

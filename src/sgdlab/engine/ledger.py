@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from .history import History
+from .schedule import as_clock
 
 
 class RunLedger:
@@ -38,12 +39,17 @@ class RunLedger:
     ``evaluate(params) -> dict`` the validation columns (``None``: no validation),
     ``on_row(row)`` sees each row after it is appended (a run directory's live log),
     ``callback`` receives the ``"start"``, ``"chunk"`` and ``"row"`` events.
+    ``clock``: the run's epoch clock (or steps per epoch, for one batch size), which turns
+    steps into the ``epoch`` column; ``columns(step)``: more columns of a row (a batch
+    schedule's ``batch_size`` and ``lr``), or None.
     """
 
-    def __init__(self, steps_per_epoch: int, wall0: float, params: Callable, *, step: int,
+    def __init__(self, clock, wall0: float, params: Callable, *, step: int,
                  evaluate: Callable | None = None, callback: Callable | None = None,
-                 on_row: Callable | None = None, agree: Callable[[float], float] | None = None):
-        self.spe = steps_per_epoch
+                 on_row: Callable | None = None, agree: Callable[[float], float] | None = None,
+                 columns: Callable[[int], dict] | None = None):
+        self.clock = as_clock(clock)
+        self._columns = columns
         self.wall0 = wall0
         self.step = step
         self.examples = 0
@@ -69,8 +75,11 @@ class RunLedger:
     def add_row(self) -> dict:
         """Evaluate at the current step and append the history row; ``-> row``."""
         t = time.perf_counter()
-        row = {"step": self.step, "epoch": self.step / self.spe, "examples": self.examples,
-               "train_seconds": self.train_seconds}
+        row = {"step": self.step, "epoch": self.clock.epochs(self.step),
+               "examples": self.examples}
+        if self._columns is not None:
+            row.update(self._columns(self.step))
+        row["train_seconds"] = self.train_seconds
         total, count = self.since_row
         row["train_loss"] = total / count if count else math.nan
         params = self._params()
@@ -106,11 +115,17 @@ class RunLedger:
         self.examples += int(counts[:done].sum())
         self.step += done
         if self._callback:
-            self._callback({"event": "chunk", "step": self.step, "epoch": self.step / self.spe,
+            self._callback({"event": "chunk", "step": self.step,
+                            "epoch": self.clock.epochs(self.step),
                             "train_seconds": self.train_seconds, "examples": self.examples,
                             "loss": float(losses[:done].mean(dtype=np.float64)) if done
                             else math.nan})
         return done
+
+    @property
+    def spe(self) -> int:
+        """Steps per epoch at the batch size of the run's first phase (for its record)."""
+        return self.clock.spe
 
     def counters(self) -> dict:
         """The loop-state entries a checkpoint stores (see :meth:`Session.snapshot`)."""
@@ -131,7 +146,8 @@ class RunLedger:
         """The :class:`FitResult` fields this ledger knows."""
         losses = np.concatenate(self.step_losses) if self.step_losses else \
             np.zeros(0, np.float32)
-        return {"history": self.history, "steps": self.step, "epochs": self.step / self.spe,
+        return {"history": self.history, "steps": self.step,
+                "epochs": self.clock.epochs(self.step),
                 "examples": self.examples, "steps_per_epoch": self.spe,
                 "train_seconds": self.train_seconds, "eval_seconds": self.eval_seconds,
                 "wall_seconds": time.perf_counter() - self.wall0, "step_losses": losses}

@@ -5,6 +5,11 @@ host loop: compile once, then call the chunk kernel and decide between calls (ev
 schedule, log, checkpoint, stop). It never runs Python per optimisation step. Time is read
 only after the kernel returns, and split into training, evaluation and compilation.
 
+A batch-size schedule (:mod:`.batch_schedule`) runs phase by phase (:class:`PhaseRunner`):
+one compiled program per distinct batch size, built the first time a phase needs it (and
+kept in the program store for later runs), and a chunk never crosses a phase boundary; at a
+boundary the loop switches programs and the source goes on at the new batch size.
+
 A source says only how a chunk gets its batches (see :class:`Source`): the in-memory one
 gathers rows of a device-resident array by index (:class:`sgdlab.engine.fit.MemorySource`);
 the fed one hands over batches read from shards or each process's slots
@@ -18,6 +23,7 @@ import time
 from typing import Callable, Protocol
 
 from .._types import TrainState
+from .batch_schedule import PhaseStart
 from .config import TrainConfig
 from .ledger import RunLedger
 from .result import FitResult, divergence_message
@@ -35,10 +41,11 @@ Callback = Callable[[dict], None]
 class Source(Protocol):
     """Where a run's batches come from.
 
-    ``steps_per_epoch`` and ``chunk_steps`` (K, steps per compiled call); ``position`` (a
-    dict that, with the seed, says where the next batch starts) and ``seek(**position)``;
-    ``session_options`` (extra arguments for ``Session.begin``), ``agree`` (how processes
-    agree on a stop request, or None) and ``info`` (figures for ``FitResult.extra``).
+    ``steps_per_epoch`` and ``chunk_steps`` (K, steps per compiled call) at the batch size in
+    effect; ``position`` (a dict that, with the seed, says where the next batch starts) and
+    ``seek(**position)``; ``session_options`` (extra arguments for ``Session.begin``),
+    ``agree`` (how processes agree on a stop request, or None) and ``info`` (figures for
+    ``FitResult.extra``).
     """
 
     steps_per_epoch: int
@@ -48,12 +55,19 @@ class Source(Protocol):
     agree: Callable | None
     info: dict
 
-    def seek(self, epoch: int, step_in_epoch: int) -> None: ...
+    def seek(self, epoch: int, step_in_epoch: int, row: int | None = None) -> None: ...
 
-    def build(self, setup: RunSetup, state: TrainState):
-        """Compile (or fetch) the kernels: ``-> (state placed for them, kernel, evaluator)``;
-        ``kernel`` is a :class:`~sgdlab.engine.chunk.TwoTier`, ``evaluator`` a validator or
-        None."""
+    def build(self, setup: RunSetup, state: TrainState) -> TrainState:
+        """Prepare for a run: ``-> state`` placed for the kernels."""
+
+    def evaluator(self, setup: RunSetup, state: TrainState):
+        """The validator (or None), built after the first phase's program (so a program too
+        large for the machine is named as the training step)."""
+
+    def enter(self, phase: PhaseStart):
+        """Draw the next batches at ``phase``'s batch size and learning rate, and return the
+        compiled (or stored) :class:`~sgdlab.engine.chunk.TwoTier` kernel of that batch size;
+        ``chunk_steps`` is then that program's K."""
 
     def run_chunk(self, kernel, state: TrainState, n: int):
         """``n`` steps: ``-> (state, losses (K,), counts, first_bad)``."""
@@ -65,6 +79,55 @@ class Source(Protocol):
 
     def local(self, state: TrainState) -> TrainState:
         """The final state on this host, for the result."""
+
+
+class PhaseRunner:
+    """Runs a loop's chunks phase by phase (see the module docstring).
+
+    ``limit(step)`` enters the phase of ``step`` (its program is built or fetched once per
+    batch size, timed apart from training as ``compile_seconds``) and says how many steps the
+    next chunk may run: the program's K, cut at the next phase boundary. Calling the runner
+    runs ``n`` steps from ``state``: ``-> (losses (K,), counts, first_bad)``.
+    """
+
+    def __init__(self, source: Source, setup: RunSetup, state: TrainState):
+        self.source, self.phases, self.state = source, setup.phases, state
+        self.index: int | None = None
+        self.kernel = None
+        self.kernels: dict = {}        # batch size -> kernel, for the checked kernels' time
+        self.chunk_steps: dict = {}    # batch size -> K
+        self.compile_seconds = 0.0     # building programs at phase boundaries
+
+    def enter(self, step: int) -> None:
+        index = self.phases.index_at(step)
+        if index == self.index:
+            return
+        phase = self.phases.phases[index]
+        t = time.perf_counter()
+        self.kernel = self.source.enter(phase)
+        if self.index is not None:
+            self.compile_seconds += time.perf_counter() - t
+        self.index = index
+        self.kernels[phase.batch_size] = self.kernel
+        self.chunk_steps.setdefault(phase.batch_size, self.source.chunk_steps)
+
+    def limit(self, step: int) -> int:
+        self.enter(step)
+        boundary = self.phases.next_start(step)
+        k = self.source.chunk_steps
+        return k if boundary is None else min(k, boundary - step)
+
+    def __call__(self, n: int):
+        self.state, losses, counts, first_bad = self.source.run_chunk(self.kernel, self.state, n)
+        return losses, counts, first_bad
+
+    @property
+    def last_compile_seconds(self) -> float:
+        """Compilation inside the latest chunk (its checked kernel, built on a divergence)."""
+        return self.kernel.last_compile_seconds
+
+    def checked_compile_seconds(self) -> float:
+        return sum(k.compile_seconds for k in self.kernels.values())
 
 
 def run_loop(setup: RunSetup, source: Source, state: TrainState, *, callback=None,
@@ -79,52 +142,67 @@ def run_loop(setup: RunSetup, source: Source, state: TrainState, *, callback=Non
     the run (status ``stopped``). ``wall0`` is when the run began (wall time includes the
     set-up); ``result_fields`` are the data's own fields of the :class:`FitResult` (task,
     classes, standardizer, n_features, ...).
+
+    ``state`` may be a state to continue from (``state.step`` > 0, the source positioned
+    where it stopped): the loop starts in the phase of that step.
     """
-    config, spe, K = setup.config, source.steps_per_epoch, source.chunk_steps
+    config, phases = setup.config, setup.phases
     resumed = session.restore(state) if session is not None else None
     if resumed is not None:
         state = resumed["state"]
-        source.seek(**resumed["position"])  # the next batch is the checkpoint's next one
     t0 = time.perf_counter()
-    state, kernel, evaluator = source.build(setup, state)
+    state = source.build(setup, state)
+    runner = PhaseRunner(source, setup, state)
+    step = source.step(state)
+    runner.enter(step)  # the phase of the first step to run, its program
+    evaluator = source.evaluator(setup, state)
+    if resumed is not None:
+        source.seek(**resumed["position"])  # the next batch is the checkpoint's next one
     compile_seconds = time.perf_counter() - t0
+    K = source.chunk_steps
 
-    ledger = RunLedger(spe, wall0, lambda: source.params(state), step=source.step(state),
+    ledger = RunLedger(phases.clock, wall0, lambda: source.params(runner.state), step=step,
                        evaluate=evaluator, callback=callback, agree=source.agree,
-                       on_row=session.on_row if session is not None else None)
+                       on_row=session.on_row if session is not None else None,
+                       columns=phases.columns if phases.phased else None)
     ledger.announce(setup.total, K, compile_seconds, config.max_time)
     finished, status = open_ledger(ledger, resumed, config, setup.total, setup.metric)
 
     def loop_state(status: str = "running") -> dict:
-        return {"state": state, "position": source.position, **ledger.counters(),
+        return {"state": runner.state, "position": source.position, **ledger.counters(),
                 "status": status}
 
-    def one_chunk(n: int):
-        nonlocal state
-        state, losses, counts, first_bad = source.run_chunk(kernel, state, n)
-        return losses, counts, first_bad
-
     if session is not None:
-        session.begin(loop_state, spe, resumed=resumed is not None, **source.session_options)
-    status, bad_step, message = chunk_loop(ledger, one_chunk, kernel, K, setup.total, config,
-                                           setup.metric, session, loop_state, finished, status)
-    final = source.local(state)
+        session.begin(loop_state, phases.clock, resumed=resumed is not None,
+                      **source.session_options)
+    status, bad_step, message = chunk_loop(ledger, runner, setup.total, config, setup.metric,
+                                           session, loop_state, finished, status)
+    final = source.local(runner.state)
+    extra = {"chunk_steps": K, **source.info}
+    if phases.phased:
+        extra["batch_phases"] = phases.describe()
     result = FitResult(
         params=final.params, model=setup.model, loss=setup.loss, config=config, status=status,
-        compile_seconds=compile_seconds + kernel.compile_seconds, diverged_at_step=bad_step,
+        compile_seconds=compile_seconds + runner.compile_seconds +
+        runner.checked_compile_seconds(), diverged_at_step=bad_step,
         message=message, opt_state=final.opt_state,
-        extra={"chunk_steps": K, **source.info}, n_outputs=setup.n_out, **result_fields,
+        extra=extra, n_outputs=setup.n_out, **result_fields,
         **ledger.totals())
     if callback:
         callback({"event": "end", "result": result})
     return result
 
 
-def choose_chunk_steps(config: TrainConfig, steps_per_epoch: int, total_steps: int | None) -> int:
-    """Steps per compiled call, aligned with the evaluation schedule where possible."""
+def choose_chunk_steps(config: TrainConfig, steps_per_epoch: int, total_steps: int | None,
+                       batch_size: int | None = None) -> int:
+    """Steps per compiled call at ``batch_size`` (default ``config.batch_size``) with
+    ``steps_per_epoch`` steps per epoch, aligned with the evaluation schedule where possible.
+    It does not depend on where a phase starts, so phases of one batch size share a
+    program."""
     if config.chunk_steps:
         return config.chunk_steps
-    k = min(MAX_CHUNK_STEPS, max(1, math.ceil(CHUNK_EXAMPLES / config.batch_size)))
+    batch_size = batch_size or config.batch_size
+    k = min(MAX_CHUNK_STEPS, max(1, math.ceil(CHUNK_EXAMPLES / batch_size)))
     sched = config.eval_schedule
     if sched.every_steps:
         k = min(k, sched.every_steps)
@@ -152,26 +230,31 @@ def open_ledger(ledger: RunLedger, resumed: dict | None, config: TrainConfig,
     return False, "completed"
 
 
-def chunk_loop(ledger: RunLedger, one_chunk, kernel, K: int, total: int | None,
+def chunk_loop(ledger: RunLedger, runner: PhaseRunner, total: int | None,
                config: TrainConfig, metric: str, session, loop_state, finished: bool,
                status: str) -> tuple[str, int | None, str]:
-    """Call ``one_chunk(n) -> (losses (K,), counts (K, ...), first_bad)`` until the run ends.
+    """Run chunks through ``runner`` (``runner(n) -> (losses (K,), counts (K, ...),
+    first_bad)``) until the run ends.
 
-    Each call runs ``n <= K`` steps, cut at the next step- or epoch-based evaluation and at
-    ``total``; its time, less any compilation in it (``kernel.last_compile_seconds``: the
-    checked kernel built on a first divergence), is training time. After each chunk the
-    ledger accounts for it, :func:`end_of_chunk` decides, and the ``session`` may checkpoint
-    or stop on a signal. ``-> (status, diverged_at_step or None, message)``. Shared by the
-    in-memory and the fed loops, which differ only in how a chunk gets its batches.
+    Each call runs ``n`` steps, at most ``runner.limit(step)`` (the program's K, cut at the
+    next phase boundary; switching programs happens there, before the clock starts), cut at
+    the next step- or epoch-based evaluation and at ``total``; its time, less any compilation
+    in it (``runner.last_compile_seconds``: the checked kernel built on a first divergence),
+    is training time. After each chunk the ledger accounts for it, :func:`end_of_chunk`
+    decides, and the ``session`` may checkpoint or stop on a signal. ``-> (status,
+    diverged_at_step or None, message)``. Shared by the in-memory and the fed loops, which
+    differ only in how a chunk gets its batches.
     """
-    sched, spe = config.eval_schedule, ledger.spe
+    sched, clock = config.eval_schedule, ledger.clock
     bad_step, validation_only = None, False
     while not finished:
-        n = K if total is None else min(K, total - ledger.step)
-        n = min(n, sched.steps_to_next(ledger.step, spe, MAX_CHUNK_STEPS * 1024))
+        n = runner.limit(ledger.step)
+        if total is not None:
+            n = min(n, total - ledger.step)
+        n = min(n, sched.steps_to_next(ledger.step, clock, MAX_CHUNK_STEPS * 1024))
         t = time.perf_counter()
-        losses, counts, first_bad = one_chunk(n)
-        ledger.add_chunk(time.perf_counter() - t - kernel.last_compile_seconds, losses, counts,
+        losses, counts, first_bad = runner(n)
+        ledger.add_chunk(time.perf_counter() - t - runner.last_compile_seconds, losses, counts,
                          n, first_bad)
         ended = end_of_chunk(ledger, first_bad, total, config, sched, metric)
         if ended is not None:
@@ -187,7 +270,9 @@ def chunk_loop(ledger: RunLedger, one_chunk, kernel, K: int, total: int | None,
         session.finish(loop_state, status)
     message = ""
     if status == "diverged":
-        message = divergence_message(bad_step, config.lr, validation=validation_only)
+        phases = runner.phases
+        lr = phases.phases[phases.index_at(max(bad_step - 1, 0))].lr
+        message = divergence_message(bad_step, lr, validation=validation_only)
     elif status == "interrupted":
         message = (f"interrupted by signal {session.signal} at step {ledger.step}; a checkpoint "
                    "was saved, resume with --resume RUN_DIR")
@@ -219,7 +304,7 @@ def end_of_chunk(ledger: RunLedger, first_bad: int, total: int | None, config: T
     at_end = (total is not None and step >= total) or \
         (config.max_time is not None and train_seconds >= config.max_time)
     if at_end or sched.due(step, train_seconds, ledger.last_eval["step"],
-                           ledger.last_eval["time"], ledger.spe):
+                           ledger.last_eval["time"], ledger.clock):
         row = ledger.add_row()
         if not finite_validation(row):
             return "diverged"

@@ -176,7 +176,8 @@ def train_with_recovery(job, config: TrainConfig, session):
     with ``halve-lr``, go back.
 
     Each retry restarts from the session's last good checkpoint with half the learning rate
-    (``lr <- lr / 2``), at most ``policy.max_retries`` times. Every history row then carries
+    (``lr <- lr / 2``, and every rate a batch schedule's phase gives), at most
+    ``policy.max_retries`` times. Every history row then carries
     the ``lr`` in effect, and ``result.extra["divergence_retries"]`` lists each retry:
     ``{"diverged_at_step", "restart_step", "lr_from", "lr_to"}``.
     """
@@ -191,7 +192,10 @@ def train_with_recovery(job, config: TrainConfig, session):
         retries.append({"diverged_at_step": result.diverged_at_step,
                         "restart_step": back.step, "lr_from": config.lr,
                         "lr_to": config.lr / 2})
-        config = config.replace(lr=config.lr / 2)
+        halved = {"lr": config.lr / 2}
+        if config.batch_schedule is not None:  # the rates its phases give halve too
+            halved["batch_schedule"] = config.batch_phases.with_lr_factor(0.5).text
+        config = config.replace(**halved)
         session.meta.update(config=config.to_dict(), divergence_retries=retries)
         session.lr = config.lr
         session.pending = back

@@ -16,6 +16,7 @@ EvalSchedule(every_steps=500, every_seconds=30.0, every_epochs=None)
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass
 
@@ -51,6 +52,38 @@ def parse_duration(text: str | float | int | None) -> float | None:
     if value <= 0:
         raise ConfigError(f"a duration must be > 0, got {text!r}")
     return value
+
+
+@dataclass(frozen=True)
+class ConstantClock:
+    """Epochs of a run whose epochs all have ``spe`` steps (one batch size): ``epochs(step) =
+    step / spe``. A batch-size schedule's clock
+    (:class:`sgdlab.engine.batch_schedule.PhaseClock`) answers the same three questions for
+    epochs of varying length.
+
+    >>> c = ConstantClock(10)
+    >>> c.epochs(25), c.step_at(2.5), c.marks(25, 1.0)
+    (2.5, 25, 2)
+    """
+
+    spe: int
+
+    def epochs(self, step: int) -> float:
+        """Fractional epochs done after ``step`` steps."""
+        return step / self.spe
+
+    def step_at(self, epochs: float) -> int:
+        """The first step at which ``epochs`` epochs are done."""
+        return math.ceil(epochs * self.spe - 1e-9)
+
+    def marks(self, step: int, every: float) -> int:
+        """How many of the marks ``step_at(m * every)``, m >= 1, lie at or before ``step``."""
+        return math.floor(step / (every * self.spe) + 1e-9)
+
+
+def as_clock(spe):
+    """``spe`` steps per epoch as a :class:`ConstantClock`; a clock stays itself."""
+    return ConstantClock(int(spe)) if isinstance(spe, numbers.Integral) else spe
 
 
 @dataclass(frozen=True)
@@ -96,31 +129,36 @@ class EvalSchedule:
         return cls(steps, seconds, epochs)
 
     # -- when: shared by the run loop (evaluations) and the session (checkpoints) -------------
-    def epoch_marks(self, step: int, spe: int) -> int:
-        """How many epoch boundaries ``ceil(m * every_epochs * spe)``, m >= 1, lie at or
-        before ``step`` (``spe`` steps per epoch)."""
-        return math.floor(step / (self.every_epochs * spe) + 1e-9)
+    # ``clock`` is the run's epoch clock (:class:`ConstantClock`, or a batch-size schedule's),
+    # or a whole number of steps per epoch.
+    def epoch_marks(self, step: int, clock) -> int:
+        """How many epoch boundaries ``clock.step_at(m * every_epochs)``, m >= 1, lie at or
+        before ``step``."""
+        return as_clock(clock).marks(step, self.every_epochs)
 
     def due(self, step: int, seconds: float, last_step: int, last_seconds: float,
-            spe: int) -> bool:
+            clock) -> bool:
         """Has a step or epoch boundary been crossed since ``last_step``, or have
         ``every_seconds`` passed since ``last_seconds``? Boundaries are absolute (every
-        multiple of N steps, of E epochs), so an extra trigger by time does not shift them."""
+        multiple of N steps, of E epochs), so an extra trigger by time does not shift them.
+        Steps are steps whatever their batch size; epochs are passes over the data."""
         if self.every_steps and step // self.every_steps > last_step // self.every_steps:
             return True
-        if self.every_epochs and self.epoch_marks(step, spe) > self.epoch_marks(last_step, spe):
+        if self.every_epochs and \
+                self.epoch_marks(step, clock) > self.epoch_marks(last_step, clock):
             return True
         return bool(self.every_seconds and seconds - last_seconds >= self.every_seconds)
 
-    def steps_to_next(self, step: int, spe: int, cap: int) -> int:
+    def steps_to_next(self, step: int, clock, cap: int) -> int:
         """Steps from ``step`` to the next step or epoch boundary (at most ``cap``, at least
         1); time triggers are checked after each chunk instead."""
         gaps = [cap]
         if self.every_steps:
             gaps.append((step // self.every_steps + 1) * self.every_steps - step)
         if self.every_epochs:
-            m = self.epoch_marks(step, spe) + 1
-            gaps.append(math.ceil(m * self.every_epochs * spe - 1e-9) - step)
+            clock = as_clock(clock)
+            m = clock.marks(step, self.every_epochs) + 1
+            gaps.append(clock.step_at(m * self.every_epochs) - step)
         return max(1, min(gaps))
 
     def describe(self) -> str:

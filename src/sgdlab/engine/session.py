@@ -88,7 +88,7 @@ class Session:
         self.signal: int | None = None
         self.checkpoints_written = 0
         self._mark = {"step": 0, "time": 0.0}
-        self._spe = 1
+        self._clock = 1
         self._old_handlers: dict = {}
 
     # -- called by the fit loop ---------------------------------------------------------------
@@ -116,13 +116,14 @@ class Session:
                 "last_eval": m["last_eval"], "status": m["status"]}
 
     def on_row(self, row: dict) -> None:
-        if self.lr is not None:
+        if self.lr is not None and "lr" not in row:  # a batch schedule's rows carry theirs
             row["lr"] = self.lr
         if self.log is not None:
             self.log.append(row)
 
-    def begin(self, snap, steps_per_epoch: int, resumed: bool, placement=None) -> None:
-        self._spe = steps_per_epoch
+    def begin(self, snap, clock, resumed: bool, placement=None) -> None:
+        """``clock``: the run's epoch clock (or steps per epoch), for an epoch schedule."""
+        self._clock = clock
         self._placement = placement if getattr(placement, "world", 1) > 1 else None
         self._t0 = time.monotonic()
         if self.policy.handle_signals:
@@ -137,7 +138,7 @@ class Session:
             return True
         s, loop = self.schedule, snap()
         step = int(loop["state"].step)
-        if s.due(step, elapsed, self._mark["step"], self._mark["time"], self._spe):
+        if s.due(step, elapsed, self._mark["step"], self._mark["time"], self._clock):
             self._save(loop)
         return False
 

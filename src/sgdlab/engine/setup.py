@@ -27,8 +27,10 @@ from ..optim import make_unit_optimizer, optimizer_options, runtime_rate
 from ..tasks import OPEN_LOSS, model_options, resolve
 from . import cache
 from .chunk import UNROLLED_STEPS, uses_convolution
+from .batch_schedule import PhaseTable
 from .config import TrainConfig
 from .memory import check_state_fits, state_bytes
+from .schedule import ConstantClock, as_clock
 
 #: Steps a schedule is spread over when only time or a target ends the run.
 OPEN_ENDED_STEPS = 10_000
@@ -69,19 +71,27 @@ def optimizer_settings(config: TrainConfig) -> dict:
 MAX_STEPS = 2 ** 31 - 1
 
 
-def total_steps(config: TrainConfig, spe: int) -> int | None:
+def total_steps(config: TrainConfig, spe) -> int | None:
     """Steps a run of ``config`` takes at most (its ``epochs`` or ``max_steps``, the fewer), or
-    None when only time or a target ends it; ``spe`` is steps per epoch. More than
-    :data:`MAX_STEPS` is a :class:`ConfigError` (the counter would wrap around)."""
+    None when only time or a target ends it; ``spe`` is steps per epoch, or the run's epoch
+    clock (a batch schedule's epochs vary in length). More than :data:`MAX_STEPS` is a
+    :class:`ConfigError` (the counter would wrap around)."""
     totals = []
     if config.epochs is not None:
-        steps = config.epochs * spe
+        clock = as_clock(spe)
+        if isinstance(clock, ConstantClock):
+            steps, per = config.epochs * clock.spe, f"at {clock.spe:,} steps per epoch"
+        else:  # a batch schedule: as many steps as its phases cut the epochs into
+            # (every epoch has a step at least, so more epochs than MAX_STEPS are too many)
+            steps = clock.step_at(config.epochs) if config.epochs <= MAX_STEPS else math.inf
+            per = "of the batch schedule's phases"
         if not steps <= MAX_STEPS:  # also inf: --epochs 1e308
+            fewer = (f"give at most {MAX_STEPS // clock.spe:,} epochs"
+                     if isinstance(clock, ConstantClock) else "give fewer epochs")
             raise ConfigError(
-                f"epochs {config.epochs:g} at {spe:,} steps per epoch are {steps:.3g} steps, "
-                f"more than the {MAX_STEPS:,} a run can count; give at most "
-                f"{MAX_STEPS // spe:,} epochs (a run limited by --max-time alone may give "
-                "that many)")
+                f"epochs {config.epochs:g} {per} are {steps:.3g} steps, more than the "
+                f"{MAX_STEPS:,} a run can count; {fewer} (a run limited by --max-time alone "
+                "may give that many)")
         totals.append(max(1, math.ceil(steps - 1e-9)))
     if config.max_steps is not None:
         if config.max_steps > MAX_STEPS:
@@ -116,6 +126,15 @@ class RunSetup:
     #: the fast kernel writes its steps out instead of looping (CPU and a convolutional
     #: network: :func:`sgdlab.engine.chunk.unrolled_steps`), at most ``UNROLLED_STEPS`` a call
     unrolled: bool = False
+    #: the batch size and learning rate of each phase, the step it starts at and the run's
+    #: epoch clock (one phase without a batch schedule)
+    phases: PhaseTable | None = None
+
+    @property
+    def clock(self):
+        """The run's epoch clock (:class:`~sgdlab.engine.schedule.ConstantClock` for one
+        batch size)."""
+        return self.phases.clock
 
     def chunk_cap(self, k: int) -> int:
         """``k`` steps per call, or fewer for an unrolled kernel."""
@@ -163,10 +182,15 @@ class RunSetup:
 
 def setup_run(config: TrainConfig, *, example_shape, n_classes: int, steps_per_epoch: int,
               task: str | None = None, name: str = "the data", model=None,
-              loss=None) -> RunSetup:
+              loss=None, epoch_rows=None, processes: int = 1) -> RunSetup:
     """The :class:`RunSetup` of ``config`` for examples of ``example_shape`` (``X.shape[1:]``:
     ``(d,)`` for tabular data) and ``n_classes`` classes (0: real-valued labels),
-    ``steps_per_epoch`` steps per pass over the training data.
+    ``steps_per_epoch`` steps per pass over the training data at ``config.batch_size``.
+
+    ``epoch_rows`` (:class:`~sgdlab.data.sampling.EpochRows`): how the run's source cuts
+    epochs, which places a batch schedule's phases (:class:`~sgdlab.engine.batch_schedule.
+    PhaseTable`); a caller without it trains one batch size and refuses a schedule.
+    ``processes``: how many share each batch (every phase's batch size must divide).
 
     ``task`` (``"classification"``/``"regression"``) is checked against the loss: a loss that
     needs classes refuses real-valued labels with the flags that fix it; ``name`` names the
@@ -179,7 +203,9 @@ def setup_run(config: TrainConfig, *, example_shape, n_classes: int, steps_per_e
                         "--loss (both then use the squared loss), or pass --task "
                         "classification if the labels are classes")
     n_out = loss_.n_outputs(max(n_classes, 1))  # raises for a loss that cannot take n_classes
-    total = total_steps(config, steps_per_epoch)
+    phases = phase_table(config, steps_per_epoch, epoch_rows, name, processes)
+    total = total_steps(config, phases.clock)
+    phases.check_reached(total)
     optimizer = make_unit_optimizer(
         config.optimizer, lr=config.lr, schedule=config.schedule,
         total_steps=total or OPEN_ENDED_STEPS,
@@ -192,7 +218,23 @@ def setup_run(config: TrainConfig, *, example_shape, n_classes: int, steps_per_e
         lr=runtime_rate(config.optimizer, config.lr),
         value_and_grad=value_and_grad_for(config.gradient, model_, loss_, config.l2),
         unrolled=jax.default_backend() == "cpu" and uses_convolution(
-            model_, model_input(example_shape), n_out))
+            model_, model_input(example_shape), n_out), phases=phases)
+
+
+def phase_table(config: TrainConfig, steps_per_epoch: int, epoch_rows=None,
+                data: str = "the data", processes: int = 1) -> PhaseTable:
+    """The phases of ``config`` on epochs cut as ``epoch_rows`` says: its batch schedule's,
+    or one phase at ``batch_size`` and ``lr``. A lab reads a schedule's steps from it (e.g.
+    ``step_reaching(examples)``, the steps of an example budget)."""
+    schedule = config.batch_phases
+    if schedule is None:
+        return PhaseTable.fixed(config.batch_size, config.lr, steps_per_epoch, epoch_rows)
+    if epoch_rows is None:
+        raise ConfigError(f"batch_schedule={config.batch_schedule!r} (--batch-schedule) "
+                          "applies to training runs (sgdlab train, sgdlab.fit); this tool "
+                          "trains one batch size at a time: drop it")
+    return PhaseTable.build(schedule, epoch_rows, lr=config.lr, lr_scaling=config.lr_scaling,
+                            data=repr(data), processes=processes)
 
 
 def model_input(example_shape):

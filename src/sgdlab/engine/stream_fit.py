@@ -29,6 +29,7 @@ from ..data.shards import ShardSet
 from ..data.split import Standardizer
 from ..errors import ConfigError
 from ..losses import encode_targets
+from ..optim import runtime_rate
 from .batched import LocalPlacement, make_batch_chunk_fn, make_checked_batch_chunk_fn
 from .chunk import TwoTier
 from .config import TrainConfig
@@ -134,17 +135,19 @@ def memory_validator(setup: RunSetup, params, validation: Dataset | None, standa
                      setup.n_classes, params, prep=prep)
 
 
-def _fed_chunk_steps(config: TrainConfig, spe: int, total: int | None, load_rows: int) -> int:
-    """Steps per call: as in memory, but up to a load's worth of rows when streaming.
+def _fed_chunk_steps(config: TrainConfig, spe: int, total: int | None, load_rows: int,
+                     batch_size: int) -> int:
+    """Steps per call at ``batch_size``: as in memory, but up to a load's worth of rows when
+    streaming.
 
     A fed call pays a fixed cost (about a millisecond: handing over the rows, dispatch), so a
     streamed chunk may hold as many rows as one load of the buffer (the chunk is then within
     the memory already budgeted). The evaluation schedule and the run's end still bound it.
     """
-    k = choose_chunk_steps(config, spe, total)
+    k = choose_chunk_steps(config, spe, total, batch_size)
     if config.chunk_steps or not load_rows:
         return k
-    k = max(k, min(MAX_CHUNK_STEPS, load_rows // config.batch_size))
+    k = max(k, min(MAX_CHUNK_STEPS, load_rows // batch_size))
     sched = config.eval_schedule
     for cap in (sched.every_steps,
                 sched.every_epochs and max(1, math.ceil(sched.every_epochs * spe)), total):
@@ -160,15 +163,17 @@ class FedSource:
     global batch); the placement puts them on the devices; the kernel standardises each batch
     with ``kernel_transform`` (a fitted Standardizer; None when rows come standardised).
     Reading, or waiting for the read-ahead, is part of training time: it is the cost of not
-    holding the data in memory, and hiding it would flatter streaming.
+    holding the data in memory, and hiding it would flatter streaming. Each phase of a batch
+    schedule has the program of its batch size (compiled once per run) and the feeder goes
+    on at that batch size.
     """
 
     def __init__(self, feeder, make_eval, config: TrainConfig, setup: RunSetup, *, placement,
                  kernel_transform=None, extra: dict | None = None):
         self.feeder, self.make_eval, self.placement = feeder, make_eval, placement
+        self.setup = setup
         self.steps_per_epoch = feeder.steps_per_epoch
-        self.chunk_steps = setup.chunk_cap(_fed_chunk_steps(
-            config, self.steps_per_epoch, setup.total, getattr(feeder, "load_rows", 0)))
+        self.chunk_steps = self._chunk_steps(config.batch_size)
         self.kernel_transform = kernel_transform
         self.session_options = {"placement": placement}
         # A callback returning True from a row asks to stop (early stopping); every process
@@ -176,26 +181,27 @@ class FedSource:
         self.agree = placement.agree
         self.info = {"processes": placement.world,
                      "devices": getattr(placement, "n_devices", 1), **(extra or {})}
+        self.kernels: dict = {}
+
+    def _chunk_steps(self, batch_size: int) -> int:
+        setup, feeder = self.setup, self.feeder
+        return setup.chunk_cap(_fed_chunk_steps(
+            setup.config, feeder.steps_per_epoch, setup.total,
+            getattr(feeder, "load_rows", 0), batch_size))
 
     @property
     def position(self) -> dict:
         # The feeder's position is the next batch's: with the seed it is the whole stream state.
         return self.feeder.position
 
-    def seek(self, epoch: int, step_in_epoch: int) -> None:
-        self.feeder.seek(epoch=epoch, step_in_epoch=step_in_epoch)
+    def seek(self, epoch: int, step_in_epoch: int, row: int | None = None) -> None:
+        self.feeder.seek(epoch=epoch, step_in_epoch=step_in_epoch, row=row)
 
     def build(self, setup: RunSetup, state: TrainState):
         placement, shape = self.placement, setup.example_shape
         state = placement.put_state(state)
-        vg, opt = setup.value_and_grad, setup.optimizer
+        self.state_like = state
         self.loss = setup.loss
-        t_dtype = host_targets(setup.loss, np.zeros(1, np.int32)).dtype
-        args = (state, self.chunk_steps, self.feeder.local_batch, shape, t_dtype)
-        kernel = TwoTier(
-            placement.compile(make_batch_chunk_fn(vg, opt, setup.unrolled), *args),
-            lambda: placement.compile(make_checked_batch_chunk_fn(vg, opt), *args),
-            to_host=placement.to_host)
         if self.kernel_transform is not None:
             shift = self.kernel_transform.mean.astype(np.float32)
             scale = self.kernel_transform.scale.astype(np.float32)
@@ -203,9 +209,29 @@ class FedSource:
             # per feature, or per channel of N-D examples (the last axis)
             shift, scale = np.zeros(shape[-1], np.float32), np.ones(shape[-1], np.float32)
         self.shift, self.scale = placement.put_replicated(shift), placement.put_replicated(scale)
-        self.lr = placement.put_replicated(setup.lr)
-        evaluator = self.make_eval(setup, placement.local_tree(state.params))
-        return state, kernel, evaluator
+        return state
+
+    def evaluator(self, setup: RunSetup, state: TrainState):
+        return self.make_eval(setup, self.placement.local_tree(state.params))
+
+    def enter(self, phase):
+        """Feed at ``phase``'s batch size and rate; the two-tier kernel of that batch size
+        (compiled the first time this run needs it)."""
+        setup, placement, b = self.setup, self.placement, phase.batch_size
+        self.feeder.set_batch_size(b)
+        self.steps_per_epoch = self.feeder.steps_per_epoch
+        self.chunk_steps = self._chunk_steps(b)
+        self.lr = placement.put_replicated(runtime_rate(setup.config.optimizer, phase.lr))
+        if b not in self.kernels:
+            vg, opt = setup.value_and_grad, setup.optimizer
+            t_dtype = host_targets(setup.loss, np.zeros(1, np.int32)).dtype
+            args = (self.state_like, self.chunk_steps, self.feeder.local_batch,
+                    setup.example_shape, t_dtype)
+            self.kernels[b] = TwoTier(
+                placement.compile(make_batch_chunk_fn(vg, opt, setup.unrolled), *args),
+                lambda: placement.compile(make_checked_batch_chunk_fn(vg, opt), *args),
+                to_host=placement.to_host)
+        return self.kernels[b]
 
     def run_chunk(self, kernel, state: TrainState, n: int):
         X, y, w, count = self.feeder.take(n, pad_to=self.chunk_steps)
@@ -246,7 +272,8 @@ def train_fed(feeder, make_eval, config: TrainConfig, *, example_shape: tuple, t
         (n_classes or 0)
     setup = setup_run(config, example_shape=example_shape, n_classes=n_classes,
                       steps_per_epoch=feeder.steps_per_epoch,
-                      task=task, name=name, model=model, loss=loss)
+                      task=task, name=name, model=model, loss=loss,
+                      epoch_rows=feeder.epoch_rows, processes=placement.world)
     encode_targets(setup.loss, np.zeros(1, np.int32), n_classes)  # a loss/label mismatch
     source = FedSource(feeder, make_eval, config, setup, placement=placement,
                        kernel_transform=kernel_transform, extra=extra)

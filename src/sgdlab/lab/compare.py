@@ -110,6 +110,8 @@ def compare_methods(train_data: Dataset, validation: Dataset, *, budget: float =
     """
     if not (isinstance(budget, (int, float)) and budget > 0):
         raise ConfigError(f"time budget must be > 0 seconds, got {budget!r}")
+    if base is not None:
+        base.one_batch_size("sgdlab compare")
     if trace_steps < 2:
         raise ConfigError(f"trace steps must be >= 2, got {trace_steps}")
     methods = _check_methods(methods)

@@ -73,6 +73,7 @@ def run_landscape(data: Dataset, config: TrainConfig, *, seeds: Sequence[int] = 
     filter-normalised units; ``slices=False`` skips both 2-D slices.
     """
     say = progress or (lambda msg: None)
+    config.one_batch_size("sgdlab landscape")
     # Every setting is checked before the first training run, so a typo costs no minutes.
     saddle_names = _check_saddles(saddles)
     if slices:

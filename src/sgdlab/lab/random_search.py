@@ -66,6 +66,7 @@ def random_search(train_data: Dataset, validation: Dataset | None, config: Train
     """
     wall0 = time.perf_counter()
     search = search or RandomSearchConfig()
+    config.one_batch_size("random search")
     if search.attempts is None and config.max_time is None and config.target is None:
         raise ConfigError("random search has no budget: set attempts, max_time or target")
     # one step per attempt: the setup's optimiser is unused, its model and checks are the run's

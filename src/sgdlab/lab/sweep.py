@@ -158,6 +158,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     """
     sweep = sweep or SweepConfig()
     base = base or TrainConfig()
+    base.one_batch_size("sgdlab sweep")
     clock = _Clock()
     built0 = cache.stats()["built"]
     if validation is None:
