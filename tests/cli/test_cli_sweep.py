@@ -9,7 +9,7 @@ from helpers import help_of
 
 from sgdlab.cli.main import main
 
-SMALL = ["--batch-sizes", "64", "--seeds", "1", "--budget", "10 epochs",
+SMALL = ["--data", "digits", "--batch-sizes", "64", "--seeds", "1", "--budget", "10 epochs",
          "--target-accuracy", "0.9", "--no-probe", "--no-noise"]
 
 
@@ -116,3 +116,42 @@ def test_a_piped_sweep_prints_plain_progress_lines(tmp_path, capsys, monkeypatch
     done, total = lines[-1].split()[1].split("/")
     assert done == total  # the last line is the final state
     assert all("\x1b" not in ln for ln in lines)  # plain text, no bar
+
+
+class _Captured(Exception):
+    pass
+
+
+def _captured_sweep(monkeypatch, capsys, *argv) -> tuple[dict, str]:
+    """What ``sgdlab sweep ARGV`` hands run_sweep (the run itself not made), and its stderr."""
+    import sgdlab.lab.sweep
+    seen = {}
+
+    def capture(data, sweep, base, **kwargs):
+        seen.update(data=data, sweep=sweep, base=base, data_command=kwargs["data_command"])
+        raise _Captured
+
+    monkeypatch.setattr(sgdlab.lab.sweep, "run_sweep", capture)
+    capsys.readouterr()
+    with pytest.raises(_Captured):
+        main(["sweep", *argv])
+    return seen, capsys.readouterr().err
+
+
+def test_a_sweep_given_no_data_or_model_runs_the_demo_problem(tmp_path, monkeypatch, capsys):
+    from sgdlab.lab.sweep_config import DEMO
+    seen, err = _captured_sweep(monkeypatch, capsys, "--out", str(tmp_path / "s"))
+    assert seen["data_command"] == ("--data", DEMO["data"])
+    assert seen["data"].n == 4000 and seen["data"].X.shape[1] == 16 * 16
+    assert seen["base"].model == "mlp" and tuple(seen["base"].hidden) == DEMO["hidden"]
+    assert "the demo problem: --data digits-augmented" in err and "--data digits for" in err
+    # a flag of the demo's own model still applies to it
+    seen, _ = _captured_sweep(monkeypatch, capsys, "--hidden", "32", "--out", str(tmp_path / "t"))
+    assert seen["base"].model == "mlp" and tuple(seen["base"].hidden) == (32,)
+
+
+@pytest.mark.parametrize("argv", [["--data", "digits"], ["--model", "softmax"]])
+def test_naming_data_or_a_model_leaves_the_demo(tmp_path, monkeypatch, capsys, argv):
+    seen, err = _captured_sweep(monkeypatch, capsys, *argv, "--out", str(tmp_path / "s"))
+    assert seen["data_command"] == ("--data", "digits") and "demo" not in err
+    assert seen["base"].model == "softmax"

@@ -49,7 +49,7 @@ def test_behind_cap_is_a_multiple_of_the_best_time_but_never_below_the_batch_siz
 
 @pytest.mark.parametrize("text, match", [
     ("forever", "cannot read budget"), ("1.5 steps", "must be whole"),
-    ("0s", "must be > 0"), ("0 epochs", "must be > 0"), ("-3 steps", "cannot read budget"),
+    ("0s", "must be a finite time > 0"), ("0 epochs", "must be > 0"), ("-3 steps", "cannot read budget"),
 ])
 def test_bad_budgets_say_what_is_wrong(text, match):
     with pytest.raises(ConfigError, match=match):

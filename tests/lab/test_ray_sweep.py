@@ -28,7 +28,7 @@ from sgdlab.lab.sweep import SweepConfig, run_sweep
 
 SWEEP = SweepConfig(batch_sizes=(32, 128), seeds=2, target=0.92, noise=False, confirm=False,
                     timing_rounds=1)
-FLAGS = ["--batch-sizes", "32,128", "--seeds", "2", "--target-accuracy", "0.92", "--no-noise",
+FLAGS = ["--data", "digits", "--batch-sizes", "32,128", "--seeds", "2", "--target-accuracy", "0.92", "--no-noise",
          "--no-confirm", "--timing-rounds", "1", "--cpus-per-run", "1", "--quiet",
          "--compile-cache", "off"]
 #: the cluster on the loopback address only, no token (Ray Client does not send one)

@@ -240,7 +240,7 @@ def test_defaults_and_schedules():
 @pytest.mark.parametrize("settings, match", [
     (dict(budget="forever"), "cannot read budget"),
     (dict(budget="1.5 steps"), "must be whole"),
-    (dict(budget="0s"), "must be > 0"),
+    (dict(budget="0s"), "must be a finite time > 0"),
     (dict(batch_sizes=(0, 4)), "batch sizes must be whole numbers >= 1"),
     (dict(lr_grid=(1, -2)), "--lr-grid"),
     (dict(lr_scaling="cubic"), "valid scalings: none, linear, sqrt"),

@@ -21,7 +21,7 @@ Formatter = argparse.RawDescriptionHelpFormatter
 def add_data_options(p: argparse.ArgumentParser, shards: bool = False,
                      default: str = "digits") -> None:
     """The data options of a verb; ``shards``: it also streams shard directories; ``default``:
-    the verb's data without ``--data`` (for a ten-class model)."""
+    what the help says the verb uses without ``--data``."""
     g = p.add_argument_group("data")
     streamed = (", or a shard directory from 'sgdlab data convert' (streamed)" if shards
                 else " (held in memory: shard directories are for 'sgdlab train')")
@@ -257,12 +257,11 @@ def default_out(verb: str) -> str:
     return str(out)
 
 
-def default_data(model: str | None, loss: str | None = None, classes: str = "digits") -> str:
+def default_data(model: str | None, loss: str | None = None) -> str:
     """The built-in data a verb uses without ``--data``, fitted to the model's loss: ``linreg``
     for a real-valued loss (squared), ``blobs`` (two separable classes) for a two-class loss
-    (logistic, hinge, perceptron), else ``classes`` (10 classes: the digits, or the verb's own
-    ten-class problem). Unknown names fall back to ``classes``, so the model's own error
-    message is the one the user sees."""
+    (logistic, hinge, perceptron), else ``digits`` (10 classes). Unknown names fall back to
+    the digits, so the model's own error message is the one the user sees."""
     from ..errors import SgdlabError
     from ..tasks import resolve
     try:
@@ -270,27 +269,26 @@ def default_data(model: str | None, loss: str | None = None, classes: str = "dig
         if l.target_kind == "real":
             return "linreg"
         l.n_outputs(10)  # a two-class loss refuses ten classes
-        return classes
+        return "digits"
     except SgdlabError:
         try:
             _, l = resolve(model or "softmax", loss)
         except SgdlabError:
-            return classes
+            return "digits"
         return "blobs"
 
 
-def data_spec(args, file_settings: dict | None = None, classes: str = "digits") -> str:
+def data_spec(args, file_settings: dict | None = None) -> str:
     """``--data``, else the settings file's ``data``, else :func:`default_data` for the model
-    (announced on standard error, so the user knows which data was used); ``classes`` is the
-    verb's ten-class default (the sweep's demo problem, else the digits)."""
+    (announced on standard error, so the user knows which data was used)."""
     spec = getattr(args, "data", None) or (file_settings or {}).get("data")
     if spec:
         return spec
     model = getattr(args, "model", None) or (file_settings or {}).get("model")
     loss = getattr(args, "loss", None) or (file_settings or {}).get("loss")
-    spec = default_data(model, loss, classes)
+    spec = default_data(model, loss)
     if spec != "digits":
         import sys
         print(f"sgdlab: no --data given; using the built-in '{spec}' data, which suits "
-              f"--model {model or 'softmax'} (name another with --data)", file=sys.stderr)
+              f"--model {model or 'softmax'}", file=sys.stderr)
     return spec

@@ -63,8 +63,10 @@ def register(sub) -> None:
                        description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
                        formatter_class=Formatter)
     from ..lab.caps import FIRST_EPOCHS
-    from ..lab.sweep_config import BIG_NOISE_BATCH, DEMO_DATA, EVALS_PER_RUN, SweepConfig as S
-    add_data_options(p, default=DEMO_DATA)
+    from ..lab.sweep_config import BIG_NOISE_BATCH, DEMO, EVALS_PER_RUN, SweepConfig as S
+    add_data_options(p, default=f"with no --model either, the demo problem {DEMO['data']} "
+                                f"with --model {DEMO['model']} --hidden "
+                                f"{','.join(map(str, DEMO['hidden']))}; else digits")
     add_model_options(p)
     add_optim_options(p, batch=False)
     from ..optim import LR_SCALINGS
@@ -218,6 +220,21 @@ def workers_from_args(args):
     return RayExecutor(parse_workers(args.workers) or None, cpus_per_run=args.cpus_per_run)
 
 
+def is_demo(args, file_settings: dict) -> bool:
+    """Neither the command line nor the settings file names data, a model or a loss: the sweep
+    runs its demo problem (:data:`~sgdlab.lab.sweep_config.DEMO`)."""
+    return not any(getattr(args, k, None) or file_settings.get(k)
+                   for k in ("data", "model", "loss"))
+
+
+def announce_demo() -> None:
+    from ..lab.sweep_config import DEMO
+    print(f"sgdlab sweep: no --data or --model given; the demo problem: --data {DEMO['data']} "
+          f"--model {DEMO['model']} --hidden {','.join(map(str, DEMO['hidden']))} (augmented "
+          "digits, where the batch size matters; --data digits for the plain digits)",
+          file=sys.stderr)
+
+
 def _run(args, executor) -> int:
     from ..api import as_dataset
     from ..lab.compile_cache import enable_compile_cache
@@ -225,11 +242,16 @@ def _run(args, executor) -> int:
     from ..report.sweep import write_sweep_report
     from .sweep_display import SweepProgress, print_sweep_summary
 
+    from ..lab.sweep_config import DEMO
     file_settings = read_config_file(args.config, extra_keys=("sweep",))
+    demo = is_demo(args, file_settings)
+    if demo:
+        file_settings = {**DEMO, **file_settings}
     sweep = sweep_config_from_args(args, file_settings)
     base = config_from_args(args, {k: v for k, v in file_settings.items() if k != "sweep"})
-    from ..lab.sweep_config import DEMO_DATA
-    data_arg = data_spec(args, file_settings, classes=DEMO_DATA)
+    if demo:  # after the settings are checked: a refused flag is the only message
+        announce_demo()
+    data_arg = data_spec(args, file_settings)
     label_column = args.label_column or file_settings.get("label_column")
     task = args.task or file_settings.get("task")
     data = as_dataset(data_arg, label_column=label_column, task=task)
