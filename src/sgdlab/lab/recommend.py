@@ -228,7 +228,7 @@ def _misses(rows: list, decision: Decision, budget: str | None) -> list:
         them = "it" if len(capped) == 1 else "them"
         out.append(f"{names.capitalize()} used up {limit} ({capped[-1].cap} steps at "
                    f"{capped[-1].batch_size}) before the median seed reached the target, so "
-                   f"whether {them} {'is' if len(capped) == 1 else 'are'} slower is not "
+                   f"whether {'it is' if len(capped) == 1 else 'they are'} slower is not "
                    f"known: {budget_hint(budget)} would let {them} finish.")
     if diverged:
         out.append(f"At {batch_sizes_named(diverged, swept)} most seeds of the best learning "
