@@ -35,22 +35,24 @@ import sys
 import time
 from dataclasses import dataclass
 
-
 from _machine import describe_machine
 
+from sgdlab.data import load_data
 from sgdlab.data.split import split
-from sgdlab.data.synthetic import GENERATORS
 from sgdlab.engine import TrainConfig, cache, place_data, train
 from sgdlab.lab.measure import crossing, median, steps_to_target
 from sgdlab.lab.runbook import RunBook, RunRequest
-from sgdlab.lab.sweep import (Replayer, SweepConfig, run_config, run_sweep)
+from sgdlab.lab.sweep import Replayer, SweepConfig, run_config, run_sweep
+from sgdlab.lab.sweep_config import DEMO
 from sgdlab.lab.timing import Replay, time_replays
 
-#: name -> (data spec parameters of digits-augmented, model settings, target accuracy)
+#: name -> (data spec, model settings, target accuracy); "demo" is what ``sgdlab sweep`` runs
+#: given no data or model (at the target its pilot chooses there)
 WORKLOADS = {
-    "mnist-mlp": (dict(n=5000, side=28), dict(model="mlp", hidden=(128,)), 0.90),
-    "wide-mlp": (dict(n=60000, side=10), dict(model="mlp", hidden=(128,)), 0.87),
-    "cnn": (dict(n=4000, side=16, images=1), dict(model="cnn", hidden=(64,)), 0.90),
+    "demo": (DEMO["data"], dict(model=DEMO["model"], hidden=DEMO["hidden"]), 0.93),
+    "mnist-mlp": ("digits-augmented:n=5000,side=28", dict(model="mlp", hidden=(128,)), 0.90),
+    "wide-mlp": ("digits-augmented:n=60000,side=10", dict(model="mlp", hidden=(128,)), 0.87),
+    "cnn": ("digits-augmented:n=4000,side=16,images=1", dict(model="cnn", hidden=(64,)), 0.90),
 }
 FRESH_SEED = 5000   # re-measurement seeds start here: no contender used them
 
@@ -177,13 +179,13 @@ def remeasure(train_part, validation, base, target, picks, seeds: int, rounds: i
 
 
 def bench(name: str, args) -> list:
-    params, model, target = WORKLOADS[name]
-    data = GENERATORS["digits-augmented"](**params)
+    spec, model, target = WORKLOADS[name]
+    data = load_data(spec)
     base = TrainConfig(**model)
     parts = split(data, validation=base.validation_fraction, test=base.test_fraction,
                   seed=base.seed)
     sizes = (1, 4, 16, 32, 64, 128, 256, 1024) if args.quick else None
-    print(f"\n== {name}: digits-augmented {params}, {model}, target validation accuracy "
+    print(f"\n== {name}: {spec}, {model}, target validation accuracy "
           f"{target}, {parts.train.n} training rows")
     sweep, result = sweep_pick(data, base, target, sizes)
     picks = [sweep]
