@@ -51,7 +51,8 @@ from sgdlab.lab.timing import Replay, time_replays
 WORKLOADS = {
     "demo": (DEMO["data"], dict(model=DEMO["model"], hidden=DEMO["hidden"]), 0.93),
     "mnist-mlp": ("digits-augmented:n=5000,side=28", dict(model="mlp", hidden=(128,)), 0.90),
-    "wide-mlp": ("digits-augmented:n=60000,side=10", dict(model="mlp", hidden=(128,)), 0.87),
+    # at 0.87 no batch size got there within the sweep's caps (best final 0.819, batch 64)
+    "wide-mlp": ("digits-augmented:n=60000,side=10", dict(model="mlp", hidden=(128,)), 0.80),
     "cnn": ("digits-augmented:n=4000,side=16,images=1", dict(model="cnn", hidden=(64,)), 0.90),
 }
 FRESH_SEED = 5000   # re-measurement seeds start here: no contender used them
@@ -188,6 +189,10 @@ def bench(name: str, args) -> list:
     print(f"\n== {name}: {spec}, {model}, target validation accuracy "
           f"{target}, {parts.train.n} training rows")
     sweep, result = sweep_pick(data, base, target, sizes)
+    if sweep.batch_size is None:  # nothing reached the target: no pick to compare
+        print(f"  no batch size reached {target} within the sweep's caps: lower the "
+              "workload's target")
+        return []
     picks = [sweep]
     if not args.no_optuna:
         picks.append(optuna_pick(parts.train, parts.validation, base, target,
