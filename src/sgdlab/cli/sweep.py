@@ -13,7 +13,7 @@ from .output import add_overwrite_option, claiming_out
 
 EXAMPLES = """\
 examples:
-  sgdlab sweep                                  # the default demo problem, softmax, report
+  sgdlab sweep                                  # the demo problem (an MLP), report
   sgdlab sweep --data digits                    # the handwritten digits (every size ties)
   sgdlab sweep --data my.parquet --label-column y --model mlp --hidden 128 \\
                --batch-sizes 1,4,16,64,256,1024 --lr 0.05 --seeds 3 \\
