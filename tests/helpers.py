@@ -15,17 +15,23 @@ def x64():
         yield
 
 
-def back_to_a_middle_checkpoint(run_dir, total_steps: int) -> int:
-    """Delete the checkpoints of ``run_dir`` after the middle one of those strictly between
-    step 0 and ``total_steps``, as if the run had stopped there; its step."""
+def keep_checkpoints_up_to(run_dir, step: int) -> None:
+    """Delete the checkpoints of ``run_dir`` after ``step``, as if the run had stopped there."""
     from sgdlab.engine.checkpoint import CheckpointStore
     store = CheckpointStore(run_dir)
-    inner = [s for s in store.steps() if 0 < s < total_steps]
-    middle = inner[len(inner) // 2]
-    for step in store.steps():
-        if step > middle:
-            for p in store.paths(step):
+    for later in store.steps():
+        if later > step:
+            for p in store.paths(later):
                 p.unlink()
+
+
+def back_to_a_middle_checkpoint(run_dir, total_steps: int, after: int = 0) -> int:
+    """Keep the checkpoints of ``run_dir`` up to the middle one of those strictly between step
+    ``after`` and ``total_steps`` (:func:`keep_checkpoints_up_to`); its step."""
+    from sgdlab.engine.checkpoint import CheckpointStore
+    inner = sorted(s for s in CheckpointStore(run_dir).steps() if after < s < total_steps)
+    middle = inner[len(inner) // 2]
+    keep_checkpoints_up_to(run_dir, middle)
     return middle
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import back_to_a_middle_checkpoint
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "reliability"))
@@ -45,24 +46,15 @@ def reference(tmp_path_factory, cache):
     return out
 
 
-def _checkpoint_steps(run_dir):
-    return sorted(int(p.name[5:14]) for p in (Path(run_dir) / "checkpoints").glob("ckpt-*.json"))
-
-
 def test_a_two_process_run_resumes_bit_identically_from_a_later_phase(reference, cache,
                                                                       tmp_path):
     # from the middle of the second phase (at 32), so the resumed run crosses the boundary
     # to 64 itself; checkpoints fall at chunk boundaries, which a phase boundary moves: the
     # middle one of those strictly inside the phase
     phase = 1
-    inside = [s for s in _checkpoint_steps(reference)
-              if STARTS[phase] < s < (STARTS + [TOTAL])[phase + 1]]
-    step = inside[len(inside) // 2]
     run = tmp_path / "run"
     shutil.copytree(reference, run)
-    for p in (run / "checkpoints").glob("ckpt-*"):
-        if int(p.name[5:14]) > step:
-            p.unlink()
+    step = back_to_a_middle_checkpoint(run, (STARTS + [TOTAL])[phase + 1], after=STARTS[phase])
     done = _cli("--resume", run, "--quiet", cache=cache)  # relaunches two processes
     assert done.returncode == 0, done.stderr[-3000:]
     m = metrics(run)

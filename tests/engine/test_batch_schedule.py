@@ -9,7 +9,8 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import counted_compilations
+from helpers import (back_to_a_middle_checkpoint, counted_compilations,
+                     keep_checkpoints_up_to)
 from hypothesis import given, settings as hsettings, strategies as st
 
 import sgdlab
@@ -18,7 +19,6 @@ from sgdlab.data import load_data, split
 from sgdlab.data.sampling import BatchPlan, EpochRows, steps_per_epoch
 from sgdlab.engine import TrainConfig, cache, train
 from sgdlab.engine.batch_schedule import BatchSchedule, PhaseTable
-from sgdlab.engine.checkpoint import CheckpointStore
 from sgdlab.engine.fit import memory_epochs
 from sgdlab.engine.session import CheckpointPolicy, Session
 from sgdlab.engine.setup import phase_table
@@ -361,11 +361,7 @@ def reference_run(tmp_path_factory):
 
 def _back_to(ref_dir, dst, step):
     shutil.copytree(ref_dir, dst)
-    store = CheckpointStore(dst)
-    for later in store.steps():
-        if later > step:
-            for p in store.paths(later):
-                p.unlink()
+    keep_checkpoints_up_to(dst, step)
 
 
 @pytest.mark.parametrize("phase", [0, 1, 2])
@@ -374,11 +370,9 @@ def test_resume_from_a_checkpoint_in_each_phase_is_bit_identical(reference_run, 
     from reliability.rel_helpers import assert_same_run
     ref_dir, ref = reference_run
     starts = [p["start_step"] for p in ref.extra["batch_phases"]] + [ref.steps]
-    inside = [s for s in CheckpointStore(ref_dir).steps()
-              if starts[phase] < s < starts[phase + 1]]
-    step = sorted(inside)[len(inside) // 2]
     run = tmp_path / "run"
-    _back_to(ref_dir, run, step)
+    shutil.copytree(ref_dir, run)
+    step = back_to_a_middle_checkpoint(run, starts[phase + 1], after=starts[phase])
     r = sgdlab.fit(resume=run, plots=False)
     assert r.extra["resumed_from_step"] == step and r.status == "completed"
     assert_same_run(run, ref_dir)

@@ -6,13 +6,13 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import back_to_a_middle_checkpoint
 from stream_helpers import row_id_shards
 
 import sgdlab
 from reliability.rel_helpers import assert_same_run
 from sgdlab.data.stream import ShardStream
 from sgdlab.engine.batch_schedule import BatchSchedule, PhaseTable
-from sgdlab.engine.checkpoint import CheckpointStore
 
 #: 65 rows per load (one 37-row block), so phases change inside loads and inside epochs.
 TINY_MB = 0.002
@@ -90,16 +90,9 @@ def test_a_streamed_run_resumes_bit_identically_from_a_checkpoint_in_each_phase(
         reference, tmp_path, phase):
     ref_dir, ref = reference
     starts = [p["start_step"] for p in ref.extra["batch_phases"]] + [ref.steps]
-    inside = sorted(s for s in CheckpointStore(ref_dir).steps()
-                    if starts[phase] < s < starts[phase + 1])
-    step = inside[len(inside) // 2]
     run = tmp_path / "run"
     shutil.copytree(ref_dir, run)
-    store = CheckpointStore(run)
-    for later in store.steps():
-        if later > step:
-            for p in store.paths(later):
-                p.unlink()
+    step = back_to_a_middle_checkpoint(run, starts[phase + 1], after=starts[phase])
     r = sgdlab.fit(resume=run, plots=False)
     assert r.extra["resumed_from_step"] == step and r.status == "completed"
     assert_same_run(run, ref_dir)
