@@ -63,10 +63,9 @@ def register(sub) -> None:
                        description=__doc__.strip().replace("``", ""), epilog=EXAMPLES,
                        formatter_class=Formatter)
     from ..lab.caps import FIRST_EPOCHS
-    from ..lab.sweep_config import BIG_NOISE_BATCH, DEMO, EVALS_PER_RUN, SweepConfig as S
-    add_data_options(p, default=f"with no --model either, the demo problem {DEMO['data']} "
-                                f"with --model {DEMO['model']} --hidden "
-                                f"{','.join(map(str, DEMO['hidden']))}; else digits")
+    from ..lab.sweep_config import BIG_NOISE_BATCH, EVALS_PER_RUN, SweepConfig as S
+    add_data_options(p, default=f"with no --model either, the demo problem ({demo_flags()}); "
+                                "else digits")
     add_model_options(p)
     add_optim_options(p, batch=False)
     from ..optim import LR_SCALINGS
@@ -227,12 +226,17 @@ def is_demo(args, file_settings: dict) -> bool:
                    for k in ("data", "model", "loss"))
 
 
-def announce_demo() -> None:
+def demo_flags() -> str:
+    """The flags that name the demo problem: ``--data ... --model ... --hidden ...``."""
     from ..lab.sweep_config import DEMO
-    print(f"sgdlab sweep: no --data or --model given; the demo problem: --data {DEMO['data']} "
-          f"--model {DEMO['model']} --hidden {','.join(map(str, DEMO['hidden']))} (augmented "
-          "digits, where the batch size matters; --data digits for the plain digits)",
-          file=sys.stderr)
+    return (f"--data {DEMO['data']} --model {DEMO['model']} --hidden "
+            f"{','.join(map(str, DEMO['hidden']))}")
+
+
+def announce_demo() -> None:
+    print(f"sgdlab sweep: no --data or --model given; the demo problem: {demo_flags()} "
+          "(augmented digits, where the batch size matters; --data digits for the plain "
+          "digits)", file=sys.stderr)
 
 
 def _run(args, executor) -> int:
