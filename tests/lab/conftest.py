@@ -7,9 +7,8 @@ import pytest
 def compile_cache(tmp_path_factory):
     """Seeds of one setting compile the same program: load it from disk after the first.
 
-    Switched off again afterwards, so no other test module sees a cache.
+    The previous setting is back afterwards, so no other test module sees this cache.
     """
-    from sgdlab.lab.compile_cache import disable_compile_cache, enable_compile_cache
-    enable_compile_cache(tmp_path_factory.mktemp("compile-cache"))
-    yield
-    disable_compile_cache()
+    from sgdlab.lab.compile_cache import compile_cache_in
+    with compile_cache_in(tmp_path_factory.mktemp("compile-cache")):
+        yield

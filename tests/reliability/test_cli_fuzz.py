@@ -116,10 +116,6 @@ def test_every_outcome_is_success_or_one_message(verb, workspace, monkeypatch):
                          (sgdlab.lab.throughput, "probe_throughput"),
                          (sgdlab.engine, "train")):  # gradcheck's burn-in
         monkeypatch.setattr(module, name, _stop)
-    import sgdlab.lab.compile_cache
-    # the persistent compile cache is process-wide JAX state: a fuzzed sweep must not leave it
-    # pointing into this workspace for the tests that follow
-    monkeypatch.setattr(sgdlab.lab.compile_cache, "enable_compile_cache", lambda path: None)
     monkeypatch.chdir(workspace)
     counts = COUNTS.setdefault(verb, {"examples": 0, "reached training": 0, "ok": 0,
                                       "exit 1": 0, "message": 0, "usage": 0})

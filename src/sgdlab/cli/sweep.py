@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -241,7 +242,7 @@ def announce_demo() -> None:
 
 def _run(args, executor) -> int:
     from ..api import as_dataset
-    from ..lab.compile_cache import enable_compile_cache
+    from ..lab.compile_cache import compile_cache_in
     from ..lab.sweep import run_sweep
     from ..report.sweep import write_sweep_report
     from .sweep_display import SweepProgress, print_sweep_summary
@@ -260,8 +261,6 @@ def _run(args, executor) -> int:
     task = args.task or file_settings.get("task")
     data = as_dataset(data_arg, label_column=label_column, task=task)
     out = Path(args.out or default_out("sweep"))
-    if (args.compile_cache or "") != "off":
-        enable_compile_cache(args.compile_cache or out / "compile-cache")
     if args.tensorboard:  # the extra is missing: say so before the sweep, not after it
         from ..report.tensorboard import check_available
         check_available()
@@ -269,7 +268,11 @@ def _run(args, executor) -> int:
                     *(("--label-column", str(label_column)) if label_column else ()),
                     *(("--task", str(task)) if task else ()))
     progress = None if args.quiet else SweepProgress()
-    with (progress or _null()):
+    with contextlib.ExitStack() as scope:
+        if (args.compile_cache or "") != "off":
+            scope.enter_context(compile_cache_in(args.compile_cache or out / "compile-cache"))
+        if progress:
+            scope.enter_context(progress)
         result = run_sweep(data, sweep, base, out=out, callback=progress,
                            data_command=data_command, executor=executor)
         if progress:
@@ -294,12 +297,4 @@ def _run(args, executor) -> int:
         print("sgdlab sweep: " + " ".join(result.recommendation.sentences), file=sys.stderr)
         return 1
     return 0
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 

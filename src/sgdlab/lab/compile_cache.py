@@ -7,25 +7,30 @@ suite's repeated settings) load them instead of compiling again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import RunDirError
 from ..files import make_directory
 
 
-def enable_compile_cache(path: str | Path) -> None:
-    """Keep compiled programs on disk under ``path`` (JAX's persistent compilation cache).
+@contextlib.contextmanager
+def compile_cache_in(path: str | Path) -> Iterator[Path]:
+    """Keep compiled programs on disk under ``path`` inside the block (JAX's persistent
+    compilation cache); on leaving, the process's previous cache setting is back.
 
     A sweep compiles one chunk kernel per batch size; with the cache every resumed or re-run
     sweep loads it instead (about 0.1 s instead of about 1 s each on a 2-core CPU).
-    Compilation is never part of the measured training time either way. Process-wide: call it once, before training.
+    Compilation is never part of the measured training time either way. The setting is
+    process-wide (JAX keeps one), hence restored: a sweep called from Python or a test leaves
+    the caller's own cache, or none, as it found it.
 
     ``path`` must not be a symbolic link, nor hold one (:class:`RunDirError`): JAX writes the
     cache's files by name.
     """
     import jax
-    from jax.experimental.compilation_cache import compilation_cache
     path = make_directory(path, "compile cache")
     links = sorted(e.name for e in os.scandir(path) if e.is_symlink())
     if links:  # JAX writes its entries by name: a planted link would be written through
@@ -33,15 +38,19 @@ def enable_compile_cache(path: str | Path) -> None:
                           f"({', '.join(links[:3])}{' ...' if len(links) > 3 else ''}); sgdlab "
                           "does not write through links: remove them, or give another "
                           "--compile-cache (or 'off')")
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    # JAX decides once per process whether the cache is in use; make it look again.
-    compilation_cache.reset_cache()
+    previous = (jax.config.jax_compilation_cache_dir,
+                jax.config.jax_persistent_cache_min_compile_time_secs)
+    _use(str(path), 0.0)
+    try:
+        yield path
+    finally:
+        _use(*previous)
 
 
-def disable_compile_cache() -> None:
-    """Undo :func:`enable_compile_cache` (compile in memory only again)."""
+def _use(directory: str | None, min_compile_seconds: float) -> None:
     import jax
     from jax.experimental.compilation_cache import compilation_cache
-    jax.config.update("jax_compilation_cache_dir", None)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
+    # JAX decides once per process whether the cache is in use; make it look again.
     compilation_cache.reset_cache()
