@@ -253,8 +253,8 @@ def check_initial_params(params, name: str) -> None:
     if not leaves:
         raise ConfigError(f"the network {name!r} has no parameters (its init returned "
                           f"{params!r}); return a dict of float arrays")
-    for path, leaf in leaves:
-        where = jax.tree_util.keystr(path) or "(the only leaf)"
+    wheres = [jax.tree_util.keystr(path) or "(the only leaf)" for path, _ in leaves]
+    for where, (_, leaf) in zip(wheres, leaves):
         dtype = getattr(leaf, "dtype", None)
         if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
             kind = dtype if dtype is not None else type(leaf).__name__
@@ -262,9 +262,19 @@ def check_initial_params(params, name: str) -> None:
                 f"the network {name!r} initialises parameter {where} as {kind}; parameters "
                 "must be floating-point arrays (integers have no gradient): create it with "
                 "a float dtype, e.g. jnp.zeros(shape, jnp.float32)")
-        if not bool(jnp.all(jnp.isfinite(leaf))):
-            raise ConfigError(f"the network {name!r} initialises parameter {where} with NaN or "
-                              "infinite values; gradient descent needs finite starting values")
+    finite = np.asarray(leaves_finite(params))
+    if not finite.all():
+        where = wheres[int(np.argmin(finite))]
+        raise ConfigError(f"the network {name!r} initialises parameter {where} with NaN or "
+                          "infinite values; gradient descent needs finite starting values")
+
+
+@jax.jit
+def leaves_finite(params) -> jax.Array:
+    """``(L,)`` bools: whether leaf ``l`` of ``params`` (in ``tree_leaves`` order) is all
+    finite. One compiled program per tree of shapes, where a check per leaf in eager mode
+    compiles two (about 0.1 s each on a CPU, at every start of a run)."""
+    return jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(params)])
 
 
 def same_shapes(given, fresh):
