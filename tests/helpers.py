@@ -57,15 +57,25 @@ def help_of(*argv) -> str:
 @contextlib.contextmanager
 def counted_compilations():
     """A list that collects the name of every XLA compilation inside the block; the JAX
-    listener that fills it is removed on leaving, so no later test pays for it."""
+    listener that fills it is removed on leaving, so no later test pays for it.
+
+    The session's persistent compilation cache (conftest) is off inside the block: a program
+    another test process compiled first would be loaded from it and not counted.
+    """
+    from jax.experimental.compilation_cache import compilation_cache
     seen = []
 
     def listener(name, *args, **kwargs):
         if "backend_compile" in name:
             seen.append(name)
 
+    previous = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache.reset_cache()
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         yield seen
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
+        jax.config.update("jax_compilation_cache_dir", previous)
+        compilation_cache.reset_cache()
