@@ -57,6 +57,8 @@ class SweepConfig:
     noise: bool = True                # measure the gradient noise scales
     noise_batches: tuple | None = None  # (small, big); None: smallest, largest up to 256
     noise_draws: int = 8              # pairs of batches per evaluation row of the noise run
+    batch_warmup: bool = False        # measure the critical batch size over training, and a
+    #                                   warmup schedule built from it (lab.sweep_warmup)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
