@@ -46,17 +46,11 @@ import numpy as np
 from ..optim import scaled_lr
 from .measure import median
 from .runbook import RunBook
+from .sweep_config import BUDGET_EIGHTHS, CHECKPOINT_EIGHTHS, TOLERANCE
 from .warmup_records import BranchRow, CriticalPoint, LadderStep, WarmupCurve
 
-#: Checkpoints of the reference run, in eighths of its median steps to the target: 0, 1/8,
-#: 1/4, 1/2 and 3/4 of the way (dense early, where the critical batch size moves fastest).
-CHECKPOINT_EIGHTHS = (0, 1, 2, 4, 6)
-#: Each branch's budget: the examples B0 sees in this many eighths of its way to the target.
-BUDGET_EIGHTHS = 2
 #: A ladder batch size must make at least this many steps within the budget.
 MIN_BRANCH_STEPS = 4
-#: The share of B0's progress a batch size may lose over the budget and still keep up.
-TOLERANCE = 0.5
 #: Branches of checkpoint ``i`` draw their batches with seed ``seed + STRIDE x (i + 1)``.
 BRANCH_SEED_STRIDE = 7919
 #: The reference run needs at least this many steps to the target (one per eighth).

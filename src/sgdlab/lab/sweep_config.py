@@ -32,6 +32,15 @@ PILOT_EPOCHS = 10
 #: row draws ``noise_draws`` batches of it, and a larger one adds cost, not accuracy.
 BIG_NOISE_BATCH = 256
 
+#: The batch-size warmup (:mod:`.batch_warmup`): checkpoints of the reference run, in eighths
+#: of its median steps to the target (0, 1/8, 1/4, 1/2, 3/4 of the way: dense early, where the
+#: critical batch size moves fastest) ...
+CHECKPOINT_EIGHTHS = (0, 1, 2, 4, 6)
+#: ... each branch's budget: the examples B0 sees in this many eighths of its way ...
+BUDGET_EIGHTHS = 2
+#: ... and the share of B0's progress a batch size may lose over it and still keep up.
+TOLERANCE = 0.5
+
 
 @dataclass(frozen=True)
 class SweepConfig:

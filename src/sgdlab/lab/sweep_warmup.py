@@ -48,9 +48,14 @@ def check_warmup(sizes, base: TrainConfig, executor) -> None:
                           f"but --schedule is {base.schedule!r}: a branch would restart it; "
                           "drop --schedule or --batch-warmup")
     if executor is not None:
-        raise ConfigError("--batch-warmup runs in this process, beside the sweep's compiled "
-                          "programs, not on --workers; drop --workers, or run the warmup "
-                          "with a sweep here")
+        refuse_workers()
+
+
+def refuse_workers() -> None:
+    """The one message for ``--batch-warmup`` with ``--workers``."""
+    raise ConfigError("--batch-warmup runs in this process, beside the sweep's compiled "
+                      "programs and data, not on --workers: drop --workers (the warmup then "
+                      "follows a sweep made here) or drop --batch-warmup")
 
 
 def measure_warmup(book: RunBook, *, batches, pick: int | None, seeds: list, sizes,
