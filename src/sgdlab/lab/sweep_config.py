@@ -38,8 +38,9 @@ BIG_NOISE_BATCH = 256
 CHECKPOINT_EIGHTHS = (0, 1, 2, 4, 6)
 #: ... each branch's budget: the examples B0 sees in this many eighths of its way ...
 BUDGET_EIGHTHS = 2
-#: ... and the share of B0's progress a batch size may lose over it and still keep up.
-TOLERANCE = 0.5
+#: ... and how far (relative) a batch size's validation loss and target metric may end from
+#: B0's branch, on the worse side, and still keep up.
+TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)

@@ -155,9 +155,9 @@ def agreement_sentence(curve: WarmupCurve, noise, scaling) -> str:
     text = (f"The critical batch size measured by branching {how} {path} between the start "
             f"and {pts[-1].fraction:g} of batch size {curve.reference_batch}'s way to the "
             f"target (median of {len(curve.seeds)} seeds; range at the last checkpoint "
-            f"{pts[-1].low:g} to {pts[-1].high:g}; a branch kept up when it made at least "
-            f"{1 - curve.tolerance:.0%} of batch size {curve.reference_batch}'s progress in "
-            f"{curve.budget_examples:,} examples)")
+            f"{pts[-1].low:g} to {pts[-1].high:g}; a branch of {curve.budget_examples:,} "
+            f"examples kept up when its validation loss and metric ended within "
+            f"{curve.tolerance:.0%} of batch size {curve.reference_batch}'s)")
     if any(p.high >= top for p in pts):
         text += f"; at {top}, the largest batch size branched, it is a lower bound"
     pairs = [(p.b_crit, _b_simple_at(noise, p.examples)) for p in pts]

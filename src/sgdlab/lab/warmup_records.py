@@ -107,9 +107,9 @@ class WarmupCurve(_Record):
 
     ``reference_batch`` (B0) at ``reference_lr`` needed ``reference_steps`` (median) to the
     target; its runs (one per seed of ``seeds``) were branched at ``points`` into the batch
-    sizes of ``ladder``, each for ``budget_examples`` examples; ``tolerance``: the share of
-    B0's gain a batch size may lose and still keep up. ``reason``: why nothing was measured
-    (then ``points`` is empty)."""
+    sizes of ``ladder``, each for ``budget_examples`` examples; ``tolerance``: how far
+    (relative) a branch's loss and metric may end from B0's, on the worse side, and still keep
+    up. ``reason``: why nothing was measured (then ``points`` is empty)."""
 
     reference_batch: int
     reference_lr: float
