@@ -6,8 +6,8 @@ noise scale and the fixed-batch ``B_crit`` (:func:`agreement_sentence`), and wha
 Everything runs on the sweep's data already on the device and with the sweep's run
 configurations, so a branch of a swept batch size finds that batch size's compiled program in
 the in-memory store; the training programs compiled here are counted apart for the branches
-and for the schedule's runs (whose evaluation may cut a phase's compiled call shorter than
-the sweep's).
+and for the schedule's runs (which call every phase in the first phase's program length, so
+each later phase's batch size compiles one program, shared by all of its runs).
 """
 
 from __future__ import annotations
@@ -111,7 +111,9 @@ def measure_warmup(book: RunBook, *, batches, pick: int | None, seeds: list, siz
     def schedule_config(seed, steps, evaluated):
         cfg = config_for(first.batch_size, first.lr, seed, steps or cap,
                          target if evaluated else None, expected)
-        cfg = cfg.replace(batch_schedule=schedule.text, chunk_steps=None)
+        # every phase calls the first phase's program length: the first phase reuses the
+        # sweep's program, each later batch size compiles one, shared by every run and replay
+        cfg = cfg.replace(batch_schedule=schedule.text)
         return cfg if evaluated else cfg.replace(eval_every="end")
 
     def fixed_config(seed, steps, evaluated):
