@@ -46,6 +46,16 @@ def test_the_warmup_is_measured_after_the_sweep_and_stored(warmup_sweep):
     assert w.agreement.startswith("The critical batch size measured by branching")
 
 
+def test_a_resumed_sweep_reuses_the_stored_curve(warmup_sweep, digits_ds):
+    result, out = warmup_sweep
+    assert (out / "warmup_curve.json").is_file()
+    again = run_sweep(digits_ds, SweepConfig(**{k: v for k, v in result.sweep.items()
+                                                if k != "lr_mode"}),
+                      TrainConfig(model="softmax"), out=out)
+    assert again.warmup.curve == result.warmup.curve
+    assert again.warmup.compilations["branches"] == 0
+
+
 def test_the_next_command_runs_what_was_recommended(warmup_sweep):
     result, _ = warmup_sweep
     w = result.warmup

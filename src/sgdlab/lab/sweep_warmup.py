@@ -19,10 +19,12 @@ from typing import Callable
 from ..engine import cache
 from ..engine.config import TrainConfig
 from ..errors import ConfigError
-from .batch_warmup import measure_curve, reference_row
+from .batch_warmup import BRANCH_SEED_STRIDE, measure_curve, reference_row
 from .measure import median
 from .next_run import train_command
+from .records import stored_result
 from .runbook import RunBook
+from .sweep_config import BUDGET_EIGHTHS, CHECKPOINT_EIGHTHS, TOLERANCE
 from .warmup_records import LadderStep, WarmupCurve, WarmupResult
 from .warmup_schedule import (compare_with_fixed, steps_for_examples, verdict_of,
                               verdict_sentences, warmup_schedule)
@@ -86,12 +88,19 @@ def measure_warmup(book: RunBook, *, batches, pick: int | None, seeds: list, siz
         empty = WarmupCurve(0, math.nan, math.nan, tuple(seeds), 0, 0.0,
                             reason="no batch size reached the target")
         return done(empty, reason=empty.reason)
-    curve = measure_curve(
+    # stored in out/warmup_curve.json and reused by a resumed sweep while everything it
+    # depends on is the same (its runs are deterministic; the timing below is measured again)
+    key = {"data": book.fingerprint, "device": book.device, "base": base.to_dict(),
+           "reference": [ref.batch_size, ref.lr, ref.steps_median], "seeds": list(seeds),
+           "tuned": {str(b): lr for b, lr in sorted(tuned.items())}, "largest": max(sizes),
+           "rule": rule, "metric": metric,
+           "method": [CHECKPOINT_EIGHTHS, BUDGET_EIGHTHS, TOLERANCE, BRANCH_SEED_STRIDE]}
+    curve = stored_result(book.out, "warmup_curve.json", key, lambda: measure_curve(
         book, reference=LadderStep(ref.batch_size, ref.lr, True),
         reference_steps=ref.steps_median, seeds=seeds, tuned=tuned, largest=max(sizes),
         rule=rule, metric=metric, progress=progress,
         config_for=lambda b, lr, seed, steps: config_for(b, lr, seed, steps).replace(
-            eval_every="end"))
+            eval_every="end")).to_dict(), WarmupCurve.from_dict)
     built_curve = cache.stats()["built"]["chunk"] - built0
     schedule = warmup_schedule(curve, reached)
     if schedule is None:
