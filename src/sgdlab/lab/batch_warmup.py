@@ -172,14 +172,14 @@ def measure_curve(book: RunBook, *, reference: LadderStep, reference_steps: floa
             if step not in snaps[seed]:  # the reference run diverged before this point
                 continue
             params, row = snaps[seed][step]
-            starts.append((_get(row, "val_loss"), _get(row, metric)))
+            starts.append((_get(row, "val_loss"), _get(row, metric), _get(row, "examples")))
             rows = branch_point(book, params, ladder=ladder, budget_examples=budget,
                                 seed=seed, point=i, config_for=config_for, metric=metric,
                                 tolerance=tolerance, progress=progress)
             branches += rows
             per_seed.append(critical_of(rows))
         if per_seed:
-            points.append(CriticalPoint(eighth / 8, step, step * b0,
+            points.append(CriticalPoint(eighth / 8, step, int(median([s[2] for s in starts])),
                                         median([s[0] for s in starts]),
                                         median([s[1] for s in starts]), tuple(per_seed),
                                         median(per_seed), min(per_seed), max(per_seed)))

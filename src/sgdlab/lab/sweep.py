@@ -316,8 +316,9 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
             data_arg=_data_command(data, data_command)[0],
             extra=_data_command(data, data_command)[1],
             progress=lambda: emit({"event": "replay"}))
-        for sentence in warmup.sentences:
-            rec = rec.with_sentence(sentence)
+        for sentence in (warmup.agreement, *warmup.sentences):
+            if sentence:
+                rec = rec.with_sentence(sentence)
         command = warmup.command or command
     clock.lap("batch-size warmup")
     replay_times = {(r.batch_size, r.lr, r.seed): timed.time(i)
