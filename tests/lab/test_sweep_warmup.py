@@ -110,3 +110,12 @@ def test_no_curve_means_no_agreement_sentence():
     from sgdlab.lab.warmup_records import WarmupCurve
     assert agreement_sentence(WarmupCurve(8, 0.1, 5.0, (0,), 0, 0.05, reason="x"), None,
                               None) == ""
+
+
+def test_the_recommended_command_trains_long_enough_to_reach_every_phase():
+    from sgdlab.engine.batch_schedule import BatchSchedule
+    from sgdlab.lab.sweep_warmup import command_config
+    schedule = BatchSchedule.parse("16@0.1:0,64@0.4:5000")
+    assert command_config(TrainConfig(epochs=10), schedule, 1000).epochs == 10
+    late = command_config(TrainConfig(epochs=2), schedule, 1000)
+    assert late.epochs == 10 and late.batch_schedule == schedule.text

@@ -136,9 +136,19 @@ def measure_warmup(book: RunBook, *, batches, pick: int | None, seeds: list, siz
         fixed_config=fixed_config, replay=replay, rounds=rounds, order_seed=order_seed,
         progress=progress)
     verdict = verdict_of(sched.times, fixed.times)
-    command = train_command(base.replace(batch_schedule=schedule.text), data_arg, extra) \
-        if verdict == "faster" else None
+    command = train_command(command_config(base, schedule, book.train_part.n), data_arg,
+                            extra) if verdict == "faster" else None
     return done(curve, sched, fixed, verdict, command=command, built_curve=built_curve)
+
+
+def command_config(base: TrainConfig, schedule, n: int) -> TrainConfig:
+    """``base`` training ``schedule``, for as many epochs as it had, or (when its last phase
+    would start after them, which the run would refuse) twice the epochs to that start."""
+    cfg = base.replace(batch_schedule=schedule.text)
+    last = schedule.phases[-1].start
+    if cfg.epochs is not None and last >= cfg.epochs * n:
+        cfg = cfg.replace(epochs=float(math.ceil(2 * last / n)))
+    return cfg
 
 
 def _b_simple_at(noise, examples: float) -> float:
