@@ -54,7 +54,7 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         on_divergence: str | None = None, max_retries: int | None = None,
         plots: bool = True, method: str = "sgd", placement=None, init=None,
         sample_weight=None, trust_code: bool = False, overwrite: bool = False,
-        **settings) -> FitResult:
+        lr_from_sweep=None, **settings) -> FitResult:
     """Train a model with mini-batch gradient descent (or random search: ``method=``).
 
     Args:
@@ -107,6 +107,10 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
       sample_weight: ``(N,)`` weights >= 0 of the rows of ``X``: training minimises the
         weighted mean loss (see :func:`sgdlab.engine.train`); validation and test scores stay
         unweighted. In-memory data, one process, ``method="sgd"``; pass them again to resume.
+      lr_from_sweep: a finished sweep (its ``--out`` directory, or a
+        :class:`~sgdlab.lab.summary.SweepResult`): train at the learning rate it tuned for
+        ``batch_size``, or give every phase of ``batch_schedule`` without ``@LR`` its batch
+        size's tuned rate (:mod:`sgdlab.lab.sweep_rates`); instead of ``lr``.
       settings: any :class:`TrainConfig` field, e.g. ``batch_size=32, epochs=30, lr=0.1,
         eval_every="500 steps"``; ``label_column`` and ``task`` for data specs; for random
         search also the :class:`~sgdlab.optim.random_search.RandomSearchConfig` fields
@@ -123,6 +127,8 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
     if start is not None and model is None and "model" not in settings and (
             config is None or config.model == TrainConfig().model):
         model, loss = _init_network(start, init_note, settings, loss)
+    if lr_from_sweep is not None:
+        _take_sweep_rates(settings, config, lr_from_sweep)
     if isinstance(model, str):
         settings["model"], model = model, None
     if isinstance(loss, str):
@@ -167,6 +173,26 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
         _score_test(result, parts)
         run_dir.finish(result, data_name=parts.name, plots=plots)
         return result
+
+
+def _take_sweep_rates(settings: dict, config: TrainConfig | None, source) -> None:
+    """``lr_from_sweep=``: the sweep's tuned rate of the batch size as ``lr``, or of each
+    batch schedule phase that gives no ``@LR``, written into ``settings``."""
+    from .lab.sweep_rates import rate_for, schedule_with_rates, tuned_rates
+    where = str(source) if isinstance(source, (str, os.PathLike)) else "the sweep result"
+    if "lr" in settings:
+        raise ConfigError("lr= and lr_from_sweep= both set the learning rate: drop one (a "
+                          "batch schedule's phases may still give their own @LR)")
+    rates = tuned_rates(source)
+    schedule = settings.get("batch_schedule", config.batch_schedule if config else None)
+    if schedule is not None:
+        settings["batch_schedule"] = schedule_with_rates(schedule, rates, where)
+        return
+    b = settings.get("batch_size", config.batch_size if config else None)
+    if b is None:
+        raise ConfigError("lr_from_sweep= takes the tuned learning rate of the run's batch "
+                          "size: give batch_size= (or batch_schedule=)")
+    settings["lr"] = rate_for(b, rates, where)
 
 
 def _check_arguments(X, method, settings, config, *, model, resume, on_divergence, placement,

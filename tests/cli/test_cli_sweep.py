@@ -44,6 +44,8 @@ def test_sweep_writes_report_and_resumes(tmp_path, capsys):
 def test_sweep_help_has_examples():
     text = help_of("sweep")
     assert "examples:" in text and "--lr-scaling" in text and "--budget" in text
+    words = " ".join(text.split())  # the help is wrapped to the terminal
+    assert "sgdlab sweep --batch-warmup" in words and "within 5% of B0's" in words
 
 
 @pytest.mark.parametrize("args, message", [
@@ -61,6 +63,10 @@ def test_sweep_help_has_examples():
     (["--noise-batches", "64,8"], "small < big"),
     (["--seeds", "0"], "seeds must be"),
     (["--model", "sofmax", "--batch-sizes", "8"], "valid"),
+    (["--batch-warmup", "--batch-sizes", "32"], "--batch-warmup branches from a small batch"),
+    (["--batch-warmup", "--batch-sizes", "16,64", "--schedule", "cosine"],
+     "--batch-warmup measures at a constant learning rate"),
+    (["--batch-warmup", "--workers", "ray"], "--batch-warmup runs in this process"),
 ])
 def test_bad_sweep_input_is_one_message(args, message, tmp_path, capsys):
     code = main(["sweep", *args, "--out", str(tmp_path / "x"), "--quiet",

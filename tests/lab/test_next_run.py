@@ -78,3 +78,12 @@ def test_no_recommendation_no_command_and_python_objects_have_none():
     import optax
     assert recommended_command(TrainConfig(), None, None, "digits") is None
     assert train_command(TrainConfig(optimizer=optax.sgd(0.1)), "digits") is None
+
+
+def test_a_recommended_warmup_schedule_parses_back_with_its_phase_rates():
+    # what a sweep's batch-size warmup recommends: tuned learning rates written exactly
+    schedule = "8@0.28284271247461906:0,32@0.9513656920021769:448"
+    base = TrainConfig(model="softmax", seed=3)
+    command = train_command(base.replace(batch_schedule=schedule), "digits")
+    assert "--batch-schedule 8@0.28284271247461906:0,32@0.9513656920021769:448" in command
+    assert parsed(command) == base.replace(batch_schedule=schedule)

@@ -22,6 +22,8 @@ examples:
   sgdlab sweep --batch-sizes 32,64,128,256 --lr-grid 0.5,1,2   # fixed lrs instead of a search
   sgdlab sweep --no-lr-search --lr-scaling linear  # the scaling rule alone, no search
   sgdlab sweep --full-budget --budget "20 epochs" # every run trains its whole budget
+  sgdlab sweep --batch-warmup                   # then the critical batch size over training
+                                                # and a batch-size warmup built from it
   sgdlab sweep --out runs/sweep1                # re-run: finished runs are reused, not redone
   sgdlab sweep --workers ray --out runs/sweep1  # runs on the Ray cluster at RAY_ADDRESS
   sgdlab sweep --workers ray://head:10001 --cpus-per-run 8   # a remote cluster, 8 CPUs a run
@@ -115,6 +117,18 @@ def register(sub) -> None:
                         "extra seeds of a tie the confirmation contradicts)")
     g.add_argument("--no-probe", action="store_true", help="skip the throughput probe")
     g.add_argument("--no-noise", action="store_true", help="skip the gradient noise scale")
+    from ..lab.sweep_config import BUDGET_EIGHTHS, TOLERANCE
+    g.add_argument("--batch-warmup", action="store_true",
+                   help="after the sweep, measure the critical batch size over training: "
+                        "the smallest batch size B0 that reached the target is checkpointed "
+                        "at 0, 1/8, 1/4, 1/2 and 3/4 of its way, and from each checkpoint "
+                        f"B0, 2 B0, 4 B0, ... train {BUDGET_EIGHTHS}/8 of its examples at "
+                        "their tuned lrs; the largest whose validation loss and metric end "
+                        f"within {100 * TOLERANCE:.0f}%% of B0's is critical there. A warmup "
+                        "schedule following it (tuned lr per phase) is then timed against "
+                        "the recommended batch size with the sweep's and fresh seeds, and "
+                        "recommended (next: --batch-schedule ...) only when faster beyond the "
+                        "noise")
     g.add_argument("--noise-batches", help="small,big batch sizes for the noise scale "
                                            "(default: the smallest swept, the largest swept up "
                                            f"to {BIG_NOISE_BATCH})")
@@ -185,6 +199,8 @@ def sweep_config_from_args(args, file_settings: dict):
         s["probe"] = False
     if args.no_noise:
         s["noise"] = False
+    if args.batch_warmup:
+        s["batch_warmup"] = True
     for key in ("batch_sizes", "noise_batches", "lr_grid"):
         if key in s and isinstance(s[key], list):
             s[key] = tuple(s[key])
@@ -197,6 +213,9 @@ def sweep_config_from_args(args, file_settings: dict):
 def run(args) -> int:
     from ..lab.ray_executor import ClusterError
     executor = None
+    if args.batch_warmup and args.workers:  # said before Ray is looked for
+        from ..lab.sweep_warmup import refuse_workers
+        refuse_workers()
     try:
         executor = workers_from_args(args)  # before the data: a missing Ray is said at once
         return _run(args, executor)

@@ -205,10 +205,16 @@ def cost_line(result, report_seconds: float | None = None) -> str:
         return ""
     phases = ", ".join(f"{name} {_s(sec)}" for name, sec in c.phases.items() if sec >= 0.005)
     report = f"; plots and report {_s(report_seconds)}" if report_seconds else ""
+    w = result.warmup
+    warmup = "" if w is None else (
+        f"; the batch-size warmup took {_s(w.wall_seconds)} wall beside the fixed-batch "
+        f"sweep's {_s(w.sweep_seconds)}, compiling {w.compilations.get('branches', 0)} "
+        f"training programs for its branches and {w.compilations.get('schedule', 0)} for its "
+        "schedule's runs")
     return (f"cost: {_s(c.wall_seconds)} wall for {c.runs} runs ({c.reused} reused) and "
             f"{c.replays} timed replays: training {_s(c.train_seconds)}, replays "
             f"{_s(c.replay_seconds)}, evaluation {_s(c.eval_seconds)}, compilation "
-            f"{_s(c.compile_seconds)} ({phases}){report}")
+            f"{_s(c.compile_seconds)} ({phases}){report}{warmup}")
 
 
 def print_sweep_summary(result, report_path=None, console: Console | None = None,

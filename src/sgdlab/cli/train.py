@@ -78,6 +78,11 @@ def register(sub) -> None:
                    help="start from that run's trained model (fine-tuning): its network, "
                         "preprocessing and classes, fresh optimiser state")
     g.add_argument("--validation-data", help="validation set: a data file or a shard directory")
+    g.add_argument("--lr-from-sweep", metavar="SWEEP_DIR",
+                   help="train at the learning rate the sweep in SWEEP_DIR (its --out) tuned "
+                        "for --batch-size, or give every --batch-schedule phase without @LR "
+                        "its batch size's tuned rate, e.g. --batch-schedule 16:0,64:2000 "
+                        "--lr-from-sweep runs/sweep1")
     g = p.add_argument_group("checkpoints and failures")
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue RUN_DIR from its newest valid checkpoint, bit-exactly; "
@@ -196,7 +201,7 @@ def run(args) -> int:
 
 #: The command line's run options a config file may set too (flags override it).
 RUN_KEYS = ("out", "name", "checkpoint_every", "keep_checkpoints", "on_divergence",
-            "max_retries", "validation_data", "init", "tensorboard")
+            "max_retries", "validation_data", "init", "tensorboard", "lr_from_sweep")
 
 
 def _train(args, placement) -> int:
@@ -211,6 +216,8 @@ def _train(args, placement) -> int:
         if getattr(args, key, None) is None and key in file_settings:
             setattr(args, key, file_settings.pop(key))
         file_settings.pop(key, None)
+    if args.lr_from_sweep:
+        take_sweep_rates(args, file_settings)
     config = config_from_args(args, file_settings)  # validates every given setting
     if args.resume and args.out and os.path.realpath(args.out) != os.path.realpath(args.resume):
         raise ConfigError("--resume RUN_DIR continues that directory; --out names another "
@@ -281,6 +288,32 @@ def _train(args, placement) -> int:
         print(f"sgdlab train: {result.message.replace('RUN_DIR', out)}", file=sys.stderr)
         return 128 + int(result.extra.get("signal", 2))  # the shell's convention
     return 0
+
+
+def take_sweep_rates(args, file_settings: dict) -> None:
+    """``--lr-from-sweep``: the sweep's tuned rate of ``--batch-size`` as ``--lr``, or of each
+    ``--batch-schedule`` phase that gives no ``@LR``, written into the given settings."""
+    from ..lab.sweep_rates import rate_for, schedule_with_rates, tuned_rates
+    where = args.lr_from_sweep
+    given = getattr(args, "setting_values", {})
+
+    def put(key, value):
+        setattr(args, key, value)
+        given[key] = value
+
+    if args.lr is not None or "lr" in file_settings:
+        raise ConfigError("--lr and --lr-from-sweep both set the learning rate: drop one (a "
+                          "batch schedule's phases may still give their own @LR)")
+    rates = tuned_rates(where)
+    schedule = args.batch_schedule or file_settings.get("batch_schedule")
+    if schedule is not None:
+        put("batch_schedule", schedule_with_rates(schedule, rates, where))
+        return
+    b = args.batch_size if args.batch_size is not None else file_settings.get("batch_size")
+    if b is None:
+        raise ConfigError("--lr-from-sweep takes the tuned learning rate of the run's batch "
+                          "size: give --batch-size (or --batch-schedule)")
+    put("lr", rate_for(b, rates, where))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -173,11 +173,13 @@ class RunBook:
         self._end_event(index, request, record, reused)
         return record
 
-    def train(self, cfg: TrainConfig):
+    def train(self, cfg: TrainConfig, *, init_params=None, callback=None):
         """One run of ``cfg`` on the sweep's data (prepared on the device once, by the first
-        run, for all of them)."""
-        if self.placed is None:
-            self.placed = place_data(self.train_part, self.validation, cfg, model=self.model,
+        run, for all of them), from ``init_params`` when given (a branch of a batch-size
+        warmup), with ``callback`` (:func:`sgdlab.engine.train`'s)."""
+        if self.placed is None:  # prepared alike for every batch size (and schedule)
+            one = cfg.replace(batch_schedule=None, lr_scaling="none")
+            self.placed = place_data(self.train_part, self.validation, one, model=self.model,
                                      loss=self.loss)
         return train(self.train_part, self.validation, cfg, model=self.model, loss=self.loss,
-                     placed=self.placed)
+                     placed=self.placed, init_params=init_params, callback=callback)

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..engine.history import History
 from ..engine.rundir import write_json_atomic, write_text_atomic
 from .tables import BatchRow, PointRow, RunRow, csv_text
+from .warmup_records import WarmupResult
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,8 @@ class SweepResult:
     """Everything a sweep found; ``to_dict()`` is what ``sweep.json`` holds (histories stay in
     ``runs/*.json``). ``sweep`` and ``base`` are the settings as dicts; ``batches`` has one
     row per batch size, ``points`` one per learning rate tried, ``runs`` one per evaluated
-    run (``records`` are the runs themselves)."""
+    run (``records`` are the runs themselves); ``warmup`` the batch-size warmup (None
+    without ``batch_warmup``)."""
 
     sweep: dict
     base: dict
@@ -169,6 +171,7 @@ class SweepResult:
     noise: NoiseResult | None = None
     recommendation: object = None
     confirmation: Confirmation | None = None
+    warmup: WarmupResult | None = None
     timing_spread: float = math.nan
     timing_rounds: int = 0
     cost: SweepCost | None = None

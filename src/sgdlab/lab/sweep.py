@@ -28,6 +28,9 @@ scaling rule holds everywhere), compare them by *training time* to a target vali
    with it, the stated rule among them; a **confirmation** with fresh seeds timed beside the
    sweep's own seeds, and more seeds for the tied batch sizes when it falls outside their
    range (:mod:`.confirm`); the gradient noise scales (:mod:`.sweep_noise`).
+6. **Batch-size warmup** (``batch_warmup``; :mod:`.sweep_warmup`): the critical batch size
+   measured over training by branching, a warmup schedule built from it, timed against the
+   pick; recommended instead only when faster beyond the noise.
 
 With an ``executor`` (:mod:`.runbook`; :class:`~.ray_executor.RayExecutor`) the runs of each
 ``run_all`` are made concurrently on its workers, and the probe, the replays and the noise run
@@ -52,6 +55,7 @@ from ..engine.rundir import environment, prepare_dir
 from ..errors import ConfigError
 from .caps import StepCost, monotone_costs, parse_budget
 from .sweep_config import EVAL_FRACTION, EVALS_PER_RUN, PILOT_EPOCHS, SweepConfig
+from .sweep_warmup import check_warmup, measure_warmup
 from .confirm import confirm_pick, confirmation_sentence
 from .lr_search import FixedPoints, LrSearch
 from .measure import final_metric, metric_name, target_from
@@ -172,6 +176,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
                           "--validation-fraction above 0 (e.g. 0.2)")
     n = train_part.n
     sizes = batch_sizes_for(sweep, n)
+    if sweep.batch_warmup:
+        check_warmup(sizes, base, executor)
     if out:
         prepare_dir(out)
     emit = callback or (lambda event: None)
@@ -296,6 +302,25 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         rec = rec.with_sentence(confirmation_sentence(confirmation))
     command = recommended_command(base, rec.batch_size, rec.lr,
                                   *_data_command(data, data_command))
+    # 7. the critical batch size over training, and a warmup schedule built from it
+    warmup = None
+    if sweep.batch_warmup:
+        emit({"event": "phase", "name": "batch-size warmup"})
+        emit({"event": "replan", "runs": len(book.records), "extra": sweep.seeds * (
+            2 + 5 * len(sizes) + 4 * sweep.timing_rounds)})
+        warmup = measure_warmup(
+            book, batches=batches, pick=rec.batch_size, seeds=seeds, sizes=sizes,
+            target=target, metric=metric, rule=sweep.lr_scaling, config_for=config_for,
+            replay=replay, rounds=sweep.timing_rounds, order_seed=base.seed + 2, base=base,
+            noise=noise, scaling=rec.scaling, sweep_seconds=time.perf_counter() - clock.t0,
+            data_arg=_data_command(data, data_command)[0],
+            extra=_data_command(data, data_command)[1],
+            progress=lambda: emit({"event": "replay"}))
+        for sentence in (warmup.agreement, *warmup.sentences):
+            if sentence:
+                rec = rec.with_sentence(sentence)
+        command = warmup.command or command
+    clock.lap("batch-size warmup")
     replay_times = {(r.batch_size, r.lr, r.seed): timed.time(i)
                     for i, r in enumerate(timed.replays)}
     all_runs = run_rows(book.records, target, metric, replay_times)
@@ -306,7 +331,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         n_validation=validation.n, metric=metric, target=target, target_source=source,
         records=tuple(book.records), runs=tuple(all_runs), points=tuple(points),
         batches=tuple(batches), probe=probe, noise=noise, recommendation=rec,
-        confirmation=confirmation, timing_spread=timed.spread(),
+        confirmation=confirmation, warmup=warmup, timing_spread=timed.spread(),
         timing_rounds=timed.rounds, cost=cost, environment=environment(), command=command)
     book.close()
     if out:

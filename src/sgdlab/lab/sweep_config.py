@@ -32,6 +32,16 @@ PILOT_EPOCHS = 10
 #: row draws ``noise_draws`` batches of it, and a larger one adds cost, not accuracy.
 BIG_NOISE_BATCH = 256
 
+#: The batch-size warmup (:mod:`.batch_warmup`): checkpoints of the reference run, in eighths
+#: of its median steps to the target (0, 1/8, 1/4, 1/2, 3/4 of the way: dense early, where the
+#: critical batch size moves fastest) ...
+CHECKPOINT_EIGHTHS = (0, 1, 2, 4, 6)
+#: ... each branch's budget: the examples B0 sees in this many eighths of its way ...
+BUDGET_EIGHTHS = 2
+#: ... and how far (relative) a batch size's validation loss and target metric may end from
+#: B0's branch, on the worse side, and still keep up.
+TOLERANCE = 0.05
+
 
 @dataclass(frozen=True)
 class SweepConfig:
@@ -57,6 +67,8 @@ class SweepConfig:
     noise: bool = True                # measure the gradient noise scales
     noise_batches: tuple | None = None  # (small, big); None: smallest, largest up to 256
     noise_draws: int = 8              # pairs of batches per evaluation row of the noise run
+    batch_warmup: bool = False        # measure the critical batch size over training, and a
+    #                                   warmup schedule built from it (lab.sweep_warmup)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)

@@ -38,6 +38,11 @@ class Replay:
     seed: int
     steps: int
 
+    @property
+    def group(self):
+        """What the rounds compare (:func:`contenders`): the batch size."""
+        return self.batch_size
+
 
 @dataclass(frozen=True)
 class ReplayTimes:
@@ -87,15 +92,16 @@ def time_replays(replays: list, replay: Callable[[Replay], tuple], *, rounds: in
 
 
 def contenders(replays: list, seconds: list) -> list:
-    """Indices of the replays of batch sizes whose median time is within
-    :data:`CONTENDERS` of the fastest batch size's."""
+    """Indices of the replays of batch sizes (of groups: a replay's ``group``, e.g. a batch
+    schedule beside fixed batch sizes) whose median time is within :data:`CONTENDERS` of the
+    fastest one's."""
     per_b: dict = {}
     for r, s in zip(replays, seconds):
-        per_b.setdefault(r.batch_size, []).append(median(s))
+        per_b.setdefault(r.group, []).append(median(s))
     medians = {b: median(t) for b, t in per_b.items()}
     best = min(medians.values(), default=math.inf)
     keep = {b for b, m in medians.items() if m <= CONTENDERS * best}
-    return [i for i, r in enumerate(replays) if r.batch_size in keep]
+    return [i for i, r in enumerate(replays) if r.group in keep]
 
 
 def planned(replays: list, rounds: int) -> int:

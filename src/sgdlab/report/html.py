@@ -298,6 +298,36 @@ def _noise(result) -> str:
     return "".join(parts)
 
 
+def _warmup(w) -> str:
+    """The warmup's sentences, its critical batch sizes per checkpoint and both contenders."""
+    parts = [f"<p>{esc(s)}</p>" for s in (w.agreement, *w.sentences) if s]
+    c = w.curve
+    if c.measured:
+        parts.append(table(
+            ["share of the way", "examples seen", "validation loss there",
+             "critical batch size (median)", "range over seeds"],
+            [[num(p.fraction, 3), esc(f"{p.examples:,}"), num(p.start_loss),
+              esc(f"{p.b_crit:g}"), esc(f"{p.low:g} – {p.high:g}")] for p in c.points]))
+    rows = [[esc(x.label), esc(x.schedule or "—"), esc(", ".join(map(str, x.seeds))),
+             steps(median_of(x.steps)), steps(median_of(x.examples)),
+             seconds(median_of(x.times))] for x in (w.schedule, w.fixed) if x is not None]
+    if rows:
+        parts.append(table(["contender", "schedule", "seeds", "steps to target",
+                            "examples to target", "time to target (replayed)"], rows))
+    parts.append(f'<p class="muted">The warmup took {seconds(w.wall_seconds)} wall beside the '
+                 f"fixed-batch sweep's {seconds(w.sweep_seconds)}; training programs compiled: "
+                 f"{esc(w.compilations.get('branches', 0))} for the branches, "
+                 f"{esc(w.compilations.get('schedule', 0))} for the schedule's runs.</p>")
+    return "".join(parts)
+
+
+def median_of(values) -> float:
+    v = sorted(float(x) for x in values)
+    if not v:
+        return math.nan
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
 def _cost(result) -> str:
     c = result.cost
     if c is None:
@@ -380,6 +410,12 @@ def render_sweep_html(result, images: dict) -> str:
     parts.append(_noise(result))
     if result.noise is not None:
         parts.append(_chart(images, "noise_trace.png", "noise scale B_simple against step"))
+
+    if result.warmup is not None:
+        parts.append("<h2>Batch size over training (batch-size warmup)</h2>")
+        parts.append(_warmup(result.warmup))
+        parts.append(_chart(images, "batch_warmup.png",
+                            "critical batch size against examples seen"))
 
     parts.append("<h2>What the sweep cost</h2>")
     parts.append(_cost(result))

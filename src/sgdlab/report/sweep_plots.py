@@ -12,8 +12,9 @@
   circled, misses and divergences sit on the top edge);
 * steps to target against batch size on log-log axes, with the perfect-scaling line
   ``S(B) = S(B_0) B_0 / B``, the fit ``S_min (1 + B_crit / B)`` and the noise scales marked;
-* and the cost charts of :mod:`.sweep_cost_plots` (the decomposition time = steps x seconds
-  per step, throughput, the noise-scale trace); :data:`PLOTS` lists them all.
+* the cost charts of :mod:`.sweep_cost_plots` (the decomposition time = steps x seconds
+  per step, throughput, the noise-scale trace) and the batch-size warmup's
+  (:mod:`.warmup_plots`); :data:`PLOTS` lists them all.
 
 The recommended batch size is drawn thick or highlighted on every chart. Each batch size keeps
 one colour (and marker) in every chart. A chart whose data is missing (no probe, no noise run)
@@ -31,6 +32,7 @@ from .chart_style import (HIGHLIGHT, as_float, batch_label, batch_styles, finite
                           mark_band, metric_label, not_measured, recommended)
 from .plots import plt, save_figure
 from .sweep_cost_plots import plot_decomposition, plot_noise_trace, plot_throughput
+from .warmup_plots import plot_batch_warmup
 
 
 def _chosen_runs(result, b, lr) -> list:
@@ -309,4 +311,5 @@ PLOTS = {
     "decomposition.png": plot_decomposition,
     "throughput.png": plot_throughput,
     "noise_trace.png": plot_noise_trace,
+    "batch_warmup.png": plot_batch_warmup,
 }
