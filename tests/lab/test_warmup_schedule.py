@@ -133,3 +133,21 @@ def test_the_warmup_result_reads_back_from_its_json():
     bad["verdict"] = "maybe"
     with pytest.raises(ValueError, match="unknown verdict"):
         WarmupResult.from_dict(bad)
+
+
+@pytest.mark.parametrize("field, value", [("budget_examples", math.inf),
+                                          ("budget_examples", 2.5),
+                                          ("reference_batch", "8")])
+def test_a_stored_curve_with_a_count_of_another_shape_is_computed_again(tmp_path, field,
+                                                                        value):
+    from sgdlab.lab.records import stored_result
+    curve = _curve((8, 16, 16, 64, 64))
+    bad = curve.to_dict()
+    bad[field] = value
+    with pytest.raises(ValueError, match="expected a whole number"):
+        WarmupCurve.from_dict(bad)
+    # a damaged warmup_curve.json of a resumed sweep is measured again, not a traceback
+    (tmp_path / "warmup_curve.json").write_text(json.dumps({"key": {"k": 1}, "value": bad}))
+    again = stored_result(tmp_path, "warmup_curve.json", {"k": 1}, curve.to_dict,
+                          WarmupCurve.from_dict)
+    assert again == curve

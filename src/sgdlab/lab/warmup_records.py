@@ -23,6 +23,15 @@ def _num(v) -> float:
     return float(v)
 
 
+def _int(v) -> int:
+    """A count or batch size read from JSON: a whole number (``3`` or ``3.0``); ``Infinity``,
+    NaN, fractions and anything but a number are refused."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+            (isinstance(v, float) and not v.is_integer()):
+        raise ValueError(f"expected a whole number, got {v!r}")
+    return int(v)
+
+
 def _plain(v):
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
         return v.to_dict()
@@ -57,8 +66,8 @@ class BranchRow(_Record):
 
     @classmethod
     def from_dict(cls, d: dict) -> "BranchRow":
-        return cls(int(d["point"]), int(d["seed"]), int(d["batch_size"]), _num(d["lr"]),
-                   int(d["steps"]), int(d["examples"]), _num(d["val_loss"]),
+        return cls(_int(d["point"]), _int(d["seed"]), _int(d["batch_size"]), _num(d["lr"]),
+                   _int(d["steps"]), _int(d["examples"]), _num(d["val_loss"]),
                    _num(d["metric"]), bool(d["keeps_up"]))
 
 
@@ -81,9 +90,9 @@ class CriticalPoint(_Record):
 
     @classmethod
     def from_dict(cls, d: dict) -> "CriticalPoint":
-        return cls(_num(d["fraction"]), int(d["step"]), int(d["examples"]),
+        return cls(_num(d["fraction"]), _int(d["step"]), _int(d["examples"]),
                    _num(d["start_loss"]), _num(d["start_metric"]),
-                   tuple(int(b) for b in d["per_seed"]), _num(d["b_crit"]), _num(d["low"]),
+                   tuple(_int(b) for b in d["per_seed"]), _num(d["b_crit"]), _num(d["low"]),
                    _num(d["high"]))
 
 
@@ -98,7 +107,7 @@ class LadderStep(_Record):
 
     @classmethod
     def from_dict(cls, d: dict) -> "LadderStep":
-        return cls(int(d["batch_size"]), _num(d["lr"]), bool(d["tuned"]))
+        return cls(_int(d["batch_size"]), _num(d["lr"]), bool(d["tuned"]))
 
 
 @dataclass(frozen=True)
@@ -128,9 +137,9 @@ class WarmupCurve(_Record):
 
     @classmethod
     def from_dict(cls, d: dict) -> "WarmupCurve":
-        return cls(int(d["reference_batch"]), _num(d["reference_lr"]),
-                   _num(d["reference_steps"]), tuple(int(s) for s in d["seeds"]),
-                   int(d["budget_examples"]), _num(d["tolerance"]),
+        return cls(_int(d["reference_batch"]), _num(d["reference_lr"]),
+                   _num(d["reference_steps"]), tuple(_int(s) for s in d["seeds"]),
+                   _int(d["budget_examples"]), _num(d["tolerance"]),
                    tuple(LadderStep.from_dict(x) for x in d["ladder"]),
                    tuple(CriticalPoint.from_dict(x) for x in d["points"]),
                    tuple(BranchRow.from_dict(x) for x in d["branches"]), str(d["reason"]))
@@ -154,8 +163,8 @@ class Contender(_Record):
 
     @classmethod
     def from_dict(cls, d: dict) -> "Contender":
-        return cls(str(d["label"]), str(d["schedule"]), int(d["batch_size"]), _num(d["lr"]),
-                   tuple(int(s) for s in d["seeds"]), tuple(_inf(x) for x in d["steps"]),
+        return cls(str(d["label"]), str(d["schedule"]), _int(d["batch_size"]), _num(d["lr"]),
+                   tuple(_int(s) for s in d["seeds"]), tuple(_inf(x) for x in d["steps"]),
                    tuple(_inf(x) for x in d["examples"]), tuple(_inf(x) for x in d["times"]))
 
 
@@ -204,5 +213,5 @@ class WarmupResult(_Record):
         return cls(WarmupCurve.from_dict(d["curve"]), side(d["schedule"]), side(d["fixed"]),
                    str(d["verdict"]), tuple(str(s) for s in d["sentences"]),
                    str(d["agreement"]), _num(d["wall_seconds"]), _num(d["sweep_seconds"]),
-                   {str(k): int(v) for k, v in dict(d["compilations"]).items()},
+                   {str(k): _int(v) for k, v in dict(d["compilations"]).items()},
                    None if d.get("command") is None else str(d["command"]))
