@@ -48,6 +48,10 @@ def test_phases_without_a_rate_take_their_batch_sizes():
     (json.dumps([1, 2]), "cannot read the tuned learning rates"),
     (json.dumps({"batches": [{"batch_size": "16", "lr": 0.1}]}), "without a whole batch size"),
     (json.dumps({"batches": [3]}), "a batch row is int"),
+    (json.dumps({"batches": [{"batch_size": 16, "lr": 10 ** 400, "steps_median": 5}]}),
+     "without a whole batch size and a learning rate"),
+    (json.dumps({"batches": [{"batch_size": 16, "lr": 0.1, "steps_median": 10 ** 400}]}),
+     "no batch size of that sweep reached its target"),
     (json.dumps({"batches": [{"batch_size": 16, "lr": 0.1, "steps_median": None}]}),
      "no batch size of that sweep reached its target"),
 ])
