@@ -77,6 +77,10 @@ def test_the_verdict_sentences_say_what_was_measured_and_by_how_much():
     assert fresh.startswith("With the fresh seeds alone: 1 s against 2 s")
     lost = verdict_sentences("slower", fixed, sched)[0]
     assert lost.startswith("Not recommended") and "100% more time" in lost and "lost" in lost
+    missed = verdict_sentences("slower", _contender("warmup schedule", (math.inf,) * 6,
+                                                    "16@0.2:0,64@0.4:2000"), fixed)[0]
+    assert "warmup 16@0.2:0,64@0.4:2000 missed the target (median of 6 seeds" in missed
+    assert "in never" not in missed and "no comparable time" in missed
     tie = verdict_sentences("tied", sched, fixed)[0]
     assert "within the noise of each other (a tie)" in tie
     assert verdict_sentences("not run", None, None, "nothing rose") == (

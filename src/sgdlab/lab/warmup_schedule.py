@@ -187,9 +187,12 @@ def verdict_sentences(verdict: str, schedule: Contender | None, fixed: Contender
         by = f"{abs(rel) * 100:.0f}% {'less' if rel < 0 else 'more'} time"
     else:
         by = "no comparable time (a median seed missed the target)"
-    head = (f"the batch-size warmup {schedule.schedule} reached the target in "
-            f"{seconds_text(ts)} (median of {n} seeds: the sweep's and as many fresh ones) "
-            f"against {seconds_text(tf)} for {fixed.label} at lr {fixed.lr:.3g}, {by}")
+    reached = f"reached the target in {seconds_text(ts)}" if math.isfinite(ts) else \
+        "missed the target"
+    head = (f"the batch-size warmup {schedule.schedule} {reached} (median of {n} seeds: the "
+            f"sweep's and as many fresh ones) against "
+            f"{seconds_text(tf) if math.isfinite(tf) else 'a miss'} for {fixed.label} at lr "
+            f"{fixed.lr:.3g}, {by}")
     counts = (f"; steps to the target {_count(schedule.steps)} against "
               f"{_count(fixed.steps)}, examples {_count(schedule.examples)} against "
               f"{_count(fixed.examples)}")
