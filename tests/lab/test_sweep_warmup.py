@@ -69,7 +69,16 @@ def test_the_next_command_runs_what_was_recommended(warmup_sweep):
     if w.schedule is None:
         assert w.verdict == "not run" and w.sentences[0].startswith("No batch-size warmup")
         return
-    assert w.schedule.schedule.startswith(f"{w.curve.reference_batch}@")
+    # batch sizes only grow, from B0 on, each phase at its batch size's tuned rate (the
+    # first phase need not be B0: the critical batch size at the start may be larger)
+    from sgdlab.engine.batch_schedule import BatchSchedule
+    tuned = {b.batch_size: b.lr for b in result.batches}
+    phases = BatchSchedule.parse(w.schedule.schedule).phases
+    sizes = [p.batch_size for p in phases]
+    assert sizes == sorted(set(sizes)) and sizes[0] >= w.curve.reference_batch
+    assert [p.lr for p in phases] == [tuned[b] for b in sizes]
+    assert phases[0].start == 0 and \
+        {p.start for p in phases[1:]} <= {q.examples for q in w.curve.points}
     assert len(w.schedule.seeds) == len(w.fixed.seeds) == 6  # the sweep's + fresh
     assert w.fixed.batch_size == result.recommendation.batch_size
     # the first phase runs the sweep's program of its batch size; each later one compiles one
