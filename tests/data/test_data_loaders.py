@@ -326,6 +326,38 @@ def test_load_data_builtins_and_specs():
     assert load_data("linreg", task="regression").task == "regression"
 
 
+def test_digits_are_scikit_learns_read_without_importing_it(tmp_path):
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+    ours, theirs = digits(), load_digits()
+    np.testing.assert_array_equal(ours.X, theirs.data.astype(np.float32))
+    np.testing.assert_array_equal(ours.y, theirs.target)
+    assert list(ours.feature_names) == list(theirs.feature_names)
+    code = ("import sys; from sgdlab.data import digits; digits(); "
+            "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+@pytest.mark.parametrize("content", [b"not gzip", "1,2,3\n", "1,2\n" * 1797])
+def test_a_damaged_digits_file_is_one_message(content, tmp_path, monkeypatch):
+    import gzip
+
+    import sgdlab.data.builtin as builtin
+    path = tmp_path / "digits.csv.gz"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_bytes(gzip.compress(content.encode()))
+    monkeypatch.setattr(builtin, "digits_file", lambda: path)
+    with pytest.raises(DataError, match=r"the digits file .*digits\.csv\.gz.* reinstall "
+                                        r"scikit-learn"):
+        digits()
+
+
 def test_load_data_errors(tmp_path):
     with pytest.raises(DataError, match=r"file not found: .*missing\.csv"):
         load_data(str(tmp_path / "missing.csv"))
