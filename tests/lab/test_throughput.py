@@ -76,8 +76,9 @@ def fake_costs(monkeypatch):
 
 def test_rows_follow_the_probes_own_accounting(digits_ds, fake_costs):
     cache.clear()
+    # one build at a time: the fake clock adds every build's cost to whoever reads it
     rows = probe_throughput(digits_ds, list(reversed(_configs())), repeats=REPEATS,
-                            min_call_examples=MIN_EXAMPLES)
+                            min_call_examples=MIN_EXAMPLES, compile_workers=1)
     assert [r["batch_size"] for r in rows] == list(SIZES)  # sorted, one row per size
     for r in rows:
         b, k = r["batch_size"], r["chunk_steps"]
@@ -145,3 +146,23 @@ def test_the_probe_times_the_program_training_runs(digits_ds):
             assert math.isfinite(row[key]) and row[key] > 0, (key, row)
         assert row["compile_seconds"] >= 0 and row["diverged"] is False
     assert np.isclose(rows[0]["step_cost_ratio"], 1.0)
+
+
+def test_concurrent_compilation_builds_the_programs_serial_compilation_builds(digits_ds):
+    """Compiled several at a time, the probe builds one program per batch size, exactly as
+    when it compiles them one after another: the same number, the same chunk lengths, the
+    programs training then uses (it compiles nothing more) and the same bits."""
+    configs = _configs()
+    programs = {}
+    for workers in (1, len(configs)):
+        cache.clear()
+        rows = probe_throughput(digits_ds, configs, repeats=1, compile_workers=workers)
+        assert cache.stats()["built"]["chunk"] == len(configs)
+        programs[workers] = ([r["chunk_steps"] for r in rows],)
+        results = [train(digits_ds, None, cfg) for cfg in configs]
+        assert cache.stats()["built"]["chunk"] == len(configs)  # training reused them all
+        programs[workers] += ([np.asarray(r.params["W"]) for r in results],)
+    (steps1, w1), (steps2, w2) = programs.values()
+    assert steps1 == steps2
+    assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
+
