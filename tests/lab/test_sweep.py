@@ -17,6 +17,7 @@ from sgdlab.lab.measure import steps_to_target
 from sgdlab.lab.sweep import (SweepConfig, chunk_steps_for, default_batch_sizes,
                               eval_schedule_for, run_sweep)
 from sgdlab.lab.caps import parse_budget
+from sgdlab.lab.sweep_config import EVALS_PER_RUN
 
 SIZES = (16, 64, 256)
 
@@ -220,6 +221,12 @@ def test_pilot_chooses_the_target_when_none_is_given(digits_ds):
     assert result.target == math.floor(100 * 0.99 * best) / 100
     assert "0.99 x the best final value" in result.target_source and result.target_auto
     assert steps_to_target(pilot[0].history, result.target) <= pilot[0].summary["steps"]
+    # it evaluates EVALS_PER_RUN times over its length (and at step 0): the target needs its
+    # last value, and its steps to the target set how often the first search runs evaluate
+    assert len(pilot[0].history) <= EVALS_PER_RUN + 2
+    pilot_steps = steps_to_target(pilot[0].history, result.target)
+    first = next(r for r in result.records if r.phase == "search" and r.batch_size == 32)
+    assert first.config["eval_every"] == f"{int(pilot_steps // EVALS_PER_RUN)} steps"
 
 
 def test_defaults_and_schedules():

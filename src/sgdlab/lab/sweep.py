@@ -54,7 +54,7 @@ from .caps import StepCost, monotone_costs, parse_budget
 from .sweep_config import EVAL_FRACTION, EVALS_PER_RUN, PILOT_EPOCHS, SweepConfig
 from .confirm import confirm_pick, confirmation_sentence
 from .lr_search import FixedPoints, LrSearch
-from .measure import final_metric, metric_name, target_from
+from .measure import final_metric, metric_name, steps_to_target, target_from
 from .next_run import recommended_command
 from .recommend import recommend
 from .records import RunRecord, data_fingerprint, stored_result
@@ -204,11 +204,14 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     # 2. the target
     first = nearest_to_base(sizes, sweep.base_batch)
     target, source = sweep.target, "given"
+    known_steps: dict = {}  # steps to the target known before the search: the pilot's
     if target is None and sweep.stop_at_target:
         emit({"event": "phase", "name": "pilot"})
         book.expect(runs_guess + 3, extra)
-        target, source = pilot_target(book, sweep, first, spe[first], budget, costs.get(first),
-                                      config_for, base.seed)
+        target, source, pilot_steps = pilot_target(book, sweep, first, spe[first], budget,
+                                                   costs.get(first), config_for, base.seed)
+        if math.isfinite(pilot_steps):
+            known_steps[first] = pilot_steps
     stop = target if sweep.stop_at_target else None
     clock.lap("pilot")
 
@@ -229,7 +232,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
                               b, lr, s, cap, stop, expected),
                           make_search=make_search, costs=costs, budget=budget,
                           steps_per_epoch=spe, first_batch=first,
-                          lr_multiplier=lambda b, lr: lr / sweep.lr_for(b))
+                          lr_multiplier=lambda b, lr: lr / sweep.lr_for(b),
+                          known_steps=known_steps)
     left = lambda: sum(0 if s.done else 3 * sweep.seeds  # noqa: E731 (a guess per search)
                        for s in rounds.searches.values())
     searches = rounds.run(on_round=lambda r: book.expect(left() + (
@@ -432,24 +436,28 @@ def auto_target(records: list[RunRecord], metric: str) -> float:
 
 
 def pilot_target(book: RunBook, sweep: SweepConfig, b: int, spe: int, budget: dict,
-                 cost: StepCost | None, config_for, seed: int) -> tuple[float, str]:
+                 cost: StepCost | None, config_for, seed: int) -> tuple[float, str, float]:
     """Train the first learning rates of batch size ``b`` (nearest the base batch) for the
-    budget, one seed each; ``-> (target, sentence saying how it was chosen)``.
+    budget, one seed each; ``-> (target, sentence saying how it was chosen, the fewest steps
+    a pilot run took to reach it)``.
 
     The target is 0.99 x the best final validation value, floored to 0.01 (R^2 may be
     negative: then the value itself). A pilot that learned nothing (no final value above the
     value before training) is an error: its target would be met before any step. When the
     target is no better than always guessing the most frequent class, the sentence says so.
+    The runs evaluate :data:`EVALS_PER_RUN` times over their length: the target needs only
+    their last values, and the steps to reach it (which set how often the search's first
+    runs evaluate) need no finer grid.
     """
     from .caps import budget_steps
     steps = budget_steps(budget, spe, cost) or math.ceil(PILOT_EPOCHS * spe)
     what = sweep.budget or f"{PILOT_EPOCHS} epochs"
     mults = {"search": (1.0, sweep.search_factor, 1 / sweep.search_factor),
              "grid": sweep.lr_grid, "rule": (1.0,)}[sweep.lr_mode]
-    requests = [RunRequest(config_for(b, sweep.lr_for(b, m), seed, steps), "pilot", m)
-                for m in mults]
-    finals, start = {}, -math.inf
-    for rec in book.run_all(requests):
+    requests = [RunRequest(config_for(b, sweep.lr_for(b, m), seed, steps, expected=steps),
+                           "pilot", m) for m in mults]
+    finals, start, records = {}, -math.inf, book.run_all(requests)
+    for rec in records:
         v = final_metric(rec.history)
         start = max(start, final_metric(rec.history[:1]))
         if rec.status != "diverged" and math.isfinite(v):
@@ -472,7 +480,9 @@ def pilot_target(book: RunBook, sweep: SweepConfig, b: int, spe: int, budget: di
         text += (f"; note that always guessing the most frequent class scores {guess:.3g} on "
                  "the validation set, so this target says little: give a higher "
                  "--target-accuracy")
-    return target, text
+    reached = min((steps_to_target(r.history, target) for r in records
+                   if r.status != "diverged"), default=math.inf)
+    return target, text, reached
 
 
 def majority_rate(data: Dataset) -> float | None:
