@@ -6,6 +6,7 @@ that say how to fix them."""
 import json
 import math
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from sgdlab.lab.measure import steps_to_target
 from sgdlab.lab.sweep import (SweepConfig, chunk_steps_for, default_batch_sizes,
                               eval_schedule_for, run_sweep)
 from sgdlab.lab.caps import parse_budget
+from sgdlab.lab.runbook import RunBook
 from sgdlab.lab.sweep_config import EVALS_PER_RUN
 
 SIZES = (16, 64, 256)
@@ -158,6 +160,32 @@ def test_a_fresh_sweep_with_the_same_probe_makes_the_same_runs(digits_ds, tmp_pa
     key = lambda r: (r.key, r.cap, r.status, r.summary["steps"])  # noqa: E731
     assert [key(r) for r in a.records] == [key(r) for r in b.records]
     assert b.cost.reused == 0
+
+
+def test_runs_made_in_threads_are_the_runs_made_one_after_another(digits_ds, tmp_path,
+                                                                  monkeypatch):
+    """With the probe, a round's runs are made several at a time (one thread per usable
+    CPU): the same runs, in the same order, with the same steps and histories as one after
+    another (the same stored probe: the same caps)."""
+    import sgdlab.lab.sweep as sweep_module
+    sweep = SweepConfig(batch_sizes=(16, 64, 256), seeds=2, target=0.92, noise=False,
+                        confirm=False, timing_rounds=1)
+    monkeypatch.setattr(sweep_module, "usable_cpus", lambda: 1)
+    a = run_sweep(digits_ds, sweep, TrainConfig(), out=tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "throughput.json", tmp_path / "b" / "throughput.json")
+    monkeypatch.setattr(sweep_module, "usable_cpus", lambda: 3)
+    made = []
+    original = RunBook.make
+    monkeypatch.setattr(RunBook, "make", lambda self, request: made.append(
+        threading.get_ident()) or original(self, request))
+    b = run_sweep(digits_ds, sweep, TrainConfig(), out=tmp_path / "b")
+    assert len(set(made)) > 1  # the runs were made in more than one thread
+    key = lambda r: (r.key, r.cap, r.status, r.summary["steps"])  # noqa: E731
+    assert [key(r) for r in a.records] == [key(r) for r in b.records]
+    assert [r.history.without_time() for r in a.records] == \
+        [r.history.without_time() for r in b.records]
+    assert b.recommendation.batch_size in (16, 64, 256)
 
 
 def _easy_linreg(n=2048, d=8, seed=0):

@@ -19,6 +19,7 @@ the timing worker, with that worker's own book of the sweep's data) and ``close(
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -59,7 +60,7 @@ class RunBook:
 
     def __init__(self, train_part: Dataset, validation: Dataset, *, fingerprint: str,
                  out: str | Path | None = None, emit: Callable[[dict], None] | None = None,
-                 model=None, loss=None, executor=None):
+                 model=None, loss=None, executor=None, threads: int = 1):
         self.train_part, self.validation = train_part, validation
         self.fingerprint, self.out = fingerprint, out
         self.emit = emit or (lambda event: None)
@@ -69,6 +70,7 @@ class RunBook:
         self.expected = 0
         self.reused = 0
         self.executor, self.workers = executor, None
+        self.threads = threads
 
     @property
     def device(self) -> str:
@@ -76,9 +78,11 @@ class RunBook:
         return self.started().device if self.executor is not None else here().device
 
     def started(self):
-        """The executor's workers for this book, started at the first call."""
+        """The executor's workers for this book (without an executor, ``threads`` threads of
+        this process: :class:`ThreadWorkers`), started at the first call."""
         if self.workers is None:
-            self.workers = self.executor.start(self)
+            self.workers = self.executor.start(self) if self.executor is not None else \
+                ThreadWorkers(self, self.threads)
         return self.workers
 
     def close(self) -> None:
@@ -94,7 +98,7 @@ class RunBook:
 
     def run_all(self, requests: list[RunRequest]) -> list[RunRecord]:
         """The records of ``requests``, in their order."""
-        if self.executor is None:
+        if self.executor is None and (self.threads <= 1 or len(requests) < 2):
             return [self.run(r) for r in requests]
         return self._run_on_workers(requests)
 
@@ -150,9 +154,10 @@ class RunBook:
                            cap_reason=request.cap_reason)
 
     def timed(self, fn: Callable, *args, progress: Callable | None = None):
-        """``fn(book, *args, progress=...)`` where this sweep's times are measured: here, or
-        on the executor's one timing worker (with its own book of the same data, and no
-        progress reports), so every time of a comparison comes from one device."""
+        """``fn(book, *args, progress=...)`` where this sweep's times are measured: here (no
+        run of the book in flight), or on the executor's one timing worker (with its own book
+        of the same data, and no progress reports), so every time of a comparison comes from
+        one device."""
         if self.executor is None:
             return fn(self, *args, progress=progress)
         return self.started().call(fn, *args)
@@ -176,8 +181,43 @@ class RunBook:
     def train(self, cfg: TrainConfig):
         """One run of ``cfg`` on the sweep's data (prepared on the device once, by the first
         run, for all of them)."""
+        self.place(cfg)
+        return train(self.train_part, self.validation, cfg, model=self.model, loss=self.loss,
+                     placed=self.placed)
+
+    def place(self, cfg: TrainConfig) -> None:
+        """Put the sweep's data on the device for runs like ``cfg``, unless it is there."""
         if self.placed is None:
             self.placed = place_data(self.train_part, self.validation, cfg, model=self.model,
                                      loss=self.loss)
-        return train(self.train_part, self.validation, cfg, model=self.model, loss=self.loss,
-                     placed=self.placed)
+
+
+class ThreadWorkers:
+    """The workers of a :class:`RunBook` without an executor: ``threads`` runs made at once
+    in threads of this process (a compiled call releases the interpreter lock, so the runs
+    of a round use as many CPU cores). Their records are those of runs made one after
+    another (each run depends on its configuration and seed alone); their clocks share the
+    machine, so the sweep times nothing this way (:meth:`RunBook.timed` runs alone)."""
+
+    def __init__(self, book: RunBook, threads: int):
+        self.book, self.threads = book, threads
+        self.device = here().device
+
+    def make_all(self, requests: list[RunRequest], started: Callable,
+                 finished: Callable) -> None:
+        """Make ``requests`` concurrently; ``started(i)`` and ``finished(i, record)`` are
+        called from this thread, in the order the runs start and end."""
+        self.book.place(requests[0].config)  # once, before the threads share it
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            running = {}
+            for i, request in enumerate(requests):
+                started(i)
+                running[pool.submit(self.book.make, request)] = i
+            for future in as_completed(running):
+                finished(running[future], future.result())
+
+    def call(self, fn: Callable, *args):
+        return fn(self.book, *args)
+
+    def close(self) -> None:
+        """Nothing to let go: the threads end with each :meth:`make_all`."""

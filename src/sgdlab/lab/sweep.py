@@ -63,6 +63,7 @@ from .search_rounds import SearchRounds, rescore
 from .summary import NoiseResult, ProbeRow, SweepCost, SweepResult, write_tables
 from .tables import batch_rows, point_rows, run_rows
 from .ties import decide
+from .throughput import usable_cpus
 from .timing import Replay, ReplayTimes, planned, time_replays
 
 
@@ -181,8 +182,11 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     extra = (len(sizes) if sweep.probe else 0) + (1 if sweep.noise else 0)
     emit({"event": "plan", "runs": runs_guess, "extra": extra})
     fingerprint = data_fingerprint(train_part, validation)
+    # Runs are made several at a time when nothing reads their clocks: with the probe, the
+    # caps count steps at its costs and every compared time is a replay, made alone.
     book = RunBook(train_part, validation, fingerprint=fingerprint, out=out, emit=emit,
-                   model=model, loss=loss, executor=executor)
+                   model=model, loss=loss, executor=executor,
+                   threads=usable_cpus() if sweep.probe else 1)
     spe = {b: steps_per_epoch(n, b, base.drop_last) for b in sizes}
     budget = parse_budget(sweep.budget)
 
