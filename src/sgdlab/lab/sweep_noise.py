@@ -16,6 +16,7 @@ first reached the target (McCandlish et al. relate the critical batch size to th
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 from ..data.dataset import Dataset
 from ..engine.config import TrainConfig
@@ -34,11 +35,20 @@ def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, si
     The two-batch estimator uses ``noise_batches`` ``(small, big)`` or
     :func:`default_noise_batches`.
     """
+    from .hessian_noise import lower_moments
     small, big = noise_batches or default_noise_batches(sizes, train_part.n)
     prepared = prepare(train_part, cfg, model, loss)
     meter = NoiseScaleMeter(prepared, l2=cfg.l2, b_small=small, b_big=big, draws=draws,
                             seed=cfg.seed)
-    result = train(train_part, validation, cfg, model=model, loss=loss, callback=meter)
+    examples, hessian_examples = curvature_samples(prepared)
+    # The curvature's program needs only the parameters' shapes: it compiles in a thread
+    # while the run trains (nothing of this run is timed).
+    lowered = lower_moments(prepared.setup(cfg).init_params(), prepared, l2=cfg.l2,
+                            examples=examples, hessian_examples=hessian_examples)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        program = pool.submit(lowered.compile)
+        result = train(train_part, validation, cfg, model=model, loss=loss, callback=meter)
+        program = program.result()
     target = cfg.target
     c = crossing(result.history, target) if target is not None else {"reached": False}
     # The run stops at the row that reached the target, so its last rows are the ones near
@@ -47,7 +57,7 @@ def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, si
     est = meter.estimate().to_dict()
     est.update(batch_size=cfg.batch_size, lr=cfg.lr, reached_target=c["reached"],
                at_step=result.steps)
-    est.update(_with_curvature(result.params, prepared, cfg.l2, cfg.seed))
+    est.update(_with_curvature(result.params, prepared, cfg.l2, cfg.seed, program))
     return {"estimate": est, "trace": meter.trace()}
 
 
@@ -59,23 +69,30 @@ def default_noise_batches(sizes, n: int) -> tuple[int, int]:
     return (small, big) if small < big else (1, min(BIG_NOISE_BATCH, n))
 
 
-def _with_curvature(params, prepared, l2: float, seed: int) -> dict:
-    """``b_noise`` (with its interval), ``hessian_b_simple`` and a ``reason`` when B_noise
-    cannot be formed; NaN stays out of the result (None instead)."""
+def curvature_samples(prepared) -> tuple[int, int]:
+    """``(examples, hessian_examples)`` of the sweep's curvature measurement.
+
+    Smaller samples than the defaults: the sweep needs the figure, not the last 5 %. The
+    cost is examples x hessian_examples per-row passes; a convolutional network's are
+    costly (the cnn on the digits as images on a 2-core CPU: 28 s at 512 x 2048, 6 minutes
+    with XLA's convolutions), so it takes 1/16 of them (wider intervals, which the report
+    shows). The built-in cnn convolves by matrix products on a CPU, hence its own test."""
     from ..engine.chunk import uses_convolution
     from ..engine.setup import model_input
-    from .hessian_noise import noise_scales
-    # Smaller samples than the defaults: the sweep needs the figure, not the last 5 %. The
-    # cost is examples x hessian_examples per-row passes; a convolutional network's are
-    # costly (the cnn on the digits as images on a 2-core CPU: 28 s at 512 x 2048, 6 minutes
-    # with XLA's convolutions), so it takes 1/16 of them (wider intervals, which the report
-    # shows). The built-in cnn convolves by matrix products on a CPU, hence its own test.
-    examples, hessian_examples = 512, 2048
     if getattr(prepared.model.apply, "spec", {}).get("builtin") == "cnn" or uses_convolution(
             prepared.model, model_input(prepared.example_shape), prepared.n_out):
-        examples, hessian_examples = 128, 512
+        return 128, 512
+    return 512, 2048
+
+
+def _with_curvature(params, prepared, l2: float, seed: int, program=None) -> dict:
+    """``b_noise`` (with its interval), ``hessian_b_simple`` and a ``reason`` when B_noise
+    cannot be formed; NaN stays out of the result (None instead). ``program``: the
+    measurement's program compiled ahead (:func:`.hessian_noise.lower_moments`)."""
+    from .hessian_noise import noise_scales
+    examples, hessian_examples = curvature_samples(prepared)
     s = noise_scales(params, prepared, l2=l2, seed=seed, examples=examples,
-                     hessian_examples=hessian_examples)
+                     hessian_examples=hessian_examples, program=program)
 
     def clean(v):
         return float(v) if v is not None and math.isfinite(v) else None
