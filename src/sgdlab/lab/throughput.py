@@ -96,6 +96,13 @@ class _Probe:
                 "compile_seconds": self.compile_seconds, "diverged": self.diverged}
 
 
+#: CPUs one compilation keeps busy: XLA's CPU compiler already spreads each program over
+#: several threads (on a 2-core machine about 3 threads had work during one compilation), so
+#: the probe compiles programs side by side only on machines with CPUs to spare: two at once
+#: on 2 cores took longer than one after another.
+CPUS_PER_COMPILATION = 3
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity where the system tells it)."""
     if hasattr(os, "sched_getaffinity"):
@@ -110,8 +117,8 @@ def probe_throughput(train_data: Dataset, configs: Sequence[TrainConfig], *, rep
     """Probe every config (one per batch size); rows sorted by batch size, with ratios.
 
     Every program is compiled (or fetched from the program store) first, ``compile_workers``
-    at a time (default: one per usable CPU, :func:`usable_cpus`; each row's
-    ``compile_seconds`` is then the wall time of its own compilation); then ``repeats``
+    at a time (default: one per :data:`CPUS_PER_COMPILATION` usable CPUs, at least one; each
+    row's ``compile_seconds`` is the wall time of its own compilation); then ``repeats``
     rounds each time every batch size once, in a new random order, after one untimed round
     that warms the caches: a change of machine load during the probe hits every batch size
     alike. ``K`` is the chunk length training would use and the program is training's own,
@@ -121,8 +128,8 @@ def probe_throughput(train_data: Dataset, configs: Sequence[TrainConfig], *, rep
     """
     prepared = prepare(train_data, configs[0], model, loss)
     ordered = sorted(configs, key=lambda c: c.batch_size)
-    workers = min(len(ordered), compile_workers or usable_cpus())
-    # The programs compile concurrently (XLA releases the interpreter lock while it
+    workers = min(len(ordered), compile_workers or usable_cpus() // CPUS_PER_COMPILATION)
+    # The programs may compile concurrently (XLA releases the interpreter lock while it
     # compiles); nothing is timed until every one is built.
     probes = [_Probe(prepared, cfg, min_call_examples, seed) for cfg in ordered]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
