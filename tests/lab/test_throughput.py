@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sgdlab.engine import TrainConfig, cache, train
-from sgdlab.lab.throughput import probe_throughput
+from sgdlab.lab.throughput import TIMED_STEPS, probe_throughput
 
 SIZES = (16, 64, 256)
 REPEATS = 2
@@ -166,3 +166,17 @@ def test_concurrent_compilation_builds_the_programs_serial_compilation_builds(di
     assert steps1 == steps2
     assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
 
+
+
+def test_a_long_chunk_is_timed_over_at_most_timed_steps(digits_ds, fake_costs):
+    """Batch size 1's chunk holds more steps than a timing needs: its calls run
+    TIMED_STEPS active steps of the same program, and the step cost comes out the same."""
+    cache.clear()
+    cfg = TrainConfig(model="softmax", batch_size=1, lr=0.1, epochs=1, seed=0)
+    row, = probe_throughput(digits_ds, [cfg], repeats=REPEATS, compile_workers=1)
+    assert row["chunk_steps"] > TIMED_STEPS
+    assert row["step_seconds"] == pytest.approx(step_cost(1), rel=1e-9)
+    assert row["call_seconds"] == pytest.approx(CALL, rel=1e-9)
+    active = [n for b, n in fake_costs if n]
+    assert set(active) == {TIMED_STEPS}
+    assert len(active) == (REPEATS + 1) * row["calls"]

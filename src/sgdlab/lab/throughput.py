@@ -39,7 +39,8 @@ class _Probe:
         setup = prepared.setup(config)  # as training builds it: same K, optimiser and key
         spe = steps_per_epoch(prepared.n, b, config.drop_last)
         self.k = memory_chunk_steps(config, spe, setup)  # as training chooses it
-        self.calls = max(1, math.ceil(min_call_examples / (self.k * b)))
+        self.active = min(self.k, TIMED_STEPS)  # steps each timed call runs
+        self.calls = max(1, math.ceil(min_call_examples / (self.active * b)))
         self.lr, self.prepared, self.setup = setup.lr, prepared, setup
         self.state0 = setup.initial_state()
         self.run, self.compile_seconds = None, 0.0
@@ -56,7 +57,8 @@ class _Probe:
         self.compile_seconds = time.perf_counter() - t0
 
     def time_steps(self) -> float:
-        """One timing of ``calls`` consecutive calls of ``k`` active steps."""
+        """One timing of ``calls`` consecutive calls of ``active`` steps (the chunk's ``k``, at
+        most :data:`TIMED_STEPS`: the kernel runs only its active steps)."""
         idx = self.rng.integers(0, self.prepared.n, size=(self.calls, self.k,
                                                           self.batch_size)).astype(np.int32)
         # Every timing restarts from the initial parameters, so a large learning rate cannot
@@ -66,7 +68,7 @@ class _Probe:
         t = time.perf_counter()
         for c in range(self.calls):
             state, losses, ok = self.run(state, self.prepared.X, self.prepared.T, idx[c],
-                                         self.w, np.int32(self.k), self.lr)
+                                         self.w, np.int32(self.active), self.lr)
             # Read the losses and ok back after every call, as a run does (TwoTier): the
             # call's fixed cost below is measured the same way, so their difference is the
             # steps' own cost (calls left in flight would hide part of the fixed cost).
@@ -89,13 +91,17 @@ class _Probe:
         call = float(np.median(self.idle))
         per_call = float(np.median(self.times)) / self.calls
         # Timing noise can make the fixed part look larger than a whole call: then keep it all.
-        step = (per_call - call if per_call > call else per_call) / self.k
+        step = (per_call - call if per_call > call else per_call) / self.active
         return {"batch_size": self.batch_size, "chunk_steps": self.k, "calls": self.calls,
                 "step_seconds": step, "call_seconds": call, "example_seconds": step /
                 self.batch_size, "examples_per_second": self.batch_size / step,
                 "compile_seconds": self.compile_seconds, "diverged": self.diverged}
 
 
+#: Most active steps of one timed call: a small batch size's chunk holds thousands of steps
+#: (4096 at batch 1 to 4), and a thousand already time tens of milliseconds, far above the
+#: clock's resolution and the call's fixed cost, at a quarter of the probe's time.
+TIMED_STEPS = 1024
 #: CPUs one compilation keeps busy: XLA's CPU compiler already spreads each program over
 #: several threads (on a 2-core machine about 3 threads had work during one compilation), so
 #: the probe compiles programs side by side only on machines with CPUs to spare: two at once
