@@ -308,3 +308,28 @@ def test_a_pilot_that_learns_nothing_is_an_error_not_a_target_met_at_step_0(digi
         run_sweep(digits_ds, SweepConfig(batch_sizes=(16, 64), lr=1e-9, seeds=1,
                                          budget="20 steps", probe=False, noise=False,
                                          confirm=False), TrainConfig(model="softmax"))
+
+
+def test_a_failing_run_among_threads_stops_the_runs_not_begun(digits_ds, monkeypatch):
+    """Runs made in threads: the first failure ends the round with its error, and the runs
+    not begun by then are not made."""
+    from sgdlab.lab.runbook import RunRequest
+    from sgdlab.lab.records import data_fingerprint
+    book = RunBook(digits_ds, digits_ds, fingerprint=data_fingerprint(digits_ds, digits_ds),
+                   threads=2)
+    made = []
+
+    def make(self, request):
+        made.append(request.config.seed)
+        if request.config.seed == 0:
+            raise ConfigError("run 0 failed")
+        threading.Event().wait(0.2)
+        return original(self, request)
+
+    original = RunBook.make
+    monkeypatch.setattr(RunBook, "make", make)
+    cfg = TrainConfig(model="softmax", batch_size=64, lr=0.1, max_steps=2)
+    requests = [RunRequest(cfg.replace(seed=s)) for s in range(20)]
+    with pytest.raises(ConfigError, match="run 0 failed"):
+        book.run_all(requests)
+    assert len(made) < len(requests)

@@ -5,7 +5,8 @@ asked for as a :class:`RunRequest`. :class:`RunBook` keeps every record in the o
 asked for it, so the sweep itself only decides *which* runs to make (the pilot, the rounds of
 the learning-rate searches, the confirmation). The requests of one call of
 :meth:`RunBook.run_all` do not depend on each other: they may run in any order (here one after
-another, in the order given; with an *executor*, e.g.
+another, in the order given, or ``threads`` at a time in threads of this process,
+:class:`ThreadWorkers`; with an *executor*, e.g.
 :class:`~sgdlab.lab.ray_executor.RayExecutor`, concurrently on its workers, each record
 written by this process as it arrives). Whatever is timed for a comparison (the probe, the
 replays) goes through :meth:`RunBook.timed`: here, or on the executor's one timing worker.
@@ -55,7 +56,8 @@ class RunBook:
     ``batch_size``, ``lr``, ``seed``, ``phase``; ``run_end`` adds ``reused`` and ``status``)
     and ``replan`` events (``runs``: the expected number of runs, which grows as the search
     learns where the best learning rates lie). ``executor``: where runs are made (module
-    docstring); None: here, one after another.
+    docstring); None: here, one after another, or ``threads`` at a time (:class:`ThreadWorkers`:
+    only where nothing reads the runs' clocks).
     """
 
     def __init__(self, train_part: Dataset, validation: Dataset, *, fingerprint: str,
@@ -205,16 +207,21 @@ class ThreadWorkers:
 
     def make_all(self, requests: list[RunRequest], started: Callable,
                  finished: Callable) -> None:
-        """Make ``requests`` concurrently; ``started(i)`` and ``finished(i, record)`` are
-        called from this thread, in the order the runs start and end."""
+        """Make ``requests`` concurrently; ``started(i)`` (as request ``i`` is handed to the
+        threads) and ``finished(i, record)`` (as each run ends) are called from this thread.
+        A run that fails (or an interrupt) cancels the runs not begun; the records finished
+        by then have been handed to ``finished``."""
         self.book.place(requests[0].config)  # once, before the threads share it
-        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.threads)
+        try:
             running = {}
             for i, request in enumerate(requests):
                 started(i)
                 running[pool.submit(self.book.make, request)] = i
             for future in as_completed(running):
                 finished(running[future], future.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def call(self, fn: Callable, *args):
         return fn(self.book, *args)
