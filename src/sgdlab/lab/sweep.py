@@ -61,6 +61,7 @@ from .records import RunRecord, data_fingerprint, stored_result
 from .runbook import RunBook, RunRequest
 from .search_rounds import SearchRounds, rescore
 from .summary import NoiseResult, ProbeRow, SweepCost, SweepResult, write_tables
+from .sweep_noise import lower_noise_programs
 from .tables import batch_rows, point_rows, run_rows
 from .ties import decide
 from .throughput import usable_cpus
@@ -221,6 +222,13 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
 
     # 3. the learning-rate searches of every batch size, in rounds
     emit({"event": "phase", "name": "learning-rate search"})
+    # The noise run's other programs compile meanwhile (its shapes are known; the searches'
+    # runs are not timed); here only: an executor makes the noise run on its timing worker.
+    noise_programs = None
+    if sweep.noise and executor is None:
+        noise_programs = compile_in_background(lower_noise_programs(
+            train_part, config_for(first, sweep.lr_for(first), base.seed, 1), sorted(sizes),
+            sweep.noise_batches, sweep.noise_draws, model=model, loss=loss))
 
     def make_search(b):
         lr0 = sweep.lr_for(b)
@@ -242,6 +250,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
                        for s in rounds.searches.values())
     searches = rounds.run(on_round=lambda r: book.expect(left() + (
         sweep.seeds if sweep.confirm else 0), extra))
+    if noise_programs is not None:  # compiled before anything is timed
+        noise_programs = noise_programs.result()
     clock.lap("search")
     metric = metric_name(book.records[0].history) if book.records else "val_accuracy"
     if stop is None:  # --full-budget: the target is read from the runs, then applied to them
@@ -294,7 +304,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         row = next(r for r in batches if r.batch_size == b)
         cfg = config_for(b, row.lr, base.seed, math.ceil(PILOT_EPOCHS * spe[b]),
                          target if math.isfinite(target) else None, row.steps_median)
-        noise = measure_noise_result(book, cfg, sizes, sweep)
+        noise = measure_noise_result(book, cfg, sizes, sweep, noise_programs)
         emit({"event": "probe", "name": "noise"})
     clock.lap("noise")
 
@@ -395,20 +405,33 @@ def measure_probe(book: RunBook, configs: list, emit) -> tuple:
 
 
 def noise_on(book: RunBook, cfg: TrainConfig, sizes: list, batches, draws: int,
-             progress=None):
-    """:func:`.sweep_noise.measure_noise` of ``cfg`` on ``book``'s data."""
+             programs=None, progress=None):
+    """:func:`.sweep_noise.measure_noise` of ``cfg`` on ``book``'s data (``programs``:
+    compiled ahead, in this process)."""
     from .sweep_noise import measure_noise
     return measure_noise(book.train_part, book.validation, cfg, sizes, batches, draws,
-                         model=book.model, loss=book.loss)
+                         model=book.model, loss=book.loss, programs=programs)
 
 
-def measure_noise_result(book: RunBook, cfg: TrainConfig, sizes, sweep: SweepConfig
-                         ) -> NoiseResult:
-    """The noise run (:func:`.sweep_noise.measure_noise`), stored in ``out/noise.json``."""
+def measure_noise_result(book: RunBook, cfg: TrainConfig, sizes, sweep: SweepConfig,
+                         programs=None) -> NoiseResult:
+    """The noise run (:func:`.sweep_noise.measure_noise`), stored in ``out/noise.json``;
+    ``programs``: its :class:`~.sweep_noise.NoisePrograms`, compiled ahead."""
     key = {"data": book.fingerprint, "config": cfg.to_dict(), "sweep": sweep.to_dict()}
     return stored_result(book.out, "noise.json", key, lambda: book.timed(
-        noise_on, cfg, sorted(sizes), sweep.noise_batches, sweep.noise_draws),
+        noise_on, cfg, sorted(sizes), sweep.noise_batches, sweep.noise_draws, programs),
         NoiseResult.from_measurement)
+
+
+def compile_in_background(lowered: list):
+    """A future of :func:`.sweep_noise.compile_noise_programs` of ``lowered``, compiled in a
+    thread of its own (compiling releases the interpreter lock)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from .sweep_noise import compile_noise_programs
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(compile_noise_programs, lowered)
+    pool.shutdown(wait=False)  # the thread ends with its one task
+    return future
 
 
 def sweep_cost(records: list[RunRecord], timed: ReplayTimes, clock: _Clock, built0: dict,

@@ -16,7 +16,7 @@ first reached the target (McCandlish et al. relate the critical batch size to th
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from ..data.dataset import Dataset
 from ..engine.config import TrainConfig
@@ -27,28 +27,55 @@ from .prepare import prepare
 from .sweep_config import BIG_NOISE_BATCH
 
 
+class NoisePrograms(NamedTuple):
+    """The noise run's compiled programs besides training: the meter's two-batch gradient
+    norms (:func:`.noise.lower_sq_norms`) and the curvature's moments
+    (:func:`.hessian_noise.lower_moments`). They depend on shapes only (the parameters', the
+    data's, the batches'), so a sweep compiles them while its searches run."""
+
+    norms: object
+    moments: object
+
+
+def lower_noise_programs(train_part: Dataset, cfg: TrainConfig, sizes: list,
+                         noise_batches: tuple | None = None, draws: int = 16, *, model=None,
+                         loss=None) -> list:
+    """The lowered :class:`NoisePrograms` of a noise run like ``cfg`` (any batch size and
+    learning rate), in its order; compile each (e.g. in a thread) and pass them on."""
+    from .hessian_noise import lower_moments
+    from .noise import lower_sq_norms
+    small, big = noise_batches or default_noise_batches(sizes, train_part.n)
+    prepared = prepare(train_part, cfg, model, loss)
+    params = prepared.setup(cfg).init_params()
+    examples, hessian_examples = curvature_samples(prepared)
+    return [lower_sq_norms(prepared, params, l2=cfg.l2, draws=draws, b_small=small,
+                           b_big=big),
+            lower_moments(params, prepared, l2=cfg.l2, examples=examples,
+                          hessian_examples=hessian_examples)]
+
+
+def compile_noise_programs(lowered: list) -> NoisePrograms:
+    """:class:`NoisePrograms` from :func:`lower_noise_programs`' lowered programs."""
+    return NoisePrograms(*(program.compile() for program in lowered))
+
+
 def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, sizes: list,
                   noise_batches: tuple | None = None, draws: int = 16, *, model=None,
-                  loss=None) -> dict:
+                  loss=None, programs: NoisePrograms | None = None) -> dict:
     """``{"estimate": {...}, "trace": [{"step", "b_simple"}]}`` of a run of ``cfg``.
 
     The two-batch estimator uses ``noise_batches`` ``(small, big)`` or
-    :func:`default_noise_batches`.
+    :func:`default_noise_batches`. ``programs``: compiled ahead for the same settings
+    (:func:`lower_noise_programs`); default: compiled now.
     """
-    from .hessian_noise import lower_moments
     small, big = noise_batches or default_noise_batches(sizes, train_part.n)
+    if programs is None:
+        programs = compile_noise_programs(lower_noise_programs(
+            train_part, cfg, sizes, noise_batches, draws, model=model, loss=loss))
     prepared = prepare(train_part, cfg, model, loss)
     meter = NoiseScaleMeter(prepared, l2=cfg.l2, b_small=small, b_big=big, draws=draws,
-                            seed=cfg.seed)
-    examples, hessian_examples = curvature_samples(prepared)
-    # The curvature's program needs only the parameters' shapes: it compiles in a thread
-    # while the run trains (nothing of this run is timed).
-    lowered = lower_moments(prepared.setup(cfg).init_params(), prepared, l2=cfg.l2,
-                            examples=examples, hessian_examples=hessian_examples)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        program = pool.submit(lowered.compile)
-        result = train(train_part, validation, cfg, model=model, loss=loss, callback=meter)
-        program = program.result()
+                            seed=cfg.seed, norms=programs.norms)
+    result = train(train_part, validation, cfg, model=model, loss=loss, callback=meter)
     target = cfg.target
     c = crossing(result.history, target) if target is not None else {"reached": False}
     # The run stops at the row that reached the target, so its last rows are the ones near
@@ -57,7 +84,7 @@ def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, si
     est = meter.estimate().to_dict()
     est.update(batch_size=cfg.batch_size, lr=cfg.lr, reached_target=c["reached"],
                at_step=result.steps)
-    est.update(_with_curvature(result.params, prepared, cfg.l2, cfg.seed, program))
+    est.update(_with_curvature(result.params, prepared, cfg.l2, cfg.seed, programs.moments))
     return {"estimate": est, "trace": meter.trace()}
 
 
