@@ -41,8 +41,8 @@ _STORES: dict[str, OrderedDict] = {
     "chunk": OrderedDict(), "checked_chunk": OrderedDict(), "evaluate": OrderedDict()}
 _STATS = {"hits": 0, "misses": 0}
 _BUILT: dict[str, int] = {kind: 0 for kind in _STORES}
-#: Guards the stores and counts: threads may build programs at once (the sweep's probe
-#: compiles every batch size's program concurrently), never the same one twice.
+#: Guards the stores and counts: threads may build programs at once (a sweep's runs made in
+#: threads; its probe on a machine with CPUs to spare), never the same one twice.
 _LOCK = threading.Lock()
 #: ``(kind, key) -> Future`` of a program being built now, which other threads wait for.
 _BUILDING: dict[tuple, Future] = {}

@@ -32,7 +32,9 @@ scaling rule holds everywhere), compare them by *training time* to a target vali
 With an ``executor`` (:mod:`.runbook`; :class:`~.ray_executor.RayExecutor`) the runs of each
 ``run_all`` are made concurrently on its workers, and the probe, the replays and the noise run
 on its one timing worker, while nothing else of the sweep runs: the same records, the times
-of one device.
+of one device. Without one, and with the probe, they are made one thread per usable CPU of
+this process (:class:`~.runbook.ThreadWorkers`), and the noise run's programs compile in a
+thread while the searches run; the probe, the replays and the noise run still run alone.
 """
 
 from __future__ import annotations
