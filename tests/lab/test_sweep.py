@@ -134,9 +134,11 @@ def test_rerun_with_the_same_directory_resumes(digits_sweep, digits_ds):
     events = []
     again = run_sweep(digits_ds, sweep, TrainConfig(model="softmax"), out=out,
                       callback=events.append)
-    # the searches' runs come first; the confirmation's follow the timed decision
-    reused = [e["reused"] for e in events if e["event"] == "run_end"
-              and e["phase"] in ("pilot", "search")]
+    # the searches' runs come first; the confirmation's follow the timed decision (runs made
+    # in threads end in any order: each event names its record's index)
+    ended = {e["index"]: e["reused"] for e in events if e["event"] == "run_end"
+             and e["phase"] in ("pilot", "search")}
+    reused = [ended[i] for i in sorted(ended)]
     assert reused.count(False) == 1 and reused[5] is False
     assert victim.is_file()
     # Steps are deterministic and the probe is reused, so the searches asked for the same
