@@ -128,6 +128,15 @@ def run_config(sweep: SweepConfig, base: TrainConfig, n_train: int, batch_size: 
                         chunk_steps=chunk_steps_for(batch_size))
 
 
+def run_threads(sweep: SweepConfig) -> int:
+    """Runs a sweep makes at once in this process (:class:`~.runbook.ThreadWorkers`): one per
+    usable CPU when the training runs on the CPU and nothing reads the runs' clocks (with the
+    probe, the caps count steps at its costs, and every compared time is a replay, made
+    alone); else one (an accelerator's memory would hold every concurrent run's state)."""
+    import jax
+    return usable_cpus() if sweep.probe and jax.default_backend() == "cpu" else 1
+
+
 def nearest_to_base(sizes, base_batch: int) -> int:
     """The batch size nearest (in ratio) to the base batch; the smaller one on a tie."""
     return min(sizes, key=lambda s: (abs(math.log(s / base_batch)), s))
@@ -192,11 +201,8 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     extra = (len(sizes) if sweep.probe else 0) + (1 if sweep.noise else 0)
     emit({"event": "plan", "runs": runs_guess, "extra": extra})
     fingerprint = data_fingerprint(train_part, validation)
-    # Runs are made several at a time when nothing reads their clocks: with the probe, the
-    # caps count steps at its costs and every compared time is a replay, made alone.
     book = RunBook(train_part, validation, fingerprint=fingerprint, out=out, emit=emit,
-                   model=model, loss=loss, executor=executor,
-                   threads=usable_cpus() if sweep.probe else 1)
+                   model=model, loss=loss, executor=executor, threads=run_threads(sweep))
     spe = {b: steps_per_epoch(n, b, base.drop_last) for b in sizes}
     budget = parse_budget(sweep.budget)
 
