@@ -53,7 +53,7 @@ from ..engine.loop import CHUNK_EXAMPLES, MAX_CHUNK_STEPS
 from ..engine.rundir import environment, prepare_dir
 from ..errors import ConfigError
 from .caps import StepCost, monotone_costs, parse_budget
-from .sweep_config import EVAL_FRACTION, EVALS_PER_RUN, MOST_EVALS, PILOT_EPOCHS, SweepConfig
+from .sweep_config import EVAL_FRACTION, EVALS_PER_RUN, PILOT_EPOCHS, SweepConfig
 from .confirm import confirm_pick, confirmation_sentence
 from .lr_search import FixedPoints, LrSearch
 from .measure import final_metric, metric_name, steps_to_target, target_from
@@ -86,23 +86,17 @@ def chunk_steps_for(batch_size: int) -> int:
 
 
 def eval_schedule_for(sweep: SweepConfig, n: int, batch_size: int, drop_last: bool,
-                      expected_steps: float | None = None, max_steps: int | None = None) -> str:
+                      expected_steps: float | None = None) -> str:
     """Per-run evaluation schedule: ``--eval-every``; else every ``expected_steps /``
     :data:`EVALS_PER_RUN` steps when the steps to the target can be expected (from the batch
     size's best learning rate so far, or another batch size's), else every
-    :data:`EVAL_FRACTION` of an epoch; at least every step, and at most
-    :data:`MOST_EVALS` times over a run of ``max_steps`` (a run capped far beyond what it is
-    expected to need, e.g. one made before any batch size reached the target, would else
-    spend more time evaluating than training)."""
+    :data:`EVAL_FRACTION` of an epoch; at least every step."""
     if sweep.eval_every:
         return sweep.eval_every
     if expected_steps is not None and math.isfinite(expected_steps):
-        every = int(expected_steps // EVALS_PER_RUN)
-    else:
-        every = round(EVAL_FRACTION * steps_per_epoch(n, batch_size, drop_last))
-    if max_steps:
-        every = max(every, max_steps // MOST_EVALS)
-    return f"{max(1, every)} steps"
+        return f"{max(1, int(expected_steps // EVALS_PER_RUN))} steps"
+    spe = steps_per_epoch(n, batch_size, drop_last)
+    return f"{max(1, round(EVAL_FRACTION * spe))} steps"
 
 
 def batch_sizes_for(sweep: SweepConfig, n_train: int) -> tuple:
@@ -123,8 +117,7 @@ def run_config(sweep: SweepConfig, base: TrainConfig, n_train: int, batch_size: 
     return base.replace(batch_size=batch_size, lr=lr, seed=seed, target=target,
                         epochs=None, max_time=None, max_steps=max_steps,
                         eval_every=eval_schedule_for(sweep, n_train, batch_size,
-                                                     base.drop_last, expected_steps,
-                                                     max_steps),
+                                                     base.drop_last, expected_steps),
                         chunk_steps=chunk_steps_for(batch_size))
 
 

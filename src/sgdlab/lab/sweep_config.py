@@ -26,9 +26,6 @@ DEMO = {"data": "digits-augmented:n=4000,side=16,shift=1,noise=0.15", "model": "
 EVAL_FRACTION = 0.05
 #: Evaluations up to the expected steps to the target (so the crossing is found to ~1 %).
 EVALS_PER_RUN = 16
-#: Most evaluations over a run's whole step cap (each costs about a millisecond on the demo,
-#: as much as hundreds of its steps).
-MOST_EVALS = 4 * EVALS_PER_RUN
 #: Epochs of the pilot's runs when no --budget is given.
 PILOT_EPOCHS = 10
 #: The larger batch of the noise run's two-batch estimate is at most this: each evaluation
