@@ -1,7 +1,10 @@
 """Compiled programs are reused across equal runs and never shared across different ones."""
 
+import threading
+
 import jax
 import numpy as np
+import pytest
 from helpers import counted_compilations
 
 from sgdlab import TrainConfig
@@ -72,3 +75,34 @@ def test_clear_forgets_programs():
                              "built": {"chunk": 0, "checked_chunk": 0, "evaluate": 0}}
     train(ds, None, cfg)
     assert cache.stats()["misses"] == 1
+
+
+def test_a_program_built_by_two_threads_at_once_is_compiled_once():
+    """Threads asking the program store for one key while it is being built wait for that
+    build: one compilation, one program, and the build's error reaches every thread."""
+    cache.clear()
+    started, release, builds = threading.Event(), threading.Event(), []
+
+    def build():
+        builds.append(1)
+        started.set()
+        release.wait(5)
+        return object()
+
+    got = []
+    first = threading.Thread(target=lambda: got.append(cache.get_or_build("chunk", ("k",), build)))
+    first.start()
+    started.wait(5)
+    second = threading.Thread(target=lambda: got.append(cache.get_or_build("chunk", ("k",), build)))
+    second.start()
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert len(builds) == 1 and len(got) == 2 and got[0] is got[1]
+    assert cache.stats()["built"]["chunk"] == 1
+
+    def failing():
+        raise RuntimeError("no compiler")
+    with pytest.raises(RuntimeError, match="no compiler"):
+        cache.get_or_build("chunk", ("bad",), failing)
+    assert cache.get_or_build("chunk", ("bad",), object) is not None  # not stored as failed

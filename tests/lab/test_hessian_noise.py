@@ -168,3 +168,23 @@ def test_a_gradient_lost_in_sampling_noise_names_what_takes_more_rows():
     assert "sampling noise of the 200 rows used for G" in res.reason, res
     assert "sgdlab.lab.noise_scales(..., hessian_examples=...)" in res.reason
     assert "raise hessian_examples" not in res.reason
+
+
+def test_a_program_compiled_ahead_from_other_parameters_gives_the_same_scales():
+    """The measurement's program depends on the parameters' shapes only: compiled ahead
+    (in a thread, as the sweep's noise run does while it trains) from the initial
+    parameters, it gives the scales the measurement computes on its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sgdlab.lab.hessian_noise import lower_moments
+    ds, w_star = _linreg(n=2000)
+    prepared = _prepared(ds)
+    settings = dict(examples=64, hessian_examples=256)
+    lowered = lower_moments(_params(np.zeros(D)), prepared, **settings)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        program = pool.submit(lowered.compile).result()
+    at = _params(w_star + 0.3)
+    ahead = noise_scales(at, prepared, seed=1, program=program, **settings)
+    alone = noise_scales(at, prepared, seed=1, **settings)
+    assert ahead.to_dict() == alone.to_dict()
+    assert math.isfinite(ahead.b_noise) and math.isfinite(ahead.b_simple)

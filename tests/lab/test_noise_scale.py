@@ -81,3 +81,27 @@ def test_bad_noise_batches_are_config_errors(digits_ds):
         NoiseScaleMeter(prepared, b_small=64, b_big=64)
     with pytest.raises(ConfigError, match="--noise-batches"):
         estimate_noise_scale(None, prepared, b_small=0, b_big=8)
+
+
+def test_the_noise_runs_programs_compiled_ahead_give_the_same_measurement(digits_ds):
+    """The sweep compiles the noise run's meter and curvature programs in a thread while its
+    searches run, from a run of another batch size and learning rate: they depend on shapes
+    only, and the measurement is the one the noise run makes compiling them itself."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sgdlab.lab.sweep_noise import (compile_noise_programs, lower_noise_programs,
+                                        measure_noise)
+    parts = split(digits_ds, validation=0.2, seed=0)
+    cfg = TrainConfig(model="softmax", batch_size=32, lr=0.5, target=0.9, max_steps=200,
+                      eval_every="10 steps", seed=0)
+    sizes = [8, 32, 128]
+    lowered = lower_noise_programs(parts.train, cfg.replace(batch_size=8, lr=0.01), sizes,
+                                   None, 4)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        programs = pool.submit(compile_noise_programs, lowered).result()
+    ahead = measure_noise(parts.train, parts.validation, cfg, sizes, None, 4,
+                          programs=programs)
+    alone = measure_noise(parts.train, parts.validation, cfg, sizes, None, 4)
+    assert json.dumps(ahead, sort_keys=True) == json.dumps(alone, sort_keys=True)
+    assert ahead["trace"] and ahead["estimate"]["b_small"] == 8

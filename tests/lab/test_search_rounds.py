@@ -138,3 +138,35 @@ def test_without_a_probe_each_batch_size_costs_its_own_runs():
     assert set(r.costs) == set(SIZES)
     assert r.costs[32].step_seconds == pytest.approx(COST[32].step_seconds)
     assert searches[256].lr(searches[256].best()) == pytest.approx(BEST_LR[256], rel=0.2)
+
+
+def test_steps_known_before_the_rounds_set_how_often_the_first_runs_evaluate():
+    """The pilot's steps to the target (at the first batch size) give every run an expected
+    number of steps, scaled to the same examples, until a point of a search reaches the
+    target; without them the first runs have none. The runs and records are the same."""
+    def run(known):
+        book, seen = FakeBook(), []
+
+        def config_for(b, lr, seed, cap, expected):
+            seen.append((len(book.rounds), b, expected))
+            return TrainConfig(batch_size=b, lr=lr, seed=seed, max_steps=cap, target=0.9)
+
+        rounds = SearchRounds(book, SIZES, seeds=[0, 1, 2], target=0.9, config_for=config_for,
+                              make_search=lambda b: LrSearch(0.1 * math.sqrt(b / 32)),
+                              costs=COST, budget={}, first_batch=32,
+                              steps_per_epoch={b: 1000 // b for b in SIZES},
+                              lr_multiplier=lambda b, lr: lr, known_steps=known)
+        rounds.run()
+        return seen, [(r.batch_size, r.lr, r.seed, r.status) for r in book.records]
+
+    without, records = run(None)
+    with_pilot, same_records = run({32: 320})
+    assert same_records == records
+    assert [e for _, _, e in without[:1]] == [None]
+    first_round = [(b, e) for rnd, b, e in with_pilot if rnd == 0]
+    assert first_round == [(32, 320)]
+    second = {b: e for rnd, b, e in with_pilot if rnd == 1}  # (32 runs its other seeds)
+    assert second == {4: 320 * 32 / 4, 256: 320 * 32 / 256}
+    # once a point of a search reached the target, its own steps take over
+    later = [(b, e) for rnd, b, e in with_pilot if rnd >= 3 and b == 32]
+    assert later and all(e != 320 for _, e in later)

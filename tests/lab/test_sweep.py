@@ -6,6 +6,7 @@ that say how to fix them."""
 import json
 import math
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from sgdlab.lab.measure import steps_to_target
 from sgdlab.lab.sweep import (SweepConfig, chunk_steps_for, default_batch_sizes,
                               eval_schedule_for, run_sweep)
 from sgdlab.lab.caps import parse_budget
+from sgdlab.lab.runbook import RunBook
+from sgdlab.lab.sweep_config import EVALS_PER_RUN
 
 SIZES = (16, 64, 256)
 
@@ -131,9 +134,11 @@ def test_rerun_with_the_same_directory_resumes(digits_sweep, digits_ds):
     events = []
     again = run_sweep(digits_ds, sweep, TrainConfig(model="softmax"), out=out,
                       callback=events.append)
-    # the searches' runs come first; the confirmation's follow the timed decision
-    reused = [e["reused"] for e in events if e["event"] == "run_end"
-              and e["phase"] in ("pilot", "search")]
+    # the searches' runs come first; the confirmation's follow the timed decision (runs made
+    # in threads end in any order: each event names its record's index)
+    ended = {e["index"]: e["reused"] for e in events if e["event"] == "run_end"
+             and e["phase"] in ("pilot", "search")}
+    reused = [ended[i] for i in sorted(ended)]
     assert reused.count(False) == 1 and reused[5] is False
     assert victim.is_file()
     # Steps are deterministic and the probe is reused, so the searches asked for the same
@@ -157,6 +162,32 @@ def test_a_fresh_sweep_with_the_same_probe_makes_the_same_runs(digits_ds, tmp_pa
     key = lambda r: (r.key, r.cap, r.status, r.summary["steps"])  # noqa: E731
     assert [key(r) for r in a.records] == [key(r) for r in b.records]
     assert b.cost.reused == 0
+
+
+def test_runs_made_in_threads_are_the_runs_made_one_after_another(digits_ds, tmp_path,
+                                                                  monkeypatch):
+    """With the probe, a round's runs are made several at a time (one thread per usable
+    CPU): the same runs, in the same order, with the same steps and histories as one after
+    another (the same stored probe: the same caps)."""
+    import sgdlab.lab.sweep as sweep_module
+    sweep = SweepConfig(batch_sizes=(16, 64, 256), seeds=2, target=0.92, noise=False,
+                        confirm=False, timing_rounds=1)
+    monkeypatch.setattr(sweep_module, "usable_cpus", lambda: 1)
+    a = run_sweep(digits_ds, sweep, TrainConfig(), out=tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "throughput.json", tmp_path / "b" / "throughput.json")
+    monkeypatch.setattr(sweep_module, "usable_cpus", lambda: 3)
+    made = []
+    original = RunBook.make
+    monkeypatch.setattr(RunBook, "make", lambda self, request: made.append(
+        threading.get_ident()) or original(self, request))
+    b = run_sweep(digits_ds, sweep, TrainConfig(), out=tmp_path / "b")
+    assert len(set(made)) > 1  # the runs were made in more than one thread
+    key = lambda r: (r.key, r.cap, r.status, r.summary["steps"])  # noqa: E731
+    assert [key(r) for r in a.records] == [key(r) for r in b.records]
+    assert [r.history.without_time() for r in a.records] == \
+        [r.history.without_time() for r in b.records]
+    assert b.recommendation.batch_size in (16, 64, 256)
 
 
 def _easy_linreg(n=2048, d=8, seed=0):
@@ -220,6 +251,12 @@ def test_pilot_chooses_the_target_when_none_is_given(digits_ds):
     assert result.target == math.floor(100 * 0.99 * best) / 100
     assert "0.99 x the best final value" in result.target_source and result.target_auto
     assert steps_to_target(pilot[0].history, result.target) <= pilot[0].summary["steps"]
+    # it evaluates EVALS_PER_RUN times over its length (and at step 0): the target needs its
+    # last value, and its steps to the target set how often the first search runs evaluate
+    assert len(pilot[0].history) <= EVALS_PER_RUN + 2
+    pilot_steps = steps_to_target(pilot[0].history, result.target)
+    first = next(r for r in result.records if r.phase == "search" and r.batch_size == 32)
+    assert first.config["eval_every"] == f"{int(pilot_steps // EVALS_PER_RUN)} steps"
 
 
 def test_defaults_and_schedules():
@@ -273,3 +310,28 @@ def test_a_pilot_that_learns_nothing_is_an_error_not_a_target_met_at_step_0(digi
         run_sweep(digits_ds, SweepConfig(batch_sizes=(16, 64), lr=1e-9, seeds=1,
                                          budget="20 steps", probe=False, noise=False,
                                          confirm=False), TrainConfig(model="softmax"))
+
+
+def test_a_failing_run_among_threads_stops_the_runs_not_begun(digits_ds, monkeypatch):
+    """Runs made in threads: the first failure ends the round with its error, and the runs
+    not begun by then are not made."""
+    from sgdlab.lab.runbook import RunRequest
+    from sgdlab.lab.records import data_fingerprint
+    book = RunBook(digits_ds, digits_ds, fingerprint=data_fingerprint(digits_ds, digits_ds),
+                   threads=2)
+    made = []
+
+    def make(self, request):
+        made.append(request.config.seed)
+        if request.config.seed == 0:
+            raise ConfigError("run 0 failed")
+        threading.Event().wait(0.2)
+        return original(self, request)
+
+    original = RunBook.make
+    monkeypatch.setattr(RunBook, "make", make)
+    cfg = TrainConfig(model="softmax", batch_size=64, lr=0.1, max_steps=2)
+    requests = [RunRequest(cfg.replace(seed=s)) for s in range(20)]
+    with pytest.raises(ConfigError, match="run 0 failed"):
+        book.run_all(requests)
+    assert len(made) < len(requests)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sgdlab.engine import TrainConfig, cache, train
-from sgdlab.lab.throughput import probe_throughput
+from sgdlab.lab.throughput import TIMED_STEPS, probe_throughput
 
 SIZES = (16, 64, 256)
 REPEATS = 2
@@ -76,8 +76,9 @@ def fake_costs(monkeypatch):
 
 def test_rows_follow_the_probes_own_accounting(digits_ds, fake_costs):
     cache.clear()
+    # one build at a time: the fake clock adds every build's cost to whoever reads it
     rows = probe_throughput(digits_ds, list(reversed(_configs())), repeats=REPEATS,
-                            min_call_examples=MIN_EXAMPLES)
+                            min_call_examples=MIN_EXAMPLES, compile_workers=1)
     assert [r["batch_size"] for r in rows] == list(SIZES)  # sorted, one row per size
     for r in rows:
         b, k = r["batch_size"], r["chunk_steps"]
@@ -145,3 +146,37 @@ def test_the_probe_times_the_program_training_runs(digits_ds):
             assert math.isfinite(row[key]) and row[key] > 0, (key, row)
         assert row["compile_seconds"] >= 0 and row["diverged"] is False
     assert np.isclose(rows[0]["step_cost_ratio"], 1.0)
+
+
+def test_concurrent_compilation_builds_the_programs_serial_compilation_builds(digits_ds):
+    """Compiled several at a time, the probe builds one program per batch size, exactly as
+    when it compiles them one after another: the same number, the same chunk lengths, the
+    programs training then uses (it compiles nothing more) and the same bits."""
+    configs = _configs()
+    programs = {}
+    for workers in (1, len(configs)):
+        cache.clear()
+        rows = probe_throughput(digits_ds, configs, repeats=1, compile_workers=workers)
+        assert cache.stats()["built"]["chunk"] == len(configs)
+        programs[workers] = ([r["chunk_steps"] for r in rows],)
+        results = [train(digits_ds, None, cfg) for cfg in configs]
+        assert cache.stats()["built"]["chunk"] == len(configs)  # training reused them all
+        programs[workers] += ([np.asarray(r.params["W"]) for r in results],)
+    (steps1, w1), (steps2, w2) = programs.values()
+    assert steps1 == steps2
+    assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
+
+
+
+def test_a_long_chunk_is_timed_over_at_most_timed_steps(digits_ds, fake_costs):
+    """Batch size 1's chunk holds more steps than a timing needs: its calls run
+    TIMED_STEPS active steps of the same program, and the step cost comes out the same."""
+    cache.clear()
+    cfg = TrainConfig(model="softmax", batch_size=1, lr=0.1, epochs=1, seed=0)
+    row, = probe_throughput(digits_ds, [cfg], repeats=REPEATS, compile_workers=1)
+    assert row["chunk_steps"] > TIMED_STEPS
+    assert row["step_seconds"] == pytest.approx(step_cost(1), rel=1e-9)
+    assert row["call_seconds"] == pytest.approx(CALL, rel=1e-9)
+    active = [n for b, n in fake_costs if n]
+    assert set(active) == {TIMED_STEPS}
+    assert len(active) == (REPEATS + 1) * row["calls"]

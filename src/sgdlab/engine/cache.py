@@ -22,7 +22,9 @@ keyed by the names and options they were built from instead. The store is a smal
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from typing import Any, Callable
 
 import jax
@@ -39,6 +41,11 @@ _STORES: dict[str, OrderedDict] = {
     "chunk": OrderedDict(), "checked_chunk": OrderedDict(), "evaluate": OrderedDict()}
 _STATS = {"hits": 0, "misses": 0}
 _BUILT: dict[str, int] = {kind: 0 for kind in _STORES}
+#: Guards the stores and counts: threads may build programs at once (a sweep's runs made in
+#: threads; its probe on a machine with CPUs to spare), never the same one twice.
+_LOCK = threading.Lock()
+#: ``(kind, key) -> Future`` of a program being built now, which other threads wait for.
+_BUILDING: dict[tuple, Future] = {}
 
 
 def _leaf_signature(x) -> tuple:
@@ -149,30 +156,55 @@ def bucket_steps(k: int) -> int:
 
 
 def get_or_build(kind: str, key: tuple, build: Callable[[], Any]):
-    """The program stored under ``key`` for ``kind``, or ``build()``'s, stored first."""
+    """The program stored under ``key`` for ``kind``, or ``build()``'s, stored first.
+
+    Safe to call from several threads: different keys build at the same time (compiling
+    releases the interpreter lock), and a thread asking for a key another thread is building
+    waits for that build instead of compiling it again."""
     store = _STORES[kind]
-    if key in store:
-        store.move_to_end(key)
-        _STATS["hits"] += 1
-        return store[key]
-    _STATS["misses"] += 1
-    _BUILT[kind] += 1
-    program = build()
-    store[key] = program
-    while len(store) > MAX_ENTRIES:
-        store.popitem(last=False)
+    with _LOCK:
+        if key in store:
+            store.move_to_end(key)
+            _STATS["hits"] += 1
+            return store[key]
+        pending = _BUILDING.get((kind, key))
+        mine = pending is None
+        if mine:
+            pending = _BUILDING[(kind, key)] = Future()
+            _STATS["misses"] += 1
+            _BUILT[kind] += 1
+        else:
+            _STATS["hits"] += 1
+    if not mine:
+        return pending.result()
+    try:
+        program = build()
+    except BaseException as error:
+        with _LOCK:
+            del _BUILDING[(kind, key)]
+        pending.set_exception(error)
+        raise
+    with _LOCK:
+        store[key] = program
+        while len(store) > MAX_ENTRIES:
+            store.popitem(last=False)
+        del _BUILDING[(kind, key)]
+    pending.set_result(program)
     return program
 
 
 def stats() -> dict:
     """``{"hits", "misses", "entries", "built": {kind: programs compiled}}`` since start (or
     the last :func:`clear`). ``built["chunk"]`` counts compiled training programs."""
-    return {**_STATS, "entries": sum(len(s) for s in _STORES.values()), "built": dict(_BUILT)}
+    with _LOCK:
+        return {**_STATS, "entries": sum(len(s) for s in _STORES.values()),
+                "built": dict(_BUILT)}
 
 
 def clear() -> None:
     """Forget every stored program (the next run compiles again)."""
-    for store in _STORES.values():
-        store.clear()
-    _STATS.update(hits=0, misses=0)
-    _BUILT.update({kind: 0 for kind in _BUILT})
+    with _LOCK:
+        for store in _STORES.values():
+            store.clear()
+        _STATS.update(hits=0, misses=0)
+        _BUILT.update({kind: 0 for kind in _BUILT})

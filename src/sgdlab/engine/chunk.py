@@ -30,6 +30,7 @@ Divergence is handled in two tiers so the common path pays nothing per step:
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
@@ -202,13 +203,21 @@ def make_checked_chunk_fn(value_and_grad: ValueAndGrad,
     return _gathering(value_and_grad, optimizer, checked_steps)
 
 
+#: Tracing and lowering take the interpreter lock throughout; only XLA's compilation runs
+#: beside other threads. One thread lowers at a time, so programs built concurrently
+#: (:func:`sgdlab.engine.cache.get_or_build` from several threads) overlap only where they can.
+_LOWERING = threading.Lock()
+
+
 def compile_chunk(run_chunk, state, X, T, chunk_steps: int, batch_size: int):
-    """Ahead-of-time compile for one ``(K, B)`` shape; a compiled call can never recompile."""
+    """Ahead-of-time compile for one ``(K, B)`` shape; a compiled call can never recompile.
+    Safe to call from several threads at once (their compilations run concurrently)."""
     idx = jax.ShapeDtypeStruct((chunk_steps, batch_size), jnp.int32)
     w = jax.ShapeDtypeStruct((chunk_steps, batch_size), jnp.float32)
     n = jax.ShapeDtypeStruct((), jnp.int32)
-    return check_fits(jax.jit(run_chunk).lower(state, X, T, idx, w, n, lr_shape()).compile(),
-                      "one training step")
+    with _LOWERING:
+        lowered = jax.jit(run_chunk).lower(state, X, T, idx, w, n, lr_shape())
+    return check_fits(lowered.compile(), "one training step")
 
 
 def lr_shape() -> jax.ShapeDtypeStruct:

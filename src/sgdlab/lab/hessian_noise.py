@@ -137,14 +137,32 @@ def _pick(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=k, replace=False)).astype(np.int32)
 
 
+def lower_moments(params, prepared: Prepared, *, l2: float = 0.0, examples: int = 1024,
+                  hessian_examples: int = 4096):
+    """The program :func:`noise_scales` runs, lowered for parameters shaped like ``params``
+    (their values do not enter) and the same settings; its ``compile()`` gives
+    ``program(params, X, T, rows (N_h,), sample (m,)) -> moments``. Compiling takes seconds
+    and releases the interpreter lock: a caller may compile it in a thread while the
+    parameters train, and pass it to :func:`noise_scales`."""
+    n = prepared.n
+    nh, m = min(n, hessian_examples), min(n, examples)
+    size = ravel_pytree(params)[0].size
+    block = int(np.clip(_BLOCK_FLOATS // (size + nh * prepared.n_out), 1, min(m, 256)))
+    rows = jax.ShapeDtypeStruct((nh,), np.int32)
+    sample = jax.ShapeDtypeStruct((m,), np.int32)
+    return _moments.lower(params, prepared.X, prepared.T, rows, sample, model=prepared.model,
+                          loss=prepared.loss, l2=float(l2), block=block)
+
+
 def noise_scales(params, prepared: Prepared, *, l2: float = 0.0, examples: int = 1024,
                  hessian_examples: int = 4096, seed: int = 0,
-                 resamples: int = 400) -> NoiseScales:
+                 resamples: int = 400, program=None) -> NoiseScales:
     """``B_simple`` and ``B_noise`` at ``params`` on the training rows of ``prepared``.
 
     ``l2`` must be the run's: it is part of the objective, hence of ``G`` and ``H``. Rows are
     drawn with ``seed``; ``resamples`` bootstrap replicates give the intervals. Cost: about
     ``min(n, examples) * min(n, hessian_examples)`` per-row forward-and-backward passes.
+    ``program``: :func:`lower_moments` of the same settings, compiled ahead (default: now).
     """
     n = prepared.n
     if n < 2 or examples < 2 or hessian_examples < 1 or resamples < 1:
@@ -156,10 +174,9 @@ def noise_scales(params, prepared: Prepared, *, l2: float = 0.0, examples: int =
     rows, sample = _pick(rng, n, hessian_examples), _pick(rng, n, examples)
     nh, m = len(rows), len(sample)
     flat = ravel_pytree(params)[0]
-    block = int(np.clip(_BLOCK_FLOATS // (flat.size + nh * prepared.n_out), 1, min(m, 256)))
-    out = jax.device_get(_moments(params, prepared.X, prepared.T, rows, sample,
-                                  model=prepared.model, loss=prepared.loss, l2=float(l2),
-                                  block=block))
+    program = program or lower_moments(params, prepared, l2=l2, examples=examples,
+                                       hessian_examples=hessian_examples).compile()
+    out = jax.device_get(program(params, prepared.X, prepared.T, rows, sample))
     out = {k: np.asarray(v, np.float64) for k, v in out.items()}  # ratios on the host in f64
     eps = float(jnp.finfo(flat.dtype).eps)
 

@@ -89,6 +89,16 @@ def make_sq_norms(model, loss, l2: float = 0.0, gradient: str = "autodiff"):
     return jax.jit(norms)
 
 
+def lower_sq_norms(prepared: Prepared, params, *, l2: float = 0.0, draws: int = 16,
+                   b_small: int = 8, b_big: int = 256):
+    """:func:`make_sq_norms` lowered for parameters shaped like ``params`` and ``draws``
+    batches of each size: its ``compile()`` is the program a :class:`NoiseScaleMeter` of
+    these settings runs (``norms=``), which a caller may compile ahead, in a thread."""
+    idx = [jax.ShapeDtypeStruct((draws, b), np.int32) for b in (b_small, b_big)]
+    return make_sq_norms(prepared.model, prepared.loss, l2).lower(
+        params, prepared.X, prepared.T, *idx)
+
+
 def unbiased(sq_small, sq_big, b_small: int, b_big: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-draw estimates ``(|G|^2, tr Sigma)`` from squared batch-gradient norms (arrays)."""
     sq_small, sq_big = np.asarray(sq_small, float), np.asarray(sq_big, float)
@@ -150,13 +160,13 @@ class NoiseScaleMeter:
 
     def __init__(self, prepared: Prepared, *, l2: float = 0.0, b_small: int = 8,
                  b_big: int = 256, draws: int = 16, seed: int = 0, smoothing: float = 0.3,
-                 window: float = 0.5):
+                 window: float = 0.5, norms=None):
         check_batches(b_small, b_big)
         self.prepared, self.l2 = prepared, l2
         self.b_small, self.b_big, self.draws = b_small, b_big, draws
         self.smoothing, self.window = smoothing, window
         self.rng = np.random.default_rng(seed)
-        self.norms = None
+        self.norms = norms  # compiled ahead (lower_sq_norms), else at the first row
         self.steps: list[int] = []
         self.g2: list[np.ndarray] = []
         self.s: list[np.ndarray] = []

@@ -5,7 +5,8 @@ asked for as a :class:`RunRequest`. :class:`RunBook` keeps every record in the o
 asked for it, so the sweep itself only decides *which* runs to make (the pilot, the rounds of
 the learning-rate searches, the confirmation). The requests of one call of
 :meth:`RunBook.run_all` do not depend on each other: they may run in any order (here one after
-another, in the order given; with an *executor*, e.g.
+another, in the order given, or ``threads`` at a time in threads of this process,
+:class:`ThreadWorkers`; with an *executor*, e.g.
 :class:`~sgdlab.lab.ray_executor.RayExecutor`, concurrently on its workers, each record
 written by this process as it arrives). Whatever is timed for a comparison (the probe, the
 replays) goes through :meth:`RunBook.timed`: here, or on the executor's one timing worker.
@@ -19,6 +20,7 @@ the timing worker, with that worker's own book of the sweep's data) and ``close(
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -54,12 +56,13 @@ class RunBook:
     ``batch_size``, ``lr``, ``seed``, ``phase``; ``run_end`` adds ``reused`` and ``status``)
     and ``replan`` events (``runs``: the expected number of runs, which grows as the search
     learns where the best learning rates lie). ``executor``: where runs are made (module
-    docstring); None: here, one after another.
+    docstring); None: here, one after another, or ``threads`` at a time (:class:`ThreadWorkers`:
+    only where nothing reads the runs' clocks).
     """
 
     def __init__(self, train_part: Dataset, validation: Dataset, *, fingerprint: str,
                  out: str | Path | None = None, emit: Callable[[dict], None] | None = None,
-                 model=None, loss=None, executor=None):
+                 model=None, loss=None, executor=None, threads: int = 1):
         self.train_part, self.validation = train_part, validation
         self.fingerprint, self.out = fingerprint, out
         self.emit = emit or (lambda event: None)
@@ -69,6 +72,7 @@ class RunBook:
         self.expected = 0
         self.reused = 0
         self.executor, self.workers = executor, None
+        self.threads = threads
 
     @property
     def device(self) -> str:
@@ -76,9 +80,11 @@ class RunBook:
         return self.started().device if self.executor is not None else here().device
 
     def started(self):
-        """The executor's workers for this book, started at the first call."""
+        """The executor's workers for this book (without an executor, ``threads`` threads of
+        this process: :class:`ThreadWorkers`), started at the first call."""
         if self.workers is None:
-            self.workers = self.executor.start(self)
+            self.workers = self.executor.start(self) if self.executor is not None else \
+                ThreadWorkers(self, self.threads)
         return self.workers
 
     def close(self) -> None:
@@ -94,7 +100,7 @@ class RunBook:
 
     def run_all(self, requests: list[RunRequest]) -> list[RunRecord]:
         """The records of ``requests``, in their order."""
-        if self.executor is None:
+        if self.executor is None and (self.threads <= 1 or len(requests) < 2):
             return [self.run(r) for r in requests]
         return self._run_on_workers(requests)
 
@@ -150,9 +156,10 @@ class RunBook:
                            cap_reason=request.cap_reason)
 
     def timed(self, fn: Callable, *args, progress: Callable | None = None):
-        """``fn(book, *args, progress=...)`` where this sweep's times are measured: here, or
-        on the executor's one timing worker (with its own book of the same data, and no
-        progress reports), so every time of a comparison comes from one device."""
+        """``fn(book, *args, progress=...)`` where this sweep's times are measured: here (no
+        run of the book in flight), or on the executor's one timing worker (with its own book
+        of the same data, and no progress reports), so every time of a comparison comes from
+        one device."""
         if self.executor is None:
             return fn(self, *args, progress=progress)
         return self.started().call(fn, *args)
@@ -177,9 +184,50 @@ class RunBook:
         """One run of ``cfg`` on the sweep's data (prepared on the device once, by the first
         run, for all of them), from ``init_params`` when given (a branch of a batch-size
         warmup), with ``callback`` (:func:`sgdlab.engine.train`'s)."""
-        if self.placed is None:  # prepared alike for every batch size (and schedule)
+        self.place(cfg)
+        return train(self.train_part, self.validation, cfg, model=self.model, loss=self.loss,
+                     placed=self.placed, init_params=init_params, callback=callback)
+
+    def place(self, cfg: TrainConfig) -> None:
+        """Put the sweep's data on the device for runs like ``cfg``, unless it is there
+        (prepared alike for every batch size and batch schedule)."""
+        if self.placed is None:
             one = cfg.replace(batch_schedule=None, lr_scaling="none")
             self.placed = place_data(self.train_part, self.validation, one, model=self.model,
                                      loss=self.loss)
-        return train(self.train_part, self.validation, cfg, model=self.model, loss=self.loss,
-                     placed=self.placed, init_params=init_params, callback=callback)
+
+
+class ThreadWorkers:
+    """The workers of a :class:`RunBook` without an executor: ``threads`` runs made at once
+    in threads of this process (a compiled call releases the interpreter lock, so the runs
+    of a round use as many CPU cores). Their records are those of runs made one after
+    another (each run depends on its configuration and seed alone); their clocks share the
+    machine, so the sweep times nothing this way (:meth:`RunBook.timed` runs alone)."""
+
+    def __init__(self, book: RunBook, threads: int):
+        self.book, self.threads = book, threads
+        self.device = here().device
+
+    def make_all(self, requests: list[RunRequest], started: Callable,
+                 finished: Callable) -> None:
+        """Make ``requests`` concurrently; ``started(i)`` (as request ``i`` is handed to the
+        threads) and ``finished(i, record)`` (as each run ends) are called from this thread.
+        A run that fails (or an interrupt) cancels the runs not begun; the records finished
+        by then have been handed to ``finished``."""
+        self.book.place(requests[0].config)  # once, before the threads share it
+        pool = ThreadPoolExecutor(max_workers=self.threads)
+        try:
+            running = {}
+            for i, request in enumerate(requests):
+                started(i)
+                running[pool.submit(self.book.make, request)] = i
+            for future in as_completed(running):
+                finished(running[future], future.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def call(self, fn: Callable, *args):
+        return fn(self.book, *args)
+
+    def close(self) -> None:
+        """Nothing to let go: the threads end with each :meth:`make_all`."""

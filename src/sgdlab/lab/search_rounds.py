@@ -61,16 +61,20 @@ class SearchRounds:
     ``costs`` maps a batch size to its :class:`~.caps.StepCost` (probe), or is empty (then
     each batch size's cost is estimated from its own runs); ``budget`` is the parsed
     ``--budget`` (``{}`` for none); ``make_search(B)`` builds a batch size's search.
+    ``known_steps`` (``{B: steps}``): steps to the target known before the rounds (the
+    pilot's), which set how often the runs evaluate until a point of a search reaches it.
     """
 
     def __init__(self, book: RunBook, sizes: tuple, *, seeds: list, target: float | None,
                  config_for: Callable[..., TrainConfig], make_search: Callable,
                  costs: dict, budget: dict, steps_per_epoch: dict, first_batch: int,
-                 lr_multiplier: Callable[[int, float], float]):
+                 lr_multiplier: Callable[[int, float], float],
+                 known_steps: dict | None = None):
         self.book, self.sizes, self.seeds, self.target = book, sizes, seeds, target
         self.config_for, self.costs, self.budget = config_for, dict(costs), budget
         self.spe, self.first_batch, self.lr_multiplier = steps_per_epoch, first_batch, \
             lr_multiplier
+        self.known_steps = dict(known_steps or {})
         self.searches = {b: make_search(b) for b in sizes}
         self.reasons: dict = {}      # (B, x) -> cap reason of that point's runs
         self.first: dict = {}        # (B, x) -> (request, record) of a first seed that reached
@@ -118,13 +122,15 @@ class SearchRounds:
 
     def expected_steps(self, b: int) -> float | None:
         """The steps batch size ``b`` may be expected to need: its best point's so far, else
-        the nearest batch size's that reached, scaled to the same examples (perfect scaling);
-        None before any reached. Sets how often its next runs evaluate."""
+        the nearest batch size's that reached, scaled to the same examples (perfect scaling),
+        else the same from ``known_steps``; None when nothing reached. Sets how often its
+        next runs evaluate."""
         s = self.searches[b]
         if s.tried and math.isfinite(s.tried[s.best()].steps_median):
             return s.tried[s.best()].steps_median
         known = [(o, s.tried[s.best()].steps_median) for o, s in self.searches.items()
                  if s.tried and math.isfinite(s.tried[s.best()].steps_median)]
+        known = known or list(self.known_steps.items())
         if not known:
             return None
         other, steps = min(known, key=lambda k: (abs(math.log(k[0] / b)), k[0]))

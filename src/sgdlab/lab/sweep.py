@@ -35,7 +35,9 @@ scaling rule holds everywhere), compare them by *training time* to a target vali
 With an ``executor`` (:mod:`.runbook`; :class:`~.ray_executor.RayExecutor`) the runs of each
 ``run_all`` are made concurrently on its workers, and the probe, the replays and the noise run
 on its one timing worker, while nothing else of the sweep runs: the same records, the times
-of one device.
+of one device. Without one, and with the probe, they are made one thread per usable CPU of
+this process (:class:`~.runbook.ThreadWorkers`), and the noise run's programs compile in a
+thread while the searches run; the probe, the replays and the noise run still run alone.
 """
 
 from __future__ import annotations
@@ -58,15 +60,17 @@ from .sweep_config import EVAL_FRACTION, EVALS_PER_RUN, PILOT_EPOCHS, SweepConfi
 from .sweep_warmup import check_warmup, measure_warmup
 from .confirm import confirm_pick, confirmation_sentence
 from .lr_search import FixedPoints, LrSearch
-from .measure import final_metric, metric_name, target_from
+from .measure import final_metric, metric_name, steps_to_target, target_from
 from .next_run import recommended_command
 from .recommend import recommend
 from .records import RunRecord, data_fingerprint, stored_result
 from .runbook import RunBook, RunRequest
 from .search_rounds import SearchRounds, rescore
 from .summary import NoiseResult, ProbeRow, SweepCost, SweepResult, write_tables
+from .sweep_noise import lower_noise_programs
 from .tables import batch_rows, point_rows, run_rows
 from .ties import decide
+from .throughput import usable_cpus
 from .timing import Replay, ReplayTimes, planned, time_replays
 
 
@@ -119,6 +123,15 @@ def run_config(sweep: SweepConfig, base: TrainConfig, n_train: int, batch_size: 
                         eval_every=eval_schedule_for(sweep, n_train, batch_size,
                                                      base.drop_last, expected_steps),
                         chunk_steps=chunk_steps_for(batch_size))
+
+
+def run_threads(sweep: SweepConfig) -> int:
+    """Runs a sweep makes at once in this process (:class:`~.runbook.ThreadWorkers`): one per
+    usable CPU when the training runs on the CPU and nothing reads the runs' clocks (with the
+    probe, the caps count steps at its costs, and every compared time is a replay, made
+    alone); else one (an accelerator's memory would hold every concurrent run's state)."""
+    import jax
+    return usable_cpus() if sweep.probe and jax.default_backend() == "cpu" else 1
 
 
 def nearest_to_base(sizes, base_batch: int) -> int:
@@ -188,7 +201,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     emit({"event": "plan", "runs": runs_guess, "extra": extra})
     fingerprint = data_fingerprint(train_part, validation)
     book = RunBook(train_part, validation, fingerprint=fingerprint, out=out, emit=emit,
-                   model=model, loss=loss, executor=executor)
+                   model=model, loss=loss, executor=executor, threads=run_threads(sweep))
     spe = {b: steps_per_epoch(n, b, base.drop_last) for b in sizes}
     budget = parse_budget(sweep.budget)
 
@@ -210,16 +223,26 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     # 2. the target
     first = nearest_to_base(sizes, sweep.base_batch)
     target, source = sweep.target, "given"
+    known_steps: dict = {}  # steps to the target known before the search: the pilot's
     if target is None and sweep.stop_at_target:
         emit({"event": "phase", "name": "pilot"})
         book.expect(runs_guess + 3, extra)
-        target, source = pilot_target(book, sweep, first, spe[first], budget, costs.get(first),
-                                      config_for, base.seed)
+        target, source, pilot_steps = pilot_target(book, sweep, first, spe[first], budget,
+                                                   costs.get(first), config_for, base.seed)
+        if math.isfinite(pilot_steps):
+            known_steps[first] = pilot_steps
     stop = target if sweep.stop_at_target else None
     clock.lap("pilot")
 
     # 3. the learning-rate searches of every batch size, in rounds
     emit({"event": "phase", "name": "learning-rate search"})
+    # The noise run's other programs compile meanwhile (its shapes are known; the searches'
+    # runs are not timed); here only: an executor makes the noise run on its timing worker.
+    noise_programs = None
+    if sweep.noise and executor is None:
+        noise_programs = compile_in_background(lower_noise_programs(
+            train_part, config_for(first, sweep.lr_for(first), base.seed, 1), sorted(sizes),
+            sweep.noise_batches, sweep.noise_draws, model=model, loss=loss))
 
     def make_search(b):
         lr0 = sweep.lr_for(b)
@@ -235,11 +258,14 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
                               b, lr, s, cap, stop, expected),
                           make_search=make_search, costs=costs, budget=budget,
                           steps_per_epoch=spe, first_batch=first,
-                          lr_multiplier=lambda b, lr: lr / sweep.lr_for(b))
+                          lr_multiplier=lambda b, lr: lr / sweep.lr_for(b),
+                          known_steps=known_steps)
     left = lambda: sum(0 if s.done else 3 * sweep.seeds  # noqa: E731 (a guess per search)
                        for s in rounds.searches.values())
     searches = rounds.run(on_round=lambda r: book.expect(left() + (
         sweep.seeds if sweep.confirm else 0), extra))
+    if noise_programs is not None:  # compiled before anything is timed
+        noise_programs = noise_programs.result()
     clock.lap("search")
     metric = metric_name(book.records[0].history) if book.records else "val_accuracy"
     if stop is None:  # --full-budget: the target is read from the runs, then applied to them
@@ -292,7 +318,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
         row = next(r for r in batches if r.batch_size == b)
         cfg = config_for(b, row.lr, base.seed, math.ceil(PILOT_EPOCHS * spe[b]),
                          target if math.isfinite(target) else None, row.steps_median)
-        noise = measure_noise_result(book, cfg, sizes, sweep)
+        noise = measure_noise_result(book, cfg, sizes, sweep, noise_programs)
         emit({"event": "probe", "name": "noise"})
     clock.lap("noise")
 
@@ -412,20 +438,33 @@ def measure_probe(book: RunBook, configs: list, emit) -> tuple:
 
 
 def noise_on(book: RunBook, cfg: TrainConfig, sizes: list, batches, draws: int,
-             progress=None):
-    """:func:`.sweep_noise.measure_noise` of ``cfg`` on ``book``'s data."""
+             programs=None, progress=None):
+    """:func:`.sweep_noise.measure_noise` of ``cfg`` on ``book``'s data (``programs``:
+    compiled ahead, in this process)."""
     from .sweep_noise import measure_noise
     return measure_noise(book.train_part, book.validation, cfg, sizes, batches, draws,
-                         model=book.model, loss=book.loss)
+                         model=book.model, loss=book.loss, programs=programs)
 
 
-def measure_noise_result(book: RunBook, cfg: TrainConfig, sizes, sweep: SweepConfig
-                         ) -> NoiseResult:
-    """The noise run (:func:`.sweep_noise.measure_noise`), stored in ``out/noise.json``."""
+def measure_noise_result(book: RunBook, cfg: TrainConfig, sizes, sweep: SweepConfig,
+                         programs=None) -> NoiseResult:
+    """The noise run (:func:`.sweep_noise.measure_noise`), stored in ``out/noise.json``;
+    ``programs``: its :class:`~.sweep_noise.NoisePrograms`, compiled ahead."""
     key = {"data": book.fingerprint, "config": cfg.to_dict(), "sweep": sweep.to_dict()}
     return stored_result(book.out, "noise.json", key, lambda: book.timed(
-        noise_on, cfg, sorted(sizes), sweep.noise_batches, sweep.noise_draws),
+        noise_on, cfg, sorted(sizes), sweep.noise_batches, sweep.noise_draws, programs),
         NoiseResult.from_measurement)
+
+
+def compile_in_background(lowered: list):
+    """A future of :func:`.sweep_noise.compile_noise_programs` of ``lowered``, compiled in a
+    thread of its own (compiling releases the interpreter lock)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from .sweep_noise import compile_noise_programs
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(compile_noise_programs, lowered)
+    pool.shutdown(wait=False)  # the thread ends with its one task
+    return future
 
 
 def sweep_cost(records: list[RunRecord], timed: ReplayTimes, clock: _Clock, built0: dict,
@@ -457,24 +496,28 @@ def auto_target(records: list[RunRecord], metric: str) -> float:
 
 
 def pilot_target(book: RunBook, sweep: SweepConfig, b: int, spe: int, budget: dict,
-                 cost: StepCost | None, config_for, seed: int) -> tuple[float, str]:
+                 cost: StepCost | None, config_for, seed: int) -> tuple[float, str, float]:
     """Train the first learning rates of batch size ``b`` (nearest the base batch) for the
-    budget, one seed each; ``-> (target, sentence saying how it was chosen)``.
+    budget, one seed each; ``-> (target, sentence saying how it was chosen, the fewest steps
+    a pilot run took to reach it)``.
 
     The target is 0.99 x the best final validation value, floored to 0.01 (R^2 may be
     negative: then the value itself). A pilot that learned nothing (no final value above the
     value before training) is an error: its target would be met before any step. When the
     target is no better than always guessing the most frequent class, the sentence says so.
+    The runs evaluate :data:`EVALS_PER_RUN` times over their length: the target needs only
+    their last values, and the steps to reach it (which set how often the search's first
+    runs evaluate) need no finer grid.
     """
     from .caps import budget_steps
     steps = budget_steps(budget, spe, cost) or math.ceil(PILOT_EPOCHS * spe)
     what = sweep.budget or f"{PILOT_EPOCHS} epochs"
     mults = {"search": (1.0, sweep.search_factor, 1 / sweep.search_factor),
              "grid": sweep.lr_grid, "rule": (1.0,)}[sweep.lr_mode]
-    requests = [RunRequest(config_for(b, sweep.lr_for(b, m), seed, steps), "pilot", m)
-                for m in mults]
-    finals, start = {}, -math.inf
-    for rec in book.run_all(requests):
+    requests = [RunRequest(config_for(b, sweep.lr_for(b, m), seed, steps, expected=steps),
+                           "pilot", m) for m in mults]
+    finals, start, records = {}, -math.inf, book.run_all(requests)
+    for rec in records:
         v = final_metric(rec.history)
         start = max(start, final_metric(rec.history[:1]))
         if rec.status != "diverged" and math.isfinite(v):
@@ -497,7 +540,9 @@ def pilot_target(book: RunBook, sweep: SweepConfig, b: int, spe: int, budget: di
         text += (f"; note that always guessing the most frequent class scores {guess:.3g} on "
                  "the validation set, so this target says little: give a higher "
                  "--target-accuracy")
-    return target, text
+    reached = min((steps_to_target(r.history, target) for r in records
+                   if r.status != "diverged"), default=math.inf)
+    return target, text, reached
 
 
 def majority_rate(data: Dataset) -> float | None:

@@ -16,6 +16,7 @@ first reached the target (McCandlish et al. relate the critical batch size to th
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from ..data.dataset import Dataset
 from ..engine.config import TrainConfig
@@ -26,18 +27,54 @@ from .prepare import prepare
 from .sweep_config import BIG_NOISE_BATCH
 
 
+class NoisePrograms(NamedTuple):
+    """The noise run's compiled programs besides training: the meter's two-batch gradient
+    norms (:func:`.noise.lower_sq_norms`) and the curvature's moments
+    (:func:`.hessian_noise.lower_moments`). They depend on shapes only (the parameters', the
+    data's, the batches'), so a sweep compiles them while its searches run."""
+
+    norms: object
+    moments: object
+
+
+def lower_noise_programs(train_part: Dataset, cfg: TrainConfig, sizes: list,
+                         noise_batches: tuple | None = None, draws: int = 16, *, model=None,
+                         loss=None) -> list:
+    """The lowered :class:`NoisePrograms` of a noise run like ``cfg`` (any batch size and
+    learning rate), in its order; compile each (e.g. in a thread) and pass them on."""
+    from .hessian_noise import lower_moments
+    from .noise import lower_sq_norms
+    small, big = noise_batches or default_noise_batches(sizes, train_part.n)
+    prepared = prepare(train_part, cfg, model, loss)
+    params = prepared.setup(cfg).init_params()
+    examples, hessian_examples = curvature_samples(prepared)
+    return [lower_sq_norms(prepared, params, l2=cfg.l2, draws=draws, b_small=small,
+                           b_big=big),
+            lower_moments(params, prepared, l2=cfg.l2, examples=examples,
+                          hessian_examples=hessian_examples)]
+
+
+def compile_noise_programs(lowered: list) -> NoisePrograms:
+    """:class:`NoisePrograms` from :func:`lower_noise_programs`' lowered programs."""
+    return NoisePrograms(*(program.compile() for program in lowered))
+
+
 def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, sizes: list,
                   noise_batches: tuple | None = None, draws: int = 16, *, model=None,
-                  loss=None) -> dict:
+                  loss=None, programs: NoisePrograms | None = None) -> dict:
     """``{"estimate": {...}, "trace": [{"step", "b_simple"}]}`` of a run of ``cfg``.
 
     The two-batch estimator uses ``noise_batches`` ``(small, big)`` or
-    :func:`default_noise_batches`.
+    :func:`default_noise_batches`. ``programs``: compiled ahead for the same settings
+    (:func:`lower_noise_programs`); default: compiled now.
     """
     small, big = noise_batches or default_noise_batches(sizes, train_part.n)
+    if programs is None:
+        programs = compile_noise_programs(lower_noise_programs(
+            train_part, cfg, sizes, noise_batches, draws, model=model, loss=loss))
     prepared = prepare(train_part, cfg, model, loss)
     meter = NoiseScaleMeter(prepared, l2=cfg.l2, b_small=small, b_big=big, draws=draws,
-                            seed=cfg.seed)
+                            seed=cfg.seed, norms=programs.norms)
     result = train(train_part, validation, cfg, model=model, loss=loss, callback=meter)
     target = cfg.target
     c = crossing(result.history, target) if target is not None else {"reached": False}
@@ -47,7 +84,7 @@ def measure_noise(train_part: Dataset, validation: Dataset, cfg: TrainConfig, si
     est = meter.estimate().to_dict()
     est.update(batch_size=cfg.batch_size, lr=cfg.lr, reached_target=c["reached"],
                at_step=result.steps)
-    est.update(_with_curvature(result.params, prepared, cfg.l2, cfg.seed))
+    est.update(_with_curvature(result.params, prepared, cfg.l2, cfg.seed, programs.moments))
     return {"estimate": est, "trace": meter.trace()}
 
 
@@ -59,23 +96,30 @@ def default_noise_batches(sizes, n: int) -> tuple[int, int]:
     return (small, big) if small < big else (1, min(BIG_NOISE_BATCH, n))
 
 
-def _with_curvature(params, prepared, l2: float, seed: int) -> dict:
-    """``b_noise`` (with its interval), ``hessian_b_simple`` and a ``reason`` when B_noise
-    cannot be formed; NaN stays out of the result (None instead)."""
+def curvature_samples(prepared) -> tuple[int, int]:
+    """``(examples, hessian_examples)`` of the sweep's curvature measurement.
+
+    Smaller samples than the defaults: the sweep needs the figure, not the last 5 %. The
+    cost is examples x hessian_examples per-row passes; a convolutional network's are
+    costly (the cnn on the digits as images on a 2-core CPU: 28 s at 512 x 2048, 6 minutes
+    with XLA's convolutions), so it takes 1/16 of them (wider intervals, which the report
+    shows). The built-in cnn convolves by matrix products on a CPU, hence its own test."""
     from ..engine.chunk import uses_convolution
     from ..engine.setup import model_input
-    from .hessian_noise import noise_scales
-    # Smaller samples than the defaults: the sweep needs the figure, not the last 5 %. The
-    # cost is examples x hessian_examples per-row passes; a convolutional network's are
-    # costly (the cnn on the digits as images on a 2-core CPU: 28 s at 512 x 2048, 6 minutes
-    # with XLA's convolutions), so it takes 1/16 of them (wider intervals, which the report
-    # shows). The built-in cnn convolves by matrix products on a CPU, hence its own test.
-    examples, hessian_examples = 512, 2048
     if getattr(prepared.model.apply, "spec", {}).get("builtin") == "cnn" or uses_convolution(
             prepared.model, model_input(prepared.example_shape), prepared.n_out):
-        examples, hessian_examples = 128, 512
+        return 128, 512
+    return 512, 2048
+
+
+def _with_curvature(params, prepared, l2: float, seed: int, program=None) -> dict:
+    """``b_noise`` (with its interval), ``hessian_b_simple`` and a ``reason`` when B_noise
+    cannot be formed; NaN stays out of the result (None instead). ``program``: the
+    measurement's program compiled ahead (:func:`.hessian_noise.lower_moments`)."""
+    from .hessian_noise import noise_scales
+    examples, hessian_examples = curvature_samples(prepared)
     s = noise_scales(params, prepared, l2=l2, seed=seed, examples=examples,
-                     hessian_examples=hessian_examples)
+                     hessian_examples=hessian_examples, program=program)
 
     def clean(v):
         return float(v) if v is not None and math.isfinite(v) else None

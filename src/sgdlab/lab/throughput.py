@@ -17,7 +17,9 @@ run executes) is compiled and called on random batches, and the clock is read af
 from __future__ import annotations
 
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -37,18 +39,26 @@ class _Probe:
         setup = prepared.setup(config)  # as training builds it: same K, optimiser and key
         spe = steps_per_epoch(prepared.n, b, config.drop_last)
         self.k = memory_chunk_steps(config, spe, setup)  # as training chooses it
-        self.calls = max(1, math.ceil(min_call_examples / (self.k * b)))
-        self.lr, self.prepared = setup.lr, prepared
+        self.active = min(self.k, TIMED_STEPS)  # steps each timed call runs
+        self.calls = max(1, math.ceil(min_call_examples / (self.active * b)))
+        self.lr, self.prepared, self.setup = setup.lr, prepared, setup
         self.state0 = setup.initial_state()
-        t0 = time.perf_counter()
-        self.run = chunk_program(setup, self.state0, prepared.X, prepared.T, self.k, b)
-        self.compile_seconds = time.perf_counter() - t0
+        self.run, self.compile_seconds = None, 0.0
         self.rng = np.random.default_rng(seed)
         self.w = np.ones((self.k, b), np.float32)
         self.times, self.idle, self.diverged = [], [], False
 
+    def build(self) -> None:
+        """Compile the program (or fetch it from the program store); may run in a thread of
+        its own, beside the builds of other batch sizes."""
+        t0 = time.perf_counter()
+        self.run = chunk_program(self.setup, self.state0, self.prepared.X, self.prepared.T,
+                                 self.k, self.batch_size)
+        self.compile_seconds = time.perf_counter() - t0
+
     def time_steps(self) -> float:
-        """One timing of ``calls`` consecutive calls of ``k`` active steps."""
+        """One timing of ``calls`` consecutive calls of ``active`` steps (the chunk's ``k``, at
+        most :data:`TIMED_STEPS`: the kernel runs only its active steps)."""
         idx = self.rng.integers(0, self.prepared.n, size=(self.calls, self.k,
                                                           self.batch_size)).astype(np.int32)
         # Every timing restarts from the initial parameters, so a large learning rate cannot
@@ -58,7 +68,7 @@ class _Probe:
         t = time.perf_counter()
         for c in range(self.calls):
             state, losses, ok = self.run(state, self.prepared.X, self.prepared.T, idx[c],
-                                         self.w, np.int32(self.k), self.lr)
+                                         self.w, np.int32(self.active), self.lr)
             # Read the losses and ok back after every call, as a run does (TwoTier): the
             # call's fixed cost below is measured the same way, so their difference is the
             # steps' own cost (calls left in flight would hide part of the fixed cost).
@@ -81,20 +91,40 @@ class _Probe:
         call = float(np.median(self.idle))
         per_call = float(np.median(self.times)) / self.calls
         # Timing noise can make the fixed part look larger than a whole call: then keep it all.
-        step = (per_call - call if per_call > call else per_call) / self.k
+        step = (per_call - call if per_call > call else per_call) / self.active
         return {"batch_size": self.batch_size, "chunk_steps": self.k, "calls": self.calls,
                 "step_seconds": step, "call_seconds": call, "example_seconds": step /
                 self.batch_size, "examples_per_second": self.batch_size / step,
                 "compile_seconds": self.compile_seconds, "diverged": self.diverged}
 
 
+#: Most active steps of one timed call: a small batch size's chunk holds thousands of steps
+#: (4096 at batch 1 to 4), and a thousand already time tens of milliseconds, far above the
+#: clock's resolution and the call's fixed cost, at a quarter of the probe's time.
+TIMED_STEPS = 1024
+#: CPUs one compilation keeps busy: XLA's CPU compiler already spreads each program over
+#: several threads (on a 2-core machine about 3 threads had work during one compilation), so
+#: the probe compiles programs side by side only on machines with CPUs to spare: two at once
+#: on 2 cores took longer than one after another.
+CPUS_PER_COMPILATION = 3
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def probe_throughput(train_data: Dataset, configs: Sequence[TrainConfig], *, repeats: int = 5,
                      min_call_examples: int = 4096, model=None, loss=None,
                      progress: Callable[[dict], None] | None = None,
-                     seed: int = 0) -> list[dict]:
+                     seed: int = 0, compile_workers: int | None = None) -> list[dict]:
     """Probe every config (one per batch size); rows sorted by batch size, with ratios.
 
-    Every program is compiled (or fetched from the program store) first; then ``repeats``
+    Every program is compiled (or fetched from the program store) first, ``compile_workers``
+    at a time (default: one per :data:`CPUS_PER_COMPILATION` usable CPUs, at least one; each
+    row's ``compile_seconds`` is the wall time of its own compilation); then ``repeats``
     rounds each time every batch size once, in a new random order, after one untimed round
     that warms the caches: a change of machine load during the probe hits every batch size
     alike. ``K`` is the chunk length training would use and the program is training's own,
@@ -103,11 +133,15 @@ def probe_throughput(train_data: Dataset, configs: Sequence[TrainConfig], *, rep
     time only the clock.
     """
     prepared = prepare(train_data, configs[0], model, loss)
-    probes = []
-    for cfg in sorted(configs, key=lambda c: c.batch_size):
-        probes.append(_Probe(prepared, cfg, min_call_examples, seed))
-        if progress:
-            progress({"event": "probe", "batch_size": cfg.batch_size})
+    ordered = sorted(configs, key=lambda c: c.batch_size)
+    workers = min(len(ordered), compile_workers or usable_cpus() // CPUS_PER_COMPILATION)
+    # The programs may compile concurrently (XLA releases the interpreter lock while it
+    # compiles); nothing is timed until every one is built.
+    probes = [_Probe(prepared, cfg, min_call_examples, seed) for cfg in ordered]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for probe, _ in zip(probes, pool.map(_Probe.build, probes)):
+            if progress:
+                progress({"event": "probe", "batch_size": probe.batch_size})
     rng = np.random.default_rng(seed)
     for r in range(repeats + 1):  # round 0 warms caches and is not counted
         for i in rng.permutation(len(probes)):
