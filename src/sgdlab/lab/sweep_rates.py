@@ -15,6 +15,7 @@ a file of another shape is one message naming it.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -40,19 +41,28 @@ def tuned_rates(source) -> dict:
     if not path.is_file():
         raise ConfigError(f"{source}: no sweep.json there; give the --out directory of a "
                           "finished sgdlab sweep")
-    if path.is_symlink():
-        raise ConfigError(f"{path} is a symbolic link; sgdlab reads a sweep's own sweep.json "
-                          "only: give the sweep's directory")
-    size = path.stat().st_size
-    if size > MAX_SWEEP_JSON_BYTES:
-        raise ConfigError(f"{path} has {size:,} bytes, more than a sweep writes "
-                          f"({MAX_SWEEP_JSON_BYTES:,} at most): not a sweep's sweep.json")
+    try:  # opened once without following a link; its size checked on what was opened
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP or path.is_symlink():
+            raise ConfigError(f"{path} is a symbolic link; sgdlab reads a sweep's own "
+                              "sweep.json only: give the sweep's directory") from None
+        raise ConfigError(f"cannot read {path} ({e.strerror}); give the --out directory of a "
+                          "finished sgdlab sweep") from None
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_SWEEP_JSON_BYTES:
+            raise ConfigError(f"{path} has {size:,} bytes, more than a sweep writes "
+                              f"({MAX_SWEEP_JSON_BYTES:,} at most): not a sweep's sweep.json")
+        raw = f.read(MAX_SWEEP_JSON_BYTES + 1)
     try:
-        data = json.loads(path.read_text())
+        if len(raw) > MAX_SWEEP_JSON_BYTES:  # grew after the check
+            raise ValueError("the file grew while it was read")
+        data = json.loads(raw.decode("utf-8"))
         rows = data["batches"]
         if not isinstance(rows, list):
             raise TypeError("batches is not a list")
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise ConfigError(f"cannot read the tuned learning rates from {path} ({e}): not a "
                           "finished sweep's sweep.json; run sgdlab sweep --out DIR and give "
                           "DIR") from None
