@@ -43,10 +43,12 @@ def test_images_are_scaled_per_channel_and_back():
 
 def test_a_pipeline_trains_the_cnn_on_raw_digit_images():
     """The digits' pixels run 0..16; scaled per channel in the pipeline, 3 epochs of the cnn
-    classify held-out images well."""
+    classify held-out images well: the median of three seeds (one seed's score after 3 epochs
+    ranges from 0.72 to 0.95)."""
     d = load_digits()
     X_train, X_test, y_train, y_test = train_test_split(d.images[..., None], d.target,
                                                         test_size=0.25, random_state=0)
-    pipe = make_pipeline(ChannelScaler(),
-                         MiniBatchNetworkClassifier("cnn", max_iter=3, random_state=0))
-    assert pipe.fit(X_train, y_train).score(X_test, y_test) >= 0.85
+    scores = [make_pipeline(ChannelScaler(),
+                            MiniBatchNetworkClassifier("cnn", max_iter=3, random_state=seed))
+              .fit(X_train, y_train).score(X_test, y_test) for seed in range(3)]
+    assert sorted(scores)[1] >= 0.85, scores
