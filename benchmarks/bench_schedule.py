@@ -42,7 +42,8 @@ from sgdlab.lab.measure import crossing, median, steps_to_target
 from sgdlab.lab.runbook import RunBook
 from sgdlab.lab.sweep import SweepConfig, run_config, run_sweep
 from sgdlab.lab.timing import time_replays
-from sgdlab.lab.warmup_schedule import doubling_schedule, steps_for_examples
+from sgdlab.lab.warmup_schedule import (doubling_schedule, steps_for_examples,
+                                        without_unstarted_phases)
 
 FRESH_SEED = 7000   # re-measurement seeds start here: neither the sweep nor the warmup used them
 
@@ -118,7 +119,10 @@ def remeasure(book: RunBook, configs: dict, target: float, seeds: int, rounds: i
         outcomes[label] = rows
 
     def replay(item: Item):
-        result = book.train(configs[item.group](item.seed, item.steps, False))
+        cfg = configs[item.group](item.seed, item.steps, False)
+        if cfg.batch_schedule:
+            cfg = without_unstarted_phases(cfg, item.steps, book.train_part.n)
+        result = book.train(cfg)
         if result.status != "completed" or result.steps != item.steps:
             return math.inf, 0
         return result.train_seconds, 0

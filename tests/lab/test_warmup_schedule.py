@@ -155,3 +155,18 @@ def test_a_stored_curve_with_a_count_of_another_shape_is_computed_again(tmp_path
     again = stored_result(tmp_path, "warmup_curve.json", {"k": 1}, curve.to_dict,
                           WarmupCurve.from_dict)
     assert again == curve
+
+
+def test_a_replay_that_stops_before_the_last_phases_drops_them():
+    """A seed may reach the target before the schedule's later phases start; its replay for
+    exactly those steps keeps the phases that start: 1,000 examples at 16 a step is step 63;
+    5,000 is step 189 (69 steps of 32 to the end of the first epoch of 3,200 rows, the last
+    one partial, then 57)."""
+    from sgdlab.engine import TrainConfig
+    from sgdlab.lab.warmup_schedule import without_unstarted_phases
+    cfg = TrainConfig(batch_size=16, batch_schedule="16@0.1:0,32@0.2:1000,64@0.3:5000",
+                      lr=0.1)
+    assert [without_unstarted_phases(cfg, steps, 3200).batch_schedule
+            for steps in (63, 64, 189, 190)] == [
+        "16@0.1:0", "16@0.1:0,32@0.2:1000", "16@0.1:0,32@0.2:1000",
+        "16@0.1:0,32@0.2:1000,64@0.3:5000"]

@@ -26,7 +26,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from ..engine.batch_schedule import BatchSchedule
+from ..engine.batch_schedule import BatchSchedule, PhaseTable
+from ..engine.config import TrainConfig
+from ..engine.fit import memory_epochs
 from .confirm import CONFIRM_SEED_OFFSET
 from .measure import crossing, median, steps_to_target
 from .recommend import seconds_text
@@ -82,6 +84,19 @@ def steps_for_examples(schedule: BatchSchedule, examples: float) -> int:
     return max(1, steps)
 
 
+def without_unstarted_phases(cfg: TrainConfig, steps: int, rows: int) -> TrainConfig:
+    """``cfg`` (a batch schedule's run of ``steps`` steps on ``rows`` training rows) without
+    the phases it never starts: a replay runs for the steps its seed took to the target,
+    which may come before the schedule's last phases, and a run refuses a phase that never
+    starts."""
+    schedule = BatchSchedule.parse(cfg.batch_schedule)
+    table = PhaseTable.build(schedule, memory_epochs(rows, cfg), lr=cfg.lr,
+                             lr_scaling=cfg.lr_scaling)
+    kept = [p for i, (p, start) in enumerate(zip(schedule.phases, table.phases))
+            if i == 0 or start.step < steps]
+    return cfg.replace(batch_schedule=BatchSchedule(tuple(kept)).text)
+
+
 @dataclass(frozen=True)
 class ScheduleReplay:
     """One seed's run of a batch schedule to replay for ``steps`` whole steps; ``group``
@@ -132,7 +147,8 @@ def compare_with_fixed(book: RunBook, *, schedule: BatchSchedule, fixed_batch: i
     def replay_either(r):
         if not isinstance(r, ScheduleReplay):
             return replay(r)
-        result = book.train(schedule_config(r.seed, r.steps, False))
+        result = book.train(without_unstarted_phases(schedule_config(r.seed, r.steps, False),
+                                                     r.steps, book.train_part.n))
         if result.status != "completed" or result.steps != r.steps:
             return math.inf, 0
         return result.train_seconds, 0
