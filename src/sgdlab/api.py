@@ -176,23 +176,19 @@ def fit(X=None, y=None, *, validation=None, test=None, out: str | os.PathLike | 
 
 
 def _take_sweep_rates(settings: dict, config: TrainConfig | None, source) -> None:
-    """``lr_from_sweep=``: the sweep's tuned rate of the batch size as ``lr``, or of each
-    batch schedule phase that gives no ``@LR``, written into ``settings``."""
-    from .lab.sweep_rates import rate_for, schedule_with_rates, tuned_rates
-    where = str(source) if isinstance(source, (str, os.PathLike)) else "the sweep result"
+    """``lr_from_sweep=``: :func:`~sgdlab.lab.sweep_rates.settings_from_sweep`, written into
+    ``settings``."""
+    from .lab.sweep_rates import settings_from_sweep
     if "lr" in settings:
         raise ConfigError("lr= and lr_from_sweep= both set the learning rate: drop one (a "
                           "batch schedule's phases may still give their own @LR)")
-    rates = tuned_rates(source)
-    schedule = settings.get("batch_schedule", config.batch_schedule if config else None)
-    if schedule is not None:
-        settings["batch_schedule"] = schedule_with_rates(schedule, rates, where)
-        return
-    b = settings.get("batch_size", config.batch_size if config else None)
-    if b is None:
-        raise ConfigError("lr_from_sweep= takes the tuned learning rate of the run's batch "
-                          "size: give batch_size= (or batch_schedule=)")
-    settings["lr"] = rate_for(b, rates, where)
+    where = str(source) if isinstance(source, (str, os.PathLike)) else "the sweep result"
+    settings.update(settings_from_sweep(
+        source, where,
+        batch_size=settings.get("batch_size", config.batch_size if config else None),
+        batch_schedule=settings.get("batch_schedule",
+                                    config.batch_schedule if config else None),
+        batch_names="batch_size= (or batch_schedule=)"))
 
 
 def _check_arguments(X, method, settings, config, *, model, resume, on_divergence, placement,

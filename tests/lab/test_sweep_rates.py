@@ -83,6 +83,8 @@ def test_fit_trains_each_phase_at_the_sweeps_rate(sweep_dir):
     assert fixed.config.lr == 0.4
     with pytest.raises(ConfigError, match="both set the learning rate"):
         sgdlab.fit("digits", model="softmax", batch_size=64, lr=0.2, lr_from_sweep=sweep_dir)
+    with pytest.raises(ConfigError, match=r"give batch_size= \(or batch_schedule=\)"):
+        sgdlab.fit("digits", model="softmax", lr_from_sweep=sweep_dir)
 
 
 def test_train_takes_the_rates_from_the_command_line(sweep_dir, tmp_path, capsys):

@@ -291,29 +291,21 @@ def _train(args, placement) -> int:
 
 
 def take_sweep_rates(args, file_settings: dict) -> None:
-    """``--lr-from-sweep``: the sweep's tuned rate of ``--batch-size`` as ``--lr``, or of each
-    ``--batch-schedule`` phase that gives no ``@LR``, written into the given settings."""
-    from ..lab.sweep_rates import rate_for, schedule_with_rates, tuned_rates
-    where = args.lr_from_sweep
-    given = getattr(args, "setting_values", {})
-
-    def put(key, value):
-        setattr(args, key, value)
-        given[key] = value
-
+    """``--lr-from-sweep``: :func:`~sgdlab.lab.sweep_rates.settings_from_sweep`, written into
+    the given settings."""
+    from ..lab.sweep_rates import settings_from_sweep
     if args.lr is not None or "lr" in file_settings:
         raise ConfigError("--lr and --lr-from-sweep both set the learning rate: drop one (a "
                           "batch schedule's phases may still give their own @LR)")
-    rates = tuned_rates(where)
-    schedule = args.batch_schedule or file_settings.get("batch_schedule")
-    if schedule is not None:
-        put("batch_schedule", schedule_with_rates(schedule, rates, where))
-        return
-    b = args.batch_size if args.batch_size is not None else file_settings.get("batch_size")
-    if b is None:
-        raise ConfigError("--lr-from-sweep takes the tuned learning rate of the run's batch "
-                          "size: give --batch-size (or --batch-schedule)")
-    put("lr", rate_for(b, rates, where))
+    given = getattr(args, "setting_values", {})
+    for key, value in settings_from_sweep(
+            args.lr_from_sweep, args.lr_from_sweep,
+            batch_size=args.batch_size if args.batch_size is not None
+            else file_settings.get("batch_size"),
+            batch_schedule=args.batch_schedule or file_settings.get("batch_schedule"),
+            batch_names="--batch-size (or --batch-schedule)").items():
+        setattr(args, key, value)
+        given[key] = value
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
