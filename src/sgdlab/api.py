@@ -188,7 +188,7 @@ def _take_sweep_rates(settings: dict, config: TrainConfig | None, source) -> Non
         batch_size=settings.get("batch_size", config.batch_size if config else None),
         batch_schedule=settings.get("batch_schedule",
                                     config.batch_schedule if config else None),
-        batch_names="batch_size= (or batch_schedule=)"))
+        option="lr_from_sweep=", batch_names="batch_size= (or batch_schedule=)"))
 
 
 def _check_arguments(X, method, settings, config, *, model, resume, on_divergence, placement,

@@ -303,7 +303,7 @@ def take_sweep_rates(args, file_settings: dict) -> None:
             batch_size=args.batch_size if args.batch_size is not None
             else file_settings.get("batch_size"),
             batch_schedule=args.batch_schedule or file_settings.get("batch_schedule"),
-            batch_names="--batch-size (or --batch-schedule)").items():
+            option="--lr-from-sweep", batch_names="--batch-size (or --batch-schedule)").items():
         setattr(args, key, value)
         given[key] = value
 

@@ -105,18 +105,18 @@ def _missing(b: int, rates: dict, where: str, fix: str) -> ConfigError:
                        f"(tuned: {tuned}); {fix}, or sweep that batch size")
 
 
-def settings_from_sweep(source, where: str, *, batch_size, batch_schedule,
+def settings_from_sweep(source, where: str, *, batch_size, batch_schedule, option: str,
                         batch_names: str) -> dict:
     """What taking a run's learning rates from the sweep ``source`` sets:
     ``{"batch_schedule": text}`` with every phase that gives no ``@LR`` at its batch size's
     tuned rate, or else ``{"lr": the tuned rate of batch_size}``. ``where`` names the sweep
-    in messages, ``batch_names`` the batch-size settings as the caller's user writes them
-    (``"--batch-size (or --batch-schedule)"``)."""
+    in messages, ``option`` and ``batch_names`` the settings as the caller's user writes them
+    (``"--lr-from-sweep"``, ``"--batch-size (or --batch-schedule)"``)."""
     rates = tuned_rates(source)
     if batch_schedule is not None:
         return {"batch_schedule": schedule_with_rates(batch_schedule, rates, where)}
     if batch_size is None:
-        raise ConfigError("taking the learning rate from a sweep needs the run's batch size: "
+        raise ConfigError(f"{option} takes the tuned learning rate of the run's batch size: "
                           f"give {batch_names}")
     return {"lr": rate_for(batch_size, rates, where)}
 
