@@ -50,6 +50,19 @@ def test_a_tie_comes_first_with_the_tables_range_and_the_rule():
     assert "Batch size 64 had the lowest median, 10 ms, 1.04x faster" in rec.sentences[1]
 
 
+def test_a_tie_measured_with_extra_seeds_says_how_many_each_had():
+    """After the confirmation's extra seeds the tied rows have 6 seeds, the others 3: the
+    headline gives the range, not the sweep's own count."""
+    rows = [batch_row(32, 0.02, 200), batch_row(64, 0.0100, 100, seeds=6),
+            batch_row(128, 0.0102, 60, seeds=6)]
+    rec = recommend(rows, target=0.94, seeds=3)
+    assert rec.tied == (64, 128)
+    assert "medians over 6 seeds" in rec.headline
+    rows[0] = batch_row(32, 0.0101, 200)
+    rec = recommend(rows, target=0.94, seeds=3)
+    assert 32 in rec.tied and "medians over 3 to 6 seeds" in rec.headline
+
+
 def test_with_fewer_than_three_seeds_no_significance_is_claimed():
     rows = [batch_row(8, 0.02, 200, seeds=1), batch_row(16, 0.0205, 120, seeds=1),
             batch_row(64, 0.05, 50, seeds=1)]
