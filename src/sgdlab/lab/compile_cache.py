@@ -42,10 +42,8 @@ def private_directory(path: str | Path) -> Path:
     make_directory(p.parent, "compile cache's parent")
     try:
         os.mkdir(p, 0o700)
-    except FileExistsError:
-        pass
     except OSError:
-        pass  # make_directory names the failure
+        pass  # it exists, or make_directory below names why it cannot be made
     p = make_directory(p, "compile cache")
     links = sorted(e.name for e in os.scandir(p) if e.is_symlink())
     if links:  # JAX writes its entries by name: a planted link would be written through
