@@ -87,7 +87,7 @@ def make_directory(path, what: str = "directory") -> Path:
     """``path`` as a directory sgdlab writes into, created (with its parents) if missing.
 
     A symbolic link at ``path`` is refused (:func:`symlink_error`), before and after creating
-    it: every file written under a planted link (a sweep's ``runs/``, ``compile-cache/``, a
+    it: every file written under a planted link (a sweep's ``runs/``, the compile cache, a
     TensorBoard run) would land in whatever it points to. Anything else that is not a
     directory is refused too; an ``OSError`` is one :class:`RunDirError`."""
     p = Path(path)

@@ -25,8 +25,11 @@ def test_sweep_writes_report_and_resumes(tmp_path, capsys):
         assert (out / name).is_file(), name
     saved = json.loads((out / "sweep.json").read_text())
     n_runs = len(list((out / "runs").glob("*.json")))
-    # every lr tried (one seed) + a confirmation seed (+ one extra when it contradicted)
-    assert n_runs in (len(saved["points"]) + 1, len(saved["points"]) + 2)
+    # every lr tried (one seed) + the 3 pilot runs (stopped at the given target: their steps
+    # set how often the first runs evaluate) + a confirmation seed (+ one extra when it
+    # contradicted)
+    assert n_runs in (len(saved["points"]) + 4, len(saved["points"]) + 5)
+    assert len(list((out / "runs").glob("pilot-*.json"))) == 3
     assert len(saved["points"]) >= 4 and saved["sweep"]["lr_mode"] == "search"
     assert saved["recommendation"]["batch_size"] == 64
     assert saved["command"].startswith("sgdlab train --data digits --batch-size 64 --lr ")

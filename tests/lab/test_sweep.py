@@ -259,6 +259,31 @@ def test_pilot_chooses_the_target_when_none_is_given(digits_ds):
     assert first.config["eval_every"] == f"{int(pilot_steps // EVALS_PER_RUN)} steps"
 
 
+def test_a_given_target_gets_the_pilot_runs_stopped_at_it(digits_ds):
+    """With a given target the pilot only finds its steps to it: its runs stop there, and the
+    first search runs evaluate EVALS_PER_RUN times over those steps, not every 5 % of an
+    epoch."""
+    result = run_sweep(digits_ds, SweepConfig(batch_sizes=(32, 128), seeds=1, target=0.9,
+                                              budget="5 epochs", probe=False, noise=False,
+                                              confirm=False, lr_search=False,
+                                              timing_rounds=1),
+                       TrainConfig(model="softmax"))
+    assert result.target == 0.9 and result.target_source == "given"
+    pilot = [r for r in result.records if r.phase == "pilot"]
+    assert len(pilot) == 1 and pilot[0].status == "target_reached"
+    pilot_steps = steps_to_target(pilot[0].history, 0.9)
+    assert pilot_steps <= pilot[0].summary["steps"]
+    first = next(r for r in result.records if r.phase == "search" and r.batch_size == 32)
+    assert first.config["eval_every"] == f"{int(pilot_steps // EVALS_PER_RUN)} steps"
+    # with --eval-every the pilot would decide nothing: there is none
+    fixed = run_sweep(digits_ds, SweepConfig(batch_sizes=(32,), seeds=1, target=0.9,
+                                             budget="5 epochs", probe=False, noise=False,
+                                             confirm=False, lr_search=False, timing_rounds=1,
+                                             eval_every="7 steps"),
+                      TrainConfig(model="softmax"))
+    assert not [r for r in fixed.records if r.phase == "pilot"]
+
+
 def test_defaults_and_schedules():
     assert default_batch_sizes(1438) == (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
     assert default_batch_sizes(100) == (1, 2, 4, 8, 16, 32, 64)

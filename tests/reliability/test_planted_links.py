@@ -1,5 +1,5 @@
 """No write follows a link, in the folders sgdlab creates and fills over time too: a sweep's
-``runs/`` records and ``compile-cache/``, TensorBoard run folders, event files and the
+``runs/`` records and the compile cache, TensorBoard run folders, event files and the
 history file (whose temporary name used to be fixed). A link planted there is refused with
 one message (exit code 2), its target untouched; a link at a former fixed temporary name is
 never opened."""
@@ -69,16 +69,35 @@ def test_a_link_at_a_record_is_refused(sweep_dir, tmp_path, capsys):
 @pytest.mark.parametrize("where", ["folder", "inside"])
 def test_a_link_in_the_compile_cache_is_refused(where, sweep_dir, tmp_path, capsys):
     v = victim_dir(tmp_path)
-    cache = sweep_dir / "compile-cache"
+    cache = tmp_path / "my-cache"
     if where == "folder":
         cache.symlink_to(v)
     else:
-        cache.mkdir()
+        cache.mkdir(mode=0o700)
         (cache / "jit_chunk-0123abcd-cache").symlink_to(v / "notes.txt")
-    assert main(SWEEP + ["--out", str(sweep_dir)]) == 2
+    assert main(SWEEP + ["--out", str(sweep_dir), "--compile-cache", str(cache)]) == 2
     err = capsys.readouterr().err
     assert "symbolic link" in err and str(cache) in err and "Traceback" not in err
     assert untouched(v)
+
+
+@pytest.mark.parametrize("where", ["folder", "inside"])
+def test_a_compile_cache_planted_in_the_sweep_directory_is_never_read(where, sweep_dir,
+                                                                      tmp_path):
+    """Compiled programs run when loaded: the sweep's cache is the user's own
+    (``~/.cache/sgdlab``), so whatever a sweep directory holds under ``compile-cache/`` is
+    neither read nor written, and the sweep goes on."""
+    v = victim_dir(tmp_path)
+    planted = sweep_dir / "compile-cache"
+    if where == "folder":
+        planted.symlink_to(v)
+    else:
+        planted.mkdir()
+        (planted / "jit_chunk-0123abcd-cache").symlink_to(v / "notes.txt")
+    assert main(SWEEP + ["--out", str(sweep_dir)]) == 0
+    assert untouched(v)
+    if where == "inside":
+        assert [p.name for p in planted.iterdir()] == ["jit_chunk-0123abcd-cache"]
 
 
 def test_tensorboard_history_never_opens_the_old_fixed_temporary_name(tmp_path):

@@ -146,8 +146,12 @@ def register(sub) -> None:
     add_overwrite_option(o, "sweep", "; without it a sweep into its own --out continues it")
     o.add_argument("--config", help="TOML file: a [sweep] table and the settings of every run "
                                     "(top level or [train]); flags override it")
-    o.add_argument("--compile-cache", help="directory for compiled programs, reused by seeds "
-                                           "and re-runs (default OUT/compile-cache; 'off')")
+    o.add_argument("--compile-cache", help="directory for compiled programs, reused by seeds, "
+                                           "re-runs and later sweeps (default "
+                                           "~/.cache/sgdlab/compile-cache, under "
+                                           "$XDG_CACHE_HOME when set; 'off'); they run as "
+                                           "you, so it must be yours and writable by no one "
+                                           "else")
     o.add_argument("--tensorboard", metavar="LOGDIR",
                    help="also write every run's history as TensorBoard event files, one run "
                         "per member ('B=64 lr=2.26 seed=0'; needs pip install "
@@ -261,7 +265,7 @@ def announce_demo() -> None:
 
 def _run(args, executor) -> int:
     from ..api import as_dataset
-    from ..lab.compile_cache import compile_cache_in
+    from ..lab.compile_cache import compile_cache_in, user_cache_dir
     from ..lab.sweep import run_sweep
     from ..report.sweep import write_sweep_report
     from .sweep_display import SweepProgress, print_sweep_summary
@@ -289,7 +293,7 @@ def _run(args, executor) -> int:
     progress = None if args.quiet else SweepProgress()
     with contextlib.ExitStack() as scope:
         if (args.compile_cache or "") != "off":
-            scope.enter_context(compile_cache_in(args.compile_cache or out / "compile-cache"))
+            scope.enter_context(compile_cache_in(args.compile_cache or user_cache_dir()))
         if progress:
             scope.enter_context(progress)
         result = run_sweep(data, sweep, base, out=out, callback=progress,

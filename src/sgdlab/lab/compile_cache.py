@@ -1,19 +1,66 @@
-"""JAX's persistent compilation cache, switched on for a sweep's directory.
+"""JAX's persistent compilation cache, switched on for a sweep.
 
 With the learning rate a runtime input, a sweep compiles one training program per batch size;
-the cache keeps those programs on disk, so a re-run or resumed sweep (and the seeds of a test
-suite's repeated settings) load them instead of compiling again.
+the cache keeps those programs on disk, so a re-run or resumed sweep, and every later sweep of
+the same model and data shapes, load them instead of compiling again.
+
+The cache holds compiled machine code that JAX loads and runs. So it lives in the user's own
+cache directory (:func:`user_cache_dir`), never in a run directory: a run directory is data
+that may come from anyone (docs/run-directories.md), and a program planted in it would run on
+the next resume. A cache directory must belong to the user and be writable by no one else.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import RunDirError
 from ..files import make_directory
+
+#: Where the compiled programs go under the user's cache directory.
+CACHE_SUBDIR = ("sgdlab", "compile-cache")
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/sgdlab/compile-cache``, or ``~/.cache/sgdlab/compile-cache`` when
+    ``XDG_CACHE_HOME`` is unset or not an absolute path (the XDG base directory rule)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+    return root.joinpath(*CACHE_SUBDIR)
+
+
+def private_directory(path: str | Path) -> Path:
+    """``path`` as a directory only this user can write: created with mode 0700 when missing;
+    refused (:class:`RunDirError`) when it is a symbolic link, holds one, belongs to another
+    user or is writable by group or others: whoever can write into it can make sgdlab run
+    their code."""
+    p = Path(path)
+    make_directory(p.parent, "compile cache's parent")
+    try:
+        os.mkdir(p, 0o700)
+    except OSError:
+        pass  # it exists, or make_directory below names why it cannot be made
+    p = make_directory(p, "compile cache")
+    links = sorted(e.name for e in os.scandir(p) if e.is_symlink())
+    if links:  # JAX writes its entries by name: a planted link would be written through
+        raise RunDirError(f"the compile cache {str(p)!r} holds symbolic links "
+                          f"({', '.join(links[:3])}{' ...' if len(links) > 3 else ''}); sgdlab "
+                          "does not write through links: remove them, or give another "
+                          "--compile-cache (or 'off')")
+    st = os.stat(p)
+    if st.st_uid != os.geteuid():
+        raise RunDirError(f"the compile cache {str(p)!r} belongs to another user (uid "
+                          f"{st.st_uid}); its programs would run as you: give a directory of "
+                          "your own with --compile-cache (or 'off')")
+    if st.st_mode & 0o022:
+        raise RunDirError(f"the compile cache {str(p)!r} is writable by other users (mode "
+                          f"{stat.filemode(st.st_mode)}); its programs would run as you: "
+                          f"chmod go-w {str(p)!r}, or give another --compile-cache (or 'off')")
+    return p
 
 
 @contextlib.contextmanager
@@ -27,17 +74,11 @@ def compile_cache_in(path: str | Path) -> Iterator[Path]:
     process-wide (JAX keeps one), hence restored: a sweep called from Python or a test leaves
     the caller's own cache, or none, as it found it.
 
-    ``path`` must not be a symbolic link, nor hold one (:class:`RunDirError`): JAX writes the
-    cache's files by name.
+    ``path`` is checked by :func:`private_directory`: JAX writes the cache's files by name
+    and runs the programs it reads back.
     """
     import jax
-    path = make_directory(path, "compile cache")
-    links = sorted(e.name for e in os.scandir(path) if e.is_symlink())
-    if links:  # JAX writes its entries by name: a planted link would be written through
-        raise RunDirError(f"the compile cache {str(path)!r} holds symbolic links "
-                          f"({', '.join(links[:3])}{' ...' if len(links) > 3 else ''}); sgdlab "
-                          "does not write through links: remove them, or give another "
-                          "--compile-cache (or 'off')")
+    path = private_directory(path)
     previous = (jax.config.jax_compilation_cache_dir,
                 jax.config.jax_persistent_cache_min_compile_time_secs)
     _use(str(path), 0.0)

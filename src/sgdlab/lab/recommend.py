@@ -166,7 +166,8 @@ def headline(rows: list, decision: Decision, what: str, seeds: int) -> str:
         every = "both" if len(decision.tied) == 2 else "all"
         return (f"Batch sizes {sizes_text(decision.tied, list(by_b))} {every} reach {what} "
                 f"{spread} ({seconds_text(min(times))} to {seconds_text(max(times))}, "
-                f"medians over {seeds} seeds){untested}; take {take}: {why}.")
+                f"medians over {seeds_text([by_b[b] for b in decision.tied], seeds)})"
+                f"{untested}; take {take}: {why}.")
     runner = min((r for r in rows if r.batch_size != fastest.batch_size
                   and math.isfinite(r.time_median)),
                  key=lambda r: r.time_median, default=None)
@@ -181,6 +182,14 @@ def headline(rows: list, decision: Decision, what: str, seeds: int) -> str:
     return (f"Take {take}: it reaches {what} faster than every other batch size beyond the "
             f"noise; the runner-up, batch size {runner.batch_size}, took "
             f"{seconds_text(runner.time_median)} ({ratio:.2f}x as long){test}.")
+
+
+def seeds_text(rows: Sequence[BatchRow], default: int) -> str:
+    """``"3 seeds"``, or ``"3 to 6 seeds"`` when some rows had more (the confirmation's extra
+    seeds for a tie it contradicted)."""
+    counts = sorted({r.seeds for r in rows if r.seeds}) or [default]
+    low, high = counts[0], counts[-1]
+    return f"{low} seeds" if low == high else f"{low} to {high} seeds"
 
 
 def pick_sentence(pick: BatchRow, by_b: dict, decision: Decision, seeds: int) -> str:

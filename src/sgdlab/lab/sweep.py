@@ -10,7 +10,9 @@ scaling rule holds everywhere), compare them by *training time* to a target vali
    inputs of the program, so this one program serves every run of that batch size.
 2. **Target**: given, or chosen by a *pilot*: the first learning rates of the batch size
    nearest the base batch train for the budget (:data:`PILOT_EPOCHS` epochs without one), and
-   the target is 0.99 x the best final validation value, floored to 0.01.
+   the target is 0.99 x the best final validation value, floored to 0.01. A given target gets
+   the same pilot runs, stopped at it: only their steps to it are kept, which set how often
+   the search's first runs evaluate (else every :data:`EVAL_FRACTION` of an epoch).
 3. **Search** (:mod:`.search_rounds`, :mod:`.lr_search`): per batch size a learning-rate
    search on a log grid, bracketed and refined down to :data:`~.lr_search.RESOLUTION`
    (finer than a factor-sqrt(2) grid), ranked by median *steps* to the target over the seeds
@@ -224,11 +226,15 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     first = nearest_to_base(sizes, sweep.base_batch)
     target, source = sweep.target, "given"
     known_steps: dict = {}  # steps to the target known before the search: the pilot's
-    if target is None and sweep.stop_at_target:
+    if sweep.stop_at_target and not (target is not None and sweep.eval_every):
         emit({"event": "phase", "name": "pilot"})
         book.expect(runs_guess + 3, extra)
-        target, source, pilot_steps = pilot_target(book, sweep, first, spe[first], budget,
-                                                   costs.get(first), config_for, base.seed)
+        pilot = pilot_runs(book, sweep, first, spe[first], budget, costs.get(first),
+                           config_for, base.seed, target)
+        if target is None:
+            target, source = pilot_target(pilot, sweep, first, book.validation)
+        pilot_steps = min((steps_to_target(r.history, target) for r in pilot
+                           if r.status != "diverged"), default=math.inf)
         if math.isfinite(pilot_steps):
             known_steps[first] = pilot_steps
     stop = target if sweep.stop_at_target else None
@@ -495,34 +501,47 @@ def auto_target(records: list[RunRecord], metric: str) -> float:
     return target_from(max(median(v) for v in groups.values()))
 
 
-def pilot_target(book: RunBook, sweep: SweepConfig, b: int, spe: int, budget: dict,
-                 cost: StepCost | None, config_for, seed: int) -> tuple[float, str, float]:
-    """Train the first learning rates of batch size ``b`` (nearest the base batch) for the
-    budget, one seed each; ``-> (target, sentence saying how it was chosen, the fewest steps
-    a pilot run took to reach it)``.
+def pilot_runs(book: RunBook, sweep: SweepConfig, b: int, spe: int, budget: dict,
+               cost: StepCost | None, config_for, seed: int, target: float | None) -> list:
+    """The pilot: the first learning rates of batch size ``b`` (nearest the base batch), one
+    seed each, for the budget, stopped at ``target`` when one is given; ``-> their records``.
+
+    The runs evaluate :data:`EVALS_PER_RUN` times over their length: a chosen target needs
+    only their last values, and the steps to reach it (which set how often the search's first
+    runs evaluate) need no finer grid.
+    """
+    from .caps import budget_steps
+    steps = budget_steps(budget, spe, cost) or math.ceil(PILOT_EPOCHS * spe)
+    requests = [RunRequest(config_for(b, sweep.lr_for(b, m), seed, steps, target,
+                                      expected=steps), "pilot", m)
+                for m in pilot_multipliers(sweep)]
+    return book.run_all(requests)
+
+
+def pilot_multipliers(sweep: SweepConfig) -> tuple:
+    """The pilot's learning rates, as multiples of the batch size's first one."""
+    return {"search": (1.0, sweep.search_factor, 1 / sweep.search_factor),
+            "grid": sweep.lr_grid, "rule": (1.0,)}[sweep.lr_mode]
+
+
+def pilot_target(records: list, sweep: SweepConfig, b: int,
+                 validation: Dataset) -> tuple[float, str]:
+    """The target chosen from the pilot's ``records`` (:func:`pilot_runs` without a target);
+    ``-> (target, sentence saying how it was chosen)``.
 
     The target is 0.99 x the best final validation value, floored to 0.01 (R^2 may be
     negative: then the value itself). A pilot that learned nothing (no final value above the
     value before training) is an error: its target would be met before any step. When the
     target is no better than always guessing the most frequent class, the sentence says so.
-    The runs evaluate :data:`EVALS_PER_RUN` times over their length: the target needs only
-    their last values, and the steps to reach it (which set how often the search's first
-    runs evaluate) need no finer grid.
     """
-    from .caps import budget_steps
-    steps = budget_steps(budget, spe, cost) or math.ceil(PILOT_EPOCHS * spe)
     what = sweep.budget or f"{PILOT_EPOCHS} epochs"
-    mults = {"search": (1.0, sweep.search_factor, 1 / sweep.search_factor),
-             "grid": sweep.lr_grid, "rule": (1.0,)}[sweep.lr_mode]
-    requests = [RunRequest(config_for(b, sweep.lr_for(b, m), seed, steps, expected=steps),
-                           "pilot", m) for m in mults]
-    finals, start, records = {}, -math.inf, book.run_all(requests)
+    finals, start = {}, -math.inf
     for rec in records:
         v = final_metric(rec.history)
         start = max(start, final_metric(rec.history[:1]))
         if rec.status != "diverged" and math.isfinite(v):
             finals[rec.lr] = v
-    lrs = ", ".join(f"{sweep.lr_for(b, m):.3g}" for m in mults)
+    lrs = ", ".join(f"{sweep.lr_for(b, m):.3g}" for m in pilot_multipliers(sweep))
     if not finals:
         raise ConfigError(f"every pilot run at batch size {b} diverged (learning rates {lrs}), "
                           "so no target could be chosen; lower --lr or give --target-accuracy")
@@ -535,14 +554,12 @@ def pilot_target(book: RunBook, sweep: SweepConfig, b: int, spe: int, budget: di
                           "or --budget, or give --target-accuracy")
     text = (f"0.99 x the best final value ({best:.4g}, at batch size {b} and learning rate "
             f"{lr:.3g} after {what}), floored to 0.01")
-    guess = majority_rate(book.validation)
+    guess = majority_rate(validation)
     if guess is not None and target <= guess:
         text += (f"; note that always guessing the most frequent class scores {guess:.3g} on "
                  "the validation set, so this target says little: give a higher "
                  "--target-accuracy")
-    reached = min((steps_to_target(r.history, target) for r in records
-                   if r.status != "diverged"), default=math.inf)
-    return target, text, reached
+    return target, text
 
 
 def majority_rate(data: Dataset) -> float | None:
