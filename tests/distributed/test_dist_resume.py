@@ -138,22 +138,28 @@ def test_kill_9_of_one_worker_then_resume_is_exact(reference, cache, tmp_path):
     _resume_and_compare(run_dir, reference, cache, from_step=STOP // 10 * 10)
 
 
-def test_resuming_with_another_number_of_processes_needs_force(reference, cache, tmp_path):
+def _train_here(*args) -> int:
+    """``sgdlab train ARGS`` in this process (a refusal, or a one-process run, needs no process
+    of its own); ``-> exit code``."""
+    from sgdlab.cli.main import main
+    return main(["train", *map(str, args)])
+
+
+def test_resuming_with_another_number_of_processes_needs_force(reference, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(reference, run_dir)
-    done = _cli("--resume", run_dir, "--epochs", "7", "--processes", "4", cache=cache)
-    assert done.returncode == 2
-    assert "processes changed (was 2, now 4)" in done.stderr and "--force" in done.stderr
-    done = _cli("--resume", run_dir, "--epochs", "7", "--processes", "1", cache=cache)
-    assert done.returncode == 2
-    assert "processes changed (was 2, now 1)" in done.stderr
+    assert _train_here("--resume", run_dir, "--epochs", "7", "--processes", "4") == 2
+    err = capsys.readouterr().err
+    assert "processes changed (was 2, now 4)" in err and "--force" in err
+    assert _train_here("--resume", run_dir, "--epochs", "7", "--processes", "1") == 2
+    assert "processes changed (was 2, now 1)" in capsys.readouterr().err
     import sgdlab  # the API refuses it too (a run joined with --coordinator has no launcher)
     from sgdlab.errors import ConfigError
     with pytest.raises(ConfigError, match="processes changed .*processes was 2, now 1.*force"):
         sgdlab.fit(resume=run_dir, epochs=7, plots=False)
-    done = _cli("--resume", run_dir, "--epochs", "7", "--processes", "1", "--force",
-                "--quiet", cache=cache)
-    assert done.returncode == 0, done.stderr[-3000:]
+    code = _train_here("--resume", run_dir, "--epochs", "7", "--processes", "1", "--force",
+                       "--quiet")
+    assert code == 0, capsys.readouterr().err[-3000:]
     m = metrics(run_dir)
     assert m["status"] == "completed" and m["steps"] == TOTAL + 45
     assert [c["field"] for c in m["forced_changes"]] == ["processes"]
@@ -184,7 +190,7 @@ def stream_reference(tmp_path_factory, cache, shards):
 
 
 def test_sigterm_of_a_streamed_two_process_run_then_resume_is_exact(stream_reference, shards,
-                                                                      cache, tmp_path):
+                                                                      cache, tmp_path, capsys):
     run_dir = tmp_path / "run"
     total, stopped = metrics(stream_reference)["steps"], 155  # mid-epoch 4
     assert total == 6 * 51
@@ -194,10 +200,9 @@ def test_sigterm_of_a_streamed_two_process_run_then_resume_is_exact(stream_refer
     assert max(_checkpoint_steps(run_dir)) == stopped
 
     # a streamed run's batches depend on the number of processes: refused even with --force
-    done = _cli("--resume", run_dir, "--processes", "1", "--force", cache=cache)
-    assert done.returncode == 2
+    assert _train_here("--resume", run_dir, "--processes", "1", "--force") == 2
     assert "cannot resume a streamed run with another layout (processes was 2, now 1)" in \
-        done.stderr
+        capsys.readouterr().err
 
     done = _cli("--resume", run_dir, "--quiet", cache=cache)
     assert done.returncode == 0, done.stderr[-3000:]
