@@ -103,17 +103,17 @@ def run_blocks(paths, tmp: Path) -> dict:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
-def test_readme_examples_run_as_written(tmp_path):
-    assert python_blocks(README), "README.md should show sgdlab in a python block"
-    error = run_blocks([README], tmp_path)[rel(README)]
-    assert error is None, error
-
-
 @pytest.fixture(scope="module")
 def page_results(tmp_path_factory):
-    """The pages' blocks, run once in one process (each page in its own namespace): a process
-    per page would pay for importing JAX and scikit-learn every time."""
-    return run_blocks(PAGES_RUNNABLE, tmp_path_factory.mktemp("pages"))
+    """README.md's and the pages' blocks, run once in one process (each file in its own
+    namespace): a process per file would pay for importing JAX and scikit-learn every time."""
+    return run_blocks([README, *PAGES_RUNNABLE], tmp_path_factory.mktemp("pages"))
+
+
+def test_readme_examples_run_as_written(page_results):
+    assert python_blocks(README), "README.md should show sgdlab in a python block"
+    error = page_results[rel(README)]
+    assert error is None, error
 
 
 @pytest.mark.parametrize("path", PAGES_RUNNABLE, ids=rel)

@@ -49,11 +49,28 @@ def test_config_file_and_flag_override(tmp_path):
     assert cfg["model"] == "mlp" and cfg["lr"] == 0.05 and cfg["hidden"] == [16]
 
 
-def test_progress_and_summary_are_printed(tmp_path):
-    code, out, err = run_cli("train", "--epochs", "2", "--out", str(tmp_path / "r"))
+@pytest.fixture(scope="module")
+def piped_train(tmp_path_factory):
+    """``sgdlab train --epochs 2`` run once as a console command, its output piped (not a
+    terminal): ``-> (exit code, stdout, stderr, run directory)``."""
+    run_dir = tmp_path_factory.mktemp("piped") / "r"
+    return (*run_cli("train", "--epochs", "2", "--out", str(run_dir)), run_dir)
+
+
+def test_progress_and_summary_are_printed(piped_train):
+    code, out, err, _ = piped_train
     assert code == 0, err
     assert "validation accuracy" in out
     assert "Traceback" not in err
+
+
+def test_piped_output_keeps_whole_numbers(piped_train):
+    code, out, err, run_dir = piped_train
+    assert code == 0, err
+    assert "…" not in out and "…" not in err
+    final = [line for line in err.splitlines() if line.startswith("train: epoch 2.00")]
+    assert len(final) == 1 and "val 0.9" in final[0] and "ex/s" in final[0]
+    assert f"run directory: {run_dir}" in out
 
 
 def _csv(tmp_path, text, name="d.csv"):
@@ -177,15 +194,6 @@ def _frames(text: str) -> list[str]:
     import re
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", text)
     return [line for line in re.split(r"[\r\n]", text) if line.strip()]
-
-
-def test_piped_output_keeps_whole_numbers(tmp_path):
-    code, out, err = run_cli("train", "--epochs", "2", "--out", str(tmp_path / "r"))
-    assert code == 0, err
-    assert "…" not in out and "…" not in err
-    final = [line for line in err.splitlines() if line.startswith("train: epoch 2.00")]
-    assert len(final) == 1 and "val 0.9" in final[0] and "ex/s" in final[0]
-    assert f"run directory: {tmp_path / 'r'}" in out
 
 
 def test_an_80_column_terminal_gets_whole_lines(tmp_path):

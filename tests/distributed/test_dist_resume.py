@@ -26,17 +26,17 @@ sys.path.insert(0, str(TESTS / "reliability"))
 sys.path.insert(0, str(TESTS))
 from rel_helpers import assert_same_run, child_env, metrics  # noqa: E402
 
-#: 45 steps per epoch, 900 in all: a few seconds of training, checkpoints every 10 steps, and
+#: 45 steps per epoch, 270 in all: a few seconds of training, checkpoints every 10 steps, and
 #: momentum so the optimiser state matters.
 JOB = ["--data", "digits", "--model", "softmax", "--optimizer", "momentum", "--batch-size",
-       "32", "--lr", "0.1", "--seed", "0", "--eval-every", "1 epoch", "--epochs", "20",
+       "32", "--lr", "0.1", "--seed", "0", "--eval-every", "1 epoch", "--epochs", "6",
        "--chunk-steps", "5", "--checkpoint-every", "10 steps", "--quiet"]
-TOTAL = 900
+TOTAL = 270
 
 
 #: Where the SIGTERM lands: mid-epoch (45 steps each), between two scheduled checkpoints
 #: (every 10 steps), at a chunk boundary (chunks of 5 steps).
-STOP = 305
+STOP = 125
 HOOK = str(Path(__file__).resolve().with_name("stop_hook"))
 
 
@@ -138,32 +138,38 @@ def test_kill_9_of_one_worker_then_resume_is_exact(reference, cache, tmp_path):
     _resume_and_compare(run_dir, reference, cache, from_step=STOP // 10 * 10)
 
 
-def test_resuming_with_another_number_of_processes_needs_force(reference, cache, tmp_path):
+def _train_here(*args) -> int:
+    """``sgdlab train ARGS`` in this process (a refusal, or a one-process run, needs no process
+    of its own); ``-> exit code``."""
+    from sgdlab.cli.main import main
+    return main(["train", *map(str, args)])
+
+
+def test_resuming_with_another_number_of_processes_needs_force(reference, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(reference, run_dir)
-    done = _cli("--resume", run_dir, "--epochs", "21", "--processes", "4", cache=cache)
-    assert done.returncode == 2
-    assert "processes changed (was 2, now 4)" in done.stderr and "--force" in done.stderr
-    done = _cli("--resume", run_dir, "--epochs", "21", "--processes", "1", cache=cache)
-    assert done.returncode == 2
-    assert "processes changed (was 2, now 1)" in done.stderr
+    assert _train_here("--resume", run_dir, "--epochs", "7", "--processes", "4") == 2
+    err = capsys.readouterr().err
+    assert "processes changed (was 2, now 4)" in err and "--force" in err
+    assert _train_here("--resume", run_dir, "--epochs", "7", "--processes", "1") == 2
+    assert "processes changed (was 2, now 1)" in capsys.readouterr().err
     import sgdlab  # the API refuses it too (a run joined with --coordinator has no launcher)
     from sgdlab.errors import ConfigError
     with pytest.raises(ConfigError, match="processes changed .*processes was 2, now 1.*force"):
-        sgdlab.fit(resume=run_dir, epochs=21, plots=False)
-    done = _cli("--resume", run_dir, "--epochs", "21", "--processes", "1", "--force",
-                "--quiet", cache=cache)
-    assert done.returncode == 0, done.stderr[-3000:]
+        sgdlab.fit(resume=run_dir, epochs=7, plots=False)
+    code = _train_here("--resume", run_dir, "--epochs", "7", "--processes", "1", "--force",
+                       "--quiet")
+    assert code == 0, capsys.readouterr().err[-3000:]
     m = metrics(run_dir)
     assert m["status"] == "completed" and m["steps"] == TOTAL + 45
     assert [c["field"] for c in m["forced_changes"]] == ["processes"]
-    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 21
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 7
 
 
 #: The same over a streamed shard set of row ids: 51 steps per epoch with two processes, each
 #: streaming its own blocks through a 65-row buffer; chunks end at multiples of 5 steps.
 STREAM_JOB = ["--model", "mlp", "--hidden", "8", "--optimizer", "momentum", "--lr", "0.05",
-              "--batch-size", "16", "--epochs", "20", "--chunk-steps", "5", "--eval-every",
+              "--batch-size", "16", "--epochs", "6", "--chunk-steps", "5", "--eval-every",
               "10 steps", "--seed", "3", "--checkpoint-every", "10 steps", "--buffer-mb",
               "0.002", "--quiet"]
 
@@ -184,20 +190,19 @@ def stream_reference(tmp_path_factory, cache, shards):
 
 
 def test_sigterm_of_a_streamed_two_process_run_then_resume_is_exact(stream_reference, shards,
-                                                                      cache, tmp_path):
+                                                                      cache, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    total, stopped = metrics(stream_reference)["steps"], 505  # mid-epoch 9
-    assert total == 20 * 51
+    total, stopped = metrics(stream_reference)["steps"], 155  # mid-epoch 4
+    assert total == 6 * 51
     _interrupt_launcher(_argv("--data", shards, *STREAM_JOB, "--processes", "2", "--out",
                               run_dir), cache, stopped)
     assert metrics(run_dir)["status"] == "interrupted" and metrics(run_dir)["steps"] == stopped
     assert max(_checkpoint_steps(run_dir)) == stopped
 
     # a streamed run's batches depend on the number of processes: refused even with --force
-    done = _cli("--resume", run_dir, "--processes", "1", "--force", cache=cache)
-    assert done.returncode == 2
+    assert _train_here("--resume", run_dir, "--processes", "1", "--force") == 2
     assert "cannot resume a streamed run with another layout (processes was 2, now 1)" in \
-        done.stderr
+        capsys.readouterr().err
 
     done = _cli("--resume", run_dir, "--quiet", cache=cache)
     assert done.returncode == 0, done.stderr[-3000:]

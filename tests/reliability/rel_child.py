@@ -9,7 +9,8 @@ moment, or by the parent process):
   bytes to the temporary file (FRACTION 1.0: after the rename, before the next file).
 * ``report``: at the N-th file write of the final report, FRACTION of the way through.
 * ``none``: run to the end (the parent may send it SIGTERM or SIGINT).
-* ``resume``: ``sgdlab train --resume RUN_DIR`` instead of a fresh run.
+
+(The kill tests resume in their own process: :func:`rel_helpers.resume_here`.)
 
 With ``REL_SHARDS=SHARD_DIR`` in the environment it trains :data:`rel_helpers.STREAM_JOB`,
 streamed from that shard set, and traces the streamed batches instead.
@@ -90,8 +91,6 @@ def main():
                 return writer
             module.write_bytes_atomic = make(module.write_bytes_atomic)
     from sgdlab.cli.main import main as cli
-    if mode == "resume":
-        sys.exit(cli(["train", "--resume", run_dir, "--quiet"]))
     job = ["--data", shards, *STREAM_JOB] if shards else JOB
     sys.exit(cli(["train", *job, "--out", run_dir]))
 

@@ -64,6 +64,19 @@ def run_child(*args, cache_dir=None, timeout=300) -> subprocess.CompletedProcess
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
+def resume_here(run_dir, trace) -> int:
+    """``sgdlab train --resume RUN_DIR --quiet`` in this process, every batch traced to
+    ``trace`` as ``rel_child.py RUN_DIR TRACE resume 0`` does (the streamed batches with
+    ``REL_SHARDS`` set); ``-> exit code``, its messages on this process's stderr. The kill needs
+    a process of its own; the resume does not, and here it pays for no JAX import."""
+    from sgdlab.cli.main import main
+    undo = (install_stream_trace if os.environ.get("REL_SHARDS") else install_trace)(trace)
+    try:
+        return main(["train", "--resume", str(run_dir), "--quiet"])
+    finally:
+        undo()
+
+
 def history_without_time(path) -> list[dict]:
     """history.csv rows as text cells (floats are written by repr, so text equality is bit
     equality, NaN included), time columns removed."""

@@ -106,13 +106,16 @@ def test_every_outcome_is_success_or_one_message(verb, workspace, monkeypatch):
     import sgdlab.lab.random_search
     import sgdlab.lab.restarts
     import sgdlab.lab.runbook
+    import sgdlab.lab.slices
     import sgdlab.lab.sweep_noise
     import sgdlab.lab.throughput
+    # every module that binds a stubbed name at its import is imported above, before the
+    # stub: one imported under it would keep the stub after this test
     for module, name in ((sgdlab.engine.fit, "train"), (sgdlab.engine.stream_fit, "train_fed"),
                          (sgdlab.lab.random_search, "random_search"),
                          (sgdlab.lab.compare, "train"), (sgdlab.lab.compare, "random_search"),
                          (sgdlab.lab.restarts, "train"), (sgdlab.lab.runbook, "train"),
-                         (sgdlab.lab.sweep_noise, "train"),
+                         (sgdlab.lab.slices, "train"), (sgdlab.lab.sweep_noise, "train"),
                          (sgdlab.lab.throughput, "probe_throughput"),
                          (sgdlab.engine, "train")):  # gradcheck's burn-in
         monkeypatch.setattr(module, name, _stop)

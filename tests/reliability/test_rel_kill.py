@@ -2,9 +2,10 @@
 
 Six trials, seeded: two killed from outside while steps run, two during a checkpoint write
 (part of a temporary file, or between the arrays and the manifest), two while the final
-report is written. Each is resumed with ``sgdlab train --resume``; the final parameters,
-optimiser state and history (time columns aside) must equal an uninterrupted run's bit for
-bit, and across the interruption every training example is seen exactly once per epoch.
+report is written. Each is resumed with ``sgdlab train --resume`` (in this process: the kill
+needs a process of its own, the resume does not); the final parameters, optimiser state and
+history (time columns aside) must equal an uninterrupted run's bit for bit, and across the
+interruption every training example is seen exactly once per epoch.
 """
 
 import random
@@ -14,7 +15,7 @@ import pytest
 
 from rel_helpers import (N_TRAIN, STEPS_PER_EPOCH, TOTAL_STEPS, assert_same_arrays,
                          final_checkpoint_arrays, history_without_time, metrics, npz_arrays,
-                         read_trace, run_child, start_child)
+                         read_trace, resume_here, run_child, start_child)
 
 
 def _trials(seed=8, n=6):
@@ -63,15 +64,16 @@ def _kill_child(run_dir, trace, mode, n, fraction, cache):
 
 
 @pytest.mark.parametrize("trial", range(len(TRIALS)))
-def test_kill_9_then_resume_is_exact(trial, reference, cache, tmp_path):
+def test_kill_9_then_resume_is_exact(trial, reference, cache, tmp_path, capsys):
     mode, n, fraction = TRIALS[trial]
     run_dir, trace1, trace2 = tmp_path / "run", tmp_path / "t1.jsonl", tmp_path / "t2.jsonl"
     _kill_child(run_dir, trace1, mode, n, fraction, cache)
     assert (run_dir / ".lock").exists()  # left behind by the dead process: taken over below
 
-    resumed = run_child(run_dir, trace2, "resume", 0, cache_dir=cache)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "Traceback" not in resumed.stderr
+    code = resume_here(run_dir, trace2)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Traceback" not in err
 
     assert history_without_time(run_dir / "history.csv") == \
         history_without_time(reference / "history.csv")
@@ -91,7 +93,7 @@ def test_kill_9_then_resume_is_exact(trial, reference, cache, tmp_path):
         assert sorted(seen) == list(range(N_TRAIN)), f"epoch {epoch}"
 
 
-def test_sigterm_checkpoints_exits_143_and_resumes_exactly(reference, cache, tmp_path):
+def test_sigterm_checkpoints_exits_143_and_resumes_exactly(reference, cache, tmp_path, capsys):
     from sgdlab.engine.checkpoint import CheckpointStore
     run_dir = tmp_path / "run"
     child = start_child(run_dir, tmp_path / "t1.jsonl", "none", 0, cache_dir=cache)
@@ -110,8 +112,7 @@ def test_sigterm_checkpoints_exits_143_and_resumes_exactly(reference, cache, tmp
     assert CheckpointStore(run_dir).latest().step == m["steps"]
     assert not (run_dir / ".lock").exists()  # a clean exit releases the lock
 
-    resumed = run_child(run_dir, tmp_path / "t2.jsonl", "resume", 0, cache_dir=cache)
-    assert resumed.returncode == 0, resumed.stderr
+    assert resume_here(run_dir, tmp_path / "t2.jsonl") == 0, capsys.readouterr().err
     assert history_without_time(run_dir / "history.csv") == \
         history_without_time(reference / "history.csv")
     assert_same_arrays(final_checkpoint_arrays(run_dir), final_checkpoint_arrays(reference))

@@ -11,7 +11,7 @@ import pytest
 from stream.stream_helpers import row_id_shards
 from test_rel_kill import _kill_child
 
-from rel_helpers import assert_same_run, metrics, read_trace, run_child
+from rel_helpers import assert_same_run, metrics, read_trace, resume_here, run_child
 
 TRIALS = [("steps", 9, 0.5), ("steps", 23, 0.5), ("checkpoint", 9, 0.3)]
 
@@ -38,14 +38,15 @@ def reference(tmp_path_factory, cache, shards):
 
 @pytest.mark.parametrize("mode, n, fraction", TRIALS)
 def test_kill_9_of_a_streamed_run_then_resume_is_exact(mode, n, fraction, reference, cache,
-                                                        shards, tmp_path, monkeypatch):
+                                                        shards, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REL_SHARDS", shards)
     run_dir, trace1, trace2 = tmp_path / "run", tmp_path / "t1.jsonl", tmp_path / "t2.jsonl"
     _kill_child(run_dir, trace1, mode, n, fraction, cache)
 
-    resumed = run_child(run_dir, trace2, "resume", 0, cache_dir=cache)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "Traceback" not in resumed.stderr
+    code = resume_here(run_dir, trace2)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Traceback" not in err
 
     assert_same_run(run_dir, reference)
     m = metrics(run_dir)
