@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..lab.compile_cache import CACHE_SUBDIR
 from .common import (Formatter, add_data_options, add_model_options, add_optim_options,
                      config_from_args, data_spec, default_out, read_config_file)
 from .output import add_overwrite_option, claiming_out
@@ -146,10 +147,10 @@ def register(sub) -> None:
     add_overwrite_option(o, "sweep", "; without it a sweep into its own --out continues it")
     o.add_argument("--config", help="TOML file: a [sweep] table and the settings of every run "
                                     "(top level or [train]); flags override it")
+    cache = "/".join(CACHE_SUBDIR)
     o.add_argument("--compile-cache", help="directory for compiled programs, reused by seeds, "
-                                           "re-runs and later sweeps (default "
-                                           "~/.cache/sgdlab/compile-cache, under "
-                                           "$XDG_CACHE_HOME when set; 'off'); they run as "
+                                           f"re-runs and later sweeps (default ~/.cache/{cache}, "
+                                           f"or $XDG_CACHE_HOME/{cache}; 'off'); they run as "
                                            "you, so it must be yours and writable by no one "
                                            "else")
     o.add_argument("--tensorboard", metavar="LOGDIR",

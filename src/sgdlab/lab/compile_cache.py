@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import RunDirError
-from ..files import make_directory
 
-#: Where the compiled programs go under the user's cache directory.
+#: Where the compiled programs go under the user's cache directory (the command line's help
+#: names it: this module imports nothing heavy at its top).
 CACHE_SUBDIR = ("sgdlab", "compile-cache")
 
 
@@ -38,6 +38,7 @@ def private_directory(path: str | Path) -> Path:
     refused (:class:`RunDirError`) when it is a symbolic link, holds one, belongs to another
     user or is writable by group or others: whoever can write into it can make sgdlab run
     their code."""
+    from ..files import make_directory
     p = Path(path)
     make_directory(p.parent, "compile cache's parent")
     try:
