@@ -8,8 +8,10 @@ For each workload (generated, no download; see ``WORKLOADS``) this script runs, 
    1..1024 (log-uniform integer) and lr 1e-4..100 (log-uniform). Each trial is a run of the
    same engine on the same split with the same stop-at-target and time measurement (training
    seconds to the interpolated crossing); intermediate values are reported at training times
-   1, 2, 4, ... ms for the pruner. Its pick is its best trial, and its cost the wall time at
-   which that trial finished;
+   1, 2, 4, ... ms for the pruner. It starts with an empty program store, as the sweep does
+   (it compiles its own programs). Its pick is its best trial, and its cost the wall time at
+   which that trial finished. Every earlier incumbent (best trial so far) is re-measured too,
+   which tells when Optuna first held a pick as good as the best one (within 1.1x);
 3. a **fine grid**: every batch size of the sweep at learning rates a factor sqrt(2) apart
    (lr_0(B) / 16 .. 64 lr_0(B)), 3 seeds, the fastest median kept;
 4. **batch 32 at the default lr** (0.1), what a user types without any tool.
@@ -65,6 +67,15 @@ class Pick:
     lr: float
     cost: float          # wall seconds the contender spent to find this pick
     note: str = ""
+    incumbents: tuple = ()   # Optuna: (found at s, B, lr) of its best-so-far trials
+
+    @property
+    def key(self) -> tuple:
+        return self.batch_size, self.lr
+
+
+#: a pick "as good as the best" is within this factor of the best fresh-seed median
+AS_GOOD = 1.1
 
 
 def ms(s: float) -> str:
@@ -89,11 +100,13 @@ def sweep_pick(data, base, target, sizes) -> tuple[Pick, object]:
 def optuna_pick(train_part, validation, base, target, budget: float, n: int) -> Pick:
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cache.clear()  # no program the sweep compiled: Optuna pays for its own, as the sweep did
     placed = place_data(train_part, validation, base.replace(max_steps=1))
     sweep = SweepConfig(target=target)
     t0 = time.perf_counter()
     found = {"at": math.nan}
     best = {"t": math.inf}
+    incumbents = []
 
     def objective(trial):
         b = trial.suggest_int("batch_size", 1, min(1024, n), log=True)
@@ -123,6 +136,7 @@ def optuna_pick(train_part, validation, base, target, budget: float, n: int) -> 
         if value < best["t"]:
             best["t"] = value
             found["at"] = time.perf_counter() - t0
+            incumbents.append((found["at"], b, lr, value))
         return value
 
     study = optuna.create_study(direction="minimize",
@@ -133,8 +147,11 @@ def optuna_pick(train_part, validation, base, target, budget: float, n: int) -> 
     print(f"  optuna: {len(study.trials)} trials in {time.perf_counter() - t0:.1f} s; best "
           f"B={p['batch_size']} lr={p['lr']:.3g} ({ms(study.best_value)}), found after "
           f"{found['at']:.1f} s")
+    # Incumbents more than 3x slower than the final best (in Optuna's own single-seed
+    # measure) cannot be as good as the best pick; re-measuring them would cost the most.
+    kept = tuple((at, b, lr) for at, b, lr, v in incumbents if v <= 3 * study.best_value)
     return Pick("optuna TPE + median pruning", p["batch_size"], p["lr"], found["at"],
-                f"{len(study.trials)} trials")
+                f"{len(study.trials)} trials", kept)
 
 
 def grid_pick(data, base, target, sizes) -> Pick:
@@ -150,9 +167,9 @@ def grid_pick(data, base, target, sizes) -> Pick:
     return Pick("fine grid (lr x sqrt(2) apart)", b, row.lr, wall, f"{res.cost.runs} runs")
 
 
-def remeasure(train_part, validation, base, target, picks, seeds: int, rounds: int) -> dict:
+def remeasure(train_part, validation, base, target, keys, seeds: int, rounds: int) -> dict:
     """``{(B, lr): [seconds per fresh seed]}``: evaluated runs for the steps, then replays of
-    every pick's seeds interleaved in rounds (sgdlab's own timing, identical for all)."""
+    every ``(B, lr)`` of ``keys``'s seeds interleaved in rounds (sgdlab's own timing, identical for all)."""
     book = RunBook(train_part, validation, fingerprint="bench")
     sweep = SweepConfig(target=target)
     n = train_part.n
@@ -161,7 +178,7 @@ def remeasure(train_part, validation, base, target, picks, seeds: int, rounds: i
         return run_config(sweep, base, n, b, lr, seed, tgt, cap)
 
     replays, missed = [], {}
-    for key in {(p.batch_size, p.lr) for p in picks}:
+    for key in keys:
         b, lr = key
         cap = math.ceil(50 * math.ceil(n / b))   # 50 epochs
         for s in range(seeds):
@@ -173,7 +190,7 @@ def remeasure(train_part, validation, base, target, picks, seeds: int, rounds: i
                 missed[key] = missed.get(key, 0) + 1
     timed = time_replays(replays, Replayer(book, config_for), rounds=rounds, seed=7)
     out = {}
-    for key in {(p.batch_size, p.lr) for p in picks}:
+    for key in keys:
         t = [timed.time(i) for i, r in enumerate(timed.replays) if (r.batch_size, r.lr) == key]
         out[key] = t + [math.inf] * missed.get(key, 0)
     return out
@@ -196,13 +213,15 @@ def bench(name: str, args) -> list:
     picks = [sweep]
     if not args.no_optuna:
         picks.append(optuna_pick(parts.train, parts.validation, base, target,
-                                 result.cost.wall_seconds, parts.train.n))
+                                 args.optuna_budget * result.cost.wall_seconds, parts.train.n))
     if not args.no_grid:
         picks.append(grid_pick(data, base, target, sizes))
     picks.append(Pick("batch 32 at lr 0.1", 32, 0.1, 0.0, "no search"))
-    times = remeasure(parts.train, parts.validation, base, target, picks, args.fresh_seeds,
+    keys = list(dict.fromkeys([p.key for p in picks] +
+                              [(b, lr) for p in picks for _, b, lr in p.incumbents]))
+    times = remeasure(parts.train, parts.validation, base, target, keys, args.fresh_seeds,
                       args.rounds)
-    best = min(median(t) for t in times.values())
+    best = min(median(times[p.key]) for p in picks)
     print(f"  re-measured with {args.fresh_seeds} fresh seeds, {args.rounds} rounds:")
     print(f"  {'contender':32s} {'B':>5s} {'lr':>8s} {'median':>10s} {'range':>20s} "
           f"{'/best':>6s} {'cost':>8s}")
@@ -216,7 +235,22 @@ def bench(name: str, args) -> list:
         rows.append((name, p, m, ratio))
         print(f"  {p.contender:32s} {p.batch_size:5d} {p.lr:8.3g} {ms(m):>10s} {rng:>20s} "
               f"{ratio:6.2f} {p.cost:7.1f}s  {p.note}")
+    for p in picks:
+        if p.incumbents:
+            print(f"  {p.contender}: {as_good_text(p, times, best)}")
     return rows
+
+
+def as_good_text(pick: Pick, times: dict, best: float) -> str:
+    """When the contender first held a pick within :data:`AS_GOOD` of the best pick (each of
+    its incumbents re-measured with the same fresh seeds)."""
+    trail = ", ".join(f"{at:.1f} s B={b} {median(times[(b, lr)]) / best:.2f}x"
+                      for at, b, lr in pick.incumbents)
+    for at, b, lr in pick.incumbents:
+        if median(times[(b, lr)]) <= AS_GOOD * best:
+            return (f"first within {AS_GOOD}x of the best pick at {at:.1f} s (B={b}, "
+                    f"lr={lr:.3g}); incumbents: {trail}")
+    return f"never within {AS_GOOD}x of the best pick in its budget; incumbents: {trail}"
 
 
 def main(argv=None) -> int:
@@ -226,6 +260,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="8 batch sizes instead of 11")
     p.add_argument("--no-grid", action="store_true", help="skip the fine grid (the slowest)")
     p.add_argument("--no-optuna", action="store_true", help="skip Optuna")
+    p.add_argument("--optuna-budget", type=float, default=1.0,
+                   help="Optuna's wall time as a multiple of the sweep's (default 1: the same)")
     p.add_argument("--fresh-seeds", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3, help="timing rounds of the re-measure")
     args = p.parse_args(argv)
