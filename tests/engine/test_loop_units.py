@@ -1,6 +1,7 @@
 """The engine's loop pieces on their own: the two-tier kernel, the ledger, the evaluation
 schedule's boundaries, and run_loop driven by a scripted source (no compilation, no data)."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -170,3 +171,90 @@ def test_a_chunk_never_crosses_a_phase_boundary_and_each_phase_enters_once():
     assert source.calls == [3, 4, 5]
     assert result.steps == 12
     assert [p["start_step"] for p in result.extra["batch_phases"]] == [0, 3, 7]
+
+
+# -- locating a bad step with the fast kernel ------------------------------------------------
+class _Toy:
+    """A fast kernel over a scalar 'parameter' ``p`` with a scripted trajectory: step ``k``
+    (global) has loss ``losses[k]`` and leaves ``p = states[k + 1]``; ``ok`` checks the
+    active losses and the final state, as the real fast kernel does."""
+
+    def __init__(self, losses, states):
+        self.losses, self.states, self.calls = np.asarray(losses), np.asarray(states), []
+
+    def fast(self, state, n):
+        self.calls.append(int(n))
+        s0, K = int(state.step), 4
+        out = np.zeros(K)
+        out[:n] = self.losses[s0:s0 + n]
+        p = self.states[s0 + n]
+        new = TrainState(p, 0.0, np.int32(s0 + n))
+        return new, out, bool(np.isfinite(out).all() and np.isfinite(p))
+
+    def checked(self, state, n):
+        s0 = int(state.step)
+        for k in range(n):
+            if not (np.isfinite(self.losses[s0 + k]) and np.isfinite(self.states[s0 + k + 1])):
+                out = np.zeros(4)
+                out[:k] = self.losses[s0:s0 + k]
+                return TrainState(self.states[s0 + k], 0.0, np.int32(s0 + k)), out, s0 + k
+        raise AssertionError("not a bad chunk")
+
+
+@pytest.mark.parametrize("losses,states,bad", [
+    # the loss of global step 5 is NaN, the state before it finite: step 5 is the bad one
+    ([1, 1, 1, 1, 1, np.nan, 1, 1], [0, 1, 2, 3, 4, 5, 6, 7, 8], 5),
+    # the state after step 5 is inf (its loss finite), so step 6's loss is NaN: step 5
+    ([1, 1, 1, 1, 1, 1, np.nan, np.nan], [0, 1, 2, 3, 4, 5, np.inf, np.inf, np.inf], 5),
+    # only the chunk's final state went bad: its last step, 7
+    ([1] * 8, [0, 1, 2, 3, 4, 5, 6, 7, np.inf], 7),
+    # the chunk's first step: its loss
+    ([1, 1, 1, 1, np.nan, 1, 1, 1], [0, 1, 2, 3, 4, 5, 6, 7, 8], 4),
+])
+def test_the_fast_kernel_locates_a_bad_step_like_the_checked_one(losses, states, bad):
+    toy, built = _Toy(losses, states), []
+    kernel = TwoTier(toy.fast, lambda: built.append(1) or toy.checked, active=0)
+    start = TrainState(4.0, 0.0, np.int32(4))
+    state, out, first_bad = kernel(start, np.int32(4))
+    want = toy.checked(start, 4)
+    assert first_bad == bad == want[2] and not built
+    assert (float(state.params), int(state.step)) == (float(want[0].params), int(want[0].step))
+    np.testing.assert_array_equal(out, want[1])
+    assert len(toy.calls) <= 3  # the chunk, then at most two shorter re-runs
+
+
+def test_a_state_the_re_runs_cannot_vouch_for_goes_to_the_checked_kernel():
+    # the state goes inf at step 5 and stays inf while every loss stays finite (Adam's second
+    # moment overflowing does this): no shorter re-run is ok, so the checked kernel decides
+    toy, built = _Toy([1] * 8, [0, 1, 2, 3, 4, 5, np.inf, np.inf, np.inf]), []
+    kernel = TwoTier(toy.fast, lambda: built.append(1) or toy.checked, active=0)
+    state, out, first_bad = kernel(TrainState(4.0, 0.0, np.int32(4)), np.int32(4))
+    assert built == [1] and first_bad == 5 and int(state.step) == 5
+
+
+def test_a_diverging_run_ends_the_same_without_compiling_the_checked_kernel(monkeypatch):
+    """The real kernels: a run that diverges mid-chunk stops at the same step with the same
+    parameter bits and history whether the fast kernel or the checked one located the step,
+    and only the checked kernel's way compiles a second program."""
+    from sgdlab.data import load_data
+    from sgdlab.engine import cache, train
+    from sgdlab.engine.chunk import TwoTier as Kernel
+    data = load_data("linreg:n=500,d=5")
+    cfg = TrainConfig(model="linreg", batch_size=16, epochs=3, lr=8.0, chunk_steps=16,
+                      eval_every="5 steps", standardize=False)
+    cache.clear()
+    fast = train(data, None, cfg)
+    assert cache.stats()["built"]["checked_chunk"] == 0
+    monkeypatch.setattr(Kernel, "locate", lambda self, state, args, losses: None)
+    cache.clear()
+    checked = train(data, None, cfg)
+    assert cache.stats()["built"]["checked_chunk"] == 1
+    assert fast.status == checked.status == "diverged"
+    assert fast.diverged_at_step == checked.diverged_at_step and fast.steps == checked.steps
+    assert fast.steps % 16 not in (0, 15)  # the bad step is inside a chunk
+    for a, b in zip(jax.tree_util.tree_leaves(fast.params),
+                    jax.tree_util.tree_leaves(checked.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert [r["step"] for r in fast.history] == [r["step"] for r in checked.history]
+    np.testing.assert_array_equal([r["train_loss"] for r in fast.history],
+                                  [r["train_loss"] for r in checked.history])

@@ -17,9 +17,10 @@ streamed rows need no host pass, then runs the same :func:`~sgdlab.engine.chunk.
 update as the gathering kernel: a step sees identical arithmetic whichever kernel runs it (a
 test compares parameters bit for bit). Divergence is handled in the same two tiers as in
 memory (:mod:`.chunk`): the fast kernel checks nothing per step and reports ``ok`` = every loss
-and final parameter finite; only after a chunk with ``ok`` false does the host build the
-checked kernel and re-run that chunk from the state before it (its batches are still on the
-device), stopping before the first non-finite step. One compiled shape per ``(K, B)``.
+and final parameter finite; only after a chunk with ``ok`` false does the host locate its
+first non-finite step, re-running that chunk from the state before it (its batches are still
+on the device) with the fast kernel for fewer steps, or with the checked kernel, built then,
+when that cannot tell. One compiled shape per ``(K, B)``.
 
 A *placement* decides where the arrays live:
 
@@ -64,6 +65,12 @@ def make_batch_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientT
     """The un-jitted fast kernel over pre-gathered batches: ``-> (state, losses (K,), ok)``;
     ``unrolled`` as for :func:`~sgdlab.engine.chunk.make_chunk_fn`."""
     return _fed(value_and_grad, optimizer, unrolled_steps if unrolled else fast_steps)
+
+
+#: Where ``n_active`` sits in the fed kernel's arguments after the state:
+#: ``(XB, TB, w, n_active, shift, scale, lr)`` (:class:`~.chunk.TwoTier` re-runs a bad chunk
+#: with fewer).
+FED_ACTIVE_ARG = 3
 
 
 def make_checked_batch_chunk_fn(value_and_grad: ValueAndGrad,

@@ -23,7 +23,7 @@ from ..errors import ConfigError, DataError
 from ..losses import encode_targets
 from ..optim import runtime_rate
 from . import cache
-from .chunk import TwoTier, compile_chunk, make_checked_chunk_fn, make_chunk_fn
+from .chunk import ACTIVE_ARG, TwoTier, compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
 from .evaluate import EvalData, Validator, eval_blocks
 from .loop import Callback, choose_chunk_steps, run_loop
@@ -188,7 +188,8 @@ class MemorySource:
         if b not in self.kernels:
             shapes = (self.state_like, self.X, self.T, self.chunk_steps, b)
             self.kernels[b] = TwoTier(chunk_program(setup, *shapes),
-                                      lambda: chunk_program(setup, *shapes, checked=True))
+                                      lambda: chunk_program(setup, *shapes, checked=True),
+                                      active=ACTIVE_ARG)
         return self.kernels[b]
 
     def run_chunk(self, kernel, state: TrainState, n: int):

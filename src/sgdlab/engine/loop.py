@@ -123,7 +123,8 @@ class PhaseRunner:
 
     @property
     def last_compile_seconds(self) -> float:
-        """Compilation inside the latest chunk (its checked kernel, built on a divergence)."""
+        """Compilation inside the latest chunk (its checked kernel, built on a divergence that
+        the fast kernel could not locate)."""
         return self.kernel.last_compile_seconds
 
     def checked_compile_seconds(self) -> float:
@@ -239,7 +240,7 @@ def chunk_loop(ledger: RunLedger, runner: PhaseRunner, total: int | None,
     Each call runs ``n`` steps, at most ``runner.limit(step)`` (the program's K, cut at the
     next phase boundary; switching programs happens there, before the clock starts), cut at
     the next step- or epoch-based evaluation and at ``total``; its time, less any compilation
-    in it (``runner.last_compile_seconds``: the checked kernel built on a first divergence),
+    in it (``runner.last_compile_seconds``: a checked kernel built on a divergence),
     is training time. After each chunk the ledger accounts for it, :func:`end_of_chunk`
     decides, and the ``session`` may checkpoint or stop on a signal. ``-> (status,
     diverged_at_step or None, message)``. Shared by the in-memory and the fed loops, which

@@ -30,7 +30,8 @@ from ..data.split import Standardizer
 from ..errors import ConfigError
 from ..losses import encode_targets
 from ..optim import runtime_rate
-from .batched import LocalPlacement, make_batch_chunk_fn, make_checked_batch_chunk_fn
+from .batched import (FED_ACTIVE_ARG, LocalPlacement, make_batch_chunk_fn,
+                      make_checked_batch_chunk_fn)
 from .chunk import TwoTier
 from .config import TrainConfig
 from .evaluate import make_evaluator
@@ -230,7 +231,7 @@ class FedSource:
             self.kernels[b] = TwoTier(
                 placement.compile(make_batch_chunk_fn(vg, opt, setup.unrolled), *args),
                 lambda: placement.compile(make_checked_batch_chunk_fn(vg, opt), *args),
-                to_host=placement.to_host)
+                to_host=placement.to_host, active=FED_ACTIVE_ARG)
         return self.kernels[b]
 
     def run_chunk(self, kernel, state: TrainState, n: int):
