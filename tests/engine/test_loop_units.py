@@ -1,13 +1,12 @@
 """The engine's loop pieces on their own: the two-tier kernel, the ledger, the evaluation
 schedule's boundaries, and run_loop driven by a scripted source (no compilation, no data)."""
 
-import jax
 import numpy as np
 import pytest
 
 from sgdlab._types import TrainState
 from sgdlab.engine import TrainConfig, run_loop, setup_run
-from sgdlab.engine.chunk import TwoTier
+from sgdlab.engine.two_tier import TwoTier
 from sgdlab.engine.ledger import RunLedger
 from sgdlab.engine.schedule import EvalSchedule
 
@@ -230,31 +229,3 @@ def test_a_state_the_re_runs_cannot_vouch_for_goes_to_the_checked_kernel():
     kernel = TwoTier(toy.fast, lambda: built.append(1) or toy.checked, active=0)
     state, out, first_bad = kernel(TrainState(4.0, 0.0, np.int32(4)), np.int32(4))
     assert built == [1] and first_bad == 5 and int(state.step) == 5
-
-
-def test_a_diverging_run_ends_the_same_without_compiling_the_checked_kernel(monkeypatch):
-    """The real kernels: a run that diverges mid-chunk stops at the same step with the same
-    parameter bits and history whether the fast kernel or the checked one located the step,
-    and only the checked kernel's way compiles a second program."""
-    from sgdlab.data import load_data
-    from sgdlab.engine import cache, train
-    from sgdlab.engine.chunk import TwoTier as Kernel
-    data = load_data("linreg:n=500,d=5")
-    cfg = TrainConfig(model="linreg", batch_size=16, epochs=3, lr=8.0, chunk_steps=16,
-                      eval_every="5 steps", standardize=False)
-    cache.clear()
-    fast = train(data, None, cfg)
-    assert cache.stats()["built"]["checked_chunk"] == 0
-    monkeypatch.setattr(Kernel, "locate", lambda self, state, args, losses: None)
-    cache.clear()
-    checked = train(data, None, cfg)
-    assert cache.stats()["built"]["checked_chunk"] == 1
-    assert fast.status == checked.status == "diverged"
-    assert fast.diverged_at_step == checked.diverged_at_step and fast.steps == checked.steps
-    assert fast.steps % 16 not in (0, 15)  # the bad step is inside a chunk
-    for a, b in zip(jax.tree_util.tree_leaves(fast.params),
-                    jax.tree_util.tree_leaves(checked.params)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert [r["step"] for r in fast.history] == [r["step"] for r in checked.history]
-    np.testing.assert_array_equal([r["train_loss"] for r in fast.history],
-                                  [r["train_loss"] for r in checked.history])

@@ -34,7 +34,7 @@ def checked_builds(monkeypatch):
 def test_streamed_divergence_stops_where_the_in_memory_run_stops(shard_set, checked_builds,
                                                                  located_by, monkeypatch):
     if located_by == "checked":  # the fallback: the re-runs could not tell
-        from sgdlab.engine.chunk import TwoTier
+        from sgdlab.engine.two_tier import TwoTier
         monkeypatch.setattr(TwoTier, "locate", lambda self, state, args, losses: None)
     path, X, y = shard_set
     memory = train(from_arrays(X, y), None, TrainConfig(lr=3.0, **CFG))

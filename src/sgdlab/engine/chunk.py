@@ -22,19 +22,17 @@ Divergence is handled in two tiers so the common path pays nothing per step:
 * when ``ok`` is false the host finds the first step whose loss or new parameters are not
   finite, keeps the last good state, and returns that step's count as ``first_bad``: from
   the chunk's losses and one or two re-runs of the fast kernel for fewer active steps
-  (:meth:`TwoTier.locate`), or, when those cannot tell, by re-running the chunk with the
+  (:meth:`.two_tier.TwoTier.locate`), or, when those cannot tell, by re-running the chunk with the
   *checked* kernel (compiled only then), which stops at that step. Every kernel does the same
   arithmetic, so the good steps are bit-identical.
 
-:class:`TwoTier` is that host side, shared by the in-memory loop and the fed-batch loop
-(whose kernels, in :mod:`.batched`, take the same two forms).
+:class:`.two_tier.TwoTier` is that host side, shared by the in-memory loop and the fed-batch
+loop (whose kernels, in :mod:`.batched`, take the same two forms).
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -193,7 +191,8 @@ def _gathering(value_and_grad, optimizer, steps):
 
 
 #: Where ``n_active`` sits in the gathering kernel's arguments after the state:
-#: ``(X, T, idx, w, n_active, lr)`` (:class:`TwoTier` re-runs a bad chunk with fewer).
+#: ``(X, T, idx, w, n_active, lr)`` (:class:`~.two_tier.TwoTier` re-runs a bad chunk with
+#: fewer).
 ACTIVE_ARG = 4
 
 
@@ -230,76 +229,3 @@ def compile_chunk(run_chunk, state, X, T, chunk_steps: int, batch_size: int):
 def lr_shape() -> jax.ShapeDtypeStruct:
     """The runtime learning rate's shape: a scalar of JAX's default float type."""
     return jax.ShapeDtypeStruct((), jax.dtypes.canonicalize_dtype(np.float64))
-
-
-class TwoTier:
-    """Run a chunk with the fast kernel; find its first bad step only if it diverged.
-
-    ``fast(state, *args) -> (state, losses (K,), ok)`` and ``build_checked()``, which returns
-    ``checked(state, *args) -> (state, losses (K,), first_bad)``. Calling the runner,
-    ``-> (state, losses (K,) NumPy, first_bad int)``, waits for the chunk (``to_host`` reads a
-    device value into NumPy). The fast kernel must leave the state it was given intact (no
-    donation): a chunk whose ``ok`` is false is re-run from it.
-
-    ``active``: the position in ``args`` of the kernel's ``n_active`` (:data:`ACTIVE_ARG` for
-    the gathering kernel, ``batched.FED_ACTIVE_ARG`` for the fed one). With it, a bad chunk is
-    first located by the fast kernel itself (:meth:`locate`): one or two re-runs of its first
-    steps, far cheaper than compiling a second program. The checked kernel is built (once, on
-    the first chunk that needs it) and re-runs the chunk only when those re-runs do not
-    confirm the step, or without ``active``. ``compile_seconds`` totals its build time and
-    ``last_compile_seconds`` is the part spent in the latest call, so the host can keep
-    compilation out of training time.
-    """
-
-    def __init__(self, fast, build_checked: Callable, to_host: Callable = np.asarray,
-                 active: int | None = None):
-        self.fast, self._build_checked, self._to_host = fast, build_checked, to_host
-        self.active = active
-        self.checked = None
-        self.compile_seconds = self.last_compile_seconds = 0.0
-
-    def __call__(self, state, *args):
-        self.last_compile_seconds = 0.0
-        new, losses, ok = self.fast(state, *args)
-        losses = self._to_host(losses)  # waits for the chunk: a clock then reads a finished one
-        if bool(self._to_host(ok)):
-            return new, losses, -1
-        found = self.locate(state, args, losses) if self.active is not None else None
-        if found is not None:
-            return found
-        if self.checked is None:
-            t = time.perf_counter()
-            self.checked = self._build_checked()
-            self.last_compile_seconds = time.perf_counter() - t
-            self.compile_seconds += self.last_compile_seconds
-        # redo this chunk step by step from the state before it, to stop at the bad step
-        new, losses, first_bad = self.checked(state, *args)
-        return new, self._to_host(losses), int(self._to_host(first_bad))
-
-    def locate(self, state, args: tuple, losses: np.ndarray):
-        """The checked kernel's answer from the fast kernel, or None when it cannot tell.
-
-        The checked kernel stops at the first step ``k`` whose loss is not finite or whose new
-        state is not (``state_{k+1}``). Let ``j`` be the first non-finite loss of the chunk
-        (``n``, the active steps, if none). Then the bad step is ``j`` if the state after
-        ``j`` steps is finite, else ``j - 1`` (the state went bad one step before its loss
-        did); the fast kernel run for exactly ``k`` steps says which (its ``ok``), and returns
-        the last good state and losses bit for bit as the checked kernel would (the same
-        steps, and zeros after them). The re-runs check the losses before ``k`` and the state
-        after it, not the states in between: a state that went non-finite earlier and finite
-        again, with every loss finite meanwhile, would go unseen. Non-finite parameters make
-        the next loss non-finite and non-finite optimiser state makes the next parameters so,
-        so that takes an update that turns NaN back into numbers. When a re-run disagrees
-        (``ok`` false at ``j - 1``), None sends the chunk to the checked kernel.
-        """
-        n = int(args[self.active])  # a host integer: the kernels' callers pass np.int32
-        bad = np.flatnonzero(~np.isfinite(losses[:n]))
-        j = int(bad[0]) if bad.size else n
-        for k in (j, j - 1):
-            if k < 0 or k == n:  # k == n is the chunk that just failed
-                continue
-            rerun = args[:self.active] + (np.int32(k),) + args[self.active + 1:]
-            new, part, ok = self.fast(state, *rerun)
-            if bool(self._to_host(ok)):
-                return new, self._to_host(part), int(self._to_host(state.step)) + k
-        return None

@@ -23,12 +23,13 @@ from ..errors import ConfigError, DataError
 from ..losses import encode_targets
 from ..optim import runtime_rate
 from . import cache
-from .chunk import ACTIVE_ARG, TwoTier, compile_chunk, make_checked_chunk_fn, make_chunk_fn
+from .chunk import ACTIVE_ARG, compile_chunk, make_checked_chunk_fn, make_chunk_fn
 from .config import TrainConfig
 from .evaluate import EvalData, Validator, eval_blocks
 from .loop import Callback, choose_chunk_steps, run_loop
 from .result import FitResult
 from .setup import RunSetup, setup_run
+from .two_tier import TwoTier, locating
 
 
 def device_array(a: np.ndarray) -> jax.Array:
@@ -189,7 +190,7 @@ class MemorySource:
             shapes = (self.state_like, self.X, self.T, self.chunk_steps, b)
             self.kernels[b] = TwoTier(chunk_program(setup, *shapes),
                                       lambda: chunk_program(setup, *shapes, checked=True),
-                                      active=ACTIVE_ARG)
+                                      active=locating(setup.config.optimizer, ACTIVE_ARG))
         return self.kernels[b]
 
     def run_chunk(self, kernel, state: TrainState, n: int):

@@ -32,7 +32,6 @@ from ..losses import encode_targets
 from ..optim import runtime_rate
 from .batched import (FED_ACTIVE_ARG, LocalPlacement, make_batch_chunk_fn,
                       make_checked_batch_chunk_fn)
-from .chunk import TwoTier
 from .config import TrainConfig
 from .evaluate import make_evaluator
 from .evaluate import Validator
@@ -40,6 +39,7 @@ from .feed import MemoryFeeder, StreamEvaluator, host_targets
 from .loop import MAX_CHUNK_STEPS, choose_chunk_steps, run_loop
 from .result import FitResult
 from .setup import RunSetup, setup_run
+from .two_tier import TwoTier, locating
 
 
 def split_blocks(shards: ShardSet, fraction: float, seed: int):
@@ -231,7 +231,8 @@ class FedSource:
             self.kernels[b] = TwoTier(
                 placement.compile(make_batch_chunk_fn(vg, opt, setup.unrolled), *args),
                 lambda: placement.compile(make_checked_batch_chunk_fn(vg, opt), *args),
-                to_host=placement.to_host, active=FED_ACTIVE_ARG)
+                to_host=placement.to_host,
+                active=locating(setup.config.optimizer, FED_ACTIVE_ARG))
         return self.kernels[b]
 
     def run_chunk(self, kernel, state: TrainState, n: int):
