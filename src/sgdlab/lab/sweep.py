@@ -213,10 +213,11 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
     # 1. the probe: every batch size's program compiled, a step's cost measured
     probe: tuple = ()
     costs: dict = {}
+    probe_compile = 0.0  # compiling (or loading) the programs in the probe, this call
     if sweep.probe:
         emit({"event": "phase", "name": "throughput probe"})
-        probe = measure_probe(book, [config_for(b, sweep.lr_for(b), base.seed, 1)
-                                     for b in sizes], emit)
+        probe, probe_compile = measure_probe(book, [config_for(b, sweep.lr_for(b), base.seed, 1)
+                                                    for b in sizes], emit)
         costs = monotone_costs({p.batch_size: StepCost(p.batch_size, p.step_seconds,
                                                        p.call_seconds, p.chunk_steps)
                                 for p in probe if p.step_seconds > 0})
@@ -357,7 +358,7 @@ def run_sweep(data: Dataset, sweep: SweepConfig | None = None, base: TrainConfig
                     for i, r in enumerate(timed.replays)}
     all_runs = run_rows(book.records, target, metric, replay_times)
     clock.lap("tables")
-    cost = sweep_cost(book.records, timed, clock, built0, book.reused)
+    cost = sweep_cost(book.records, timed, clock, built0, book.reused, probe_compile)
     result = SweepResult(
         sweep=sweep.to_dict(), base=base.to_dict(), data=train_part.name, n_train=n,
         n_validation=validation.n, metric=metric, target=target, target_source=source,
@@ -426,7 +427,8 @@ def probe_on(book: RunBook, configs: list, progress=None) -> list:
 def measure_probe(book: RunBook, configs: list, emit) -> tuple:
     """The throughput probe of every configuration (one per batch size), stored in
     ``out/throughput.json`` and reused while the data, configurations and device kind are
-    the same."""
+    the same: ``-> (rows, seconds this call spent compiling the programs)`` (0 when reused:
+    the runs then compile them, on their own clocks)."""
     done = []
 
     def progress(event):
@@ -440,7 +442,7 @@ def measure_probe(book: RunBook, configs: list, emit) -> tuple:
                          lambda value: tuple(ProbeRow.from_dict(r) for r in value))
     if len(done) < len(configs):
         emit({"event": "probe", "count": len(configs) - len(done)})
-    return rows
+    return rows, (sum(r.compile_seconds for r in rows) if done else 0.0)
 
 
 def noise_on(book: RunBook, cfg: TrainConfig, sizes: list, batches, draws: int,
@@ -474,7 +476,9 @@ def compile_in_background(lowered: list):
 
 
 def sweep_cost(records: list[RunRecord], timed: ReplayTimes, clock: _Clock, built0: dict,
-               reused: int) -> SweepCost:
+               reused: int, probe_compile: float = 0.0) -> SweepCost:
+    """The cost of this call; ``probe_compile``: the probe's compilation, which the runs'
+    own clocks do not hold (it compiled the programs they then used)."""
     def total(key):
         return sum(float(r.summary.get(key) or 0.0) for r in records
                    if math.isfinite(float(r.summary.get(key) or 0.0)))
@@ -482,7 +486,8 @@ def sweep_cost(records: list[RunRecord], timed: ReplayTimes, clock: _Clock, buil
     return SweepCost(
         wall_seconds=time.perf_counter() - clock.t0, phases=dict(clock.phases),
         train_seconds=total("train_seconds"), eval_seconds=total("eval_seconds"),
-        compile_seconds=total("compile_seconds"), replay_seconds=replay_seconds,
+        compile_seconds=total("compile_seconds") + probe_compile,
+        replay_seconds=replay_seconds,
         runs=len(records), reused=reused, replays=sum(len(s) for s in timed.seconds),
         compilations={kind: k - built0.get(kind, 0)
                       for kind, k in cache.stats()["built"].items()})
