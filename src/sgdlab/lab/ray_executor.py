@@ -44,10 +44,8 @@ from .records import here
 
 #: What to run when Ray is missing.
 INSTALL = "pip install -e '.[ray]'"
-#: Seconds between checks that the cluster still answers while no run finishes: a lost
-#: cluster is reported within about this long. A check is one small request to the head, so
-#: checking every 2 s costs nothing next to runs of seconds.
-HEALTH_SECONDS = 2.0
+#: Seconds between checks that the cluster still answers while no run finishes.
+HEALTH_SECONDS = 10.0
 
 
 class ClusterError(SgdlabError):
