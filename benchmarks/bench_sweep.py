@@ -12,8 +12,9 @@ For each workload (generated, no download; see ``WORKLOADS``) this script runs, 
    seconds to the interpolated crossing); intermediate values are reported at training times
    1, 2, 4, ... ms for the pruner. It starts with an empty program store, as the sweep does
    (it compiles its own programs). Its pick is its best trial, and its cost the wall time at
-   which that trial finished. Every earlier incumbent (best trial so far) is re-measured too,
-   which tells when Optuna first held a pick as good as the best one (within 1.1x);
+   which that trial finished. Its earlier incumbents (best trials so far, within 3x of its
+   final best) are re-measured too, which tells when Optuna first held a pick as good as the
+   best one (within 1.1x);
 3. a **fine grid**: every batch size of the sweep at learning rates a factor sqrt(2) apart
    (lr_0(B) / 16 .. 64 lr_0(B)), 3 seeds, the fastest median kept;
 4. **batch 32 at the default lr** (0.1), what a user types without any tool.
@@ -176,8 +177,9 @@ def grid_pick(data, base, target, sizes) -> Pick:
 
 
 def remeasure(train_part, validation, base, target, keys, seeds: int, rounds: int) -> dict:
-    """``{(B, lr): [seconds per fresh seed]}``: evaluated runs for the steps, then replays of
-    every ``(B, lr)`` of ``keys``'s seeds interleaved in rounds (sgdlab's own timing, identical for all)."""
+    """``{(B, lr): [seconds per fresh seed]}`` for every pair of ``keys``: evaluated runs for
+    the steps, then replays of every seed interleaved in rounds (sgdlab's own timing, the
+    same for all)."""
     book = RunBook(train_part, validation, fingerprint="bench")
     sweep = SweepConfig(target=target)
     n = train_part.n

@@ -68,8 +68,8 @@ def make_batch_chunk_fn(value_and_grad: ValueAndGrad, optimizer: optax.GradientT
 
 
 #: Where ``n_active`` sits in the fed kernel's arguments after the state:
-#: ``(XB, TB, w, n_active, shift, scale, lr)`` (:class:`~.chunk.TwoTier` re-runs a bad chunk
-#: with fewer).
+#: ``(XB, TB, w, n_active, shift, scale, lr)`` (:class:`~.two_tier.TwoTier` re-runs a bad
+#: chunk with fewer).
 FED_ACTIVE_ARG = 3
 
 

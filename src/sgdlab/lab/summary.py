@@ -127,8 +127,9 @@ class SweepCost:
     """Where a sweep's wall time went: ``phases`` maps a phase (probe, pilot, search, timing,
     confirmation, noise) to wall seconds; ``train_seconds`` / ``eval_seconds`` /
     ``compile_seconds`` are the runs' own clocks summed (search, pilot and confirmation runs),
-    ``compile_seconds`` with the probe's compilation of every batch size's program added,
-    ``replay_seconds`` the timed replays' training time; ``runs`` and ``replays`` count them."""
+    the latter plus the probe's compilation of every batch size's program in this call;
+    ``replay_seconds`` is the timed replays' training time; ``runs`` and ``replays`` count
+    them."""
 
     wall_seconds: float
     phases: dict
